@@ -1,0 +1,71 @@
+//! The object-safe model interface held by the pipeline and the dispatcher.
+
+use crate::config::ModelConfig;
+use crate::error::Result;
+
+/// One model call: a batch of rows as in `Chronos2Model.forward(context, group_ids,
+/// future_covariates, num_output_patches)` of the reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelBatch {
+    /// `(rows, context_len)` row-major; NaN marks a missing value.
+    pub context: Vec<f32>,
+    pub rows: usize,
+    pub context_len: usize,
+    /// One group id per row: rows with equal ids attend to each other.
+    pub group_ids: Vec<i64>,
+    /// `(rows, future_len)` row-major known future values (NaN = unknown), or `None`.
+    pub future_covariates: Option<Vec<f32>>,
+    pub future_len: usize,
+    /// Number of output patches to predict (`ceil(horizon / patch_size)`).
+    pub num_output_patches: usize,
+}
+
+impl ModelBatch {
+    /// A batch without future covariates in which every row is its own group.
+    pub fn independent(context: Vec<f32>, rows: usize, context_len: usize, num_output_patches: usize) -> Self {
+        ModelBatch {
+            context,
+            rows,
+            context_len,
+            group_ids: (0..rows as i64).collect(),
+            future_covariates: None,
+            future_len: 0,
+            num_output_patches,
+        }
+    }
+}
+
+/// Quantile predictions for a [`ModelBatch`], de-normalised in f32.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantileForecast {
+    /// `(rows, num_quantiles, horizon)` row-major, `horizon = num_output_patches * patch_size`.
+    pub values: Vec<f32>,
+    pub rows: usize,
+    pub num_quantiles: usize,
+    pub horizon: usize,
+}
+
+/// Encoder hidden states for a [`ModelBatch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoding {
+    /// `(rows, seq_len, d_model)` row-major; `seq_len = num_context_patches + [REG] + num_output_patches`.
+    pub hidden: Vec<f32>,
+    pub rows: usize,
+    pub seq_len: usize,
+    pub d_model: usize,
+    pub num_context_patches: usize,
+    /// Instance-norm location and scale per row.
+    pub loc: Vec<f32>,
+    pub scale: Vec<f32>,
+}
+
+/// A loaded Chronos-2 model on some backend.
+pub trait Forecaster: Send + Sync {
+    fn config(&self) -> &ModelConfig;
+    /// The backend's short name (`"cpu"`, `"mlx"`).
+    fn backend_name(&self) -> &str;
+    /// Runs the model and returns de-normalised quantile predictions.
+    fn forecast(&self, batch: &ModelBatch) -> Result<QuantileForecast>;
+    /// Runs the encoder and returns its final hidden states (after the final layer norm).
+    fn encode(&self, batch: &ModelBatch) -> Result<Encoding>;
+}

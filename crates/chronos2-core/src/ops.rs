@@ -1,0 +1,73 @@
+//! The small tensor-operations trait that every compute backend implements.
+//!
+//! The Chronos-2 graph ([`crate::model`]) is written once against [`Ops`]; a backend (candle CPU,
+//! MLX) implements these operations on its own arrays. Arrays may be lazy (MLX): nothing here asks
+//! a backend to materialise an array except [`Ops::to_vec`], which the graph calls once per
+//! forward, on its output.
+//!
+//! Shapes are row-major. All inputs built by the core are `f32`; a backend may compute in another
+//! dtype internally but returns `f32` from [`Ops::to_vec`].
+
+use crate::error::Result;
+
+/// Tensor operations used by the Chronos-2 graph.
+pub trait Ops: Send + Sync + 'static {
+    /// A device array (owned handle; cloning is cheap).
+    type Tensor: Clone + Send + Sync;
+    /// A linear layer `y = x W^T (+ b)` in the backend's own weight format (float or quantized).
+    type Linear: Send + Sync;
+
+    /// Short backend name, e.g. `"cpu"` or `"mlx"`.
+    fn name(&self) -> &'static str;
+
+    /// Uploads host data of the given shape.
+    fn tensor(&self, data: &[f32], shape: &[usize]) -> Result<Self::Tensor>;
+    /// Downloads an array to the host (evaluating it if the backend is lazy).
+    fn to_vec(&self, x: &Self::Tensor) -> Result<Vec<f32>>;
+    /// The array's shape.
+    fn shape(&self, x: &Self::Tensor) -> Vec<usize>;
+
+    /// Builds a linear layer from a host weight of shape `(out_dim, in_dim)` (PyTorch layout)
+    /// and an optional bias of length `out_dim`.
+    fn linear_from_host(
+        &self,
+        weight: &[f32],
+        out_dim: usize,
+        in_dim: usize,
+        bias: Option<&[f32]>,
+    ) -> Result<Self::Linear>;
+    /// Applies a linear layer over the last axis.
+    fn linear(&self, x: &Self::Tensor, layer: &Self::Linear) -> Result<Self::Tensor>;
+
+    /// T5 RMS norm over the last axis: `x * rsqrt(mean(x^2) + eps) * weight`.
+    fn rms_norm(&self, x: &Self::Tensor, weight: &Self::Tensor, eps: f32) -> Result<Self::Tensor>;
+    /// `max(x, 0)`.
+    fn relu(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Element-wise sum of two arrays of the same shape.
+    fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Mean over `axis`, keeping it with length 1.
+    fn mean_keepdim(&self, x: &Self::Tensor, axis: usize) -> Result<Self::Tensor>;
+    /// `keep > 0.5 ? a : b`; `keep` broadcasts against `a` and `b` (which have the same shape).
+    fn select(&self, keep: &Self::Tensor, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+
+    fn reshape(&self, x: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor>;
+    fn permute(&self, x: &Self::Tensor, axes: &[usize]) -> Result<Self::Tensor>;
+    fn narrow(&self, x: &Self::Tensor, axis: usize, start: usize, len: usize) -> Result<Self::Tensor>;
+    fn concat(&self, xs: &[Self::Tensor], axis: usize) -> Result<Self::Tensor>;
+    fn broadcast_to(&self, x: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor>;
+
+    /// Rotary embedding, rotate-half (Llama/NeoX) form, on `x` of shape `(n, heads, seq, d)`.
+    /// `cos` and `sin` have shape `(seq, d / 2)`; row `p` holds `cos(p * inv_freq)`.
+    fn rope(&self, x: &Self::Tensor, cos: &Self::Tensor, sin: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// Attention without scaling (`softmax(q k^T + mask) v`, scale 1.0) on `(n, heads, len, d)`
+    /// arrays, with an additive key mask of shape `(n, 1, 1, len)` holding 0 or `f32::MIN`
+    /// (finite: a row whose keys are all masked gets a uniform softmax, as in the reference).
+    fn attention(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        key_mask: &Self::Tensor,
+    ) -> Result<Self::Tensor>;
+}
