@@ -54,6 +54,8 @@ pub trait Ops: Send + Sync + 'static {
     fn permute(&self, x: &Self::Tensor, axes: &[usize]) -> Result<Self::Tensor>;
     fn narrow(&self, x: &Self::Tensor, axis: usize, start: usize, len: usize) -> Result<Self::Tensor>;
     fn concat(&self, xs: &[Self::Tensor], axis: usize) -> Result<Self::Tensor>;
+    /// Rows `indices` of `x` along axis 0, in that order (a gather).
+    fn take_rows(&self, x: &Self::Tensor, indices: &[usize]) -> Result<Self::Tensor>;
     fn broadcast_to(&self, x: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor>;
 
     /// Rotary embedding, rotate-half (Llama/NeoX) form, on `x` of shape `(n, heads, seq, d)`.
