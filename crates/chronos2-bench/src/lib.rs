@@ -1,0 +1,1 @@
+//! Benchmark support for chronos2-rs: synthetic full-size models and inputs.

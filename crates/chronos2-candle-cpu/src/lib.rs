@@ -1,0 +1,27 @@
+//! Chronos-2 on candle's CPU backend.
+//!
+//! [`CandleCpuOps`] implements [`chronos2_core::ops::Ops`]; the model graph itself lives in
+//! `chronos2-core`. On macOS the `accelerate` feature routes matmuls through Apple Accelerate
+//! (AMX); on x86_64 the gemm crate's AVX-512 kernels are enabled.
+
+mod ops;
+
+use std::path::Path;
+
+pub use ops::{CandleCpuOps, CandleLinear};
+
+use chronos2_core::model::Chronos2Model;
+use chronos2_core::{Forecaster, Result};
+
+/// Chronos-2 running on the candle CPU backend.
+pub type CpuModel = Chronos2Model<CandleCpuOps>;
+
+/// Loads the model in `model_dir` (holding `config.json` and `model.safetensors`) on the CPU.
+pub fn load(model_dir: &Path) -> Result<Box<dyn Forecaster>> {
+    Ok(Box::new(load_model(model_dir)?))
+}
+
+/// Like [`load`], keeping the concrete type (for layer-by-layer access).
+pub fn load_model(model_dir: &Path) -> Result<CpuModel> {
+    Chronos2Model::load_dir(CandleCpuOps::new(), model_dir)
+}

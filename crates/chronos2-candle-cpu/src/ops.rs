@@ -1,0 +1,140 @@
+//! [`Ops`] on candle CPU tensors.
+
+use candle_core::{DType, Device, Tensor};
+use chronos2_core::ops::Ops;
+use chronos2_core::{Error, Result};
+
+#[cfg(all(feature = "accelerate", target_os = "macos"))]
+extern crate accelerate_src;
+
+fn err(e: candle_core::Error) -> Error {
+    Error::backend(e)
+}
+
+/// candle CPU implementation of the model-graph operations.
+#[derive(Debug, Clone)]
+pub struct CandleCpuOps {
+    device: Device,
+}
+
+impl CandleCpuOps {
+    pub fn new() -> Self {
+        CandleCpuOps { device: Device::Cpu }
+    }
+}
+
+impl Default for CandleCpuOps {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A float linear layer: weight `(out, in)` as stored by PyTorch, optional bias.
+pub struct CandleLinear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Ops for CandleCpuOps {
+    type Tensor = Tensor;
+    type Linear = CandleLinear;
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn tensor(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        Tensor::from_slice(data, shape, &self.device).map_err(err)
+    }
+
+    fn to_vec(&self, x: &Tensor) -> Result<Vec<f32>> {
+        x.to_dtype(DType::F32).and_then(|x| x.flatten_all()).and_then(|x| x.to_vec1()).map_err(err)
+    }
+
+    fn shape(&self, x: &Tensor) -> Vec<usize> {
+        x.dims().to_vec()
+    }
+
+    fn linear_from_host(&self, weight: &[f32], out_dim: usize, in_dim: usize, bias: Option<&[f32]>) -> Result<CandleLinear> {
+        Ok(CandleLinear {
+            weight: self.tensor(weight, &[out_dim, in_dim])?,
+            bias: bias.map(|b| self.tensor(b, &[out_dim])).transpose()?,
+        })
+    }
+
+    fn linear(&self, x: &Tensor, layer: &CandleLinear) -> Result<Tensor> {
+        let dims = x.dims();
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim;
+        let out_dim = layer.weight.dim(0).map_err(err)?;
+        let x2 = x.reshape((rows, in_dim)).map_err(err)?;
+        let mut y = x2.matmul(&layer.weight.t().map_err(err)?).map_err(err)?;
+        if let Some(bias) = &layer.bias {
+            y = y.broadcast_add(bias).map_err(err)?;
+        }
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("non-empty shape") = out_dim;
+        y.reshape(out_dims).map_err(err)
+    }
+
+    fn rms_norm(&self, x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
+        candle_nn::ops::rms_norm(&x.contiguous().map_err(err)?, weight, eps).map_err(err)
+    }
+
+    fn relu(&self, x: &Tensor) -> Result<Tensor> {
+        x.relu().map_err(err)
+    }
+
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        a.add(b).map_err(err)
+    }
+
+    fn mean_keepdim(&self, x: &Tensor, axis: usize) -> Result<Tensor> {
+        x.mean_keepdim(axis).map_err(err)
+    }
+
+    fn select(&self, keep: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let keep = keep.ge(0.5f64).and_then(|k| k.broadcast_as(a.shape())).map_err(err)?;
+        keep.where_cond(a, b).map_err(err)
+    }
+
+    fn reshape(&self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
+        x.reshape(shape).map_err(err)
+    }
+
+    fn permute(&self, x: &Tensor, axes: &[usize]) -> Result<Tensor> {
+        x.permute(axes).map_err(err)
+    }
+
+    fn narrow(&self, x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
+        x.narrow(axis, start, len).map_err(err)
+    }
+
+    fn concat(&self, xs: &[Tensor], axis: usize) -> Result<Tensor> {
+        Tensor::cat(xs, axis).map_err(err)
+    }
+
+    fn take_rows(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor> {
+        let ids: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+        let ids = Tensor::from_vec(ids, indices.len(), &self.device).map_err(err)?;
+        x.index_select(&ids, 0).map_err(err)
+    }
+
+    fn broadcast_to(&self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
+        x.broadcast_as(shape).map_err(err)
+    }
+
+    fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        candle_nn::rotary_emb::rope(&x.contiguous().map_err(err)?, cos, sin).map_err(err)
+    }
+
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, key_mask: &Tensor) -> Result<Tensor> {
+        let scores = q
+            .contiguous()
+            .and_then(|q| q.matmul(&k.t()?))
+            .and_then(|s| s.broadcast_add(key_mask))
+            .map_err(err)?;
+        let weights = candle_nn::ops::softmax_last_dim(&scores).map_err(err)?;
+        weights.matmul(&v.contiguous().map_err(err)?).map_err(err)
+    }
+}

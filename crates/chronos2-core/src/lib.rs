@@ -1,0 +1,25 @@
+//! Chronos-2 in Rust: everything that is not arithmetic on a device.
+//!
+//! - [`config`]: `config.json` (Hugging Face layout with `chronos_config`).
+//! - [`weights`]: memory-mapped `model.safetensors` with the Hugging Face key names.
+//! - [`hub`]: model resolution (local directory or hub id through the local cache).
+//! - [`preprocess`]: instance norm + arcsinh, patching, time encodings (host side, f32).
+//! - [`ops`]: the tensor-operations trait a backend implements.
+//! - [`model`]: the Chronos-2 encoder, written once, generic over [`ops::Ops`].
+//! - [`forecaster`]: the object-safe model interface the pipeline holds.
+//! - [`pipeline`]: predict / embed on items (ragged, NaN, covariates, groups, long horizons).
+
+pub mod config;
+pub mod error;
+pub mod forecaster;
+pub mod hub;
+pub mod model;
+pub mod ops;
+pub mod pipeline;
+pub mod preprocess;
+pub mod quantiles;
+pub mod weights;
+
+pub use config::{ChronosConfig, ModelConfig};
+pub use error::{Error, Result};
+pub use forecaster::{Encoding, Forecaster, ModelBatch, QuantileForecast};

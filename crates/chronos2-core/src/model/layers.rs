@@ -1,0 +1,236 @@
+//! Chronos-2's layers, generic over [`Ops`], with parameters read by their Hugging Face names.
+
+use crate::config::ModelConfig;
+use crate::error::Result;
+use crate::ops::Ops;
+use crate::weights::Weights;
+
+use super::group_plan::GroupPlan;
+
+/// Reads a linear layer `prefix.weight` (and `prefix.bias` when `bias`).
+pub fn load_linear<O: Ops>(
+    ops: &O,
+    weights: &Weights,
+    prefix: &str,
+    in_dim: usize,
+    out_dim: usize,
+    bias: bool,
+) -> Result<O::Linear> {
+    let weight = weights.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
+    let bias = if bias { Some(weights.get(&format!("{prefix}.bias"), &[out_dim])?) } else { None };
+    ops.linear_from_host(&weight, out_dim, in_dim, bias.as_deref())
+}
+
+fn load_vector<O: Ops>(ops: &O, weights: &Weights, name: &str, len: usize) -> Result<O::Tensor> {
+    ops.tensor(&weights.get(name, &[len])?, &[len])
+}
+
+/// `ResidualBlock`: `output(relu(hidden(x))) + residual(x)`, all with bias.
+pub struct ResidualBlock<O: Ops> {
+    hidden_layer: O::Linear,
+    output_layer: O::Linear,
+    residual_layer: O::Linear,
+}
+
+impl<O: Ops> ResidualBlock<O> {
+    pub fn load(ops: &O, w: &Weights, prefix: &str, in_dim: usize, h_dim: usize, out_dim: usize) -> Result<Self> {
+        Ok(ResidualBlock {
+            hidden_layer: load_linear(ops, w, &format!("{prefix}.hidden_layer"), in_dim, h_dim, true)?,
+            output_layer: load_linear(ops, w, &format!("{prefix}.output_layer"), h_dim, out_dim, true)?,
+            residual_layer: load_linear(ops, w, &format!("{prefix}.residual_layer"), in_dim, out_dim, true)?,
+        })
+    }
+
+    pub fn forward(&self, ops: &O, x: &O::Tensor) -> Result<O::Tensor> {
+        let hidden = ops.relu(&ops.linear(x, &self.hidden_layer)?)?;
+        let out = ops.linear(&hidden, &self.output_layer)?;
+        ops.add(&out, &ops.linear(x, &self.residual_layer)?)
+    }
+}
+
+/// The q/k/v/o projections of one attention layer (no bias).
+struct Projections<O: Ops> {
+    q: O::Linear,
+    k: O::Linear,
+    v: O::Linear,
+    o: O::Linear,
+}
+
+impl<O: Ops> Projections<O> {
+    fn load(ops: &O, w: &Weights, prefix: &str, config: &ModelConfig) -> Result<Self> {
+        let (d, inner) = (config.d_model, config.inner_dim());
+        Ok(Projections {
+            q: load_linear(ops, w, &format!("{prefix}.q"), d, inner, false)?,
+            k: load_linear(ops, w, &format!("{prefix}.k"), d, inner, false)?,
+            v: load_linear(ops, w, &format!("{prefix}.v"), d, inner, false)?,
+            o: load_linear(ops, w, &format!("{prefix}.o"), inner, d, false)?,
+        })
+    }
+}
+
+/// Per-forward inputs shared by all layers.
+pub struct LayerContext<'a, O: Ops> {
+    pub rows: usize,
+    pub seq_len: usize,
+    pub heads: usize,
+    pub d_kv: usize,
+    pub eps: f32,
+    /// Rotary tables `(seq_len, d_kv / 2)`.
+    pub cos: O::Tensor,
+    pub sin: O::Tensor,
+    /// Additive time-attention key mask `(rows, 1, 1, seq_len)`.
+    pub time_mask: O::Tensor,
+    pub group_plan: &'a GroupPlan,
+    /// Per run of equal-size groups: additive key mask `(groups * seq_len, 1, 1, size)`;
+    /// `None` for runs of singleton groups.
+    pub group_masks: Vec<Option<O::Tensor>>,
+    /// `(rows, seq_len, 1)`: 1 where group attention has a visible key (see [`GroupPlan`]).
+    pub group_visible: Option<O::Tensor>,
+}
+
+/// `TimeSelfAttention`: pre-norm MHA along time with RoPE, no scaling, residual.
+pub struct TimeSelfAttention<O: Ops> {
+    layer_norm: O::Tensor,
+    proj: Projections<O>,
+}
+
+impl<O: Ops> TimeSelfAttention<O> {
+    pub fn load(ops: &O, w: &Weights, prefix: &str, config: &ModelConfig) -> Result<Self> {
+        Ok(TimeSelfAttention {
+            layer_norm: load_vector(ops, w, &format!("{prefix}.layer_norm.weight"), config.d_model)?,
+            proj: Projections::load(ops, w, &format!("{prefix}.self_attention"), config)?,
+        })
+    }
+
+    pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>) -> Result<O::Tensor> {
+        let normed = ops.rms_norm(x, &self.layer_norm, cx.eps)?;
+        let heads = |t: O::Tensor| -> Result<O::Tensor> {
+            let t = ops.reshape(&t, &[cx.rows, cx.seq_len, cx.heads, cx.d_kv])?;
+            ops.permute(&t, &[0, 2, 1, 3])
+        };
+        let q = heads(ops.linear(&normed, &self.proj.q)?)?;
+        let k = heads(ops.linear(&normed, &self.proj.k)?)?;
+        let v = heads(ops.linear(&normed, &self.proj.v)?)?;
+        let q = ops.rope(&q, &cx.cos, &cx.sin)?;
+        let k = ops.rope(&k, &cx.cos, &cx.sin)?;
+        let out = ops.attention(&q, &k, &v, &cx.time_mask)?;
+        let out = ops.permute(&out, &[0, 2, 1, 3])?;
+        let out = ops.reshape(&out, &[cx.rows, cx.seq_len, cx.heads * cx.d_kv])?;
+        ops.add(x, &ops.linear(&out, &self.proj.o)?)
+    }
+}
+
+/// `GroupSelfAttention`: pre-norm MHA along the batch axis within groups, no RoPE, no scaling.
+pub struct GroupSelfAttention<O: Ops> {
+    layer_norm: O::Tensor,
+    proj: Projections<O>,
+}
+
+impl<O: Ops> GroupSelfAttention<O> {
+    pub fn load(ops: &O, w: &Weights, prefix: &str, config: &ModelConfig) -> Result<Self> {
+        Ok(GroupSelfAttention {
+            layer_norm: load_vector(ops, w, &format!("{prefix}.layer_norm.weight"), config.d_model)?,
+            proj: Projections::load(ops, w, &format!("{prefix}.self_attention"), config)?,
+        })
+    }
+
+    pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>) -> Result<O::Tensor> {
+        let plan = cx.group_plan;
+        let normed = ops.rms_norm(x, &self.layer_norm, cx.eps)?;
+        let v = ops.linear(&normed, &self.proj.v)?;
+        let needs_attention = plan.runs.iter().any(|run| run.size > 1);
+        let attended = if needs_attention {
+            let gathered = |t: O::Tensor| match &plan.order {
+                Some(order) => ops.take_rows(&t, order),
+                None => Ok(t),
+            };
+            let q = gathered(ops.linear(&normed, &self.proj.q)?)?;
+            let k = gathered(ops.linear(&normed, &self.proj.k)?)?;
+            let v = gathered(v.clone())?;
+            let mut parts = Vec::with_capacity(plan.runs.len());
+            for (run, mask) in plan.runs.iter().zip(&cx.group_masks) {
+                let rows = run.groups * run.size;
+                let v_run = ops.narrow(&v, 0, run.start, rows)?;
+                let Some(mask) = mask else {
+                    // A group of one: softmax over its single key is 1, the output is its value.
+                    parts.push(v_run);
+                    continue;
+                };
+                // (groups*size, seq, heads*d) -> (groups*seq, heads, size, d)
+                let to_heads = |t: &O::Tensor| -> Result<O::Tensor> {
+                    let t = ops.reshape(t, &[run.groups, run.size, cx.seq_len, cx.heads, cx.d_kv])?;
+                    let t = ops.permute(&t, &[0, 2, 3, 1, 4])?;
+                    ops.reshape(&t, &[run.groups * cx.seq_len, cx.heads, run.size, cx.d_kv])
+                };
+                let q_run = to_heads(&ops.narrow(&q, 0, run.start, rows)?)?;
+                let k_run = to_heads(&ops.narrow(&k, 0, run.start, rows)?)?;
+                let out = ops.attention(&q_run, &k_run, &to_heads(&v_run)?, mask)?;
+                let out = ops.reshape(&out, &[run.groups, cx.seq_len, cx.heads, run.size, cx.d_kv])?;
+                let out = ops.permute(&out, &[0, 3, 1, 2, 4])?;
+                parts.push(ops.reshape(&out, &[rows, cx.seq_len, cx.heads * cx.d_kv])?);
+            }
+            let out = if parts.len() == 1 { parts.pop().expect("one part") } else { ops.concat(&parts, 0)? };
+            match &plan.inverse {
+                Some(inverse) => ops.take_rows(&out, inverse)?,
+                None => out,
+            }
+        } else {
+            v.clone()
+        };
+        let attended = match &cx.group_visible {
+            Some(visible) => {
+                // Queries with no visible key: uniform softmax over all rows = mean of v.
+                let mean = ops.broadcast_to(&ops.mean_keepdim(&v, 0)?, &ops.shape(&v))?;
+                ops.select(visible, &attended, &mean)?
+            }
+            None => attended,
+        };
+        ops.add(x, &ops.linear(&attended, &self.proj.o)?)
+    }
+}
+
+/// `FeedForward`: pre-norm `wo(relu(wi(x)))`, residual.
+pub struct FeedForward<O: Ops> {
+    layer_norm: O::Tensor,
+    wi: O::Linear,
+    wo: O::Linear,
+}
+
+impl<O: Ops> FeedForward<O> {
+    pub fn load(ops: &O, w: &Weights, prefix: &str, config: &ModelConfig) -> Result<Self> {
+        Ok(FeedForward {
+            layer_norm: load_vector(ops, w, &format!("{prefix}.layer_norm.weight"), config.d_model)?,
+            wi: load_linear(ops, w, &format!("{prefix}.mlp.wi"), config.d_model, config.d_ff, false)?,
+            wo: load_linear(ops, w, &format!("{prefix}.mlp.wo"), config.d_ff, config.d_model, false)?,
+        })
+    }
+
+    pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>) -> Result<O::Tensor> {
+        let normed = ops.rms_norm(x, &self.layer_norm, cx.eps)?;
+        let hidden = ops.relu(&ops.linear(&normed, &self.wi)?)?;
+        ops.add(x, &ops.linear(&hidden, &self.wo)?)
+    }
+}
+
+/// One encoder block: time attention, group attention, feed-forward.
+pub struct EncoderBlock<O: Ops> {
+    time_attention: TimeSelfAttention<O>,
+    group_attention: GroupSelfAttention<O>,
+    feed_forward: FeedForward<O>,
+}
+
+impl<O: Ops> EncoderBlock<O> {
+    pub fn load(ops: &O, w: &Weights, prefix: &str, config: &ModelConfig) -> Result<Self> {
+        Ok(EncoderBlock {
+            time_attention: TimeSelfAttention::load(ops, w, &format!("{prefix}.layer.0"), config)?,
+            group_attention: GroupSelfAttention::load(ops, w, &format!("{prefix}.layer.1"), config)?,
+            feed_forward: FeedForward::load(ops, w, &format!("{prefix}.layer.2"), config)?,
+        })
+    }
+
+    pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>) -> Result<O::Tensor> {
+        let x = self.time_attention.forward(ops, x, cx)?;
+        let x = self.group_attention.forward(ops, &x, cx)?;
+        self.feed_forward.forward(ops, &x, cx)
+    }
+}
