@@ -11,6 +11,8 @@
 
 pub mod config;
 pub mod error;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod forecaster;
 pub mod hub;
 pub mod model;
