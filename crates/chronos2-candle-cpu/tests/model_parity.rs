@@ -5,6 +5,6 @@ use chronos2_core::fixtures;
 
 #[test]
 fn model_cases_match_reference_layer_by_layer() {
-    let checked = fixtures::check_model_cases(CandleCpuOps::new(), 1e-5).unwrap_or_else(|e| panic!("{e}"));
+    let checked = fixtures::check_model_cases(CandleCpuOps::new(), 3e-5).unwrap_or_else(|e| panic!("{e}"));
     assert!(checked > 0);
 }

@@ -70,13 +70,14 @@ pub fn dims(value: &Value) -> Vec<usize> {
     dims
 }
 
-/// Checks `actual` against `expected` with `max|a - e| <= rtol * max|e| + atol`; NaN must match NaN.
-pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], rtol: f32) -> Result<(), String> {
+/// Checks `actual` against `expected` with `max|a - e| <= max(rtol * max|e|, atol) + 1e-6`;
+/// NaN must match NaN.
+pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], rtol: f32, atol: f32) -> Result<(), String> {
     if actual.len() != expected.len() {
         return Err(format!("{what}: {} values, expected {}", actual.len(), expected.len()));
     }
     let scale = expected.iter().filter(|e| e.is_finite()).fold(0f32, |m, e| m.max(e.abs()));
-    let tol = rtol * scale + 1e-6;
+    let tol = (rtol * scale).max(atol) + 1e-6;
     let mut worst = (0usize, 0f32);
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
         if e.is_nan() != a.is_nan() {
@@ -90,7 +91,7 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], rtol: f32) -> 
     if worst.1 > tol {
         let i = worst.0;
         return Err(format!(
-            "{what}: max |diff| {} at [{i}] ({} vs expected {}) exceeds {tol} (rtol {rtol} x max|expected| {scale})",
+            "{what}: max |diff| {} at [{i}] ({} vs expected {}) exceeds {tol} (rtol {rtol} x max|expected| {scale}, atol {atol})",
             worst.1, actual[i], expected[i]
         ));
     }
@@ -114,8 +115,22 @@ pub fn model_batch(case: &Value) -> ModelBatch {
     }
 }
 
+/// The reference's own fp32 noise for a stage of a model case: twice the difference between its
+/// eager and SDPA attention paths (`eager_vs_sdpa_max_abs_diff`, recorded by the generator).
+/// With no 1/sqrt(d) scaling and large random weights, attention is sharp and two exact fp32
+/// implementations differ by more than `1e-5` relative; we then allow the reference's own spread.
+fn reference_noise(case: &Value, stage: &str, layer: Option<usize>) -> f32 {
+    let noise = &case["eager_vs_sdpa_max_abs_diff"][stage];
+    let noise = match layer {
+        Some(i) => &noise[i],
+        None => noise,
+    };
+    2.0 * noise.as_f64().unwrap_or(0.0) as f32
+}
+
 /// Runs every `"kind": "model"` case on backend `ops`, comparing every stage of the forward
-/// (patching, embeddings, each encoder block, final states, quantiles) with the reference.
+/// (patching, embeddings, each encoder block, final states, quantiles) with the reference:
+/// `rtol` relative to the stage's largest value, or the reference's own noise if larger.
 pub fn check_model_cases<O: Ops + Clone>(ops: O, rtol: f32) -> Result<usize, String> {
     let mut checked = 0;
     for (name, case) in cases("model") {
@@ -124,8 +139,8 @@ pub fn check_model_cases<O: Ops + Clone>(ops: O, rtol: f32) -> Result<usize, Str
         let expected = &case["expected"];
         let trace = model.trace(&batch).map_err(|e| format!("{name}: {e}"))?;
         let ctx = |what: &str| format!("{name}: {what}");
-        assert_close(&ctx("loc"), &trace.patched.loc, &flat(&expected["loc"]), rtol)?;
-        assert_close(&ctx("scale"), &trace.patched.scale, &flat(&expected["scale"]), rtol)?;
+        assert_close(&ctx("loc"), &trace.patched.loc, &flat(&expected["loc"]), rtol, 0.0)?;
+        assert_close(&ctx("scale"), &trace.patched.scale, &flat(&expected["scale"]), rtol, 0.0)?;
         let tokens = trace.patched.num_context_patches;
         let feature_dim = 3 * model.config().patch_size();
         let context_features: Vec<f32> = trace
@@ -134,19 +149,19 @@ pub fn check_model_cases<O: Ops + Clone>(ops: O, rtol: f32) -> Result<usize, Str
             .chunks(feature_dim * (tokens + trace.patched.num_output_patches))
             .flat_map(|row| row[..tokens * feature_dim].to_vec())
             .collect();
-        assert_close(&ctx("patched_context"), &context_features, &flat(&expected["patched_context"]), rtol)?;
-        assert_close(&ctx("attention_mask"), &trace.patched.attention_mask, &flat(&expected["attention_mask"]), 0.0)?;
-        assert_close(&ctx("input_embeds"), &trace.input_embeds, &flat(&expected["input_embeds"]), rtol)?;
+        assert_close(&ctx("patched_context"), &context_features, &flat(&expected["patched_context"]), rtol, 0.0)?;
+        assert_close(&ctx("attention_mask"), &trace.patched.attention_mask, &flat(&expected["attention_mask"]), 0.0, 0.0)?;
+        assert_close(&ctx("input_embeds"), &trace.input_embeds, &flat(&expected["input_embeds"]), rtol, reference_noise(&case, "input_embeds", None))?;
         let layers = expected["layer_outputs"].as_array().expect("layer_outputs");
         if layers.len() != trace.layer_outputs.len() {
             return Err(ctx(&format!("{} layers, expected {}", trace.layer_outputs.len(), layers.len())));
         }
         for (i, (actual, exp)) in trace.layer_outputs.iter().zip(layers).enumerate() {
-            assert_close(&ctx(&format!("layer {i}")), actual, &flat(exp), rtol)?;
+            assert_close(&ctx(&format!("layer {i}")), actual, &flat(exp), rtol, reference_noise(&case, "layer_outputs", Some(i)))?;
         }
-        assert_close(&ctx("last_hidden_state"), &trace.last_hidden_state, &flat(&expected["last_hidden_state"]), rtol)?;
+        assert_close(&ctx("last_hidden_state"), &trace.last_hidden_state, &flat(&expected["last_hidden_state"]), rtol, reference_noise(&case, "last_hidden_state", None))?;
         let forecast = model.forecast(&batch).map_err(|e| format!("{name}: {e}"))?;
-        assert_close(&ctx("quantile_preds"), &forecast.values, &flat(&expected["quantile_preds"]), rtol)?;
+        assert_close(&ctx("quantile_preds"), &forecast.values, &flat(&expected["quantile_preds"]), rtol, reference_noise(&case, "quantile_preds", None))?;
         checked += 1;
     }
     Ok(checked)
