@@ -76,7 +76,19 @@ impl Weights {
             other => return Err(self.error(format!("tensor `{name}` has unsupported dtype {other:?}"))),
         };
         self.used.lock().expect("weights key set poisoned").insert(name.to_string());
+        self.release_pages();
         Ok(values)
+    }
+
+    /// Drops the mapped pages already read from resident memory, so that loading peaks at
+    /// about one copy of the weights (the backend's) instead of two. Best effort.
+    fn release_pages(&self) {
+        #[cfg(unix)]
+        // SAFETY: the map is read-only and file-backed: DONTNEED only evicts clean pages, which
+        // are read again from the file if touched later.
+        unsafe {
+            let _ = self.mmap.unchecked_advise(memmap2::UncheckedAdvice::DontNeed);
+        }
     }
 
     /// Fails if the file holds tensors that were never read (an unexpected checkpoint layout).
