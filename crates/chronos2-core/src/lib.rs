@@ -19,6 +19,7 @@ pub mod model;
 pub mod ops;
 pub mod pipeline;
 pub mod preprocess;
+pub mod quant;
 pub mod quantiles;
 pub mod weights;
 
