@@ -11,13 +11,13 @@ use super::prepare::prepare_without_future;
 /// How the `(seq_len, d_model)` hidden states of a row are reduced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pooling {
-    /// The hidden state of the [REG] token (position `N`, after the `N` context patches).
+    /// The hidden state of the `[REG]` token (position `N`, after the `N` context patches).
     RegToken,
     /// The mean over the context patches with at least one observed value.
     MeanContext,
     /// The hidden state of the last context patch (position `N - 1`).
     LastContextPatch,
-    /// No pooling: all `N + 2` positions (context patches, [REG], one future patch), as the reference.
+    /// No pooling: all `N + 2` positions (context patches, `[REG]`, one future patch), as the reference.
     All,
 }
 
