@@ -1,0 +1,54 @@
+"""PyTorch CPU (chronos-forecasting 2.3.2) latency of the full-size Chronos-2 forward, for
+side-by-side comparison with `cargo bench -p chronos2-bench --bench forward`.
+
+    python3 scripts/bench_torch.py [--threads 2] [--runs 20] [--shapes 1x128,8x512]
+
+Random init (speed does not depend on the weights), fp32, prediction length 24 (2 patches).
+"""
+import argparse
+import statistics
+import time
+
+import torch
+from chronos.chronos2.config import Chronos2CoreConfig
+from chronos.chronos2.model import Chronos2Model
+
+QUANTILES = [0.01, 0.05] + [round(0.1 * i, 1) for i in range(1, 10)] + [0.95, 0.99]
+
+
+def full_size_model() -> Chronos2Model:
+    quantiles = sorted(set(QUANTILES + [0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85]))
+    config = Chronos2CoreConfig(
+        d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12, dense_act_fn="relu",
+        chronos_config=dict(context_length=8192, input_patch_size=16, input_patch_stride=16,
+                            output_patch_size=16, max_output_patches=64, quantiles=quantiles,
+                            time_encoding_scale=8192, use_arcsinh=True, use_reg_token=True),
+    )
+    return Chronos2Model(config).eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--shapes", default="1x128,8x512")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = full_size_model()
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    for shape in args.shapes.split(","):
+        rows, length = map(int, shape.split("x"))
+        context = torch.randn(rows, length).cumsum(-1) + 100
+        times = []
+        with torch.inference_mode():
+            for i in range(args.warmup + args.runs):
+                start = time.perf_counter()
+                model(context=context, num_output_patches=2)
+                if i >= args.warmup:
+                    times.append((time.perf_counter() - start) * 1000)
+        print(f"{shape}: median {statistics.median(times):.1f} ms  (min {min(times):.1f}, max {max(times):.1f})")
+
+
+if __name__ == "__main__":
+    main()
