@@ -1,0 +1,316 @@
+//! Chronos-2 time-series forecasting: a facade over the pipeline and the backends, with
+//! DataFrame-style `predict_df` / `embed_df` on long-format tables (CSV / Parquet), as
+//! `Chronos2Pipeline.predict_df` of the reference `chronos-forecasting` package.
+//!
+//! ```no_run
+//! use chronos2::{Backend, Chronos2, PredictDfOptions, frame::Frame};
+//!
+//! let model = Chronos2::load(None, Backend::Auto)?; // the bundled chronos2-mini
+//! let df = Frame::read("examples/airpassengers.csv".as_ref())?;
+//! let forecast = model.predict_df(&df, None, &PredictDfOptions::new(12), &mut |_, _| {})?;
+//! forecast.write("forecast.csv".as_ref())?;
+//! # Ok::<(), chronos2::Error>(())
+//! ```
+
+pub mod backend;
+pub mod bundled;
+pub mod dataframe;
+pub mod error;
+pub mod frame;
+pub mod freq;
+
+use std::path::{Path, PathBuf};
+
+use chronos2_core::pipeline::{self, ItemEmbedding, ItemForecast, Pooling, PredictOptions, SeriesInput};
+use chronos2_core::{Forecaster, ModelConfig};
+
+pub use backend::{Backend, BackendKind};
+pub use chronos2_core;
+pub use dataframe::{Columns, EmbeddingEntry, PreparedFrame};
+pub use error::{Error, Result};
+pub use freq::Freq;
+
+use frame::{ColumnData, Frame};
+
+/// The reference's default quantile levels of `predict_df`.
+pub const DEFAULT_QUANTILE_LEVELS: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+
+/// Options of [`Chronos2::predict_df`] (defaults as the reference's `predict_df`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictDfOptions {
+    pub columns: Columns,
+    pub prediction_length: usize,
+    /// Output quantile levels; column headers are `str(level)` as Python prints the float.
+    pub quantile_levels: Vec<f64>,
+    pub batch_size: usize,
+    pub context_length: Option<usize>,
+    pub cross_learning: bool,
+    /// Frequency of the forecast timestamps; `None` = inferred (`pandas.infer_freq`).
+    pub freq: Option<Freq>,
+}
+
+impl PredictDfOptions {
+    pub fn new(prediction_length: usize) -> Self {
+        PredictDfOptions {
+            columns: Columns::default(),
+            prediction_length,
+            quantile_levels: DEFAULT_QUANTILE_LEVELS.to_vec(),
+            batch_size: 256,
+            context_length: None,
+            cross_learning: false,
+            freq: None,
+        }
+    }
+}
+
+/// Options of [`Chronos2::embed_df`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedDfOptions {
+    pub columns: Columns,
+    pub pooling: Pooling,
+    pub batch_size: usize,
+    pub context_length: Option<usize>,
+}
+
+impl Default for EmbedDfOptions {
+    fn default() -> Self {
+        EmbedDfOptions { columns: Columns::default(), pooling: Pooling::RegToken, batch_size: 256, context_length: None }
+    }
+}
+
+/// The CLI name of a pooling mode.
+pub fn pooling_name(p: Pooling) -> &'static str {
+    match p {
+        Pooling::RegToken => "reg_token",
+        Pooling::MeanContext => "mean_context",
+        Pooling::LastContextPatch => "last_context_patch",
+        Pooling::All => "all",
+    }
+}
+
+/// Parses `reg_token`, `mean_context`, `last_context_patch` or `all`.
+pub fn parse_pooling(s: &str) -> Result<Pooling> {
+    match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+        "reg_token" | "reg" => Ok(Pooling::RegToken),
+        "mean_context" | "mean" => Ok(Pooling::MeanContext),
+        "last_context_patch" | "last" => Ok(Pooling::LastContextPatch),
+        "all" | "none" => Ok(Pooling::All),
+        other => Err(Error::InvalidArgument(format!(
+            "unknown pooling '{other}' (expected reg_token, mean_context, last_context_patch or all)"
+        ))),
+    }
+}
+
+/// Parses `0.1,0.5,0.9` (or `all` = the model's levels, given as `model_levels`).
+pub fn parse_quantile_levels(s: &str, model_levels: &[f64]) -> Result<Vec<f64>> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(model_levels.to_vec());
+    }
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let q: f64 = part
+            .parse()
+            .map_err(|_| Error::InvalidArgument(format!("quantile level '{part}' is not a number")))?;
+        if !(0.0..=1.0).contains(&q) || q.is_nan() {
+            return Err(Error::InvalidArgument(format!("quantile level {part} must be between 0 and 1")));
+        }
+        out.push(q);
+    }
+    if out.is_empty() {
+        return Err(Error::InvalidArgument("no quantile levels given".into()));
+    }
+    Ok(out)
+}
+
+/// A loaded Chronos-2 model on some backend.
+pub struct Chronos2 {
+    model: Box<dyn Forecaster>,
+    model_dir: PathBuf,
+    backend: Option<BackendKind>,
+}
+
+impl std::fmt::Debug for Chronos2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chronos2").field("model_dir", &self.model_dir).field("backend", &self.model.backend_name()).finish()
+    }
+}
+
+impl Chronos2 {
+    /// Loads a model: `model` is a directory (holding `config.json` and `model.safetensors`) or a
+    /// Hugging Face hub id (`amazon/chronos-2`, from the local cache or downloaded);
+    /// `None` = the bundled chronos2-mini.
+    pub fn load(model: Option<&str>, backend: Backend) -> Result<Self> {
+        let kind = backend.resolve()?;
+        let model_dir = match model {
+            Some(spec) => chronos2_core::hub::resolve_model_dir(spec)?,
+            None => bundled::bundled_model_dir()?,
+        };
+        let model = backend::load_backend(kind, &model_dir)?;
+        Ok(Chronos2 { model, model_dir, backend: Some(kind) })
+    }
+
+    /// Wraps an already loaded model.
+    pub fn from_forecaster(model: Box<dyn Forecaster>) -> Self {
+        Chronos2 { model, model_dir: PathBuf::new(), backend: None }
+    }
+
+    pub fn forecaster(&self) -> &dyn Forecaster {
+        self.model.as_ref()
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        self.model.config()
+    }
+
+    /// The backend's name (`cpu`, `mlx`).
+    pub fn backend_name(&self) -> &str {
+        self.backend.map_or_else(|| self.model.backend_name(), |k| k.name())
+    }
+
+    /// The model directory (empty for [`Chronos2::from_forecaster`]).
+    pub fn model_dir(&self) -> &Path {
+        &self.model_dir
+    }
+
+    /// The model's quantile levels as the decimals they were written as (`0.01`, `0.05`, ...).
+    pub fn model_quantile_levels(&self) -> Vec<f64> {
+        self.config().quantiles().iter().map(|q| q.to_string().parse::<f64>().unwrap_or(*q as f64)).collect()
+    }
+
+    /// Forecasts items ([`chronos2_core::pipeline::predict`]).
+    pub fn predict(
+        &self,
+        items: &[SeriesInput],
+        options: &PredictOptions,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<ItemForecast>> {
+        Ok(pipeline::predict(self.forecaster(), items, options, progress)?)
+    }
+
+    /// Embeds items ([`chronos2_core::pipeline::embed`]).
+    pub fn embed(
+        &self,
+        items: &[SeriesInput],
+        batch_size: usize,
+        context_length: Option<usize>,
+        pooling: Pooling,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<ItemEmbedding>> {
+        Ok(pipeline::embed(self.forecaster(), items, batch_size, context_length, pooling, progress)?)
+    }
+
+    /// `predict_df` of the reference: forecasts every item of a long-format table (`future` holds
+    /// known future covariate values) and returns the forecast table
+    /// `<id>, <timestamp>, target_name, predictions, <level>...`.
+    pub fn predict_df(
+        &self,
+        df: &Frame,
+        future: Option<&Frame>,
+        options: &PredictDfOptions,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Frame> {
+        let prepared = dataframe::prepare_predict(df, future, &options.columns, options.prediction_length, options.freq)?;
+        let forecasts = self.predict_prepared(&prepared, options, progress)?;
+        dataframe::forecast_frame(&prepared, &forecasts, &options.quantile_levels)
+    }
+
+    /// Runs the model on items prepared by [`dataframe::prepare_predict`].
+    pub fn predict_prepared(
+        &self,
+        prepared: &PreparedFrame,
+        options: &PredictDfOptions,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<ItemForecast>> {
+        if options.batch_size == 0 {
+            return Err(Error::InvalidArgument("batch size must be at least 1".into()));
+        }
+        let predict_options = PredictOptions {
+            prediction_length: Some(options.prediction_length),
+            quantile_levels: options.quantile_levels.iter().map(|&q| q as f32).collect(),
+            batch_size: options.batch_size,
+            context_length: options.context_length,
+            cross_learning: options.cross_learning,
+            ..PredictOptions::default()
+        };
+        self.predict(&prepared.inputs, &predict_options, progress)
+    }
+
+    /// Embeds every (item, target) of a long-format table; other columns are past covariates.
+    pub fn embed_df(&self, df: &Frame, options: &EmbedDfOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<EmbeddingTable> {
+        if options.batch_size == 0 {
+            return Err(Error::InvalidArgument("batch size must be at least 1".into()));
+        }
+        let prepared = dataframe::prepare_embed(df, &options.columns)?;
+        let embeddings = self.embed(&prepared.inputs, options.batch_size, options.context_length, options.pooling, progress)?;
+        let entries = dataframe::embedding_entries(&prepared, &embeddings)?;
+        let rows: Vec<usize> = entries.iter().map(|e| e.item).collect();
+        Ok(EmbeddingTable { pooling: options.pooling, item_ids: prepared.item_ids.take(&rows), entries })
+    }
+}
+
+/// Embeddings of a table: one entry per (item, target).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingTable {
+    pub pooling: Pooling,
+    /// The item id of each entry (keeps the id column's type).
+    pub item_ids: ColumnData,
+    pub entries: Vec<EmbeddingEntry>,
+}
+
+impl EmbeddingTable {
+    /// `{"pooling": "...", "embeddings": [{"item_id", "target_name", "loc", "scale", "embedding"}]}`;
+    /// `embedding` is a vector, or a list of vectors for pooling `all`. NaN is `null`.
+    pub fn to_json(&self) -> String {
+        use frame::{json_f32, json_string};
+        let vector = |v: &[f32]| format!("[{}]", v.iter().map(|&x| json_f32(x)).collect::<Vec<_>>().join(","));
+        let mut out = format!("{{\"pooling\":{},\"embeddings\":[", json_string(pooling_name(self.pooling)));
+        for (i, e) in self.entries.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let id = match &self.item_ids {
+                ColumnData::Int(v) => v[i].to_string(),
+                other => other.label_at(i).map_or("null".into(), |s| json_string(&s)),
+            };
+            let embedding = if self.pooling == Pooling::All {
+                format!("[{}]", e.vectors.iter().map(|v| vector(v)).collect::<Vec<_>>().join(","))
+            } else {
+                vector(e.vectors.first().map(Vec::as_slice).unwrap_or(&[]))
+            };
+            out.push_str(&format!(
+                "{{\"item_id\":{id},\"target_name\":{},\"loc\":{},\"scale\":{},\"embedding\":{embedding}}}",
+                json_string(&e.target_name),
+                json_f32(e.loc),
+                json_f32(e.scale)
+            ));
+        }
+        out.push_str("]}");
+        out
+    }
+
+    /// Parquet bytes: one row per entry, columns `item_id`, `target_name`, `loc`, `scale`,
+    /// `embedding` (`list<float>`, or `list<list<float>>` for pooling `all`).
+    pub fn to_parquet(&self) -> Result<Vec<u8>> {
+        let names: Vec<String> = self.entries.iter().map(|e| e.target_name.clone()).collect();
+        let loc: Vec<f32> = self.entries.iter().map(|e| e.loc).collect();
+        let scale: Vec<f32> = self.entries.iter().map(|e| e.scale).collect();
+        let vectors: Vec<Vec<Vec<f32>>> = self.entries.iter().map(|e| e.vectors.clone()).collect();
+        frame::embeddings_to_parquet("item_id", &self.item_ids, &names, &loc, &scale, &vectors, self.pooling == Pooling::All)
+            .map_err(|m| Error::InvalidData(format!("cannot encode embeddings as Parquet: {m}")))
+    }
+
+    /// Writes `.json` or `.parquet` atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let bytes = match frame::Format::from_path(path) {
+            Some(frame::Format::Json) => self.to_json().into_bytes(),
+            Some(frame::Format::Parquet) => self.to_parquet()?,
+            _ => {
+                return Err(Error::Write {
+                    path: path.to_path_buf(),
+                    message: "unsupported output type for embeddings (expected .json or .parquet)".into(),
+                })
+            }
+        };
+        frame::write_atomic(path, &bytes)
+    }
+}

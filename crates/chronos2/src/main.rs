@@ -1,0 +1,369 @@
+//! The `chronos2` command: forecasts and embeddings of long-format CSV / Parquet tables.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use chronos2::backend::{Backend, BackendKind, BACKEND_ENV};
+use chronos2::bundled::{bundled_model_cache_dir, BUNDLED_MODEL_NAME};
+use chronos2::frame::{Format, Frame};
+use chronos2::{dataframe, Chronos2, Columns, EmbedDfOptions, PredictDfOptions};
+
+const ABOUT: &str = "Chronos-2 time-series forecasting (a Rust port of amazon/chronos-2)";
+
+const LONG_ABOUT: &str = "\
+Chronos-2 time-series forecasting (a Rust port of amazon/chronos-2).
+
+Input tables are in long format: one row per (item, timestamp) with an id column, a timestamp
+column, one or more numeric target columns, and optionally covariate columns (any other column).
+CSV and Parquet files are read; results are written as CSV, Parquet or JSON.
+
+Without --model the bundled chronos2-mini model is used (extracted once to the user cache).";
+
+const MAIN_EXAMPLES: &str = "\
+Examples:
+  chronos2 predict --input examples/airpassengers.csv --prediction-length 12
+  chronos2 predict --model amazon/chronos-2 --input sales.parquet --future promo.csv \\
+      --id-column store --timestamp-column date --target sales --prediction-length 14 \\
+      --quantiles 0.05,0.5,0.95 --output forecast.parquet
+  chronos2 embed --input examples/airpassengers.csv --pooling mean_context --output emb.json
+  chronos2 info";
+
+#[derive(Parser, Debug)]
+#[command(name = "chronos2", version, about = ABOUT, long_about = LONG_ABOUT, after_help = MAIN_EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Forecast every item of a long-format table (like `Chronos2Pipeline.predict_df`).
+    #[command(
+        long_about = "Forecast every item of a long-format table, as `Chronos2Pipeline.predict_df` of the reference.\n\n\
+Every column other than the id, timestamp and target columns is a covariate: numeric columns are used\n\
+as numbers, other columns as categories. Covariates that also appear in --future are known in the\n\
+future (their future values are used); the others are past-only.\n\n\
+The output has the columns <id>, <timestamp>, target_name, predictions (the median), and one column\n\
+per quantile level (0.1, 0.2, ...), with rows ordered by item (first appearance), target and step.",
+        after_help = "Examples:\n  \
+chronos2 predict --input examples/airpassengers.csv --prediction-length 12\n  \
+chronos2 predict --input examples/airpassengers.csv --prediction-length 24 --quantiles 0.05,0.5,0.95 --output forecast.csv\n  \
+chronos2 predict --model amazon/chronos-2 --input sales.parquet --future future.csv --id-column store \\\n      \
+--timestamp-column date --target sales,returns --prediction-length 14 --freq D --output forecast.parquet"
+    )]
+    Predict(PredictArgs),
+    /// Encoder embeddings of every (item, target) of a long-format table.
+    #[command(
+        long_about = "Encoder embeddings of every (item, target) of a long-format table, as `Chronos2Pipeline.embed`.\n\n\
+Other columns than the id, timestamp and targets are used as past covariates. The JSON output is\n\
+{\"pooling\": ..., \"embeddings\": [{\"item_id\", \"target_name\", \"loc\", \"scale\", \"embedding\"}, ...]}:\n\
+loc/scale are the instance-normalisation statistics of the target; `embedding` is one vector of\n\
+d_model values, or (with --pooling all) a list of N+2 vectors: the N context patches, [REG] and\n\
+one future patch. Parquet output holds the same fields, one row per entry.",
+        after_help = "Examples:\n  \
+chronos2 embed --input examples/airpassengers.csv --output embeddings.json\n  \
+chronos2 embed --input data.parquet --target load --pooling all --output embeddings.parquet"
+    )]
+    Embed(EmbedArgs),
+    /// Show the backends compiled in and usable, and the bundled model.
+    #[command(after_help = "Example:\n  chronos2 info")]
+    Info,
+}
+
+#[derive(Args, Debug)]
+struct CommonArgs {
+    /// Model directory (config.json + model.safetensors) or Hugging Face id (e.g. amazon/chronos-2,
+    /// read from the local HF cache, downloaded unless HF_HUB_OFFLINE=1). Default: bundled chronos2-mini.
+    #[arg(long, value_name = "DIR|HF_ID")]
+    model: Option<String>,
+
+    /// Input table in long format (.csv or .parquet).
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+
+    /// Name of the column identifying the series.
+    #[arg(long, value_name = "NAME", default_value = "item_id")]
+    id_column: String,
+
+    /// Name of the timestamp column (e.g. 2024-01-03, 2024-01-03 12:00:00, 2024-01-03T12:00:00).
+    #[arg(long, value_name = "NAME", default_value = "timestamp")]
+    timestamp_column: String,
+
+    /// Target column(s), comma separated (e.g. --target sales,returns).
+    #[arg(long, value_name = "NAME[,NAME...]", default_value = "target", value_delimiter = ',')]
+    target: Vec<String>,
+
+    /// Rows (targets + covariates) per model call; items are never split.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    batch_size: usize,
+
+    /// Context steps kept per item (default and maximum: the model's context length).
+    #[arg(long, value_name = "N")]
+    context_length: Option<usize>,
+
+    /// Backend: auto (best available), cpu, or mlx. Default: $CHRONOS2_BACKEND, else auto.
+    #[arg(long, value_name = "auto|cpu|mlx")]
+    backend: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct PredictArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Known future covariate values: id and timestamp columns plus covariate columns of the input,
+    /// exactly --prediction-length rows per item at the forecast timestamps.
+    #[arg(long, value_name = "FILE")]
+    future: Option<PathBuf>,
+
+    /// Number of steps to forecast per item.
+    #[arg(long, value_name = "H")]
+    prediction_length: usize,
+
+    /// Quantile levels, comma separated, or `all` for the model's 21 levels (0.01, 0.05, ..., 0.99).
+    #[arg(long, value_name = "0.1,0.2,...|all", default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")]
+    quantiles: String,
+
+    /// Forecast all items of a batch jointly (results then depend on --batch-size).
+    #[arg(long)]
+    cross_learning: bool,
+
+    /// Frequency of the forecast timestamps as a pandas alias (h, D, B, W, W-MON, MS, ME, QS, QE,
+    /// YS, YE, 15min, 30s, ...). Default: inferred from the timestamps.
+    #[arg(long, value_name = "FREQ")]
+    freq: Option<String>,
+
+    /// Output file (.csv, .parquet or .json records). Default: CSV on standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct EmbedArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// How the hidden states of a series are reduced: reg_token (the [REG] token), mean_context
+    /// (mean over observed context patches), last_context_patch, or all (no pooling).
+    #[arg(long, value_name = "MODE", default_value = "reg_token")]
+    pooling: String,
+
+    /// Output file (.json or .parquet).
+    #[arg(long, value_name = "FILE")]
+    output: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Predict(args) => predict(args),
+        Command::Embed(args) => embed(args),
+        Command::Info => info(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn columns(common: &CommonArgs) -> Result<Columns> {
+    let targets: Vec<String> = common.target.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+    if targets.is_empty() {
+        bail!("--target needs at least one column name");
+    }
+    Ok(Columns { id: common.id_column.clone(), timestamp: common.timestamp_column.clone(), targets })
+}
+
+fn read_table(path: &Path, what: &str) -> Result<Frame> {
+    if !path.exists() {
+        bail!("{what} file {} does not exist", path.display());
+    }
+    Frame::read(path).map_err(anyhow::Error::from)
+}
+
+fn check_output(path: &Path, allowed: &[Format], what: &str) -> Result<Format> {
+    let format = Format::from_path(path).filter(|f| allowed.contains(f));
+    let Some(format) = format else {
+        let names: Vec<&str> = allowed
+            .iter()
+            .map(|f| match f {
+                Format::Csv => ".csv",
+                Format::Parquet => ".parquet",
+                Format::Json => ".json",
+            })
+            .collect();
+        bail!("{what} {}: unsupported file type (expected {})", path.display(), names.join(", "));
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            bail!("{what} {}: directory {} does not exist", path.display(), dir.display());
+        }
+    }
+    Ok(format)
+}
+
+fn load_model(common: &CommonArgs) -> Result<Chronos2> {
+    let backend = Backend::from_flag_or_env(common.backend.as_deref())?;
+    let model = Chronos2::load(common.model.as_deref(), backend).with_context(|| match &common.model {
+        Some(m) => format!("cannot load model {m}"),
+        None => format!("cannot load the bundled {BUNDLED_MODEL_NAME} model"),
+    })?;
+    Ok(model)
+}
+
+/// A progress bar on stderr when it is a terminal; `None` otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(what: &str, total: usize) -> Self {
+        let bar = (std::io::stderr().is_terminal() && total > 1).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} items ({elapsed}, ETA {eta})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(what.to_string());
+            bar
+        });
+        Progress { bar }
+    }
+
+    fn update(&self, done: usize, _total: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn predict(args: PredictArgs) -> Result<()> {
+    let output_format = match &args.output {
+        Some(p) if p.as_os_str() != "-" => Some(check_output(p, &[Format::Csv, Format::Parquet, Format::Json], "--output")?),
+        _ => None,
+    };
+    if args.prediction_length == 0 {
+        bail!("--prediction-length must be at least 1");
+    }
+    if args.common.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if args.common.context_length == Some(0) {
+        bail!("--context-length must be at least 1");
+    }
+    let freq = match &args.freq {
+        Some(f) => Some(f.parse::<chronos2::Freq>().context("--freq")?),
+        None => None,
+    };
+    // Levels that need no model are checked before loading it.
+    let explicit_levels = if args.quantiles.trim().eq_ignore_ascii_case("all") {
+        None
+    } else {
+        Some(chronos2::parse_quantile_levels(&args.quantiles, &[]).context("--quantiles")?)
+    };
+    let cols = columns(&args.common)?;
+    let df = read_table(&args.common.input, "input")?;
+    let future = match &args.future {
+        Some(p) => Some(read_table(p, "future")?),
+        None => None,
+    };
+    // Validate the tables before loading the model: bad input fails fast.
+    let prepared = dataframe::prepare_predict(&df, future.as_ref(), &cols, args.prediction_length, freq)?;
+
+    let model = load_model(&args.common)?;
+    let quantile_levels = match explicit_levels {
+        Some(levels) => levels,
+        None => model.model_quantile_levels(),
+    };
+    let options = PredictDfOptions {
+        columns: cols,
+        prediction_length: args.prediction_length,
+        quantile_levels,
+        batch_size: args.common.batch_size,
+        context_length: args.common.context_length,
+        cross_learning: args.cross_learning,
+        freq: prepared.freq,
+    };
+    let progress = Progress::new("forecasting", prepared.inputs.len());
+    let forecasts = model.predict_prepared(&prepared, &options, &mut |done, total| progress.update(done, total));
+    progress.finish();
+    let forecasts = forecasts?;
+    let table = dataframe::forecast_frame(&prepared, &forecasts, &options.quantile_levels)?;
+
+    match (&args.output, output_format) {
+        (Some(path), Some(_)) => table.write(path)?,
+        _ => {
+            let bytes = table.to_bytes(Format::Csv).map_err(anyhow::Error::msg)?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&bytes).and_then(|_| stdout.flush()).context("cannot write to standard output")?;
+        }
+    }
+    Ok(())
+}
+
+fn embed(args: EmbedArgs) -> Result<()> {
+    check_output(&args.output, &[Format::Json, Format::Parquet], "--output")?;
+    if args.common.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if args.common.context_length == Some(0) {
+        bail!("--context-length must be at least 1");
+    }
+    let pooling = chronos2::parse_pooling(&args.pooling).context("--pooling")?;
+    let cols = columns(&args.common)?;
+    let df = read_table(&args.common.input, "input")?;
+    let prepared = dataframe::prepare_embed(&df, &cols)?;
+    let model = load_model(&args.common)?;
+    let options = EmbedDfOptions {
+        columns: cols,
+        pooling,
+        batch_size: args.common.batch_size,
+        context_length: args.common.context_length,
+    };
+    let progress = Progress::new("embedding", prepared.inputs.len());
+    let embeddings = model.embed(&prepared.inputs, options.batch_size, options.context_length, pooling, &mut |d, t| {
+        progress.update(d, t)
+    });
+    progress.finish();
+    let embeddings = embeddings?;
+    let entries = dataframe::embedding_entries(&prepared, &embeddings)?;
+    let rows: Vec<usize> = entries.iter().map(|e| e.item).collect();
+    let table = chronos2::EmbeddingTable { pooling, item_ids: prepared.item_ids.take(&rows), entries };
+    table.write(&args.output)?;
+    Ok(())
+}
+
+fn info() -> Result<()> {
+    println!("chronos2 {}", env!("CARGO_PKG_VERSION"));
+    println!("backends:");
+    for kind in BackendKind::ALL {
+        let status = match (kind.compiled(), kind.usable()) {
+            (true, Ok(())) => "compiled in, usable".to_string(),
+            (true, Err(why)) => format!("compiled in, not usable: {why}"),
+            (false, _) => "not compiled in".to_string(),
+        };
+        println!("  {:<4} {status}", kind.name());
+    }
+    let requested = Backend::from_flag_or_env(None);
+    match requested.as_ref().map(|b| (b, b.resolve())) {
+        Ok((b, Ok(kind))) => println!("selected backend: {kind} (requested: {b}; set with --backend or {BACKEND_ENV})"),
+        Ok((b, Err(e))) => println!("selected backend: none (requested: {b}): {e}"),
+        Err(e) => println!("selected backend: none: {e}"),
+    }
+    println!("bundled model: {BUNDLED_MODEL_NAME} (extracted to {})", bundled_model_cache_dir().display());
+    Ok(())
+}
