@@ -1,0 +1,56 @@
+//! Chronos-2 on MLX: [`MlxOps`], the [`chronos2_core::ops::Ops`] backend over `mlx-rs` arrays, and
+//! [`load`] / [`load_model`] to load a model on it.
+//!
+//! The backend exists only with the cargo feature `mlx`; without it this crate is empty, so a
+//! plain workspace build never needs MLX.
+//!
+//! - **macOS (Apple Silicon):** stock crates.io `mlx-rs` (Metal + Accelerate).
+//!   `cargo test -p chronos2-mlx --features mlx`
+//! - **Linux:** MLX's CPU backend from the PyPI `mlx-cpu` wheel, after
+//!   `eval "$(scripts/prepare-mlx-linux.sh)"`, building with the cargo config it writes:
+//!   `cargo test -p chronos2-mlx --features mlx --config "$CHRONOS2_MLX_CARGO_CONFIG"`.
+//!   That config sets `--cfg chronos2_mlx_linux` (which turns on the `mlx-rs` dependency here)
+//!   and overrides the native build of `mlx-sys`; see the script.
+
+#[cfg(all(feature = "mlx", not(any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux))))]
+compile_error!(
+    "chronos2-mlx feature `mlx`: MLX needs Apple Silicon, or on Linux the prepared MLX build: run \
+     `eval \"$(scripts/prepare-mlx-linux.sh)\"` and pass `--config \"$CHRONOS2_MLX_CARGO_CONFIG\"` to cargo \
+     (it sets `--cfg chronos2_mlx_linux`; note a RUSTFLAGS environment variable overrides config rustflags)"
+);
+
+#[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+mod ops;
+
+#[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+pub use ops::{LinearWeight, MlxLinear, MlxOps, MlxTensor};
+
+/// Re-export of the `mlx-rs` this backend is built on.
+#[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+pub use mlx_rs;
+
+#[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+mod model {
+    use std::path::Path;
+
+    use chronos2_core::model::Chronos2Model;
+    use chronos2_core::{Forecaster, Result};
+
+    use crate::MlxOps;
+
+    /// Chronos-2 running on MLX.
+    pub type MlxModel = Chronos2Model<MlxOps>;
+
+    /// Loads the model in `model_dir` (holding `config.json` and `model.safetensors`) on MLX.
+    pub fn load(model_dir: &Path) -> Result<Box<dyn Forecaster>> {
+        Ok(Box::new(load_model(model_dir)?))
+    }
+
+    /// Like [`load`], keeping the concrete type (for layer-by-layer access).
+    pub fn load_model(model_dir: &Path) -> Result<MlxModel> {
+        Chronos2Model::load_dir(MlxOps::new(), model_dir)
+    }
+}
+
+#[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+pub use model::{load, load_model, MlxModel};
