@@ -9,11 +9,13 @@
 use std::fmt;
 
 use chronos2_core::ops::Ops;
+use chronos2_core::quant::QuantizedWeight;
 use chronos2_core::{Error, Result};
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
 use mlx_rs::ops::indexing::{ArrayIndex, ArrayIndexOp, TryIndexOp};
 use mlx_rs::ops::{
-    addmm, broadcast_to, concatenate, matmul, maximum, multiply, reshape, subtract, transpose, transpose_axes, select,
+    addmm, broadcast_to, concatenate, matmul, maximum, multiply, quantized_matmul, reshape, select, subtract, transpose,
+    transpose_axes,
 };
 use mlx_rs::{Array, Dtype};
 
@@ -71,8 +73,10 @@ pub enum LinearWeight {
     /// Float weight `(out, in)` (PyTorch layout); applied as `x @ W^T` through a transposed
     /// view, which MLX's matmul (BLAS on CPU, Metal) consumes without copying.
     Float(MlxTensor),
-    // Later: Quantized { w, scales, biases, group_size, bits } for `quantized_matmul`
-    // (also `(out, in)` with `transpose = true`).
+    /// MLX affine quantization (`chronos2_core::quant`, bit-compatible with `mx.quantize`):
+    /// packed codes `(out, in * bits / 32)` `u32`, scales and biases `(out, in / group_size)`;
+    /// applied with `quantized_matmul(x, w, scales, biases, transpose = true)`.
+    Quantized { packed: MlxTensor, scales: MlxTensor, biases: MlxTensor, group_size: i32, bits: i32 },
 }
 
 /// A linear layer `y = x W^T (+ b)` on MLX.
@@ -112,6 +116,32 @@ impl MlxOps {
         } else {
             s.as_dtype(x.dtype()).map_err(err)
         }
+    }
+
+    /// Builds a linear layer from an MLX-affine quantized weight (see [`LinearWeight::Quantized`]).
+    pub fn linear_from_quantized(&self, q: &QuantizedWeight, bias: Option<&[f32]>) -> Result<MlxLinear> {
+        let (out_dim, in_dim) = (q.out_dim, q.in_dim);
+        let words = q.words_per_row();
+        let groups = q.groups_per_row();
+        if q.packed.len() != out_dim * words || q.scales.len() != out_dim * groups || q.biases.len() != q.scales.len() {
+            return Err(Error::Backend(format!("quantized weight ({out_dim}, {in_dim}): inconsistent part sizes")));
+        }
+        let packed = Array::from_slice(&q.packed, &[dim(out_dim)?, dim(words)?]);
+        let scales = self.tensor(&q.scales, &[out_dim, groups])?;
+        let biases = self.tensor(&q.biases, &[out_dim, groups])?;
+        let bias = bias.map(|b| self.tensor(b, &[out_dim])).transpose()?;
+        Ok(MlxLinear {
+            weight: LinearWeight::Quantized {
+                packed: MlxTensor(packed),
+                scales,
+                biases,
+                group_size: dim(q.group_size)?,
+                bits: dim(q.bits as usize)?,
+            },
+            bias,
+            in_dim,
+            out_dim,
+        })
     }
 
     fn check_axis(&self, x: &Array, axis: usize, what: &str) -> Result<i32> {
@@ -172,6 +202,13 @@ impl Ops for MlxOps {
                     None => matmul(&x2, &wt),
                 }
                 .map_err(err)?
+            }
+            LinearWeight::Quantized { packed, scales, biases, group_size, bits } => {
+                let y = quantized_matmul(&x2, &packed.0, &scales.0, &biases.0, true, *group_size, *bits).map_err(err)?;
+                match &layer.bias {
+                    Some(b) => mlx_rs::ops::add(&y, &b.0).map_err(err)?,
+                    None => y,
+                }
             }
         };
         let mut out_shape = shape;

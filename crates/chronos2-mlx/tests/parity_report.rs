@@ -35,3 +35,34 @@ fn report() {
         println!("{line}");
     }
 }
+
+/// `-- --ignored --nocapture timing`: wall time of a sgemm and of chronos2-mini forwards on MLX.
+#[test]
+#[ignore]
+fn timing() {
+    use chronos2_core::ops::Ops;
+    use chronos2_core::ModelBatch;
+    use std::time::Instant;
+    let ops = chronos2_mlx::MlxOps::new();
+    let x = ops.tensor(&vec![0.5f32; 72 * 768], &[72, 768]).unwrap();
+    let l = ops.linear_from_host(&vec![0.25f32; 3072 * 768], 3072, 768, None).unwrap();
+    ops.to_vec(&ops.linear(&x, &l).unwrap()).unwrap();
+    let t = Instant::now();
+    for _ in 0..10 {
+        ops.to_vec(&ops.linear(&x, &l).unwrap()).unwrap();
+    }
+    println!("linear [72x768]x[768x3072]: {:.2} ms", t.elapsed().as_secs_f64() * 100.0);
+    let dir = fixtures::repo_root().join("models/chronos2-mini");
+    let model = chronos2_mlx::load_model(&dir).unwrap();
+    for (rows, ctx) in [(1, 512), (32, 512), (8, 2048)] {
+        let context: Vec<f32> = (0..rows * ctx).map(|i| ((i % 97) as f32 * 0.1).sin()).collect();
+        let batch = ModelBatch::independent(context, rows, ctx, 4);
+        model.forecast(&batch).unwrap();
+        let t = Instant::now();
+        let n = 3;
+        for _ in 0..n {
+            model.forecast(&batch).unwrap();
+        }
+        println!("chronos2-mini forecast rows {rows} ctx {ctx}: {:.1} ms", t.elapsed().as_secs_f64() * 1000.0 / n as f64);
+    }
+}
