@@ -63,6 +63,20 @@ impl PredictDfOptions {
     }
 }
 
+impl PredictDfOptions {
+    /// The pipeline options these stand for.
+    pub fn predict_options(&self) -> PredictOptions {
+        PredictOptions {
+            prediction_length: Some(self.prediction_length),
+            quantile_levels: self.quantile_levels.iter().map(|&q| q as f32).collect(),
+            batch_size: self.batch_size,
+            context_length: self.context_length,
+            cross_learning: self.cross_learning,
+            ..PredictOptions::default()
+        }
+    }
+}
+
 /// Options of [`Chronos2::embed_df`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbedDfOptions {
@@ -224,15 +238,13 @@ impl Chronos2 {
         if options.batch_size == 0 {
             return Err(Error::InvalidArgument("batch size must be at least 1".into()));
         }
-        let predict_options = PredictOptions {
-            prediction_length: Some(options.prediction_length),
-            quantile_levels: options.quantile_levels.iter().map(|&q| q as f32).collect(),
-            batch_size: options.batch_size,
-            context_length: options.context_length,
-            cross_learning: options.cross_learning,
-            ..PredictOptions::default()
-        };
-        self.predict(&prepared.inputs, &predict_options, progress)
+        self.predict(&prepared.inputs, &options.predict_options(), progress)
+    }
+
+    /// The warnings the reference would print for these options (horizon longer than the
+    /// model's, context length reset, quantile levels outside the model's range).
+    pub fn warnings(&self, options: &PredictDfOptions) -> Vec<String> {
+        options.predict_options().warnings(self.config())
     }
 
     /// Embeds every (item, target) of a long-format table; other columns are past covariates.

@@ -298,6 +298,9 @@ fn predict(args: PredictArgs) -> Result<()> {
         cross_learning: args.cross_learning,
         freq: prepared.freq,
     };
+    for warning in model.warnings(&options) {
+        eprintln!("warning: {warning}");
+    }
     let progress = Progress::new("forecasting", prepared.inputs.len());
     let forecasts = model.predict_prepared(&prepared, &options, &mut |done, total| progress.update(done, total));
     progress.finish();

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{format_f64, format_timestamp, ColumnData, Frame};
+use super::{format_f64, format_timestamp_with, ColumnData, Frame};
 use crate::error::{Error, Result};
 
 /// pandas' default missing-value markers (`read_csv(na_values=None, keep_default_na=True)`).
@@ -94,9 +94,10 @@ pub(super) fn to_csv(frame: &Frame) -> std::result::Result<Vec<u8>, String> {
     let mut wtr = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
     wtr.write_record(frame.columns.iter().map(|c| c.name.as_str())).map_err(|e| e.to_string())?;
     let mut fields: Vec<String> = Vec::with_capacity(frame.columns.len());
+    let digits: Vec<usize> = frame.columns.iter().map(|c| c.data.timestamp_digits()).collect();
     for i in 0..frame.num_rows() {
         fields.clear();
-        for col in &frame.columns {
+        for (col, &digits) in frame.columns.iter().zip(&digits) {
             fields.push(match &col.data {
                 ColumnData::Int(v) => v[i].to_string(),
                 ColumnData::Float(v) => {
@@ -117,7 +118,7 @@ pub(super) fn to_csv(frame: &Frame) -> std::result::Result<Vec<u8>, String> {
                 }
                 ColumnData::Bool(v) => v[i].map_or(String::new(), |b| if b { "True".into() } else { "False".into() }),
                 ColumnData::Str(v) => v[i].clone().unwrap_or_default(),
-                ColumnData::Timestamp(v, tz) => v[i].map_or(String::new(), |t| format_timestamp(t, *tz)),
+                ColumnData::Timestamp(v, tz) => v[i].map_or(String::new(), |t| format_timestamp_with(t, *tz, digits)),
             });
         }
         wtr.write_record(&fields).map_err(|e| e.to_string())?;

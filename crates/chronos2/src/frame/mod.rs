@@ -17,7 +17,7 @@ use chrono::NaiveDateTime;
 use crate::error::{Error, Result};
 
 pub(crate) use parquet_io::embeddings_to_parquet;
-pub use timestamp::{format_timestamp, parse_timestamp, TzOffset};
+pub use timestamp::{format_timestamp, format_timestamp_with, fraction_digits, parse_timestamp, TzOffset};
 
 /// Values of one column. Missing values are `None` (NaN for floats).
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +96,14 @@ impl ColumnData {
             ColumnData::Bool(v) => v[i].map(|b| if b { "True" } else { "False" }.to_string()),
             ColumnData::Str(v) => v[i].clone(),
             ColumnData::Timestamp(v, tz) => v[i].map(|t| format_timestamp(t, *tz)),
+        }
+    }
+
+    /// Fractional-second digits that format every timestamp of the column (0 for other columns).
+    pub fn timestamp_digits(&self) -> usize {
+        match self {
+            ColumnData::Timestamp(v, _) => fraction_digits(v.iter().flatten().copied()),
+            _ => 0,
         }
     }
 
@@ -257,6 +265,7 @@ impl Frame {
     pub fn to_json_records(&self) -> String {
         let rows = self.num_rows();
         let keys: Vec<String> = self.columns.iter().map(|c| json_string(&c.name)).collect();
+        let digits: Vec<usize> = self.columns.iter().map(|c| c.data.timestamp_digits()).collect();
         let mut out = String::with_capacity(rows * 32 * self.columns.len().max(1) + 2);
         out.push('[');
         for i in 0..rows {
@@ -270,7 +279,7 @@ impl Frame {
                 }
                 out.push_str(&keys[k]);
                 out.push(':');
-                out.push_str(&json_value(&col.data, i));
+                out.push_str(&json_value(&col.data, i, digits[k]));
             }
             out.push('}');
         }
@@ -294,13 +303,14 @@ pub fn json_f32(x: f32) -> String {
     }
 }
 
-fn json_value(data: &ColumnData, i: usize) -> String {
+fn json_value(data: &ColumnData, i: usize, digits: usize) -> String {
     match data {
         ColumnData::Int(v) => v[i].to_string(),
         ColumnData::Float(v) => serde_json::Number::from_f64(v[i]).map_or("null".into(), |n| n.to_string()),
         ColumnData::Float32(v) => json_f32(v[i]),
         ColumnData::Bool(v) => v[i].map_or("null".into(), |b| b.to_string()),
-        ColumnData::Str(_) | ColumnData::Timestamp(..) => data.label_at(i).map_or("null".into(), |s| json_string(&s)),
+        ColumnData::Timestamp(v, tz) => v[i].map_or("null".into(), |t| json_string(&format_timestamp_with(t, *tz, digits))),
+        ColumnData::Str(_) => data.label_at(i).map_or("null".into(), |s| json_string(&s)),
     }
 }
 

@@ -102,7 +102,34 @@ fn split_offset(s: &str) -> Option<(&str, Option<TzOffset>)> {
 /// ISO-8601 text: `2024-01-03T12:00:00`, fractional seconds when present
 /// (`2024-01-03T12:00:00.500`), and the offset for timezone-aware columns (`+00:00`).
 pub fn format_timestamp(t: NaiveDateTime, offset: Option<TzOffset>) -> String {
-    let mut s = t.format("%Y-%m-%dT%H:%M:%S%.f").to_string();
+    format_timestamp_with(t, offset, fraction_digits(std::iter::once(t)))
+}
+
+/// Fractional-second digits (0, 3, 6 or 9) that represent every timestamp exactly, so that a
+/// column is written in one format.
+pub fn fraction_digits(values: impl IntoIterator<Item = NaiveDateTime>) -> usize {
+    use chrono::Timelike;
+    values
+        .into_iter()
+        .map(|t| match t.nanosecond() % 1_000_000_000 {
+            0 => 0,
+            n if n % 1_000_000 == 0 => 3,
+            n if n % 1_000 == 0 => 6,
+            _ => 9,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// [`format_timestamp`] with a fixed number of fractional digits (0, 3, 6 or 9).
+pub fn format_timestamp_with(t: NaiveDateTime, offset: Option<TzOffset>, digits: usize) -> String {
+    let fmt = match digits {
+        0 => "%Y-%m-%dT%H:%M:%S",
+        3 => "%Y-%m-%dT%H:%M:%S%.3f",
+        6 => "%Y-%m-%dT%H:%M:%S%.6f",
+        _ => "%Y-%m-%dT%H:%M:%S%.9f",
+    };
+    let mut s = t.format(fmt).to_string();
     if let Some(off) = offset {
         let sign = if off < 0 { '-' } else { '+' };
         let abs = off.abs();
@@ -137,6 +164,15 @@ mod tests {
         assert_eq!(p("2024-01"), "2024-01-01T00:00:00");
         assert_eq!(p("1949"), "1949-01-01T00:00:00");
         assert_eq!(p(" 2024-02-29 "), "2024-02-29T00:00:00");
+    }
+
+    #[test]
+    fn one_format_per_column() {
+        let a = parse_timestamp("2024-01-03T12:00:00").unwrap().0;
+        let b = parse_timestamp("2024-01-03T12:00:00.5").unwrap().0;
+        let digits = fraction_digits([a, b]);
+        assert_eq!(format_timestamp_with(a, None, digits), "2024-01-03T12:00:00.000");
+        assert_eq!(format_timestamp_with(b, None, digits), "2024-01-03T12:00:00.500");
     }
 
     #[test]
