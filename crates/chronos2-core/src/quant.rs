@@ -71,7 +71,7 @@ pub struct QuantizedWeight {
 /// Whether a linear layer with this input width can be quantized with `group_size`
 /// (MLX needs whole groups along the input dimension).
 pub fn qualifies(in_dim: usize, group_size: usize) -> bool {
-    group_size > 0 && in_dim > 0 && in_dim % group_size == 0
+    group_size > 0 && in_dim > 0 && in_dim.is_multiple_of(group_size)
 }
 
 /// Bytes of the quantized representation of an `(out_dim, in_dim)` weight: packed codes plus
@@ -457,9 +457,9 @@ mod tests {
         assert_eq!(c, (0..4).map(|j| q8.code(0, j)).collect::<Vec<_>>());
         assert_eq!(q8.code(0, 15), 0);
         assert_eq!(q8.code(0, 0), 255);
-        for col in 0..64 {
+        for (col, &v) in w.iter().enumerate() {
             let (s, b) = q.group_params(0, col);
-            assert_eq!(s * q.code(0, col) as f32 + b, w[col]);
+            assert_eq!(s * q.code(0, col) as f32 + b, v);
         }
     }
 
