@@ -1,0 +1,170 @@
+use candle_core::{Device, Tensor};
+use chronos2_core::quant::{dequantize, quantize, QuantizedWeight};
+
+use super::{Isa, QuantizedLinear, QuantizedMatmul};
+
+/// Deterministic values in about [-scale, scale].
+fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+fn isas() -> Vec<Isa> {
+    #[allow(unused_mut)]
+    let mut v = vec![Isa::Generic];
+    #[cfg(target_arch = "x86_64")]
+    {
+        v.extend([Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.available()));
+    }
+    v
+}
+
+/// `x · dequantize(W)^T + b`, naive, in f64 (eight independent partial sums per dot product),
+/// with the per-element bound `sum |x_k w_k|` for the tolerance.
+fn reference(x: &[f32], m: usize, w: &QuantizedWeight, bias: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
+    let (n, k) = (w.out_dim, w.in_dim);
+    let wd = dequantize(w);
+    let mut y = vec![0f32; m * n];
+    let mut mag = vec![0f32; m * n];
+    for i in 0..m {
+        let xr = &x[i * k..(i + 1) * k];
+        for j in 0..n {
+            let wr = &wd[j * k..(j + 1) * k];
+            let (mut acc, mut abs) = ([0f64; 8], [0f64; 8]);
+            for (xc, wc) in xr.chunks(8).zip(wr.chunks(8)) {
+                for l in 0..xc.len() {
+                    let p = xc[l] as f64 * wc[l] as f64;
+                    acc[l] += p;
+                    abs[l] += p.abs();
+                }
+            }
+            let b = bias.map_or(0.0, |b| b[j] as f64);
+            y[i * n + j] = (acc.iter().sum::<f64>() + b) as f32;
+            mag[i * n + j] = (abs.iter().sum::<f64>() + b.abs()) as f32;
+        }
+    }
+    (y, mag)
+}
+
+fn check(got: &[f32], want: &[f32], mag: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (idx, ((&g, &w), &a)) in got.iter().zip(want).zip(mag).enumerate() {
+        let tol = 2e-5 * a + 1e-6;
+        assert!((g - w).abs() <= tol, "{what}: element {idx}: got {g}, want {w} (tol {tol})");
+    }
+}
+
+fn quantized(out_dim: usize, in_dim: usize, bits: u32, group_size: usize, seed: u64) -> QuantizedWeight {
+    let w = values(out_dim * in_dim, seed, 0.05);
+    quantize(&w, out_dim, in_dim, bits, group_size).unwrap()
+}
+
+#[test]
+fn small_shapes_every_kernel_bits_group_and_bias() {
+    // Odd m (partial row blocks), out_dim not a multiple of the 32-row strip.
+    for bits in [8, 4] {
+        for (gs, n, k) in [(64, 100, 256), (32, 33, 96), (128, 64, 384), (64, 1, 64)] {
+            let w = quantized(n, k, bits, gs, 11 + n as u64);
+            let bias = values(n, 5, 0.3);
+            for m in [1, 2, 7, 12, 13, 25, 30] {
+                let x = values(m * k, m as u64, 1.0);
+                for with_bias in [false, true] {
+                    let b = with_bias.then_some(&bias[..]);
+                    let (want, mag) = reference(&x, m, &w, b);
+                    for isa in isas() {
+                        let mm = QuantizedMatmul::with_isa(&w, isa).unwrap();
+                        let mut y = vec![f32::NAN; m * n];
+                        mm.matmul(&x, m, b, &mut y);
+                        check(&y, &want, &mag, &format!("{isa:?} {bits} bits gs {gs} ({m}x{k})x({k}x{n}) bias {with_bias}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn model_shapes_match_naive_dequantized_matmul() {
+    // Chronos-2 MLP shapes, m from one row to beyond the k-blocking threshold (272 rows).
+    for bits in [8, 4] {
+        for (n, k) in [(3072, 768), (768, 3072)] {
+            let w = quantized(n, k, bits, 64, bits as u64 * 1000 + n as u64);
+            let bias = values(n, 3, 0.1);
+            let mm = QuantizedMatmul::new(&w).unwrap();
+            for m in [1, 11, 13, 299] {
+                let x = values(m * k, 77 + m as u64, 1.0);
+                let (want, mag) = reference(&x, m, &w, Some(&bias));
+                let mut y = vec![f32::NAN; m * n];
+                mm.matmul(&x, m, Some(&bias), &mut y);
+                check(&y, &want, &mag, &format!("{:?} {bits} bits ({m}x{k})x({k}x{n})", mm.isa()));
+            }
+        }
+    }
+}
+
+#[test]
+fn every_kernel_on_a_k_blocked_shape() {
+    // m * k * 4 bytes above the L2 block, so k is split and partial tiles are accumulated.
+    let (m, n, k) = (181, 70, 1024);
+    for bits in [8, 4] {
+        let w = quantized(n, k, bits, 64, 9);
+        let x = values(m * k, 4, 1.0);
+        let (want, mag) = reference(&x, m, &w, None);
+        for isa in isas() {
+            let mm = QuantizedMatmul::with_isa(&w, isa).unwrap();
+            let mut y = vec![f32::NAN; m * n];
+            mm.matmul(&x, m, None, &mut y);
+            check(&y, &want, &mag, &format!("{isa:?} {bits} bits k-blocked"));
+        }
+    }
+}
+
+#[test]
+fn candle_forward_over_leading_axes() {
+    let (n, k) = (96, 128);
+    let w = quantized(n, k, 4, 64, 21);
+    let bias = values(n, 8, 0.2);
+    let layer = QuantizedLinear::new(w.clone(), Some(bias.clone())).unwrap();
+    // Same layer through the float entry point.
+    let wf = values(n * k, 21, 0.05);
+    let same = QuantizedLinear::quantize(&wf, n, k, Some(&bias), 4, 64).unwrap();
+    assert_eq!(same.forward_slice(&values(k, 1, 1.0), 1), layer.forward_slice(&values(k, 1, 1.0), 1));
+    let x = values(2 * 3 * k, 6, 1.0);
+    let xt = Tensor::from_slice(&x, (2, 3, k), &Device::Cpu).unwrap();
+    let y = layer.forward(&xt).unwrap();
+    assert_eq!(y.dims(), &[2, 3, n]);
+    let got = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (want, mag) = reference(&x, 6, &w, Some(&bias));
+    check(&got, &want, &mag, "candle forward");
+    // A non-contiguous input (transposed view) gives the same rows.
+    let xt2 = Tensor::from_slice(&x, (6, k), &Device::Cpu).unwrap().t().unwrap().contiguous().unwrap().t().unwrap();
+    assert!(!xt2.is_contiguous());
+    let got2 = layer.forward(&xt2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(got, got2);
+    // Wrong feature count is an error, not a panic.
+    let bad = Tensor::zeros((2, k + 64), candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert!(layer.forward(&bad).is_err());
+    assert_eq!(layer.out_dim(), n);
+    assert_eq!(layer.in_dim(), k);
+}
+
+#[test]
+fn rejects_unsupported_weights() {
+    let w = values(32 * 64, 1, 0.1);
+    let q2 = quantize(&w, 32, 64, 2, 64).unwrap();
+    assert!(QuantizedMatmul::new(&q2).is_err());
+    let q8 = quantize(&w, 32, 64, 8, 64).unwrap();
+    assert!(QuantizedLinear::new(q8.clone(), Some(vec![0.0; 31])).is_err());
+    let layer = QuantizedLinear::new(q8, None).unwrap();
+    // Codes plus scales and biases, strips padded to 32 rows: 32 x 64 bytes + 32 x 2 x 4 bytes.
+    assert_eq!(layer.footprint_bytes(), 32 * 64 + 32 * 2 * 4);
+    // m = 0 is fine.
+    assert!(layer.forward_slice(&[], 0).is_empty());
+}
