@@ -5,10 +5,12 @@
 //! (AMX); on x86_64 the gemm crate's AVX-512 kernels are enabled.
 
 mod ops;
+pub mod quant;
 
 use std::path::Path;
 
 pub use ops::{CandleCpuOps, CandleLinear};
+pub use quant::{QuantizedLinear, QuantizedMatmul};
 
 use chronos2_core::model::Chronos2Model;
 use chronos2_core::{Forecaster, Result};
