@@ -296,8 +296,7 @@ pub fn json_string(s: &str) -> String {
 /// A JSON number for an f32 (shortest round-trip digits), `null` for NaN/infinity.
 pub fn json_f32(x: f32) -> String {
     if x.is_finite() {
-        let s = x.to_string();
-        s
+        x.to_string()
     } else {
         "null".into()
     }
