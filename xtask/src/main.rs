@@ -3,6 +3,9 @@
 //! - `test`      run every test of the workspace (the README's test command).
 //! - `fixtures`  regenerate the reference fixtures with Python `chronos-forecasting`.
 //! - `bench`     run the criterion forward bench and the PyTorch CPU baseline side by side.
+//! - `accuracy`  fp32 / int8 / int4 forecast accuracy on held-out real series (docs/accuracy.md).
+
+mod accuracy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,6 +19,8 @@ tasks:
   fixtures   regenerate tests/fixtures with the Python reference
              (needs: pip install chronos-forecasting==2.3.2 pandas pyarrow)
   bench      criterion forward bench (candle CPU) + PyTorch CPU baseline in the same run
+  accuracy   [--quick] [--output docs/accuracy.md]: fp32 / int8 / int4 accuracy of
+             models/chronos2-mini on eval/real-series (markdown report)
 ";
 
 fn main() -> Result<()> {
@@ -28,6 +33,7 @@ fn main() -> Result<()> {
         "test" => test(),
         "fixtures" => run(Command::new("python3").arg("scripts/generate_fixtures.py")),
         "bench" => bench(),
+        "accuracy" => accuracy::run(&args[1..]),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

@@ -1,0 +1,424 @@
+//! `cargo xtask accuracy`: the bundled `models/chronos2-mini` in fp32 / int8 / int4 on the
+//! held-out real series of `eval/real-series/`, with the metrics of the model card's
+//! `evaluate.py` (ported in [`metrics`]), written as markdown to `docs/accuracy.md`.
+//!
+//! Protocol (the card's): each series is forecast alone, with its own horizon, from its whole
+//! history (NaNs kept; the pipeline keeps the last 2048 points, the model's context length), at
+//! the levels 0.05, 0.1, 0.2, ..., 0.9, 0.95. MASE is scaled by the in-sample seasonal-naive
+//! error of the whole history.
+
+mod data;
+mod metrics;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use chronos2_core::pipeline::{predict, PredictOptions, SeriesInput};
+use chronos2_core::Forecaster;
+
+use data::Series;
+use metrics::{Quantiles, SeriesMetrics, LEVELS};
+
+const USAGE: &str =
+    "usage: cargo xtask accuracy [--quick] [--output FILE] [--model DIR] [--data DIR]
+
+  Evaluates the model in fp32 / int8 / int4 on the held-out real series and prints a markdown
+  report; a full run writes it to docs/accuracy.md (--output to change; a --quick run writes
+  only when --output is given).
+
+  --quick        8 of the 23 series (the short ones, one or more per frequency)
+  --output FILE  where to write the report (relative to the repository root)
+  --model DIR    model directory (default models/chronos2-mini)
+  --data DIR     evaluation set (default eval/real-series)
+  --csv FILE     also write the per-series metrics of every mode as CSV
+";
+
+/// Context length of the card's protocol (`evaluate.py --context_length 2048`, also the
+/// chronos2-mini config's).
+const CONTEXT_LENGTH: usize = 2048;
+
+/// Series of `--quick`: the short histories, covering MS, QS, YS and 500ms.
+const QUICK_SERIES: [&str; 8] = [
+    "nile_volume",
+    "lynx",
+    "airpassengers",
+    "austres",
+    "woolyrnq",
+    "heartrate",
+    "macro_cpi",
+    "macro_realgdp",
+];
+
+/// One way of running the model; the report has one row per mode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mode {
+    pub name: &'static str,
+    /// Weight bits of the quantized linear layers; `None` = the float model.
+    pub bits: Option<u32>,
+}
+
+/// The modes, fp32 first (the others are compared with it).
+pub const MODES: [Mode; 3] = [
+    Mode {
+        name: "fp32",
+        bits: None,
+    },
+    Mode {
+        name: "int8",
+        bits: Some(8),
+    },
+    Mode {
+        name: "int4",
+        bits: Some(4),
+    },
+];
+
+/// Bytes of weights a mode holds in memory, and where the number comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightMemory {
+    pub bytes: u64,
+    pub source: String,
+}
+
+/// A loaded mode.
+struct Loaded {
+    model: Box<dyn Forecaster>,
+    memory: WeightMemory,
+}
+
+fn load_mode(mode: Mode, model_dir: &Path) -> Result<Loaded> {
+    match mode.bits {
+        None => {
+            let model = chronos2_candle_cpu::load(model_dir)
+                .with_context(|| format!("cannot load {}", model_dir.display()))?;
+            let file = model_dir.join("model.safetensors");
+            let bytes = std::fs::metadata(&file)
+                .with_context(|| format!("{}", file.display()))?
+                .len();
+            Ok(Loaded {
+                model,
+                memory: WeightMemory {
+                    bytes,
+                    source: "fp32 model.safetensors file size".into(),
+                },
+            })
+        }
+        Some(bits) => {
+            bail!("no quantized CPU model loader in chronos2-candle-cpu yet (int{bits})")
+        }
+    }
+}
+
+/// The results of one mode.
+pub struct ModeRun {
+    pub mode: Mode,
+    pub memory: WeightMemory,
+    /// Per series, in the order of the evaluation set.
+    pub forecasts: Vec<Quantiles>,
+    pub metrics: Vec<SeriesMetrics>,
+}
+
+/// A mode that could not be evaluated, and why.
+pub struct Skipped {
+    pub mode: Mode,
+    pub reason: String,
+}
+
+struct Args {
+    quick: bool,
+    output: Option<PathBuf>,
+    model: PathBuf,
+    data: PathBuf,
+    csv: Option<PathBuf>,
+}
+
+fn parse_args(args: &[String]) -> Result<Option<Args>> {
+    let mut out = Args {
+        quick: false,
+        output: None,
+        model: PathBuf::from("models/chronos2-mini"),
+        data: PathBuf::from("eval/real-series"),
+        csv: None,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--quick" => out.quick = true,
+            "--output" | "-o" => out.output = Some(value("--output")?.into()),
+            "--model" => out.model = value("--model")?.into(),
+            "--data" => out.data = value("--data")?.into(),
+            "--csv" => out.csv = Some(value("--csv")?.into()),
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(None);
+            }
+            other => {
+                print!("{USAGE}");
+                bail!("unknown argument {other:?}")
+            }
+        }
+    }
+    if out.output.is_none() && !out.quick {
+        out.output = Some(PathBuf::from("docs/accuracy.md"));
+    }
+    Ok(Some(out))
+}
+
+/// Entry point of `cargo xtask accuracy ARGS`.
+pub fn run(args: &[String]) -> Result<()> {
+    let Some(args) = parse_args(args)? else {
+        return Ok(());
+    };
+    let root = super::repo_root();
+    let model_dir = root.join(&args.model);
+    let mut series = data::load(&root.join(&args.data))?;
+    if args.quick {
+        series.retain(|s| QUICK_SERIES.contains(&s.id.as_str()));
+    }
+    eprintln!(
+        "accuracy: {} series from {}, model {}",
+        series.len(),
+        args.data.display(),
+        args.model.display()
+    );
+
+    let mut runs: Vec<ModeRun> = Vec::new();
+    let mut skipped = Vec::new();
+    for mode in MODES {
+        let loaded = match load_mode(mode, &model_dir) {
+            Ok(l) => l,
+            Err(e) if mode.bits.is_some() => {
+                eprintln!("accuracy: skipping {}: {e:#}", mode.name);
+                skipped.push(Skipped {
+                    mode,
+                    reason: format!("{e:#}"),
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let start = Instant::now();
+        let mut forecasts = Vec::with_capacity(series.len());
+        for s in &series {
+            forecasts.push(
+                forecast(loaded.model.as_ref(), s)
+                    .with_context(|| format!("{} on {}", mode.name, s.id))?,
+            );
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        eprintln!(
+            "accuracy: {:<5} {} series in {seconds:.1} s",
+            mode.name,
+            series.len()
+        );
+        let metrics = series
+            .iter()
+            .zip(&forecasts)
+            .map(|(s, q)| metrics::series_metrics(&s.history, &s.truth, s.season, q))
+            .collect();
+        runs.push(ModeRun {
+            mode,
+            memory: loaded.memory,
+            forecasts,
+            metrics,
+        });
+    }
+
+    let naive: Vec<SeriesMetrics> = series
+        .iter()
+        .map(|s| {
+            metrics::series_metrics(
+                &s.history,
+                &s.truth,
+                s.season,
+                &metrics::seasonal_naive(&s.history, s.season, s.horizon),
+            )
+        })
+        .collect();
+    let doc = report::render(&report::Report {
+        series: &series,
+        naive: &naive,
+        runs: &runs,
+        skipped: &skipped,
+        quick: args.quick,
+        model: &args.model,
+        date: report::today_utc(),
+        machine: report::machine(),
+    });
+    print!("{doc}");
+    if let Some(out) = args.csv {
+        write(
+            &root.join(&out),
+            &report::per_series_csv(&series, &naive, &runs),
+        )?;
+        eprintln!("accuracy: wrote {}", out.display());
+    }
+    if let Some(out) = args.output {
+        write(&root.join(&out), &doc)?;
+        eprintln!("accuracy: wrote {}", out.display());
+    }
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Forecasts one series alone, as `evaluate.py` does (`predict_quantiles([y], prediction_length=H,
+/// quantile_levels=QL, context_length=2048)`).
+fn forecast(model: &dyn Forecaster, s: &Series) -> Result<Quantiles> {
+    let input = SeriesInput::univariate(s.history.iter().map(|&v| v as f32).collect());
+    let options = PredictOptions {
+        quantile_levels: LEVELS.iter().map(|&l| l as f32).collect(),
+        context_length: Some(CONTEXT_LENGTH),
+        ..PredictOptions::new(s.horizon)
+    };
+    let out = predict(model, &[input], &options, &mut |_, _| {})?;
+    let item = out.into_iter().next().context("no forecast returned")?;
+    anyhow::ensure!(
+        item.n_targets == 1
+            && item.prediction_length == s.horizon
+            && item.quantiles.len() == s.horizon * LEVELS.len(),
+        "unexpected forecast shape"
+    );
+    Ok(Quantiles::new(
+        LEVELS.to_vec(),
+        item.quantiles.iter().map(|&v| v as f64).collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Per-series (MASE, WQL) of the Python reference for chronos2-mini: `python
+    /// eval/real-series/evaluate.py mini=models/chronos2-mini` (chronos-forecasting 2.3.2, PyTorch
+    /// CPU fp32, context_length 2048) — the run behind the model card's row.
+    const PYTHON_REFERENCE: [(&str, f64, f64); 23] = [
+        ("co2_monthly", 1.3335723120983372, 0.0032451793590416033),
+        ("co2_weekly", 0.7423941404916531, 0.001998761566384531),
+        ("sunspots_yearly", 0.6911508149069916, 0.1992760934853008),
+        ("elnino_sst", 0.6552077418984649, 0.02497255093949716),
+        ("nile_volume", 1.0944446583851901, 0.13228236437950175),
+        ("macro_realgdp", 3.461709202030454, 0.05419324442807286),
+        ("macro_realcons", 3.6082612293342895, 0.05602150904882039),
+        ("macro_realinv", 5.68928236568647, 0.21994008092264802),
+        ("macro_cpi", 0.9178645718369456, 0.011579415970734966),
+        ("macro_unemp", 3.0782276733207556, 0.28436087075816163),
+        ("macro_m1", 4.232613325361782, 0.0740942282233885),
+        ("macro_tbilrate", 1.6862371353451489, 1.7487775609998275),
+        ("macro_pop", 0.1261424438206648, 0.0010425489582384514),
+        ("airpassengers", 0.8368611165786517, 0.04002822336453423),
+        ("wineind", 1.1272023049385835, 0.06394730151907702),
+        ("ausbeer", 0.4651993014117864, 0.014278195984295059),
+        ("austres", 0.5719810448489235, 0.005670652532960167),
+        ("woolyrnq", 1.333922205318928, 0.09552951762710092),
+        ("lynx", 1.1243835679419105, 0.40852241468758393),
+        ("heartrate", 13.135018309561675, 0.09343320739728286),
+        ("sunspots_monthly", 1.3314179034370355, 0.1426069095042667),
+        ("taylor_elec", 0.753272196872982, 0.043380898818086426),
+        ("msft_close", 9.426483952534104, 0.03827587428196748),
+    ];
+
+    fn args(list: &[&str]) -> Args {
+        parse_args(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn arguments() {
+        let full = args(&[]);
+        assert!(!full.quick);
+        assert_eq!(full.output, Some(PathBuf::from("docs/accuracy.md")));
+        let quick = args(&["--quick"]);
+        assert!(quick.quick && quick.output.is_none());
+        let quick_out = args(&["--quick", "--output", "x.md", "--csv", "y.csv"]);
+        assert_eq!(quick_out.output, Some(PathBuf::from("x.md")));
+        assert_eq!(quick_out.csv, Some(PathBuf::from("y.csv")));
+        assert!(parse_args(&["--bogus".to_string()]).is_err());
+        assert!(parse_args(&["--output".to_string()]).is_err());
+    }
+
+    #[test]
+    fn quick_series_exist() {
+        let series = data::load(&crate::repo_root().join("eval/real-series")).unwrap();
+        for id in QUICK_SERIES {
+            assert!(series.iter().any(|s| s.id == id), "{id}");
+        }
+    }
+
+    /// The whole fp32 evaluation through the library pipeline against the Python reference:
+    /// per series within 1e-3 relative (candle vs PyTorch float noise is ~5e-5), aggregates as
+    /// on the model card.
+    #[test]
+    fn fp32_reproduces_python_reference_and_card() {
+        let root = crate::repo_root();
+        let series = data::load(&root.join("eval/real-series")).unwrap();
+        let model = load_mode(MODES[0], &root.join("models/chronos2-mini"))
+            .unwrap()
+            .model;
+        let naive: Vec<SeriesMetrics> = series
+            .iter()
+            .map(|s| {
+                metrics::series_metrics(
+                    &s.history,
+                    &s.truth,
+                    s.season,
+                    &metrics::seasonal_naive(&s.history, s.season, s.horizon),
+                )
+            })
+            .collect();
+        let mut got = Vec::new();
+        for (s, (id, mase, wql)) in series.iter().zip(PYTHON_REFERENCE) {
+            assert_eq!(s.id, id);
+            let q = forecast(model.as_ref(), s).unwrap();
+            let m = metrics::series_metrics(&s.history, &s.truth, s.season, &q);
+            assert!(
+                (m.mase / mase - 1.0).abs() < 1e-3,
+                "{id}: MASE {} vs Python {mase}",
+                m.mase
+            );
+            assert!(
+                (m.wql / wql - 1.0).abs() < 1e-3,
+                "{id}: WQL {} vs Python {wql}",
+                m.wql
+            );
+            got.push(m);
+        }
+        let sum = report::summarize(&got, &naive);
+        let card = &report::CARD_FP32;
+        for (name, value, want) in [
+            ("mean MASE", sum.mean_mase, card.mean_mase),
+            ("median MASE", sum.median_mase, card.median_mase),
+            (
+                "gmean MASE",
+                sum.gmean_mase_rel_naive,
+                card.gmean_mase_rel_naive,
+            ),
+            (
+                "gmean WQL",
+                sum.gmean_wql_rel_naive,
+                card.gmean_wql_rel_naive,
+            ),
+            ("cov80", sum.cov80, card.cov80),
+            ("cov90", sum.cov90, card.cov90),
+        ] {
+            assert!(
+                (value - want).abs() < 1e-3,
+                "{name}: {value} vs card {want}"
+            );
+        }
+        assert_eq!(sum.wins, card.wins);
+    }
+}
