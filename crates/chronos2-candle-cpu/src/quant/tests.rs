@@ -168,3 +168,46 @@ fn rejects_unsupported_weights() {
     // m = 0 is fine.
     assert!(layer.forward_slice(&[], 0).is_empty());
 }
+
+/// Exactly reproducible in NumPy: 32-bit xorshift, top 24 bits mapped to `(u24 - 2^23) / 2^27`.
+fn xorshift_weights(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            ((s >> 8) as f32 - 8_388_608.0) / 134_217_728.0
+        })
+        .collect()
+}
+
+#[test]
+fn outputs_match_mlx_quantized_matmul() {
+    // Reference: mlx-cpu 0.32.2, Python (w = xorshift_weights(8 * 128, 2024) as (8, 128),
+    // x = xorshift_weights(3 * 128, 7) * 16 as (3, 128), float32):
+    //   q, s, b = mx.quantize(mx.array(w), group_size=64, bits=B)
+    //   y = mx.quantized_matmul(mx.array(x), q, s, b, transpose=True, group_size=64, bits=B)
+    // (MLX's own result is within 1e-7 of the f64 product with its dequantized weight.)
+    const MLX_Y8: [f32; 24] = [
+        -0.17398162, -0.07739276, -0.2037228, -0.1808132, -0.21675411, 0.27626786, 0.056506135, 0.06823641,
+        0.036225893, 0.06316121, 0.05229239, -0.08424554, 0.331536, -0.088254094, 0.298671, -0.18164957,
+        0.0673624, -0.070754185, 0.073200494, -0.0015854016, -0.1993917, 0.012639221, -0.32458028, 0.08523691,
+    ];
+    const MLX_Y4: [f32; 24] = [
+        -0.16862215, -0.0566092, -0.18147255, -0.18465123, -0.20939769, 0.27419484, 0.04811894, 0.0874715,
+        0.0373893, 0.044192955, 0.05545699, -0.07899451, 0.33529305, -0.080743894, 0.3067466, -0.17971304,
+        0.07029483, -0.0696291, 0.0599934, -0.0102817565, -0.22484912, 0.0049357302, -0.31941962, 0.07957563,
+    ];
+    let w = xorshift_weights(8 * 128, 2024);
+    let x: Vec<f32> = xorshift_weights(3 * 128, 7).iter().map(|v| v * 16.0).collect();
+    for (bits, want) in [(8, MLX_Y8), (4, MLX_Y4)] {
+        let q = quantize(&w, 8, 128, bits, 64).unwrap();
+        for isa in isas() {
+            let y = QuantizedLinear::from_matmul(QuantizedMatmul::with_isa(&q, isa).unwrap(), None).unwrap().forward_slice(&x, 3);
+            for (i, (&g, &e)) in y.iter().zip(&want).enumerate() {
+                assert!((g - e).abs() <= 5e-7, "{isa:?} {bits} bits, output {i}: {g} vs MLX {e}");
+            }
+        }
+    }
+}
