@@ -304,11 +304,17 @@ impl Ops for MlxOps {
         concatenate(&[out1, out2], dim(last)?).map(MlxTensor).map_err(err)
     }
 
-    /// `fast::scaled_dot_product_attention` with scale 1.0 and the additive key mask as given:
-    /// `f32::MIN` stays finite, so a fully masked row softmaxes to uniform weights, as in the
-    /// reference. (On the CPU, MLX runs its unfused fallback: `softmax(q k^T + mask) v` in f32.)
+    /// `fast::scaled_dot_product_attention` with scale 1.0 and the additive key mask.
+    ///
+    /// The mask (0 or `f32::MIN`) is halved first: MLX's fused Metal kernels work in base 2 and
+    /// may multiply an additive mask by `log2(e)`, which would turn `f32::MIN` into `-inf` and a
+    /// fully masked row into NaN. `f32::MIN / 2` stays finite there, and it still absorbs every
+    /// score (`s + f32::MIN / 2 == f32::MIN / 2` for `|s| < 1e31`), so a fully masked row still
+    /// softmaxes to uniform weights, as in the reference, and masked keys still get weight 0.
+    /// (On the CPU, MLX runs its unfused fallback, `softmax(q k^T + mask) v` in f32.)
     fn attention(&self, q: &MlxTensor, k: &MlxTensor, v: &MlxTensor, key_mask: &MlxTensor) -> Result<MlxTensor> {
-        let mask = ScaledDotProductAttentionMask::Array(&key_mask.0);
+        let half = multiply(&key_mask.0, self.scalar_like(0.5, &key_mask.0)?).map_err(err)?;
+        let mask = ScaledDotProductAttentionMask::Array(&half);
         fast::scaled_dot_product_attention(&q.0, &k.0, &v.0, 1.0, mask, None::<&Array>).map(MlxTensor).map_err(err)
     }
 }
