@@ -7,9 +7,11 @@
 //! - [`ops`]: the tensor-operations trait a backend implements.
 //! - [`model`]: the Chronos-2 encoder, written once, generic over [`ops::Ops`].
 //! - [`forecaster`]: the object-safe model interface the pipeline holds.
+//! - [`dispatch`]: backend choice per call from a measured crossover profile.
 //! - [`pipeline`]: predict / embed on items (ragged, NaN, covariates, groups, long horizons).
 
 pub mod config;
+pub mod dispatch;
 pub mod error;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
