@@ -12,7 +12,7 @@ fn accumulate(acc: &mut [[f32; STRIP]; MR_MAX], t: &Tile, k: usize, codes: &[f32
     }
     for (i, row) in acc.iter_mut().enumerate().take(t.mr) {
         // SAFETY: the caller guarantees `mr` rows of `kc` values at `x`.
-        let xv = unsafe { *t.x.add(i * t.ldx + k) };
+        let xv = unsafe { *t.x.add(k * t.mr + i) };
         for j in 0..STRIP {
             row[j] += xv * w[j];
         }
@@ -102,7 +102,7 @@ pub(crate) unsafe fn tile_f32(t: &PanelTile) {
     for k in 0..t.kc {
         let wk = &w[k * STRIP..(k + 1) * STRIP];
         for (i, row) in acc.iter_mut().enumerate().take(t.mr) {
-            let xv = *t.x.add(i * t.ldx + k);
+            let xv = *t.x.add(k * t.mr + i);
             for j in 0..STRIP {
                 row[j] += xv * wk[j];
             }

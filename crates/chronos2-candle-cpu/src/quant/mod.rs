@@ -10,13 +10,21 @@
 //! `k`), and per group the strip's 32 scales and 32 biases are contiguous. Same bytes as the MLX
 //! layout, different order; nothing is dequantized at load.
 //!
-//! The micro-kernel computes a tile of up to `MR` rows of `x` by one strip (32 outputs) as a sum
-//! of outer products: for each `k` it turns the strip's 32 codes into `w = scale · q + bias`
-//! (two 16-lane vectors: zero-extend, convert, one FMA with the group's scale and bias vectors)
-//! and accumulates `x[i, k] · w` into `MR × 2` vector accumulators. The dequantization is shared
-//! by the `MR` rows (12 with AVX-512), so the FMA units stay busy for large `m`, and the weight is
-//! read once per row block from L1 / L2. `k` is blocked so that the block of `x` stays in L2.
-//! Threads split the output columns (strips) with rayon.
+//! The micro-kernel computes a tile of up to `MR` rows of `x` (12 with AVX-512) by one strip
+//! (32 outputs) as a sum of outer products, `x` packed per row block as `[k][MR]` so that the
+//! broadcasts of `x[i, k]` are contiguous:
+//!
+//! - one row block (`m <= MR`, the small-batch / latency case): dequantization is fused into the
+//!   kernel — for each `k` the strip's 32 codes become `w = scale · q + bias` (two 16-lane
+//!   vectors: zero-extend, convert, one FMA with the group's scale and bias vectors) and
+//!   `x[i, k] · w` is accumulated into `MR × 2` vector accumulators; the weight is read once.
+//! - several row blocks: each strip is dequantized once per block of `k` (256) into an f32
+//!   panel `[k][32]` in L1, and every row block runs a plain f32 outer-product kernel on it, so
+//!   the FMA units are not shared with dequantization work as `m` grows.
+//!
+//! `k` is blocked so that the block of `x` stays in L2. Threads split the output columns
+//! (strips) with rayon. (MLX's identity `Σ x (s q + b) = s (x · q) + b Σ x` is not needed: the
+//! per-`k` dequantization FMA is shared by the `MR` rows, or done once per panel.)
 //!
 //! Code paths, chosen at run time: AVX-512F (x86_64), AVX2 + FMA (x86_64), and a portable one
 //! (plain Rust over the same layout, auto-vectorised; NEON on aarch64).
@@ -38,7 +46,7 @@ pub(crate) const MR_MAX: usize = 12;
 /// Bytes of `x` (one block of `k`, all rows) meant to stay in L2.
 const X_BLOCK_BYTES: usize = 512 * 1024;
 /// Longest block of `k` dequantized into an f32 panel (32 × 512 floats = 64 KiB).
-const PANEL_K: usize = 512;
+const PANEL_K: usize = 128;
 
 /// Which micro-kernels run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,9 +108,8 @@ impl Isa {
 /// Arguments of one micro-kernel call: `tile[i][j] = Σ_{k < kc} x[i, k] · w[j, k]` for
 /// `i < mr`, `j < 32`, where `w` is the strip's dequantized weight over one block of `k`.
 pub(crate) struct Tile {
-    /// First row of `x` (at the block's first `k`), rows `ldx` apart.
+    /// The row block of `x` over the block of `k`, packed `[kc][mr]` (`x[i, k]` at `k · mr + i`).
     pub x: *const f32,
-    pub ldx: usize,
     /// The strip's codes at the block's first `k` (int8: `32 · kc` bytes, int4: `16 · kc`).
     pub q: *const u8,
     /// The strip's scales and biases at the block's first group: per group 32 scales, then
@@ -119,8 +126,8 @@ pub(crate) struct Tile {
 
 /// Arguments of one f32 panel call: `tile[i][j] = Σ_{k < kc} x[i, k] · panel[k][j]`.
 pub(crate) struct PanelTile {
+    /// Packed `[kc][mr]` as in [`Tile`].
     pub x: *const f32,
-    pub ldx: usize,
     /// `[kc][32]` dequantized weights of the strip.
     pub w: *const f32,
     pub kc: usize,
@@ -244,16 +251,51 @@ impl QuantizedMatmul {
         if panels {
             kc = kc.min((PANEL_K / gs).max(1) * gs);
         }
+        // Pack x once: per block of k, each row block of `mr` rows as [kcur][mr] (contiguous
+        // broadcasts in the micro-kernels). Block (k0, r0) starts at `k0 · m + r0 · kcur`.
+        let mr = self.isa.mr();
+        let mut xp = vec![0f32; m * k];
+        {
+            let mut jobs: Vec<(usize, usize, &mut [f32])> = Vec::new();
+            let mut rest = &mut xp[..];
+            let mut k0 = 0;
+            while k0 < k {
+                let kcur = kc.min(k - k0);
+                let mut r0 = 0;
+                while r0 < m {
+                    let rows = mr.min(m - r0);
+                    let (block, tail) = std::mem::take(&mut rest).split_at_mut(rows * kcur);
+                    jobs.push((k0, r0, block));
+                    rest = tail;
+                    r0 += rows;
+                }
+                k0 += kcur;
+            }
+            let pack = |(k0, r0, block): &mut (usize, usize, &mut [f32])| {
+                let (k0, r0) = (*k0, *r0);
+                let rows = block.len() / kc.min(k - k0);
+                for i in 0..rows {
+                    let src = &x[(r0 + i) * k + k0..(r0 + i) * k + k0 + block.len() / rows];
+                    for (kk, &v) in src.iter().enumerate() {
+                        block[kk * rows + i] = v;
+                    }
+                }
+            };
+            if m * k >= 1 << 16 {
+                jobs.par_iter_mut().for_each(pack);
+            } else {
+                jobs.iter_mut().for_each(pack);
+            }
+        }
         // Split the strips over the threads; a few chunks per thread for balance.
         let threads = rayon::current_num_threads().max(1);
-        let work = m * n * k;
-        let tasks = if work < 1 << 18 { 1 } else { (threads * 4).min(self.strips) };
+        let tasks = if m * n * k < 1 << 18 { 1 } else { (threads * 4).min(self.strips) };
         let per_task = self.strips.div_ceil(tasks);
         let yp = SendPtr(y.as_mut_ptr());
         let run = |first: usize| {
             let last = (first + per_task).min(self.strips);
-            // SAFETY: each task writes only columns of its own strips [first, last).
-            unsafe { self.run_strips(x, m, bias, yp, first, last, kc, panels) };
+            // SAFETY: each task writes only the columns of its own strips [first, last).
+            unsafe { self.run_strips(&xp, m, bias, yp, (first, last), kc, panels) };
         };
         if tasks == 1 {
             run(0);
@@ -262,19 +304,18 @@ impl QuantizedMatmul {
         }
     }
 
-    /// Computes the columns of strips `[first, last)` of `y`.
+    /// Computes the columns of strips `[strips.0, strips.1)` of `y` from packed `x`.
     ///
     /// # Safety
     /// `y` must point to `m × out_dim` floats that no one else touches in these columns.
     #[allow(clippy::too_many_arguments)]
     unsafe fn run_strips(
         &self,
-        x: &[f32],
+        xp: &[f32],
         m: usize,
         bias: Option<&[f32]>,
         y: SendPtr,
-        first: usize,
-        last: usize,
+        strips: (usize, usize),
         kc: usize,
         panels: bool,
     ) {
@@ -287,7 +328,7 @@ impl QuantizedMatmul {
         let mut k0 = 0;
         while k0 < k {
             let kcur = kc.min(k - k0);
-            for s in first..last {
+            for s in strips.0..strips.1 {
                 let n0 = s * STRIP;
                 let cols = STRIP.min(n - n0);
                 let q = self.q.as_ptr().add(s * strip_bytes + k0 * STRIP * self.bits as usize / 8);
@@ -298,12 +339,12 @@ impl QuantizedMatmul {
                 let mut r0 = 0;
                 while r0 < m {
                     let mr = mr_max.min(m - r0);
-                    let xp = x.as_ptr().add(r0 * k + k0);
+                    let xb = xp.as_ptr().add(k0 * m + r0 * kcur);
                     if panels {
-                        let t = PanelTile { x: xp, ldx: k, w: panel.as_ptr(), kc: kcur, mr, out: tile.as_mut_ptr() };
+                        let t = PanelTile { x: xb, w: panel.as_ptr(), kc: kcur, mr, out: tile.as_mut_ptr() };
                         self.panel_kernel(&t);
                     } else {
-                        let t = Tile { x: xp, ldx: k, q, sb, kc: kcur, group_size: gs, mr, out: tile.as_mut_ptr() };
+                        let t = Tile { x: xb, q, sb, kc: kcur, group_size: gs, mr, out: tile.as_mut_ptr() };
                         self.kernel(&t);
                     }
                     for i in 0..mr {

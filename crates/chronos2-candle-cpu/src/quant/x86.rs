@@ -40,9 +40,10 @@ pub(crate) unsafe fn avx2_q4(t: &Tile) {
     dispatch_mr!(q4_avx2, t, 1 2 3 4 5 6)
 }
 
+/// `x[i, k]` of a packed `[kc][MR]` row block.
 #[inline(always)]
-unsafe fn x_at(t: &Tile, i: usize, k: usize) -> f32 {
-    *t.x.add(i * t.ldx + k)
+unsafe fn x_at<const MR: usize>(x: *const f32, i: usize, k: usize) -> f32 {
+    *x.add(k * MR + i)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -64,7 +65,7 @@ unsafe fn q8_avx512<const MR: usize>(t: &Tile) {
             let w0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c0), s0, b0);
             let w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c1), s1, b1);
             for i in 0..MR {
-                let xv = _mm512_set1_ps(x_at(t, i, k));
+                let xv = _mm512_set1_ps(x_at::<MR>(t.x, i, k));
                 a0[i] = _mm512_fmadd_ps(xv, w0, a0[i]);
                 a1[i] = _mm512_fmadd_ps(xv, w1, a1[i]);
             }
@@ -94,7 +95,7 @@ unsafe fn q4_avx512<const MR: usize>(t: &Tile) {
             let w0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(c0, low)), s0, b0);
             let w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(c1, low)), s1, b1);
             for i in 0..MR {
-                let xv = _mm512_set1_ps(x_at(t, i, 2 * p));
+                let xv = _mm512_set1_ps(x_at::<MR>(t.x, i, 2 * p));
                 a0[i] = _mm512_fmadd_ps(xv, w0, a0[i]);
                 a1[i] = _mm512_fmadd_ps(xv, w1, a1[i]);
             }
@@ -102,7 +103,7 @@ unsafe fn q4_avx512<const MR: usize>(t: &Tile) {
             let w0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32::<4>(c0)), s0, b0);
             let w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32::<4>(c1)), s1, b1);
             for i in 0..MR {
-                let xv = _mm512_set1_ps(x_at(t, i, 2 * p + 1));
+                let xv = _mm512_set1_ps(x_at::<MR>(t.x, i, 2 * p + 1));
                 a0[i] = _mm512_fmadd_ps(xv, w0, a0[i]);
                 a1[i] = _mm512_fmadd_ps(xv, w1, a1[i]);
             }
@@ -134,7 +135,7 @@ unsafe fn q8_avx2<const MR: usize>(t: &Tile) {
                 let w0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c0), s0, b0);
                 let w1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c1), s1, b1);
                 for i in 0..MR {
-                    let xv = _mm256_set1_ps(x_at(t, i, k));
+                    let xv = _mm256_set1_ps(x_at::<MR>(t.x, i, k));
                     a0[i] = _mm256_fmadd_ps(xv, w0, a0[i]);
                     a1[i] = _mm256_fmadd_ps(xv, w1, a1[i]);
                 }
@@ -168,7 +169,7 @@ unsafe fn q4_avx2<const MR: usize>(t: &Tile) {
                     let w0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c0), s0, b0);
                     let w1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c1), s1, b1);
                     for i in 0..MR {
-                        let xv = _mm256_set1_ps(x_at(t, i, kk));
+                        let xv = _mm256_set1_ps(x_at::<MR>(t.x, i, kk));
                         a0[i] = _mm256_fmadd_ps(xv, w0, a0[i]);
                         a1[i] = _mm256_fmadd_ps(xv, w1, a1[i]);
                     }
@@ -233,7 +234,7 @@ unsafe fn f32_avx512<const MR: usize>(t: &PanelTile) {
         let w0 = _mm512_loadu_ps(t.w.add(k * STRIP));
         let w1 = _mm512_loadu_ps(t.w.add(k * STRIP + 16));
         for i in 0..MR {
-            let xv = _mm512_set1_ps(*t.x.add(i * t.ldx + k));
+            let xv = _mm512_set1_ps(x_at::<MR>(t.x, i, k));
             a0[i] = _mm512_fmadd_ps(xv, w0, a0[i]);
             a1[i] = _mm512_fmadd_ps(xv, w1, a1[i]);
         }
@@ -298,7 +299,7 @@ unsafe fn f32_avx2<const MR: usize>(t: &PanelTile) {
             let w0 = _mm256_loadu_ps(t.w.add(k * STRIP + h * 16));
             let w1 = _mm256_loadu_ps(t.w.add(k * STRIP + h * 16 + 8));
             for i in 0..MR {
-                let xv = _mm256_set1_ps(*t.x.add(i * t.ldx + k));
+                let xv = _mm256_set1_ps(x_at::<MR>(t.x, i, k));
                 a0[i] = _mm256_fmadd_ps(xv, w0, a0[i]);
                 a1[i] = _mm256_fmadd_ps(xv, w1, a1[i]);
             }
