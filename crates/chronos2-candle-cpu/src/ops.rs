@@ -1,8 +1,11 @@
 //! [`Ops`] on candle CPU tensors.
 
 use candle_core::{DType, Device, Tensor};
-use chronos2_core::ops::Ops;
+use chronos2_core::ops::{LayerFootprint, Ops};
+use chronos2_core::quant::QuantizedWeight;
 use chronos2_core::{Error, Result};
+
+use crate::quant::QuantizedLinear;
 
 #[cfg(all(feature = "accelerate", target_os = "macos"))]
 extern crate accelerate_src;
@@ -29,10 +32,11 @@ impl Default for CandleCpuOps {
     }
 }
 
-/// A float linear layer: weight `(out, in)` as stored by PyTorch, optional bias.
-pub struct CandleLinear {
-    weight: Tensor,
-    bias: Option<Tensor>,
+/// A linear layer: a float weight `(out, in)` as stored by PyTorch with an optional bias, or
+/// an MLX-style affine quantized weight run by the fused int8/int4 kernel.
+pub enum CandleLinear {
+    Float { weight: Tensor, bias: Option<Tensor> },
+    Quantized(QuantizedLinear),
 }
 
 impl Ops for CandleCpuOps {
@@ -56,20 +60,59 @@ impl Ops for CandleCpuOps {
     }
 
     fn linear_from_host(&self, weight: &[f32], out_dim: usize, in_dim: usize, bias: Option<&[f32]>) -> Result<CandleLinear> {
-        Ok(CandleLinear {
+        Ok(CandleLinear::Float {
             weight: self.tensor(weight, &[out_dim, in_dim])?,
             bias: bias.map(|b| self.tensor(b, &[out_dim])).transpose()?,
         })
     }
 
+    fn linear_from_quantized(&self, weight: &QuantizedWeight, bias: Option<&[f32]>) -> Result<CandleLinear> {
+        QuantizedLinear::new(weight.clone(), bias.map(<[f32]>::to_vec)).map(CandleLinear::Quantized).map_err(err)
+    }
+
+    fn linear_float_weights(&self, layer: &CandleLinear) -> Result<Option<(Vec<f32>, Option<Vec<f32>>)>> {
+        match layer {
+            CandleLinear::Float { weight, bias } => {
+                Ok(Some((self.to_vec(weight)?, bias.as_ref().map(|b| self.to_vec(b)).transpose()?)))
+            }
+            CandleLinear::Quantized(_) => Ok(None),
+        }
+    }
+
+    fn linear_footprint(&self, layer: &CandleLinear) -> LayerFootprint {
+        match layer {
+            CandleLinear::Float { weight, bias } => {
+                let params = weight.elem_count() + bias.as_ref().map_or(0, Tensor::elem_count);
+                let bytes = self.tensor_bytes(weight) + bias.as_ref().map_or(0, |b| self.tensor_bytes(b));
+                let (out_dim, in_dim) = weight.dims2().unwrap_or((0, 0));
+                LayerFootprint { out_dim, in_dim, params, bytes, quantized: false }
+            }
+            CandleLinear::Quantized(q) => LayerFootprint {
+                out_dim: q.out_dim(),
+                in_dim: q.in_dim(),
+                params: q.in_dim() * q.out_dim() + q.bias().map_or(0, <[f32]>::len),
+                bytes: q.footprint_bytes(),
+                quantized: true,
+            },
+        }
+    }
+
+    fn tensor_bytes(&self, x: &Tensor) -> usize {
+        x.elem_count() * x.dtype().size_in_bytes()
+    }
+
     fn linear(&self, x: &Tensor, layer: &CandleLinear) -> Result<Tensor> {
+        let (weight, bias) = match layer {
+            CandleLinear::Float { weight, bias } => (weight, bias),
+            CandleLinear::Quantized(q) => return q.forward(x).map_err(err),
+        };
         let dims = x.dims();
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim;
-        let out_dim = layer.weight.dim(0).map_err(err)?;
+        let out_dim = weight.dim(0).map_err(err)?;
         let x2 = x.reshape((rows, in_dim)).map_err(err)?;
-        let mut y = x2.matmul(&layer.weight.t().map_err(err)?).map_err(err)?;
-        if let Some(bias) = &layer.bias {
+        let mut y = x2.matmul(&weight.t().map_err(err)?).map_err(err)?;
+        if let Some(bias) = bias {
             y = y.broadcast_add(bias).map_err(err)?;
         }
         let mut out_dims = dims.to_vec();

@@ -131,7 +131,7 @@ fn reference_noise(case: &Value, stage: &str, layer: Option<usize>) -> f32 {
 /// Runs every `"kind": "model"` case on backend `ops`, comparing every stage of the forward
 /// (patching, embeddings, each encoder block, final states, quantiles) with the reference:
 /// `rtol` relative to the stage's largest value, or the reference's own noise if larger.
-pub fn check_model_cases<O: Ops + Clone>(ops: O, rtol: f32) -> Result<usize, String> {
+pub fn check_model_cases<O: Ops>(ops: O, rtol: f32) -> Result<usize, String> {
     let mut checked = 0;
     for (name, case) in cases("model") {
         let model = Chronos2Model::load_dir(ops.clone(), &model_dir(&case)).map_err(|e| format!("{name}: {e}"))?;

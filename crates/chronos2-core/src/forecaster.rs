@@ -59,6 +59,25 @@ pub struct Encoding {
     pub scale: Vec<f32>,
 }
 
+/// Memory held by a loaded model, measured from the backend's buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Footprint {
+    pub total_params: usize,
+    /// Parameters of the quantized linear layers.
+    pub quantized_params: usize,
+    /// Bytes of every buffer of the model.
+    pub bytes: usize,
+    /// Bytes of the quantized layers as held now (codes, scales, biases, float bias).
+    pub quantized_layer_bytes: usize,
+}
+
+impl Footprint {
+    /// Bytes the quantized layers would take in fp32.
+    pub fn quantized_layer_fp32_bytes(&self) -> usize {
+        4 * self.quantized_params
+    }
+}
+
 /// A loaded Chronos-2 model on some backend.
 pub trait Forecaster: Send + Sync {
     fn config(&self) -> &ModelConfig;
@@ -68,4 +87,9 @@ pub trait Forecaster: Send + Sync {
     fn forecast(&self, batch: &ModelBatch) -> Result<QuantileForecast>;
     /// Runs the encoder and returns its final hidden states (after the final layer norm).
     fn encode(&self, batch: &ModelBatch) -> Result<Encoding>;
+    /// Quantizes, weight-only, every float linear layer whose input width is a multiple of
+    /// `group_size` (MLX's affine scheme, [`crate::quant`]); others stay float.
+    fn quantize(&mut self, bits: u32, group_size: usize) -> Result<()>;
+    /// Parameters and bytes held now.
+    fn footprint(&self) -> Footprint;
 }

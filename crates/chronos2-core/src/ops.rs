@@ -9,9 +9,22 @@
 //! dtype internally but returns `f32` from [`Ops::to_vec`].
 
 use crate::error::Result;
+use crate::quant::QuantizedWeight;
+
+/// Size of one linear layer as held by a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerFootprint {
+    pub out_dim: usize,
+    pub in_dim: usize,
+    /// Weight and bias parameters.
+    pub params: usize,
+    /// Bytes of the layer's buffers (codes, scales, biases or float weights, bias).
+    pub bytes: usize,
+    pub quantized: bool,
+}
 
 /// Tensor operations used by the Chronos-2 graph.
-pub trait Ops: Send + Sync + 'static {
+pub trait Ops: Clone + Send + Sync + 'static {
     /// A device array (owned handle; cloning is cheap).
     type Tensor: Clone + Send + Sync;
     /// A linear layer `y = x W^T (+ b)` in the backend's own weight format (float or quantized).
@@ -36,6 +49,16 @@ pub trait Ops: Send + Sync + 'static {
         in_dim: usize,
         bias: Option<&[f32]>,
     ) -> Result<Self::Linear>;
+    /// Builds a linear layer from a weight quantized by [`crate::quant::quantize`] (MLX's affine
+    /// scheme) and an optional float bias.
+    fn linear_from_quantized(&self, weight: &QuantizedWeight, bias: Option<&[f32]>) -> Result<Self::Linear>;
+    /// The float `(out_dim, in_dim)` weight and bias of a layer, or `None` if it is quantized.
+    #[allow(clippy::type_complexity)]
+    fn linear_float_weights(&self, layer: &Self::Linear) -> Result<Option<(Vec<f32>, Option<Vec<f32>>)>>;
+    /// Parameters and bytes held by a layer, measured from its buffers.
+    fn linear_footprint(&self, layer: &Self::Linear) -> LayerFootprint;
+    /// Bytes held by an array.
+    fn tensor_bytes(&self, x: &Self::Tensor) -> usize;
     /// Applies a linear layer over the last axis.
     fn linear(&self, x: &Self::Tensor, layer: &Self::Linear) -> Result<Self::Tensor>;
 

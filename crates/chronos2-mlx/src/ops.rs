@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use chronos2_core::ops::Ops;
+use chronos2_core::ops::{LayerFootprint, Ops};
 use chronos2_core::quant::QuantizedWeight;
 use chronos2_core::{Error, Result};
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
@@ -118,32 +118,6 @@ impl MlxOps {
         }
     }
 
-    /// Builds a linear layer from an MLX-affine quantized weight (see [`LinearWeight::Quantized`]).
-    pub fn linear_from_quantized(&self, q: &QuantizedWeight, bias: Option<&[f32]>) -> Result<MlxLinear> {
-        let (out_dim, in_dim) = (q.out_dim, q.in_dim);
-        let words = q.words_per_row();
-        let groups = q.groups_per_row();
-        if q.packed.len() != out_dim * words || q.scales.len() != out_dim * groups || q.biases.len() != q.scales.len() {
-            return Err(Error::Backend(format!("quantized weight ({out_dim}, {in_dim}): inconsistent part sizes")));
-        }
-        let packed = Array::from_slice(&q.packed, &[dim(out_dim)?, dim(words)?]);
-        let scales = self.tensor(&q.scales, &[out_dim, groups])?;
-        let biases = self.tensor(&q.biases, &[out_dim, groups])?;
-        let bias = bias.map(|b| self.tensor(b, &[out_dim])).transpose()?;
-        Ok(MlxLinear {
-            weight: LinearWeight::Quantized {
-                packed: MlxTensor(packed),
-                scales,
-                biases,
-                group_size: dim(q.group_size)?,
-                bits: dim(q.bits as usize)?,
-            },
-            bias,
-            in_dim,
-            out_dim,
-        })
-    }
-
     fn check_axis(&self, x: &Array, axis: usize, what: &str) -> Result<i32> {
         if axis >= x.ndim() {
             return Err(Error::Backend(format!("{what}: axis {axis} out of range for shape {:?}", x.shape())));
@@ -184,6 +158,59 @@ impl Ops for MlxOps {
         let weight = self.tensor(weight, &[out_dim, in_dim])?;
         let bias = bias.map(|b| self.tensor(b, &[out_dim])).transpose()?;
         Ok(MlxLinear { weight: LinearWeight::Float(weight), bias, in_dim, out_dim })
+    }
+
+    /// MLX-affine quantized weight: see [`LinearWeight::Quantized`].
+    fn linear_from_quantized(&self, q: &QuantizedWeight, bias: Option<&[f32]>) -> Result<MlxLinear> {
+        let (out_dim, in_dim) = (q.out_dim, q.in_dim);
+        let words = q.words_per_row();
+        let groups = q.groups_per_row();
+        if q.packed.len() != out_dim * words || q.scales.len() != out_dim * groups || q.biases.len() != q.scales.len() {
+            return Err(Error::Backend(format!("quantized weight ({out_dim}, {in_dim}): inconsistent part sizes")));
+        }
+        let packed = Array::from_slice(&q.packed, &[dim(out_dim)?, dim(words)?]);
+        let scales = self.tensor(&q.scales, &[out_dim, groups])?;
+        let biases = self.tensor(&q.biases, &[out_dim, groups])?;
+        let bias = bias.map(|b| self.tensor(b, &[out_dim])).transpose()?;
+        Ok(MlxLinear {
+            weight: LinearWeight::Quantized {
+                packed: MlxTensor(packed),
+                scales,
+                biases,
+                group_size: dim(q.group_size)?,
+                bits: dim(q.bits as usize)?,
+            },
+            bias,
+            in_dim,
+            out_dim,
+        })
+    }
+
+    fn linear_float_weights(&self, layer: &MlxLinear) -> Result<Option<(Vec<f32>, Option<Vec<f32>>)>> {
+        match &layer.weight {
+            LinearWeight::Float(w) => {
+                let bias = layer.bias.as_ref().map(|b| self.to_vec(b)).transpose()?;
+                Ok(Some((self.to_vec(w)?, bias)))
+            }
+            LinearWeight::Quantized { .. } => Ok(None),
+        }
+    }
+
+    fn linear_footprint(&self, layer: &MlxLinear) -> LayerFootprint {
+        let bias_bytes = layer.bias.as_ref().map_or(0, |b| self.tensor_bytes(b));
+        let params = layer.out_dim * layer.in_dim + layer.bias.as_ref().map_or(0, |_| layer.out_dim);
+        let (bytes, quantized) = match &layer.weight {
+            LinearWeight::Float(w) => (self.tensor_bytes(w), false),
+            LinearWeight::Quantized { packed, scales, biases, .. } => {
+                (self.tensor_bytes(packed) + self.tensor_bytes(scales) + self.tensor_bytes(biases), true)
+            }
+        };
+        LayerFootprint { out_dim: layer.out_dim, in_dim: layer.in_dim, params, bytes: bytes + bias_bytes, quantized }
+    }
+
+    /// `size x item size`: the buffer the array has, or will have once evaluated.
+    fn tensor_bytes(&self, x: &MlxTensor) -> usize {
+        x.0.nbytes()
     }
 
     fn linear(&self, x: &MlxTensor, layer: &MlxLinear) -> Result<MlxTensor> {

@@ -41,6 +41,14 @@ impl<O: Ops> ResidualBlock<O> {
         })
     }
 
+    pub fn linears(&self) -> [&O::Linear; 3] {
+        [&self.hidden_layer, &self.output_layer, &self.residual_layer]
+    }
+
+    pub fn linears_mut(&mut self) -> [&mut O::Linear; 3] {
+        [&mut self.hidden_layer, &mut self.output_layer, &mut self.residual_layer]
+    }
+
     pub fn forward(&self, ops: &O, x: &O::Tensor) -> Result<O::Tensor> {
         let hidden = ops.relu(&ops.linear(x, &self.hidden_layer)?)?;
         let out = ops.linear(&hidden, &self.output_layer)?;
@@ -57,6 +65,14 @@ struct Projections<O: Ops> {
 }
 
 impl<O: Ops> Projections<O> {
+    fn linears(&self) -> [&O::Linear; 4] {
+        [&self.q, &self.k, &self.v, &self.o]
+    }
+
+    fn linears_mut(&mut self) -> [&mut O::Linear; 4] {
+        [&mut self.q, &mut self.k, &mut self.v, &mut self.o]
+    }
+
     fn load(ops: &O, w: &Weights, prefix: &str, config: &ModelConfig) -> Result<Self> {
         let (d, inner) = (config.d_model, config.inner_dim());
         Ok(Projections {
@@ -226,6 +242,31 @@ impl<O: Ops> EncoderBlock<O> {
             group_attention: GroupSelfAttention::load(ops, w, &format!("{prefix}.layer.1"), config)?,
             feed_forward: FeedForward::load(ops, w, &format!("{prefix}.layer.2"), config)?,
         })
+    }
+
+    /// Every linear layer of the block.
+    pub fn linears(&self) -> Vec<&O::Linear> {
+        let mut out: Vec<&O::Linear> = Vec::with_capacity(10);
+        out.extend(self.time_attention.proj.linears());
+        out.extend(self.group_attention.proj.linears());
+        out.push(&self.feed_forward.wi);
+        out.push(&self.feed_forward.wo);
+        out
+    }
+
+    /// Every linear layer of the block, mutably.
+    pub fn linears_mut(&mut self) -> Vec<&mut O::Linear> {
+        let mut out: Vec<&mut O::Linear> = Vec::with_capacity(10);
+        out.extend(self.time_attention.proj.linears_mut());
+        out.extend(self.group_attention.proj.linears_mut());
+        out.push(&mut self.feed_forward.wi);
+        out.push(&mut self.feed_forward.wo);
+        out
+    }
+
+    /// The block's RMS-norm weights.
+    pub fn norms(&self) -> [&O::Tensor; 3] {
+        [&self.time_attention.layer_norm, &self.group_attention.layer_norm, &self.feed_forward.layer_norm]
     }
 
     pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>) -> Result<O::Tensor> {

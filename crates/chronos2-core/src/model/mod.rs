@@ -15,7 +15,7 @@ use layers::{EncoderBlock, LayerContext, ResidualBlock};
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
-use crate::forecaster::{Encoding, Forecaster, ModelBatch, QuantileForecast};
+use crate::forecaster::{Encoding, Footprint, Forecaster, ModelBatch, QuantileForecast};
 use crate::hub::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::ops::Ops;
 use crate::preprocess::{additive_mask, denormalize, patch_batch, rotary_tables, PatchedInput};
@@ -81,6 +81,64 @@ impl<O: Ops> Chronos2Model<O> {
 
     pub fn ops(&self) -> &O {
         &self.ops
+    }
+
+    fn linears_mut(&mut self) -> Vec<&mut O::Linear> {
+        let mut out: Vec<&mut O::Linear> = Vec::new();
+        out.extend(self.input_patch_embedding.linears_mut());
+        for block in &mut self.blocks {
+            out.extend(block.linears_mut());
+        }
+        out.extend(self.output_patch_embedding.linears_mut());
+        out
+    }
+
+    fn quantize_layers(&mut self, bits: u32, group_size: usize) -> Result<()> {
+        let ops = self.ops.clone();
+        for layer in self.linears_mut() {
+            let shape = ops.linear_footprint(layer);
+            if !crate::quant::qualifies(shape.in_dim, group_size) {
+                continue;
+            }
+            let Some((weight, bias)) = ops.linear_float_weights(layer)? else { continue };
+            let q = crate::quant::quantize(&weight, shape.out_dim, shape.in_dim, bits, group_size)?;
+            *layer = ops.linear_from_quantized(&q, bias.as_deref())?;
+        }
+        Ok(())
+    }
+
+    fn measure_footprint(&self) -> Footprint {
+        let ops = &self.ops;
+        let mut f = Footprint::default();
+        let add_tensor = |f: &mut Footprint, t: &O::Tensor| {
+            f.total_params += ops.shape(t).iter().product::<usize>();
+            f.bytes += ops.tensor_bytes(t);
+        };
+        if let Some(reg) = &self.reg_embedding {
+            add_tensor(&mut f, reg);
+        }
+        add_tensor(&mut f, &self.final_layer_norm);
+        for block in &self.blocks {
+            for norm in block.norms() {
+                add_tensor(&mut f, norm);
+            }
+        }
+        let linears = self
+            .input_patch_embedding
+            .linears()
+            .into_iter()
+            .chain(self.blocks.iter().flat_map(|b| b.linears()))
+            .chain(self.output_patch_embedding.linears());
+        for layer in linears {
+            let l = ops.linear_footprint(layer);
+            f.total_params += l.params;
+            f.bytes += l.bytes;
+            if l.quantized {
+                f.quantized_params += l.params;
+                f.quantized_layer_bytes += l.bytes;
+            }
+        }
+        f
     }
 
     fn validate(&self, batch: &ModelBatch) -> Result<()> {
@@ -225,6 +283,14 @@ impl<O: Ops> Forecaster for Chronos2Model<O> {
             }
         }
         Ok(QuantileForecast { values, rows: p.rows, num_quantiles, horizon })
+    }
+
+    fn quantize(&mut self, bits: u32, group_size: usize) -> Result<()> {
+        self.quantize_layers(bits, group_size)
+    }
+
+    fn footprint(&self) -> Footprint {
+        self.measure_footprint()
     }
 
     fn encode(&self, batch: &ModelBatch) -> Result<Encoding> {

@@ -1,0 +1,79 @@
+//! Weight quantization on the CPU backend: footprint from the actual buffers, and end-to-end
+//! deviation from fp32 on the bundled trained model over the real series in `eval/`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chronos2_core::pipeline::{predict, PredictOptions, SeriesInput};
+use chronos2_core::Forecaster;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn mini(bits: Option<u32>) -> Box<dyn Forecaster> {
+    let mut model = chronos2_candle_cpu::load(&repo().join("models/chronos2-mini")).unwrap();
+    if let Some(bits) = bits {
+        model.quantize(bits, 64).unwrap();
+    }
+    model
+}
+
+/// The real series of `eval/real-series/context.csv` (id, timestamp, target; empty = NaN).
+fn real_series() -> Vec<SeriesInput> {
+    let text = std::fs::read_to_string(repo().join("eval/real-series/context.csv")).unwrap();
+    let mut series: BTreeMap<String, Vec<f32>> = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let mut fields = line.split(',');
+        let id = fields.next().unwrap().to_string();
+        let value = fields.nth(1).unwrap_or("");
+        series.entry(id).or_default().push(value.parse().unwrap_or(f32::NAN));
+    }
+    assert_eq!(series.len(), 23);
+    series.into_values().map(SeriesInput::univariate).collect()
+}
+
+#[test]
+fn footprint_is_measured_and_shrinks_quantized_layers() {
+    let fp32 = mini(None).footprint();
+    // The model card's 7,315,872 parameters less the PAD row of `shared.weight`, which the
+    // model never reads and we do not keep.
+    assert_eq!(fp32.total_params, 7_315_872 - 256);
+    assert_eq!(fp32.bytes, 4 * fp32.total_params);
+    assert_eq!(fp32.quantized_params, 0);
+    for (bits, max_ratio) in [(8, 0.30), (4, 0.17)] {
+        let q = mini(Some(bits)).footprint();
+        assert_eq!(q.total_params, fp32.total_params);
+        // Everything but the 48-input patch-embedding layers (and norms / REG) is quantized.
+        assert!(q.quantized_params > 7_000_000, "{q:?}");
+        let ratio = q.quantized_layer_bytes as f64 / q.quantized_layer_fp32_bytes() as f64;
+        assert!(ratio <= max_ratio, "int{bits}: quantized layers at {ratio:.3} of fp32");
+        assert!(q.bytes < fp32.bytes);
+    }
+}
+
+#[test]
+fn quantized_forecasts_stay_close_to_fp32_on_real_series() {
+    let items = real_series();
+    let mut options = PredictOptions::new(24);
+    options.quantile_levels = vec![0.1, 0.5, 0.9];
+    let run = |model: &dyn Forecaster| predict(model, &items, &options, &mut |_, _| {}).unwrap();
+    let reference = run(mini(None).as_ref());
+    // Deviation = sum over series and steps of |median_q - median_fp32| divided by the sum of
+    // the fp32 10-90 spreads (the per-step mean of the ratio is reported by
+    // `cargo xtask accuracy`; it weighs steps with tiny spreads heavily).
+    for (bits, max_share) in [(8, 0.02), (4, 0.10)] {
+        let quantized = run(mini(Some(bits)).as_ref());
+        let (mut deviation, mut spread) = (0f64, 0f64);
+        for (r, q) in reference.iter().zip(&quantized) {
+            for step in 0..24 {
+                let at = |f: &chronos2_core::pipeline::ItemForecast, level: usize| f.quantiles[step * 3 + level] as f64;
+                deviation += (at(q, 1) - at(r, 1)).abs();
+                spread += at(r, 2) - at(r, 0);
+            }
+        }
+        let share = deviation / spread;
+        assert!(share < max_share, "int{bits}: median moves {:.2}% of the fp32 10-90 spread", 100.0 * share);
+        assert!(share > 0.0, "int{bits}: quantization changed nothing — not applied?");
+    }
+}
