@@ -54,3 +54,19 @@ mod model {
 
 #[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
 pub use model::{load, load_model, MlxModel};
+
+/// Whether MLX works on this machine: builds and evaluates a tiny graph on MLX's default
+/// device. `Ok` holds a short description of that device (e.g. `"Device(gpu, 0)"` on Apple
+/// Silicon, `"Device(cpu, 0)"` on Linux); `Err` says what failed.
+#[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+pub fn check_available() -> std::result::Result<String, String> {
+    use mlx_rs::{Array, Device};
+    let device = Device::try_default().map_err(|e| format!("MLX has no default device: {e}"))?;
+    let x = Array::from_slice(&[1f32, 2.0], &[2]);
+    let y = mlx_rs::ops::add(&x, &x).map_err(|e| format!("MLX: {e}"))?;
+    match y.try_as_slice::<f32>() {
+        Ok([a, b]) if *a == 2.0 && *b == 4.0 => Ok(device.to_string()),
+        Ok(other) => Err(format!("MLX computed {other:?} for [1, 2] + [1, 2]")),
+        Err(e) => Err(format!("MLX evaluation failed: {e}")),
+    }
+}

@@ -168,6 +168,11 @@ fn linear_with_and_without_bias() {
         let xt = t(&ops, &x, &shape);
         for bias in [None, Some(&b[..])] {
             let layer = ops.linear_from_host(&w, out_dim, in_dim, bias).unwrap();
+            let fp = ops.linear_footprint(&layer);
+            assert!(!fp.quantized && fp.out_dim == out_dim && fp.in_dim == in_dim);
+            assert_eq!(fp.bytes, 4 * (w.len() + bias.map_or(0, |b| b.len())));
+            let (hw, hb) = ops.linear_float_weights(&layer).unwrap().expect("float layer");
+            assert_eq!((hw, hb), (w.clone(), bias.map(|b| b.to_vec())));
             let y = ops.linear(&xt, &layer).unwrap();
             let mut want_shape = lead.clone();
             want_shape.push(out_dim);

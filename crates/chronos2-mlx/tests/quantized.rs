@@ -31,6 +31,11 @@ fn quantized_linear_matches_dequantized_host_linear() {
         let wd = dequantize(&q);
         for bias in [None, Some(&b[..])] {
             let layer = ops.linear_from_quantized(&q, bias).unwrap();
+            let fp = ops.linear_footprint(&layer);
+            assert!(fp.quantized && fp.out_dim == out_dim && fp.in_dim == in_dim);
+            assert_eq!(fp.bytes, q.footprint_bytes() + bias.map_or(0, |b| 4 * b.len()));
+            assert_eq!(fp.params, out_dim * in_dim + bias.map_or(0, |b| b.len()));
+            assert!(ops.linear_float_weights(&layer).unwrap().is_none());
             let y = ops.to_vec(&ops.linear(&ops.tensor(&x, &[1, rows, in_dim]).unwrap(), &layer).unwrap()).unwrap();
             let mut want = vec![0f32; rows * out_dim];
             for r in 0..rows {

@@ -89,3 +89,9 @@ fn rope_non_traditional() {
     }
     close("rope", &values(&out), &expected, 1e-5);
 }
+
+#[test]
+fn available() {
+    let device = chronos2_mlx::check_available().unwrap();
+    println!("MLX device: {device}");
+}
