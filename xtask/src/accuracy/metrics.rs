@@ -35,7 +35,7 @@ pub struct Quantiles {
 impl Quantiles {
     pub fn new(levels: Vec<f64>, values: Vec<f64>) -> Self {
         assert!(
-            !levels.is_empty() && values.len() / levels.len() * levels.len() == values.len(),
+            !levels.is_empty() && values.len().is_multiple_of(levels.len()),
             "values must be steps × levels"
         );
         Quantiles { levels, values }

@@ -10,6 +10,7 @@
 mod data;
 mod metrics;
 mod report;
+#[cfg(test)]
 mod simulate;
 
 use std::path::{Path, PathBuf};
@@ -23,13 +24,13 @@ use data::Series;
 use metrics::{Quantiles, SeriesMetrics, LEVELS};
 
 const USAGE: &str =
-    "usage: cargo xtask accuracy [--quick] [--output FILE] [--model DIR] [--data DIR]
+    "usage: cargo xtask accuracy [--quick] [--output FILE] [--csv FILE] [--model DIR] [--data DIR]
 
   Evaluates the model in fp32 / int8 / int4 on the held-out real series and prints a markdown
   report; a full run writes it to docs/accuracy.md (--output to change; a --quick run writes
   only when --output is given).
 
-  --quick        8 of the 23 series (the short ones, one or more per frequency)
+  --quick        8 of the 23 series (short histories: MS, QS, YS, 500ms)
   --output FILE  where to write the report (relative to the repository root)
   --model DIR    model directory (default models/chronos2-mini)
   --data DIR     evaluation set (default eval/real-series)
@@ -76,68 +77,41 @@ pub const MODES: [Mode; 3] = [
     },
 ];
 
-/// Bytes of weights a mode holds in memory, and where the number comes from.
+/// Weights a mode holds in memory, as the library measures them (`Forecaster::footprint`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeightMemory {
+    /// Bytes of every weight buffer of the loaded model.
     pub bytes: u64,
-    pub source: String,
+    pub total_params: usize,
+    /// Parameters in quantized linear layers.
+    pub quantized_params: usize,
 }
 
 /// Group size of the quantized modes (MLX's default, the library's).
 const GROUP_SIZE: usize = chronos2_core::quant::DEFAULT_GROUP_SIZE;
 
-/// A loaded mode.
-struct Loaded {
-    model: Box<dyn Forecaster>,
-    memory: WeightMemory,
-    /// Name in the report: the mode's, marked when simulated.
-    label: String,
-}
-
-fn load_mode(mode: Mode, model_dir: &Path) -> Result<Loaded> {
-    match mode.bits {
-        None => {
-            let model = chronos2_candle_cpu::load(model_dir)
-                .with_context(|| format!("cannot load {}", model_dir.display()))?;
-            let file = model_dir.join("model.safetensors");
-            let bytes = std::fs::metadata(&file)
-                .with_context(|| format!("{}", file.display()))?
-                .len();
-            Ok(Loaded {
-                model,
-                memory: WeightMemory {
-                    bytes,
-                    source: "fp32 model.safetensors file size".into(),
-                },
-                label: mode.name.into(),
-            })
-        }
-        // chronos2-candle-cpu has no quantized model loader yet: the round trip through the
-        // quantized representation, run in fp32 (see `simulate`).
-        Some(bits) => {
-            let sim = simulate::SimulatedModel::create(model_dir, bits, GROUP_SIZE)?;
-            let model = chronos2_candle_cpu::load(&sim.dir)
-                .with_context(|| format!("cannot load the simulated int{bits} model"))?;
-            Ok(Loaded {
-                model,
-                memory: WeightMemory {
-                    bytes: sim.footprint,
-                    source: format!(
-                        "computed: quantized linear weights by chronos2_core::quant::footprint_bytes \
-                         (int{bits} codes + f32 scale and bias per {GROUP_SIZE}), other tensors f32"
-                    ),
-                },
-                label: format!("{} (simulated)", mode.name),
-            })
-        }
+/// Loads the model on the CPU backend and, for a quantized mode, quantizes it in place
+/// (`Forecaster::quantize(bits, 64)`: every linear layer whose input width is a multiple of 64).
+fn load_mode(mode: Mode, model_dir: &Path) -> Result<(Box<dyn Forecaster>, WeightMemory)> {
+    let mut model = chronos2_candle_cpu::load(model_dir)
+        .with_context(|| format!("cannot load {}", model_dir.display()))?;
+    if let Some(bits) = mode.bits {
+        model
+            .quantize(bits, GROUP_SIZE)
+            .with_context(|| format!("cannot quantize to int{bits}"))?;
     }
+    let f = model.footprint();
+    let memory = WeightMemory {
+        bytes: f.bytes as u64,
+        total_params: f.total_params,
+        quantized_params: f.quantized_params,
+    };
+    Ok((model, memory))
 }
 
 /// The results of one mode.
 pub struct ModeRun {
     pub mode: Mode,
-    /// Name in the report.
-    pub label: String,
     pub memory: WeightMemory,
     /// Per series, in the order of the evaluation set.
     pub forecasts: Vec<Quantiles>,
@@ -216,8 +190,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut runs: Vec<ModeRun> = Vec::new();
     let mut skipped = Vec::new();
     for mode in MODES {
-        let loaded = match load_mode(mode, &model_dir) {
-            Ok(l) => l,
+        let (model, memory) = match load_mode(mode, &model_dir) {
+            Ok(loaded) => loaded,
             Err(e) if mode.bits.is_some() => {
                 eprintln!("accuracy: skipping {}: {e:#}", mode.name);
                 skipped.push(Skipped {
@@ -232,7 +206,7 @@ pub fn run(args: &[String]) -> Result<()> {
         let mut forecasts = Vec::with_capacity(series.len());
         for s in &series {
             forecasts.push(
-                forecast(loaded.model.as_ref(), s)
+                forecast(model.as_ref(), s)
                     .with_context(|| format!("{} on {}", mode.name, s.id))?,
             );
         }
@@ -249,8 +223,7 @@ pub fn run(args: &[String]) -> Result<()> {
             .collect();
         runs.push(ModeRun {
             mode,
-            label: loaded.label,
-            memory: loaded.memory,
+            memory,
             forecasts,
             metrics,
         });
@@ -390,9 +363,7 @@ mod tests {
     fn fp32_reproduces_python_reference_and_card() {
         let root = crate::repo_root();
         let series = data::load(&root.join("eval/real-series")).unwrap();
-        let model = load_mode(MODES[0], &root.join("models/chronos2-mini"))
-            .unwrap()
-            .model;
+        let (model, _) = load_mode(MODES[0], &root.join("models/chronos2-mini")).unwrap();
         let naive: Vec<SeriesMetrics> = series
             .iter()
             .map(|s| {
@@ -445,5 +416,59 @@ mod tests {
             );
         }
         assert_eq!(sum.wins, card.wins);
+    }
+
+    /// The library's quantized CPU model (`Forecaster::quantize`, fused-dequantization kernels)
+    /// against the same quantization simulated: the MLX round trip of every quantized weight,
+    /// run by the fp32 model. Same arithmetic up to float summation order, so every forecast
+    /// quantile must agree to a small share of the fp32 10-90% spread.
+    #[test]
+    fn quantized_model_matches_simulated_quantization() {
+        let root = crate::repo_root();
+        let dir = root.join("models/chronos2-mini");
+        let series = data::load(&root.join("eval/real-series")).unwrap();
+        let (fp32, _) = load_mode(MODES[0], &dir).unwrap();
+        for mode in &MODES[1..] {
+            let bits = mode.bits.unwrap();
+            let (quantized, memory) = load_mode(*mode, &dir).unwrap();
+            let sim = simulate::SimulatedModel::create(&dir, bits, GROUP_SIZE).unwrap();
+            let simulated = chronos2_candle_cpu::load(&sim.dir).unwrap();
+            // The library measures its buffers: the MLX-layout size of the quantized layers
+            // (`quant::footprint_bytes`) plus the kernel's padding of output rows to strips of
+            // 32 (336 → 352 in the output patch embedding); the REG/PAD embedding keeps only
+            // the REG row.
+            let expected = sim.footprint - 4 * fp32.config().d_model as u64;
+            assert!(
+                memory.bytes >= expected && memory.bytes as f64 <= 1.01 * expected as f64,
+                "int{bits}: footprint {} vs {expected} computed",
+                memory.bytes
+            );
+            let mut worst = 0f64;
+            for s in &series {
+                let q = forecast(quantized.as_ref(), s).unwrap();
+                let r = forecast(simulated.as_ref(), s).unwrap();
+                let f = forecast(fp32.as_ref(), s).unwrap();
+                let (f10, f90) = (f.column(0.1), f.column(0.9));
+                for (step, (a, b)) in q
+                    .values
+                    .chunks(LEVELS.len())
+                    .zip(r.values.chunks(LEVELS.len()))
+                    .enumerate()
+                {
+                    let spread = f90[step] - f10[step];
+                    for (x, y) in a.iter().zip(b) {
+                        worst = worst.max((x - y).abs() / spread);
+                    }
+                }
+            }
+            eprintln!(
+                "int{bits}: kernel vs simulated, worst |Δq| = {:.2e} of the fp32 spread",
+                worst
+            );
+            assert!(
+                worst < 1e-3,
+                "int{bits}: kernel vs simulated differ by {worst:.2e} of the spread"
+            );
+        }
     }
 }

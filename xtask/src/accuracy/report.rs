@@ -173,7 +173,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             s,
             "| {} | {:.3} | {delta} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {}/{n} | {dev} | {} |",
-            run.label,
+            run.mode.name,
             m.mean_mae,
             m.mean_mase,
             m.median_mase,
@@ -183,7 +183,7 @@ pub fn render(r: &Report) -> String {
             m.cov80,
             m.cov90,
             m.wins,
-            mb(run.memory.bytes),
+            memory_cell(run, fp32),
         );
     }
     for sk in r.skipped {
@@ -199,24 +199,20 @@ pub fn render(r: &Report) -> String {
         "- mean MAE averages the series' MAEs in their own units (large-valued series dominate); Δ MAE is the \
          relative change of that mean. MASE, WQL and coverage are scale-free.\n\
          - dev vs fp32: over every series and step, |q0.5(mode) − q0.5(fp32)| / (q0.9(fp32) − q0.1(fp32)) — \
-         how far the quantized median moves, measured against the fp32 model's own 80% interval width."
+         how far the quantized median moves, measured against the fp32 model's own 80% interval width.{}",
+        worst_series(r.series, r.runs, &deviations)
     );
-    if r.runs.iter().any(|run| run.label.contains("simulated")) {
-        let _ = writeln!(
-            s,
-            "- (simulated): the library cannot load a quantized CPU model yet, so every quantized weight \
-             went through MLX's quantize → dequantize round trip (`chronos2_core::quant`) and the fp32 model \
-             ran on the result. This is the quantized model's arithmetic up to float summation order; the \
-             memory column is what the quantized layers will hold."
-        );
-    }
-    for run in r.runs {
-        let _ = writeln!(
-            s,
-            "- weights in memory, {}: {} bytes ({}).",
-            run.label, run.memory.bytes, run.memory.source
-        );
-    }
+    let _ = writeln!(
+        s,
+        "- weights in memory: bytes of every weight buffer of the loaded model as the library measures \
+         them (`Forecaster::footprint().bytes`; a quantized layer holds its codes, one f32 scale and one \
+         f32 bias per group of 64, and its f32 bias): {}.",
+        r.runs
+            .iter()
+            .map(|run| format!("{} {} bytes", run.mode.name, thousands(run.memory.bytes as usize)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let _ = writeln!(s);
 
     // Card check.
@@ -255,13 +251,14 @@ pub fn render(r: &Report) -> String {
          every weight a 4- or 8-bit code (`w ≈ scale · q + bias`). Quantized: every `Linear` whose input \
          dimension is a multiple of 64 — the attention q/k/v/o projections (time and group attention), the \
          MLP `wi`/`wo`, the output patch embedding (all three layers) and the input patch embedding's \
-         1024 → 256 output layer; for chronos2-mini that is 7,245,824 of its 7,315,872 parameters (99.0%). \
+         1024 → 256 output layer{}. \
          Kept in float: the input patch embedding's hidden and residual layers (input width 48 = one patch \
          of 16 values plus its 16 mask and 16 time-encoding values — not a whole number of 64-groups, and \
          MLX's scheme only takes whole groups), the REG/PAD token embedding (a 2 × 256 lookup table, not a \
-         matmul), layer norms and biases: 70,048 parameters, 0.28 MB in f32. They are 1% of the weights, so \
+         matmul) and the layer norms; biases stay f32 everywhere. The float layers are about 1% of the weights, so \
          quantizing them (with smaller groups or padding) would save almost nothing, and keeping the layers \
-         that read the raw inputs in float keeps them exact.\n"
+         that read the raw inputs in float keeps them exact.\n",
+        quantized_share(r.runs)
     );
 
     // Per series.
@@ -336,6 +333,69 @@ pub fn per_series_csv(series: &[Series], naive: &[SeriesMetrics], runs: &[ModeRu
         rows(run.mode.name, &run.metrics, Some(run));
     }
     s
+}
+
+/// " Largest per-series mean: int8 x (a%), ..." over the quantized runs.
+fn worst_series(series: &[Series], runs: &[ModeRun], deviations: &[Option<Deviation>]) -> String {
+    let parts: Vec<String> = runs
+        .iter()
+        .zip(deviations)
+        .filter_map(|(run, dev)| {
+            let dev = dev.as_ref()?;
+            let (i, d) = dev
+                .per_series_mean
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| !d.is_nan())
+                .max_by(|a, b| a.1.total_cmp(b.1))?;
+            Some(format!("{} {} ({})", run.mode.name, series[i].id, pct(*d)))
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" Largest per-series mean: {}.", parts.join(", "))
+    }
+}
+
+/// The memory cell of the summary: MB, and % of fp32 for the quantized modes.
+fn memory_cell(run: &ModeRun, fp32: Option<&ModeRun>) -> String {
+    match fp32 {
+        Some(f) if run.mode.bits.is_some() => format!(
+            "{} ({:.1}% of fp32)",
+            mb(run.memory.bytes),
+            100.0 * run.memory.bytes as f64 / f.memory.bytes as f64
+        ),
+        _ => mb(run.memory.bytes),
+    }
+}
+
+/// "; for this model that is Q of its N parameters (P%)", from a quantized run's footprint.
+fn quantized_share(runs: &[ModeRun]) -> String {
+    runs.iter()
+        .find(|run| run.memory.quantized_params > 0)
+        .map_or(String::new(), |run| {
+            let m = &run.memory;
+            format!(
+                "; for this model those layers hold {} of its {} parameters ({:.1}%, weights and their biases)",
+                thousands(m.quantized_params),
+                thousands(m.total_params),
+                100.0 * m.quantized_params as f64 / m.total_params as f64
+            )
+        })
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Whether a full run's fp32 aggregates round to the card's (3 decimals, ±0.002 for numerical
@@ -450,10 +510,14 @@ mod tests {
             .collect();
         ModeRun {
             mode,
-            label: mode.name.into(),
             memory: WeightMemory {
-                bytes: 1_000_000,
-                source: "test".into(),
+                bytes: if mode.bits.is_some() {
+                    250_000
+                } else {
+                    1_000_000
+                },
+                total_params: 1000,
+                quantized_params: if mode.bits.is_some() { 990 } else { 0 },
             },
             forecasts,
             metrics,
@@ -515,7 +579,15 @@ mod tests {
         assert!(doc.contains("on 2026-01-02 — test CPU, 2 cores"), "{doc}");
         // fp32 MAE 0, int8 MAE 0.1: fp32 row has no deviation, int8 5.00% mean and max.
         assert!(doc.contains("| fp32 | 0.000 | — |"), "{doc}");
-        assert!(doc.contains("| 5.00% / 5.00% | 1.00 MB |"), "{doc}");
+        assert!(
+            doc.contains("| 5.00% / 5.00% | 0.25 MB (25.0% of fp32) |"),
+            "{doc}"
+        );
+        assert!(doc.contains("| 1.00 MB |"), "{doc}");
+        assert!(
+            doc.contains("those layers hold 990 of its 1,000 parameters (99.0%"),
+            "{doc}"
+        );
         assert!(doc.contains("| int4 | not run: no loader |"), "{doc}");
         assert!(doc.contains("| series | freq | m | H | context (missing) | naive MASE | fp32 MASE | fp32 80% cov | int8 MASE | int8 80% cov | int8 dev (mean) |"), "{doc}");
         assert!(doc.contains("| a | MS | 1 | 2 | 4 (1) |"), "{doc}");
@@ -532,6 +604,14 @@ mod tests {
                 .any(|l| l.starts_with("int8,b,2,1,0.1000000") && l.contains(",0.0500000")),
             "{csv}"
         );
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(7_315_616), "7,315,616");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Simulated quantization: the model with every quantizable linear weight replaced by its
 //! quantize → dequantize round trip (`chronos2_core::quant`, MLX's affine scheme), run by the
 //! ordinary fp32 CPU model. Its forecasts are what the quantized kernels compute up to float
-//! summation order, so it stands in for them until the library loads quantized models, and
-//! cross-checks them after.
+//! summation order: the tests check the library's quantized model (`Forecaster::quantize`)
+//! against it.
 
 use std::path::{Path, PathBuf};
 
@@ -89,7 +89,7 @@ pub fn write_safetensors(path: &Path, tensors: &[Tensor]) -> Result<()> {
         offset += size;
     }
     let mut json = serde_json::to_vec(&header)?;
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut bytes = Vec::with_capacity(8 + json.len() + offset);
