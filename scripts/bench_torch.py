@@ -1,13 +1,17 @@
 """PyTorch CPU (chronos-forecasting 2.3.2) latency of the full-size Chronos-2 forward, for
 side-by-side comparison with `cargo bench -p chronos2-bench --bench forward`.
 
-    python3 scripts/bench_torch.py [--threads 2] [--runs 20] [--shapes 1x128,8x512]
+    python3 scripts/bench_torch.py [--threads 2] [--runs 20] [--shapes 1x128,8x512] [--json OUT]
 
 Random init (speed does not depend on the weights), fp32, prediction length 24 (2 patches).
 """
 import argparse
+import json
+import platform
 import statistics
 import time
+
+import numpy as np
 
 import torch
 from chronos.chronos2.config import Chronos2CoreConfig
@@ -33,10 +37,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--shapes", default="1x128,8x512")
+    parser.add_argument("--json", help="write {shape: {median_ms, p10_ms, p90_ms, runs}} here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = full_size_model()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    results = {}
     for shape in args.shapes.split(","):
         rows, length = map(int, shape.split("x"))
         context = torch.randn(rows, length).cumsum(-1) + 100
@@ -47,7 +53,13 @@ def main() -> None:
                 model(context=context, num_output_patches=2)
                 if i >= args.warmup:
                     times.append((time.perf_counter() - start) * 1000)
-        print(f"{shape}: median {statistics.median(times):.1f} ms  (min {min(times):.1f}, max {max(times):.1f})")
+        print(f"{shape}: median {statistics.median(times):.1f} ms  (min {min(times):.1f}, max {max(times):.1f})", flush=True)
+        p10, p50, p90 = np.percentile(times, [10, 50, 90])
+        results[shape] = {"median_ms": p50, "p10_ms": p10, "p90_ms": p90, "runs": len(times)}
+    if args.json:
+        meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version()}
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "cells": results}, f, indent=1)
 
 
 if __name__ == "__main__":

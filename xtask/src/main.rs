@@ -3,9 +3,11 @@
 //! - `test`      run every test of the workspace (the README's test command).
 //! - `fixtures`  regenerate the reference fixtures with Python `chronos-forecasting`.
 //! - `bench`     run the criterion forward bench and the PyTorch CPU baseline side by side.
+//! - `bench-matrix` latency table vs PyTorch CPU and the dispatcher's crossover profile.
 //! - `accuracy`  fp32 / int8 / int4 forecast accuracy on held-out real series (docs/accuracy.md).
 
 mod accuracy;
+mod bench_matrix;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +21,8 @@ tasks:
   fixtures   regenerate tests/fixtures with the Python reference
              (needs: pip install chronos-forecasting==2.3.2 pandas pyarrow)
   bench      criterion forward bench (candle CPU) + PyTorch CPU baseline in the same run
+  bench-matrix [--quick] [--write-profile] ...: latency table of PyTorch CPU vs our backends
+             (target/bench-matrix/matrix.{md,json}, profile.json); --help for flags
   accuracy   [--quick] [--output docs/accuracy.md]: fp32 / int8 / int4 accuracy of
              models/chronos2-mini on eval/real-series (markdown report)
 ";
@@ -34,6 +38,7 @@ fn main() -> Result<()> {
         "fixtures" => run(Command::new("python3").arg("scripts/generate_fixtures.py")),
         "bench" => bench(),
         "accuracy" => accuracy::run(&args[1..]),
+        "bench-matrix" => bench_matrix::run(&args[1..]),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

@@ -24,8 +24,8 @@ pub enum BackendKind {
     Mlx,
 }
 
-/// Preference order of [`Backend::Auto`]: the first compiled-in and usable backend wins.
-pub const AUTO_ORDER: [BackendKind; 2] = [BackendKind::Mlx, BackendKind::Cpu];
+/// Whether this build can compile the MLX forward (`--compile`).
+pub const MLX_COMPILE_SUPPORTED: bool = false;
 
 impl BackendKind {
     pub const ALL: [BackendKind; 2] = [BackendKind::Cpu, BackendKind::Mlx];
@@ -56,8 +56,10 @@ impl BackendKind {
         }
         match self {
             BackendKind::Cpu => Ok(()),
-            // With the `mlx` feature: `chronos2_mlx::check_available()` or similar goes here.
-            BackendKind::Mlx => Err("MLX support is not implemented in this build".into()),
+            #[cfg(feature = "mlx")]
+            BackendKind::Mlx => chronos2_mlx::check_available().map(|_| ()),
+            #[cfg(not(feature = "mlx"))]
+            BackendKind::Mlx => unreachable!("checked by compiled()"),
         }
     }
 }
@@ -71,7 +73,7 @@ impl fmt::Display for BackendKind {
 /// The backend requested by the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
-    /// The best compiled-in backend that works here ([`AUTO_ORDER`]).
+    /// Per call, the backend expected to be fastest for the call's shape (see [`crate::engine`]).
     #[default]
     Auto,
     /// Exactly this backend, or an error.
@@ -117,22 +119,6 @@ impl Backend {
             },
         }
     }
-
-    /// The concrete backend to use, or an error naming what is available.
-    pub fn resolve(self) -> Result<BackendKind> {
-        match self {
-            Backend::Auto => AUTO_ORDER.into_iter().find(|k| k.usable().is_ok()).ok_or_else(|| {
-                Error::BackendUnavailable("no usable backend in this build".into())
-            }),
-            Backend::Forced(kind) => match kind.usable() {
-                Ok(()) => Ok(kind),
-                Err(why) => Err(Error::BackendUnavailable(format!(
-                    "backend '{kind}' is not available: {why}. Available backends: {}",
-                    usable_names()
-                ))),
-            },
-        }
-    }
 }
 
 /// Backends compiled into this build.
@@ -144,7 +130,8 @@ fn compiled_names() -> String {
     compiled_backends().iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
 }
 
-fn usable_names() -> String {
+/// Names of the backends usable here, comma separated.
+pub fn usable_names() -> String {
     let names: Vec<&str> = BackendKind::ALL.into_iter().filter(|k| k.usable().is_ok()).map(|k| k.name()).collect();
     if names.is_empty() {
         "none".into()
@@ -153,13 +140,20 @@ fn usable_names() -> String {
     }
 }
 
-/// Loads the model in `model_dir` on `kind`.
-pub fn load_backend(kind: BackendKind, model_dir: &Path) -> Result<Box<dyn Forecaster>> {
-    kind.usable().map_err(|why| Error::BackendUnavailable(format!("backend '{kind}' is not available: {why}")))?;
+/// Loads the model in `model_dir` on `kind` (`compile`: compile the MLX forward).
+pub fn load_backend(kind: BackendKind, model_dir: &Path, compile: bool) -> Result<Box<dyn Forecaster>> {
+    kind.usable().map_err(|why| {
+        Error::BackendUnavailable(format!("backend '{kind}' is not available: {why}. Available backends: {}", usable_names()))
+    })?;
+    if compile && !(kind == BackendKind::Mlx && MLX_COMPILE_SUPPORTED) {
+        return Err(Error::InvalidArgument(format!("--compile applies to the MLX backend only (backend here: {kind})")));
+    }
     match kind {
         BackendKind::Cpu => Ok(chronos2_candle_cpu::load(model_dir)?),
-        // With the `mlx` feature: `BackendKind::Mlx => Ok(chronos2_mlx::load(model_dir)?),`
-        BackendKind::Mlx => Err(Error::BackendUnavailable(format!("backend '{kind}' is not available"))),
+        #[cfg(feature = "mlx")]
+        BackendKind::Mlx => Ok(chronos2_mlx::load(model_dir)?),
+        #[cfg(not(feature = "mlx"))]
+        BackendKind::Mlx => unreachable!("checked by usable()"),
     }
 }
 
@@ -183,12 +177,17 @@ mod tests {
     }
 
     #[test]
-    fn auto_resolves_to_cpu_without_mlx() {
-        assert_eq!(Backend::Auto.resolve().unwrap(), BackendKind::Cpu);
-        #[cfg(not(feature = "mlx"))]
-        {
-            let e = Backend::Forced(BackendKind::Mlx).resolve().unwrap_err().to_string();
-            assert!(e.contains("'mlx' is not available") && e.contains("Available backends: cpu"), "{e}");
-        }
+    #[cfg(not(feature = "mlx"))]
+    fn forcing_mlx_without_it_names_available_backends() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/chronos2-mini");
+        let e = load_backend(BackendKind::Mlx, &dir, false).err().expect("mlx is not compiled in").to_string();
+        assert!(e.contains("'mlx' is not available") && e.contains("Available backends: cpu"), "{e}");
+    }
+
+    #[test]
+    fn compile_on_cpu_is_a_clear_error() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/chronos2-mini");
+        let e = load_backend(BackendKind::Cpu, &dir, true).err().expect("compile needs MLX").to_string();
+        assert!(e.contains("--compile applies to the MLX backend only"), "{e}");
     }
 }

@@ -15,17 +15,24 @@
 pub mod backend;
 pub mod bundled;
 pub mod dataframe;
+pub mod engine;
 pub mod error;
 pub mod frame;
 pub mod freq;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chronos2_core::dispatch::{CallShape, Decision};
+use chronos2_core::forecaster::Footprint;
 
 use chronos2_core::pipeline::{self, ItemEmbedding, ItemForecast, Pooling, PredictOptions, SeriesInput};
 use chronos2_core::{Forecaster, ModelConfig};
 
 pub use backend::{Backend, BackendKind};
 pub use chronos2_core;
+pub use engine::LoadOptions;
+use engine::Engines;
 pub use dataframe::{Columns, EmbeddingEntry, PreparedFrame};
 pub use error::{Error, Result};
 pub use freq::Freq;
@@ -136,16 +143,17 @@ pub fn parse_quantile_levels(s: &str, model_levels: &[f64]) -> Result<Vec<f64>> 
     Ok(out)
 }
 
-/// A loaded Chronos-2 model on some backend.
+/// A loaded Chronos-2 model: one backend when forced, or a per-call choice among the backends
+/// of this build ([`Backend::Auto`], see [`engine`]).
 pub struct Chronos2 {
-    model: Box<dyn Forecaster>,
+    engines: Engines,
+    config: ModelConfig,
     model_dir: PathBuf,
-    backend: Option<BackendKind>,
 }
 
 impl std::fmt::Debug for Chronos2 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Chronos2").field("model_dir", &self.model_dir).field("backend", &self.model.backend_name()).finish()
+        f.debug_struct("Chronos2").field("model_dir", &self.model_dir).field("options", &self.engines.options()).finish()
     }
 }
 
@@ -154,36 +162,60 @@ impl Chronos2 {
     /// Hugging Face hub id (`amazon/chronos-2`, from the local cache or downloaded);
     /// `None` = the bundled chronos2-mini.
     pub fn load(model: Option<&str>, backend: Backend) -> Result<Self> {
-        let kind = backend.resolve()?;
+        Self::load_with(model, backend, LoadOptions::default())
+    }
+
+    /// Like [`Chronos2::load`], quantizing the weights and/or compiling the MLX forward.
+    pub fn load_with(model: Option<&str>, backend: Backend, options: LoadOptions) -> Result<Self> {
+        if let Some(bits) = options.quantize_bits {
+            if bits != 8 && bits != 4 {
+                return Err(Error::InvalidArgument(format!("quantization to {bits} bits: expected 8 (int8) or 4 (int4)")));
+            }
+        }
         let model_dir = match model {
             Some(spec) => chronos2_core::hub::resolve_model_dir(spec)?,
             None => bundled::bundled_model_dir()?,
         };
-        let model = backend::load_backend(kind, &model_dir)?;
-        Ok(Chronos2 { model, model_dir, backend: Some(kind) })
-    }
-
-    /// Wraps an already loaded model.
-    pub fn from_forecaster(model: Box<dyn Forecaster>) -> Self {
-        Chronos2 { model, model_dir: PathBuf::new(), backend: None }
-    }
-
-    pub fn forecaster(&self) -> &dyn Forecaster {
-        self.model.as_ref()
+        let engines = Engines::new(&model_dir, backend, options)?;
+        let config = engines.any().config().clone();
+        Ok(Chronos2 { engines, config, model_dir })
     }
 
     pub fn config(&self) -> &ModelConfig {
-        self.model.config()
+        &self.config
     }
 
-    /// The backend's name (`cpu`, `mlx`).
-    pub fn backend_name(&self) -> &str {
-        self.backend.map_or_else(|| self.model.backend_name(), |k| k.name())
-    }
-
-    /// The model directory (empty for [`Chronos2::from_forecaster`]).
+    /// The model directory.
     pub fn model_dir(&self) -> &Path {
         &self.model_dir
+    }
+
+    /// Memory held by the model (of the first backend loaded), measured from its buffers.
+    pub fn footprint(&self) -> Footprint {
+        self.engines.any().footprint()
+    }
+
+    /// Which backend a [`Chronos2::predict`] call with these items and options runs on, and why.
+    pub fn decide(&self, items: &[SeriesInput], options: &PredictOptions) -> Decision {
+        self.engines.decide(&self.call_shape(items, options.batch_size, options.context_length, options.resolved_prediction_length(&self.config)))
+    }
+
+    fn call_shape(&self, items: &[SeriesInput], batch_size: usize, context_length: Option<usize>, prediction_length: usize) -> CallShape {
+        let rows: usize = items.iter().map(|i| i.targets.len() + i.covariates.len()).sum();
+        let longest = items.iter().flat_map(|i| i.targets.first()).map(Vec::len).max().unwrap_or(0);
+        let max_context = context_length.unwrap_or(self.config.chronos_config.context_length).min(self.config.chronos_config.context_length);
+        CallShape {
+            rows: rows.min(batch_size.max(1)).max(1),
+            context: longest.min(max_context).max(1),
+            prediction_length,
+            quantization_bits: self.engines.options().quantize_bits.map(|b| b as u8),
+        }
+    }
+
+    fn engine(&self, shape: CallShape) -> Result<Arc<dyn Forecaster>> {
+        let decision = self.engines.decide(&shape);
+        log::debug!("backend: {}", decision.reason);
+        self.engines.get(&decision.route)
     }
 
     /// The model's quantile levels as the decimals they were written as (`0.01`, `0.05`, ...).
@@ -198,7 +230,8 @@ impl Chronos2 {
         options: &PredictOptions,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<ItemForecast>> {
-        Ok(pipeline::predict(self.forecaster(), items, options, progress)?)
+        let engine = self.engine(self.call_shape(items, options.batch_size, options.context_length, options.resolved_prediction_length(&self.config)))?;
+        Ok(pipeline::predict(engine.as_ref(), items, options, progress)?)
     }
 
     /// Embeds items ([`chronos2_core::pipeline::embed`]).
@@ -210,7 +243,8 @@ impl Chronos2 {
         pooling: Pooling,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<ItemEmbedding>> {
-        Ok(pipeline::embed(self.forecaster(), items, batch_size, context_length, pooling, progress)?)
+        let engine = self.engine(self.call_shape(items, batch_size, context_length, self.config.patch_size()))?;
+        Ok(pipeline::embed(engine.as_ref(), items, batch_size, context_length, pooling, progress)?)
     }
 
     /// `predict_df` of the reference: forecasts every item of a long-format table (`future` holds

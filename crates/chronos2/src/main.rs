@@ -69,9 +69,24 @@ chronos2 embed --input examples/airpassengers.csv --output embeddings.json\n  \
 chronos2 embed --input data.parquet --target load --pooling all --output embeddings.parquet"
     )]
     Embed(EmbedArgs),
-    /// Show the backends compiled in and usable, and the bundled model.
-    #[command(after_help = "Example:\n  chronos2 info")]
-    Info,
+    /// Show the backends compiled in and usable, the dispatcher's profile, and (with --model or
+    /// --quantize) the model's memory footprint.
+    #[command(after_help = "Examples:\n  chronos2 info\n  chronos2 info --model amazon/chronos-2 --quantize int8")]
+    Info(InfoArgs),
+}
+
+#[derive(Args, Debug)]
+struct InfoArgs {
+    /// Model whose footprint to report (directory or Hugging Face id; default: bundled chronos2-mini).
+    #[arg(long, value_name = "DIR|HF_ID")]
+    model: Option<String>,
+
+    /// Backend to load the model on for the footprint (auto, cpu, mlx).
+    #[arg(long, value_name = "auto|cpu|mlx")]
+    backend: Option<String>,
+
+    #[command(flatten)]
+    speed: SpeedArgs,
 }
 
 #[derive(Args, Debug)]
@@ -105,9 +120,37 @@ struct CommonArgs {
     #[arg(long, value_name = "N")]
     context_length: Option<usize>,
 
-    /// Backend: auto (best available), cpu, or mlx. Default: $CHRONOS2_BACKEND, else auto.
+    /// Backend: auto (per call, the backend expected to be fastest for its batch and context
+    /// length, from the crossover profile), cpu, or mlx. Default: $CHRONOS2_BACKEND, else auto.
     #[arg(long, value_name = "auto|cpu|mlx")]
     backend: Option<String>,
+
+    #[command(flatten)]
+    speed: SpeedArgs,
+}
+
+#[derive(Args, Debug)]
+struct SpeedArgs {
+    /// Weight-only quantization of the linear layers (group size 64, MLX's affine scheme): int8 or
+    /// int4. Smaller and faster for small batches; see docs/accuracy.md for the accuracy cost.
+    #[arg(long, value_name = "int8|int4")]
+    quantize: Option<String>,
+
+    /// Compile the MLX forward graph (cached per input shape). MLX backend only.
+    #[arg(long)]
+    compile: bool,
+}
+
+impl SpeedArgs {
+    fn load_options(&self) -> Result<chronos2::LoadOptions> {
+        let quantize_bits = match self.quantize.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None => None,
+            Some("int8") | Some("8") => Some(8),
+            Some("int4") | Some("4") => Some(4),
+            Some(other) => bail!("--quantize {other}: expected int8 or int4"),
+        };
+        Ok(chronos2::LoadOptions { quantize_bits, compile: self.compile })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -140,6 +183,10 @@ struct PredictArgs {
     /// Output file (.csv, .parquet or .json records). Default: CSV on standard output.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+
+    /// Print (on stderr) which backend runs the forecast and why.
+    #[arg(long)]
+    explain_backend: bool,
 }
 
 #[derive(Args, Debug)]
@@ -157,12 +204,37 @@ struct EmbedArgs {
     output: PathBuf,
 }
 
+/// Log lines on stderr, at the level named by `CHRONOS2_LOG` (error, warn, info, debug, trace).
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            eprintln!("[{}] {}", record.level().as_str().to_ascii_lowercase(), record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn init_logging() {
+    let level = std::env::var("CHRONOS2_LOG").ok().and_then(|v| v.parse::<log::LevelFilter>().ok()).unwrap_or(log::LevelFilter::Off);
+    if log::set_logger(&StderrLogger).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
 fn main() -> ExitCode {
+    init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Predict(args) => predict(args),
         Command::Embed(args) => embed(args),
-        Command::Info => info(),
+        Command::Info(args) => info(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -209,13 +281,14 @@ fn check_output(path: &Path, allowed: &[Format], what: &str) -> Result<Format> {
     Ok(format)
 }
 
-fn load_model(common: &CommonArgs) -> Result<Chronos2> {
-    let backend = Backend::from_flag_or_env(common.backend.as_deref())?;
-    let model = Chronos2::load(common.model.as_deref(), backend).with_context(|| match &common.model {
+fn load_model(model: Option<&str>, backend: Option<&str>, speed: &SpeedArgs) -> Result<Chronos2> {
+    let backend = Backend::from_flag_or_env(backend)?;
+    let options = speed.load_options()?;
+    let loaded = Chronos2::load_with(model, backend, options).with_context(|| match model {
         Some(m) => format!("cannot load model {m}"),
         None => format!("cannot load the bundled {BUNDLED_MODEL_NAME} model"),
     })?;
-    Ok(model)
+    Ok(loaded)
 }
 
 /// A progress bar on stderr when it is a terminal; `None` otherwise.
@@ -284,7 +357,7 @@ fn predict(args: PredictArgs) -> Result<()> {
     // Validate the tables before loading the model: bad input fails fast.
     let prepared = dataframe::prepare_predict(&df, future.as_ref(), &cols, args.prediction_length, freq)?;
 
-    let model = load_model(&args.common)?;
+    let model = load_model(args.common.model.as_deref(), args.common.backend.as_deref(), &args.common.speed)?;
     let quantile_levels = match explicit_levels {
         Some(levels) => levels,
         None => model.model_quantile_levels(),
@@ -300,6 +373,9 @@ fn predict(args: PredictArgs) -> Result<()> {
     };
     for warning in model.warnings(&options) {
         eprintln!("warning: {warning}");
+    }
+    if args.explain_backend {
+        eprintln!("backend: {}", model.decide(&prepared.inputs, &options.predict_options()).reason);
     }
     let progress = Progress::new("forecasting", prepared.inputs.len());
     let forecasts = model.predict_prepared(&prepared, &options, &mut |done, total| progress.update(done, total));
@@ -330,7 +406,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
     let cols = columns(&args.common)?;
     let df = read_table(&args.common.input, "input")?;
     let prepared = dataframe::prepare_embed(&df, &cols)?;
-    let model = load_model(&args.common)?;
+    let model = load_model(args.common.model.as_deref(), args.common.backend.as_deref(), &args.common.speed)?;
     let options = EmbedDfOptions {
         columns: cols,
         pooling,
@@ -350,7 +426,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
     Ok(())
 }
 
-fn info() -> Result<()> {
+fn info(args: InfoArgs) -> Result<()> {
     println!("chronos2 {}", env!("CARGO_PKG_VERSION"));
     println!("backends:");
     for kind in BackendKind::ALL {
@@ -361,12 +437,34 @@ fn info() -> Result<()> {
         };
         println!("  {:<4} {status}", kind.name());
     }
-    let requested = Backend::from_flag_or_env(None);
-    match requested.as_ref().map(|b| (b, b.resolve())) {
-        Ok((b, Ok(kind))) => println!("selected backend: {kind} (requested: {b}; set with --backend or {BACKEND_ENV})"),
-        Ok((b, Err(e))) => println!("selected backend: none (requested: {b}): {e}"),
-        Err(e) => println!("selected backend: none: {e}"),
+    #[cfg(feature = "mlx")]
+    if let Ok(device) = chronos2_mlx::check_available() {
+        println!("MLX device: {device}");
     }
+    match Backend::from_flag_or_env(args.backend.as_deref()) {
+        Ok(b) => println!("requested backend: {b} (set with --backend or {BACKEND_ENV})"),
+        Err(e) => println!("requested backend: invalid: {e}"),
+    }
+    let profile = chronos2::engine::load_profile()?;
+    println!("dispatch profile: {} (override: {} or {})", profile.source, chronos2::engine::PROFILE_ENV,
+        chronos2::engine::user_profile_path().map(|p| p.display().to_string()).unwrap_or_default());
     println!("bundled model: {BUNDLED_MODEL_NAME} (extracted to {})", bundled_model_cache_dir().display());
+    if args.model.is_some() || args.speed.quantize.is_some() {
+        let model = load_model(args.model.as_deref(), args.backend.as_deref(), &args.speed)?;
+        let f = model.footprint();
+        let mb = |b: usize| b as f64 / 1e6;
+        println!("model: {}", model.model_dir().display());
+        println!("  parameters:            {}", f.total_params);
+        println!("  quantized parameters:  {} ({:.1}%)", f.quantized_params, 100.0 * f.quantized_params as f64 / f.total_params.max(1) as f64);
+        println!("  bytes in memory:       {:.2} MB (fp32 would be {:.2} MB)", mb(f.bytes), mb(4 * f.total_params));
+        if f.quantized_params > 0 {
+            println!(
+                "  quantized layers:      {:.2} MB ({:.3}x of their fp32 {:.2} MB)",
+                mb(f.quantized_layer_bytes),
+                f.quantized_layer_bytes as f64 / f.quantized_layer_fp32_bytes() as f64,
+                mb(f.quantized_layer_fp32_bytes())
+            );
+        }
+    }
     Ok(())
 }

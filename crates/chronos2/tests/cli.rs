@@ -31,6 +31,9 @@ fn chronos2(args: &[&str]) -> Output {
         .args(args)
         .current_dir(root())
         .env_remove("CHRONOS2_BACKEND")
+        .env_remove("CHRONOS2_PROFILE")
+        // No user profile: the dispatcher uses the built-in one.
+        .env("XDG_CONFIG_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("chronos2-cli-config"))
         .env("XDG_CACHE_HOME", cache)
         .env("HF_HUB_OFFLINE", "1")
         .output()
@@ -334,7 +337,37 @@ fn info_lists_backends() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("cpu  compiled in, usable"), "{text}");
     assert!(text.contains("mlx"), "{text}");
-    assert!(text.contains("selected backend: cpu"), "{text}");
+    assert!(text.contains("requested backend: auto"), "{text}");
+    assert!(text.contains("dispatch profile: built-in"), "{text}");
+}
+
+#[test]
+fn info_reports_quantized_footprint() {
+    let out = chronos2(&["info", "--quantize", "int8"]);
+    assert_success(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("quantized parameters:  7247776"), "{text}");
+    assert!(text.contains("x of their fp32"), "{text}");
+}
+
+#[test]
+fn explain_backend_says_what_runs_and_why() {
+    let out = chronos2(&["predict", "--input", "examples/airpassengers.csv", "--prediction-length", "3", "--explain-backend", "--backend", "cpu"]);
+    assert_success(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("backend: cpu: forced"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = chronos2(&["predict", "--input", "examples/airpassengers.csv", "--prediction-length", "3", "--explain-backend"]);
+    assert_success(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("backend: cpu for 2x") && err.contains("nearest profiled shape"), "{err}");
+}
+
+#[test]
+fn quantize_and_compile_flags_are_checked() {
+    let out = chronos2(&["predict", "--input", "examples/airpassengers.csv", "--prediction-length", "3", "--quantize", "int3"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected int8 or int4"));
+    let out = chronos2(&["predict", "--input", "examples/airpassengers.csv", "--prediction-length", "3", "--quantize", "int8"]);
+    assert_success(&out);
 }
 
 #[test]
