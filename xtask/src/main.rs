@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask <task>`.
 //!
-//! - `test`      run every test of the workspace (the README's test command).
+//! - `test`      run every test, MLX included (the README's test command).
+//! - `build-cli` build the `chronos2` binary, with `--mlx` the MLX backend too.
 //! - `fixtures`  regenerate the reference fixtures with Python `chronos-forecasting`.
 //! - `bench`     run the criterion forward bench and the PyTorch CPU baseline side by side.
 //! - `bench-matrix` latency table vs PyTorch CPU and the dispatcher's crossover profile.
@@ -8,6 +9,7 @@
 
 mod accuracy;
 mod bench_matrix;
+mod mlx;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +19,10 @@ use anyhow::{bail, Context, Result};
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  test       run every test of the workspace (what CI runs)
+  test       [--no-mlx] run every test: the workspace, then the MLX backend (prepared
+             with scripts/prepare-mlx-linux.sh on Linux) and the CLI tests on MLX (what CI runs)
+  build-cli  [--mlx] build target/release/chronos2 (with the MLX backend; on Linux MLX is
+             prepared first: apt packages, the mlx-cpu wheel, mlx-c)
   fixtures   regenerate tests/fixtures with the Python reference
              (needs: pip install chronos-forecasting==2.3.2 pandas pyarrow)
   bench      criterion forward bench (candle CPU) + PyTorch CPU baseline in the same run
@@ -34,7 +39,8 @@ fn main() -> Result<()> {
         bail!("no task given");
     };
     match task.as_str() {
-        "test" => test(),
+        "test" => test(&args[1..]),
+        "build-cli" => build_cli(&args[1..]),
         "fixtures" => run(Command::new("python3").arg("scripts/generate_fixtures.py")),
         "bench" => bench(),
         "accuracy" => accuracy::run(&args[1..]),
@@ -67,8 +73,40 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-fn test() -> Result<()> {
-    run(cargo().args(["test", "--workspace", "--exclude", "xtask"]))
+/// Every test: the workspace (CPU backend, pipeline, CLI, xtask), then — unless `--no-mlx` —
+/// the MLX backend's tests and the CLI tests again with `CHRONOS2_TEST_BACKEND=mlx`.
+fn test(args: &[String]) -> Result<()> {
+    run(cargo().args(["test", "--workspace"]))?;
+    if args.iter().any(|a| a == "--no-mlx") {
+        println!("xtask test: MLX tests skipped (--no-mlx)");
+        return Ok(());
+    }
+    let config = mlx::prepare()?;
+    let mlx_cargo = || {
+        let mut c = cargo();
+        c.env("CARGO_TARGET_DIR", repo_root().join("target/mlx"));
+        c
+    };
+    run(mlx_cargo().args(["test", "-p", "chronos2-mlx", "--features", "mlx", "--config"]).arg(&config))?;
+    run(mlx_cargo()
+        .args(["test", "-p", "chronos2", "--features", "mlx", "--config"])
+        .arg(&config)
+        .env("CHRONOS2_TEST_BACKEND", "mlx"))
+}
+
+/// `build-cli [--mlx]`: `target/release/chronos2`, with the MLX backend when asked.
+fn build_cli(args: &[String]) -> Result<()> {
+    if !args.iter().any(|a| a == "--mlx") {
+        return run(cargo().args(["build", "--release", "-p", "chronos2"]));
+    }
+    let mut build = cargo();
+    build.args(["build", "--release", "-p", "chronos2", "--features", "mlx"]);
+    if cfg!(target_os = "linux") {
+        build.arg("--config").arg(mlx::prepare()?);
+    }
+    run(&mut build)?;
+    println!("built {} with backends cpu, mlx", repo_root().join("target/release/chronos2").display());
+    Ok(())
 }
 
 fn bench() -> Result<()> {
