@@ -5,6 +5,7 @@
 //! (AMX); on x86_64 the gemm crate's AVX-512 kernels are enabled.
 
 mod ops;
+mod small_matmul;
 pub mod quant;
 
 use std::path::Path;

@@ -6,6 +6,7 @@ use chronos2_core::quant::QuantizedWeight;
 use chronos2_core::{Error, Result};
 
 use crate::quant::QuantizedLinear;
+use crate::small_matmul;
 
 #[cfg(all(feature = "accelerate", target_os = "macos"))]
 extern crate accelerate_src;
@@ -23,6 +24,23 @@ pub struct CandleCpuOps {
 impl CandleCpuOps {
     pub fn new() -> Self {
         CandleCpuOps { device: Device::Cpu }
+    }
+}
+
+impl CandleCpuOps {
+    /// `x (rows, in) · weight (out, in)^T` for few rows, streaming the weight once.
+    fn linear_few_rows(&self, x: &Tensor, weight: &Tensor, rows: usize, out_dim: usize, in_dim: usize) -> Result<Tensor> {
+        let x = x.flatten_all().and_then(|x| x.to_vec1::<f32>()).map_err(err)?;
+        let (storage, layout) = weight.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            return Err(Error::Backend("weight is not in CPU memory".into()));
+        };
+        let data = cpu.as_slice::<f32>().map_err(err)?;
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            return Err(Error::Backend("weight is not contiguous".into()));
+        };
+        let y = small_matmul::matmul_small(&x, rows, &data[start..end], out_dim, in_dim);
+        Tensor::from_vec(y, (rows, out_dim), &self.device).map_err(err)
     }
 }
 
@@ -111,7 +129,11 @@ impl Ops for CandleCpuOps {
         let rows = x.elem_count() / in_dim;
         let out_dim = weight.dim(0).map_err(err)?;
         let x2 = x.reshape((rows, in_dim)).map_err(err)?;
-        let mut y = x2.matmul(&weight.t().map_err(err)?).map_err(err)?;
+        let mut y = if rows <= small_matmul::MAX_ROWS && x2.dtype() == DType::F32 {
+            self.linear_few_rows(&x2, weight, rows, out_dim, in_dim)?
+        } else {
+            x2.matmul(&weight.t().map_err(err)?).map_err(err)?
+        };
         if let Some(bias) = bias {
             y = y.broadcast_add(bias).map_err(err)?;
         }
