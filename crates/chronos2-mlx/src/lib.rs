@@ -1,5 +1,6 @@
 //! Chronos-2 on MLX: [`MlxOps`], the [`chronos2_core::ops::Ops`] backend over `mlx-rs` arrays, and
-//! [`load`] / [`load_model`] to load a model on it.
+//! [`load`] / [`load_with`] / [`load_model`] to load a model on it ([`MlxModel`]), optionally with
+//! the model forward compiled by `mlx_rs::transforms::compile` ([`MlxOptions::compile`]).
 //!
 //! The backend exists only with the cargo feature `mlx`; without it this crate is empty, so a
 //! plain workspace build never needs MLX.
@@ -30,30 +31,10 @@ pub use ops::{LinearWeight, MlxLinear, MlxOps, MlxTensor};
 pub use mlx_rs;
 
 #[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
-mod model {
-    use std::path::Path;
-
-    use chronos2_core::model::Chronos2Model;
-    use chronos2_core::{Forecaster, Result};
-
-    use crate::MlxOps;
-
-    /// Chronos-2 running on MLX.
-    pub type MlxModel = Chronos2Model<MlxOps>;
-
-    /// Loads the model in `model_dir` (holding `config.json` and `model.safetensors`) on MLX.
-    pub fn load(model_dir: &Path) -> Result<Box<dyn Forecaster>> {
-        Ok(Box::new(load_model(model_dir)?))
-    }
-
-    /// Like [`load`], keeping the concrete type (for layer-by-layer access).
-    pub fn load_model(model_dir: &Path) -> Result<MlxModel> {
-        Chronos2Model::load_dir(MlxOps::new(), model_dir)
-    }
-}
+mod model;
 
 #[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
-pub use model::{load, load_model, MlxModel};
+pub use model::{load, load_model, load_model_with, load_with, MlxModel, MlxOptions, COMPILE_CACHE_CAPACITY};
 
 /// Whether MLX works on this machine: builds and evaluates a tiny graph on MLX's default
 /// device. `Ok` holds a short description of that device (e.g. `"Device(gpu, 0)"` on Apple

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 /// Consecutive groups of equal size in the gathered row order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GroupRun {
     /// First gathered row of the run.
     pub start: usize,
@@ -21,13 +21,21 @@ pub struct GroupRun {
     pub size: usize,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct GroupPlan {
+/// The part of a [`GroupPlan`] that shapes the graph: which rows are gathered, in what order, and
+/// how the gathered rows split into runs of equal-size groups. Two forwards with the same layout
+/// (and input shapes) run the same graph.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupLayout {
     /// Row order that makes groups contiguous, or `None` when they already are.
     pub order: Option<Vec<usize>>,
     /// Inverse of `order`.
     pub inverse: Option<Vec<usize>>,
     pub runs: Vec<GroupRun>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupPlan {
+    pub layout: GroupLayout,
     /// `(rows, seq_len)` in the ORIGINAL row order: 1 where some key of the row's group is
     /// observed at that token (the attention is defined), 0 where the reference's softmax is
     /// uniform over the whole batch.
@@ -83,7 +91,7 @@ impl GroupPlan {
             }
         }
         let any_hidden = visible.iter().any(|&v| v == 0.0);
-        GroupPlan { order, inverse, runs, visible, any_hidden }
+        GroupPlan { layout: GroupLayout { order, inverse, runs }, visible, any_hidden }
     }
 }
 
@@ -94,9 +102,9 @@ mod tests {
     #[test]
     fn contiguous_groups_need_no_gather() {
         let plan = GroupPlan::new(&[0, 0, 1, 2, 2, 3, 3], &[1.0; 7], 1);
-        assert_eq!(plan.order, None);
+        assert_eq!(plan.layout.order, None);
         assert_eq!(
-            plan.runs,
+            plan.layout.runs,
             vec![
                 GroupRun { start: 0, groups: 1, size: 2 },
                 GroupRun { start: 2, groups: 1, size: 1 },
@@ -110,9 +118,9 @@ mod tests {
     fn interleaved_groups_are_gathered() {
         // Rollout layout: group ids 0,1,0,1 -> rows [0,2] and [1,3].
         let plan = GroupPlan::new(&[5, 7, 5, 7], &[1.0; 4], 1);
-        assert_eq!(plan.order, Some(vec![0, 2, 1, 3]));
-        assert_eq!(plan.inverse, Some(vec![0, 2, 1, 3]));
-        assert_eq!(plan.runs, vec![GroupRun { start: 0, groups: 2, size: 2 }]);
+        assert_eq!(plan.layout.order, Some(vec![0, 2, 1, 3]));
+        assert_eq!(plan.layout.inverse, Some(vec![0, 2, 1, 3]));
+        assert_eq!(plan.layout.runs, vec![GroupRun { start: 0, groups: 2, size: 2 }]);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::ops::Ops;
 use crate::weights::Weights;
 
-use super::group_plan::GroupPlan;
+use super::group_plan::GroupLayout;
 
 /// Reads a linear layer `prefix.weight` (and `prefix.bias` when `bias`).
 pub fn load_linear<O: Ops>(
@@ -96,11 +96,12 @@ pub struct LayerContext<'a, O: Ops> {
     pub sin: O::Tensor,
     /// Additive time-attention key mask `(rows, 1, 1, seq_len)`.
     pub time_mask: O::Tensor,
-    pub group_plan: &'a GroupPlan,
+    pub group: &'a GroupLayout,
     /// Per run of equal-size groups: additive key mask `(groups * seq_len, 1, 1, size)`;
     /// `None` for runs of singleton groups.
     pub group_masks: Vec<Option<O::Tensor>>,
-    /// `(rows, seq_len, 1)`: 1 where group attention has a visible key (see [`GroupPlan`]).
+    /// `(rows, seq_len, 1)`: 1 where group attention has a visible key (see
+    /// [`GroupPlan`](super::GroupPlan)).
     pub group_visible: Option<O::Tensor>,
 }
 
@@ -151,7 +152,7 @@ impl<O: Ops> GroupSelfAttention<O> {
     }
 
     pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>) -> Result<O::Tensor> {
-        let plan = cx.group_plan;
+        let plan = cx.group;
         let normed = ops.rms_norm(x, &self.layer_norm, cx.eps)?;
         let v = ops.linear(&normed, &self.proj.v)?;
         let needs_attention = plan.runs.iter().any(|run| run.size > 1);

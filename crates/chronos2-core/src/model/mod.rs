@@ -4,13 +4,19 @@
 //! tokens, a [REG] token, future tokens, `num_layers` blocks of time attention (RoPE, no
 //! scaling), group attention along the batch and a ReLU feed-forward, a final RMS norm, and a
 //! residual output head producing `num_quantiles * patch` values per future token.
+//!
+//! A forward has a host half, [`Chronos2Model::prepare`] (patching, the group plan, attention
+//! masks, rotary tables: a [`PreparedForward`] of host arrays), and a device half,
+//! [`Chronos2Model::graph`], which builds the whole graph from those arrays once uploaded and
+//! reads nothing back. `forecast`, `encode` and `trace` all run that one graph; a backend may
+//! compile it, cached under the forward's [`ForwardStructure`] (shapes + group layout).
 
 mod group_plan;
 mod layers;
 
 use std::path::Path;
 
-pub use group_plan::{GroupPlan, GroupRun};
+pub use group_plan::{GroupLayout, GroupPlan, GroupRun};
 use layers::{EncoderBlock, LayerContext, ResidualBlock};
 
 use crate::config::ModelConfig;
@@ -43,6 +49,61 @@ pub struct Trace {
     pub layer_outputs: Vec<Vec<f32>>,
     /// After the final layer norm.
     pub last_hidden_state: Vec<f32>,
+}
+
+/// A host array: row-major `data` of `shape`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostArray {
+    pub data: Vec<f32>,
+    pub shape: Vec<usize>,
+}
+
+/// Everything that shapes the device graph of a forward: the input shapes and the
+/// group-attention layout (which rows are gathered and how they are batched). Two forwards with
+/// equal structures run the same graph on different input values, so a backend may cache a
+/// compiled graph under it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ForwardStructure {
+    pub rows: usize,
+    pub num_context_patches: usize,
+    pub num_output_patches: usize,
+    /// Context patches, `[REG]` (if used), future patches.
+    pub seq_len: usize,
+    pub group: GroupLayout,
+    /// Whether some group-attention query has no visible key (the graph then takes the
+    /// `(rows, seq_len, 1)` visibility input).
+    pub group_visible: bool,
+}
+
+impl ForwardStructure {
+    /// Number of inputs the graph takes: features, cos, sin, time mask, one key mask per run of
+    /// groups larger than one, and the visibility when [`Self::group_visible`].
+    pub fn num_inputs(&self) -> usize {
+        4 + self.group.runs.iter().filter(|run| run.size > 1).count() + usize::from(self.group_visible)
+    }
+}
+
+/// The host half of a forward ([`Chronos2Model::prepare`]).
+#[derive(Debug, Clone)]
+pub struct PreparedForward {
+    /// Patched, normalised input (its `loc`/`scale` de-normalise the forecast).
+    pub patched: PatchedInput,
+    pub structure: ForwardStructure,
+    /// The graph's inputs, in order: patch features `(rows, tokens, 3 * patch)`, rotary `cos` and
+    /// `sin` `(seq_len, d_kv / 2)`, the additive time-attention key mask `(rows, 1, 1, seq_len)`,
+    /// per run of groups larger than one its additive key mask `(groups * seq_len, 1, 1, size)`,
+    /// and, when [`ForwardStructure::group_visible`], the visibility `(rows, seq_len, 1)`.
+    pub inputs: Vec<HostArray>,
+}
+
+/// The outputs of [`Chronos2Model::graph`] (device arrays, not yet evaluated on a lazy backend).
+#[derive(Debug, Clone)]
+pub struct GraphOutputs<T> {
+    /// Final hidden states `(rows, seq_len, d_model)` (after the final RMS norm).
+    pub hidden: T,
+    /// Output head on the future tokens `(rows, num_output_patches, num_quantiles * patch)`,
+    /// normalised.
+    pub head: T,
 }
 
 impl<O: Ops> Chronos2Model<O> {
@@ -152,124 +213,127 @@ impl<O: Ops> Chronos2Model<O> {
         Ok(())
     }
 
-    fn patch(&self, batch: &ModelBatch) -> Result<PatchedInput> {
+    /// The host half of a forward: patching, the group plan, the attention masks and the rotary
+    /// tables. Everything it returns is host data; [`Chronos2Model::graph`] is the device half.
+    pub fn prepare(&self, batch: &ModelBatch) -> Result<PreparedForward> {
         self.validate(batch)?;
-        let future = batch.future_covariates.as_deref().map(|f| (f, batch.future_len));
-        patch_batch(&self.config, &batch.context, batch.rows, batch.context_len, future, batch.num_output_patches)
-    }
-
-    /// Patch embedding + [REG] + future tokens: `(rows, seq_len, d_model)`.
-    fn embed_tokens(&self, p: &PatchedInput) -> Result<O::Tensor> {
-        let ops = &self.ops;
-        let tokens = p.num_context_patches + p.num_output_patches;
-        let features = ops.tensor(&p.features, &[p.rows, tokens, 3 * self.config.patch_size()])?;
-        let embedded = self.input_patch_embedding.forward(ops, &features)?;
-        let Some(reg) = &self.reg_embedding else { return Ok(embedded) };
-        let context = ops.narrow(&embedded, 1, 0, p.num_context_patches)?;
-        let future = ops.narrow(&embedded, 1, p.num_context_patches, p.num_output_patches)?;
-        let reg = ops.broadcast_to(reg, &[p.rows, 1, self.config.d_model])?;
-        ops.concat(&[context, reg, future], 1)
-    }
-
-    fn layer_context<'a>(&self, p: &PatchedInput, plan: &'a GroupPlan) -> Result<LayerContext<'a, O>> {
-        let ops = &self.ops;
         let c = &self.config;
+        let future = batch.future_covariates.as_deref().map(|f| (f, batch.future_len));
+        let p = patch_batch(c, &batch.context, batch.rows, batch.context_len, future, batch.num_output_patches)?;
         let seq_len = p.seq_len(c.chronos_config.use_reg_token);
+        let plan = GroupPlan::new(&batch.group_ids, &p.attention_mask, seq_len);
+        let tokens = p.num_context_patches + p.num_output_patches;
         let (cos, sin) = rotary_tables(c, seq_len);
         let half = c.d_kv / 2;
-        let time_mask = ops.tensor(&additive_mask(&p.attention_mask), &[p.rows, 1, 1, seq_len])?;
-        let group_masks = plan
-            .runs
-            .iter()
-            .map(|run| {
-                if run.size == 1 {
-                    return Ok(None);
-                }
-                // mask[g, t, j] = observed(row of member j of group g, t)
-                let mut mask = Vec::with_capacity(run.groups * seq_len * run.size);
-                for g in 0..run.groups {
-                    for t in 0..seq_len {
-                        for j in 0..run.size {
-                            let gathered = run.start + g * run.size + j;
-                            let row = plan.order.as_ref().map_or(gathered, |o| o[gathered]);
-                            mask.push(p.attention_mask[row * seq_len + t]);
-                        }
+        let mut inputs = vec![
+            HostArray { data: p.features.clone(), shape: vec![p.rows, tokens, 3 * c.patch_size()] },
+            HostArray { data: cos, shape: vec![seq_len, half] },
+            HostArray { data: sin, shape: vec![seq_len, half] },
+            HostArray { data: additive_mask(&p.attention_mask), shape: vec![p.rows, 1, 1, seq_len] },
+        ];
+        let layout = &plan.layout;
+        for run in layout.runs.iter().filter(|run| run.size > 1) {
+            // mask[g, t, j] = observed(row of member j of group g, t)
+            let mut mask = Vec::with_capacity(run.groups * seq_len * run.size);
+            for g in 0..run.groups {
+                for t in 0..seq_len {
+                    for j in 0..run.size {
+                        let gathered = run.start + g * run.size + j;
+                        let row = layout.order.as_ref().map_or(gathered, |o| o[gathered]);
+                        mask.push(p.attention_mask[row * seq_len + t]);
                     }
                 }
-                ops.tensor(&additive_mask(&mask), &[run.groups * seq_len, 1, 1, run.size]).map(Some)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let group_visible = if plan.any_hidden {
-            Some(ops.tensor(&plan.visible, &[p.rows, seq_len, 1])?)
-        } else {
-            None
-        };
-        Ok(LayerContext {
+            }
+            inputs.push(HostArray { data: additive_mask(&mask), shape: vec![run.groups * seq_len, 1, 1, run.size] });
+        }
+        if plan.any_hidden {
+            inputs.push(HostArray { data: plan.visible, shape: vec![p.rows, seq_len, 1] });
+        }
+        let structure = ForwardStructure {
             rows: p.rows,
+            num_context_patches: p.num_context_patches,
+            num_output_patches: p.num_output_patches,
             seq_len,
+            group: plan.layout,
+            group_visible: plan.any_hidden,
+        };
+        Ok(PreparedForward { patched: p, structure, inputs })
+    }
+
+    /// Uploads the host inputs of `prepared`, in order.
+    pub fn upload(&self, prepared: &PreparedForward) -> Result<Vec<O::Tensor>> {
+        prepared.inputs.iter().map(|a| self.ops.tensor(&a.data, &a.shape)).collect()
+    }
+
+    /// The device half of a forward: the whole graph from the uploaded inputs of a
+    /// [`PreparedForward`] (in the order of [`PreparedForward::inputs`]) to the final hidden
+    /// states and the output head. Only builds the graph: it never reads an array back, so a lazy
+    /// backend evaluates it once, when the caller reads an output, and a backend may compile it
+    /// (it depends only on `structure`, the weights and `inputs`). `observe` sees the encoder input
+    /// and each block's output.
+    pub fn graph(
+        &self,
+        structure: &ForwardStructure,
+        inputs: &[O::Tensor],
+        observe: &mut dyn FnMut(&O::Tensor) -> Result<()>,
+    ) -> Result<GraphOutputs<O::Tensor>> {
+        let ops = &self.ops;
+        let c = &self.config;
+        let s = structure;
+        if inputs.len() != s.num_inputs() {
+            return Err(Error::InvalidInput(format!("graph: {} inputs, the structure takes {}", inputs.len(), s.num_inputs())));
+        }
+        let (features, cos, sin, time_mask) = (&inputs[0], &inputs[1], &inputs[2], &inputs[3]);
+        let mut rest = inputs[4..].iter();
+        let group_masks =
+            s.group.runs.iter().map(|run| if run.size > 1 { rest.next().cloned() } else { None }).collect::<Vec<_>>();
+        let group_visible = rest.next().cloned();
+        let cx = LayerContext {
+            rows: s.rows,
+            seq_len: s.seq_len,
             heads: c.num_heads,
             d_kv: c.d_kv,
             eps: c.layer_norm_epsilon as f32,
-            cos: ops.tensor(&cos, &[seq_len, half])?,
-            sin: ops.tensor(&sin, &[seq_len, half])?,
-            time_mask,
-            group_plan: plan,
+            cos: cos.clone(),
+            sin: sin.clone(),
+            time_mask: time_mask.clone(),
+            group: &s.group,
             group_masks,
             group_visible,
-        })
-    }
-
-    /// Runs the encoder; calls `observe` with the encoder input and each block's output.
-    fn encoder(
-        &self,
-        batch: &ModelBatch,
-        observe: &mut dyn FnMut(&O::Tensor) -> Result<()>,
-    ) -> Result<(PatchedInput, O::Tensor)> {
-        let p = self.patch(batch)?;
-        let seq_len = p.seq_len(self.config.chronos_config.use_reg_token);
-        let plan = GroupPlan::new(&batch.group_ids, &p.attention_mask, seq_len);
-        let cx = self.layer_context(&p, &plan)?;
-        let mut hidden = self.embed_tokens(&p)?;
+        };
+        let mut hidden = self.embed_tokens(s, features)?;
         observe(&hidden)?;
         for block in &self.blocks {
-            hidden = block.forward(&self.ops, &hidden, &cx)?;
+            hidden = block.forward(ops, &hidden, &cx)?;
             observe(&hidden)?;
         }
-        let hidden = self.ops.rms_norm(&hidden, &self.final_layer_norm, cx.eps)?;
-        Ok((p, hidden))
+        let hidden = ops.rms_norm(&hidden, &self.final_layer_norm, cx.eps)?;
+        let future = ops.narrow(&hidden, 1, s.seq_len - s.num_output_patches, s.num_output_patches)?;
+        let head = self.output_patch_embedding.forward(ops, &future)?;
+        Ok(GraphOutputs { hidden, head })
     }
 
-    /// Runs the model and keeps every intermediate state on the host.
-    pub fn trace(&self, batch: &ModelBatch) -> Result<Trace> {
-        let mut states = Vec::new();
-        let (patched, hidden) = self.encoder(batch, &mut |t| {
-            states.push(self.ops.to_vec(t)?);
-            Ok(())
-        })?;
-        let input_embeds = states.remove(0);
-        Ok(Trace { patched, input_embeds, layer_outputs: states, last_hidden_state: self.ops.to_vec(&hidden)? })
-    }
-}
-
-impl<O: Ops> Forecaster for Chronos2Model<O> {
-    fn config(&self) -> &ModelConfig {
-        &self.config
-    }
-
-    fn backend_name(&self) -> &str {
-        self.ops.name()
-    }
-
-    fn forecast(&self, batch: &ModelBatch) -> Result<QuantileForecast> {
-        let (p, hidden) = self.encoder(batch, &mut |_| Ok(()))?;
+    /// Patch embedding + [REG] + future tokens: `(rows, seq_len, d_model)`.
+    fn embed_tokens(&self, s: &ForwardStructure, features: &O::Tensor) -> Result<O::Tensor> {
         let ops = &self.ops;
+        let embedded = self.input_patch_embedding.forward(ops, features)?;
+        let Some(reg) = &self.reg_embedding else { return Ok(embedded) };
+        let context = ops.narrow(&embedded, 1, 0, s.num_context_patches)?;
+        let future = ops.narrow(&embedded, 1, s.num_context_patches, s.num_output_patches)?;
+        let reg = ops.broadcast_to(reg, &[s.rows, 1, self.config.d_model])?;
+        ops.concat(&[context, reg, future], 1)
+    }
+
+    /// The forecast from the host copy of [`GraphOutputs::head`]: `(rows, n_out, q * patch)` to
+    /// `(rows, q, n_out * patch)`, de-normalised in f32.
+    pub fn forecast_from_head(&self, prepared: &PreparedForward, head: &[f32]) -> Result<QuantileForecast> {
+        let p = &prepared.patched;
         let (n_out, patch) = (p.num_output_patches, self.config.patch_size());
-        let seq_len = ops.shape(&hidden)[1];
-        let future = ops.narrow(&hidden, 1, seq_len - n_out, n_out)?;
-        let head = ops.to_vec(&self.output_patch_embedding.forward(ops, &future)?)?;
-        // (rows, n_out, q * patch) -> (rows, q, n_out * patch), de-normalised in f32.
         let num_quantiles = self.config.quantiles().len();
         let horizon = n_out * patch;
+        if head.len() != p.rows * num_quantiles * horizon {
+            return Err(Error::Backend(format!("output head: {} values, expected {}", head.len(), p.rows * num_quantiles * horizon)));
+        }
         let use_arcsinh = self.config.chronos_config.use_arcsinh;
         let mut values = vec![0f32; p.rows * num_quantiles * horizon];
         for r in 0..p.rows {
@@ -285,6 +349,55 @@ impl<O: Ops> Forecaster for Chronos2Model<O> {
         Ok(QuantileForecast { values, rows: p.rows, num_quantiles, horizon })
     }
 
+    /// The encoding from the host copy of [`GraphOutputs::hidden`].
+    pub fn encoding_from_hidden(&self, prepared: PreparedForward, hidden: Vec<f32>) -> Result<Encoding> {
+        let s = &prepared.structure;
+        let d_model = self.config.d_model;
+        if hidden.len() != s.rows * s.seq_len * d_model {
+            return Err(Error::Backend(format!("hidden states: {} values, expected {}", hidden.len(), s.rows * s.seq_len * d_model)));
+        }
+        let p = prepared.patched;
+        Ok(Encoding {
+            hidden,
+            rows: p.rows,
+            seq_len: s.seq_len,
+            d_model,
+            num_context_patches: p.num_context_patches,
+            loc: p.loc,
+            scale: p.scale,
+        })
+    }
+
+    /// Runs the model and keeps every intermediate state on the host.
+    pub fn trace(&self, batch: &ModelBatch) -> Result<Trace> {
+        let prepared = self.prepare(batch)?;
+        let inputs = self.upload(&prepared)?;
+        let mut states = Vec::new();
+        let out = self.graph(&prepared.structure, &inputs, &mut |t| {
+            states.push(self.ops.to_vec(t)?);
+            Ok(())
+        })?;
+        let input_embeds = states.remove(0);
+        let last_hidden_state = self.ops.to_vec(&out.hidden)?;
+        Ok(Trace { patched: prepared.patched, input_embeds, layer_outputs: states, last_hidden_state })
+    }
+}
+
+impl<O: Ops> Forecaster for Chronos2Model<O> {
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn backend_name(&self) -> &str {
+        self.ops.name()
+    }
+
+    fn forecast(&self, batch: &ModelBatch) -> Result<QuantileForecast> {
+        let prepared = self.prepare(batch)?;
+        let out = self.graph(&prepared.structure, &self.upload(&prepared)?, &mut |_| Ok(()))?;
+        self.forecast_from_head(&prepared, &self.ops.to_vec(&out.head)?)
+    }
+
     fn quantize(&mut self, bits: u32, group_size: usize) -> Result<()> {
         self.quantize_layers(bits, group_size)
     }
@@ -294,16 +407,9 @@ impl<O: Ops> Forecaster for Chronos2Model<O> {
     }
 
     fn encode(&self, batch: &ModelBatch) -> Result<Encoding> {
-        let (p, hidden) = self.encoder(batch, &mut |_| Ok(()))?;
-        let seq_len = p.seq_len(self.config.chronos_config.use_reg_token);
-        Ok(Encoding {
-            hidden: self.ops.to_vec(&hidden)?,
-            rows: p.rows,
-            seq_len,
-            d_model: self.config.d_model,
-            num_context_patches: p.num_context_patches,
-            loc: p.loc,
-            scale: p.scale,
-        })
+        let prepared = self.prepare(batch)?;
+        let out = self.graph(&prepared.structure, &self.upload(&prepared)?, &mut |_| Ok(()))?;
+        let hidden = self.ops.to_vec(&out.hidden)?;
+        self.encoding_from_hidden(prepared, hidden)
     }
 }
