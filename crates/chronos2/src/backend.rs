@@ -25,7 +25,7 @@ pub enum BackendKind {
 }
 
 /// Whether this build can compile the MLX forward (`--compile`).
-pub const MLX_COMPILE_SUPPORTED: bool = false;
+pub const MLX_COMPILE_SUPPORTED: bool = cfg!(feature = "mlx");
 
 impl BackendKind {
     pub const ALL: [BackendKind; 2] = [BackendKind::Cpu, BackendKind::Mlx];
@@ -151,7 +151,7 @@ pub fn load_backend(kind: BackendKind, model_dir: &Path, compile: bool) -> Resul
     match kind {
         BackendKind::Cpu => Ok(chronos2_candle_cpu::load(model_dir)?),
         #[cfg(feature = "mlx")]
-        BackendKind::Mlx => Ok(chronos2_mlx::load(model_dir)?),
+        BackendKind::Mlx => Ok(chronos2_mlx::load_with(model_dir, chronos2_mlx::MlxOptions { compile })?),
         #[cfg(not(feature = "mlx"))]
         BackendKind::Mlx => unreachable!("checked by usable()"),
     }

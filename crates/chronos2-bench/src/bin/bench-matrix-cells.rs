@@ -21,8 +21,9 @@ fn columns() -> Vec<(&'static str, Loader, Option<u32>)> {
     {
         cols.push(("mlx_fp32", chronos2_mlx::load, None));
         cols.push(("mlx_int8", chronos2_mlx::load, Some(8)));
-        cols.push(("mlx_int8_compile", chronos2_mlx::load_compiled, Some(8)));
-        cols.push(("mlx_fp32_compile", chronos2_mlx::load_compiled, None));
+        let compiled: Loader = |dir| chronos2_mlx::load_with(dir, chronos2_mlx::MlxOptions { compile: true });
+        cols.push(("mlx_int8_compile", compiled, Some(8)));
+        cols.push(("mlx_fp32_compile", compiled, None));
     }
     cols
 }

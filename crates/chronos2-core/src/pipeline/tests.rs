@@ -108,6 +108,15 @@ impl Forecaster for MockModel {
         })
     }
 
+    /// The pipeline never quantizes; a mock has no weights to quantize.
+    fn quantize(&mut self, bits: u32, _group_size: usize) -> Result<()> {
+        Err(crate::Error::InvalidInput(format!("the mock model has no weights to quantize to {bits} bits")))
+    }
+
+    fn footprint(&self) -> crate::forecaster::Footprint {
+        crate::forecaster::Footprint::default()
+    }
+
     /// hidden[b, pos, j] = 1000 b + 10 pos + j; loc = b, scale = b + 1.
     fn encode(&self, batch: &ModelBatch) -> Result<Encoding> {
         self.calls.lock().unwrap().push(batch.clone());
