@@ -8,20 +8,9 @@
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use chronos2_candle_cpu::QuantizedLinear;
+use chronos2_core::fixtures::random_values as values;
 use chronos2_core::quant::quantize;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-
-fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
 
 fn quantized_linear(c: &mut Criterion) {
     let dev = Device::Cpu;

@@ -2,7 +2,8 @@
 //! `scripts/generate_fixtures.py` with `chronos-forecasting`) and comparing results to them.
 //! Shared by the parity tests of every backend (feature `fixtures`): layer by layer
 //! ([`check_model_cases`]) and end to end through the pipeline ([`check_predict_cases`],
-//! [`check_embed_cases`]).
+//! [`check_embed_cases`]). Also deterministic test data ([`random_values`],
+//! [`xorshift_weights`]) for the quantization tests and benchmarks.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -383,4 +384,31 @@ pub fn check_embed_cases(load: Loader<'_>) -> Result<usize, String> {
     }
     mismatches(failures)?;
     Ok(checked)
+}
+
+/// Deterministic values in about [-scale, scale] (64-bit xorshift of `seed`).
+pub fn random_values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// Deterministic test weights, exactly reproducible in NumPy: a 32-bit xorshift, top 24
+/// bits mapped to `(u24 - 2^23) / 2^27` (exact in `f32`, range about ±0.0625).
+pub fn xorshift_weights(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            ((s >> 8) as f32 - 8_388_608.0) / 134_217_728.0
+        })
+        .collect()
 }

@@ -13,7 +13,7 @@
 pub mod config;
 pub mod dispatch;
 pub mod error;
-#[cfg(feature = "fixtures")]
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod forecaster;
 pub mod hub;

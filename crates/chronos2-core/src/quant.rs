@@ -268,20 +268,7 @@ pub fn dequantize(q: &QuantizedWeight) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Deterministic test weights, exactly reproducible in NumPy: a 32-bit xorshift, top 24
-    /// bits mapped to `(u24 - 2^23) / 2^27` (exact in `f32`, range about ±0.0625).
-    pub(crate) fn xorshift_weights(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                ((s >> 8) as f32 - 8_388_608.0) / 134_217_728.0
-            })
-            .collect()
-    }
+    use crate::fixtures::xorshift_weights;
 
     fn fnv1a(words: impl IntoIterator<Item = u32>) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -398,16 +398,10 @@ fn thousands(n: usize) -> String {
     out
 }
 
-/// Whether a full run's fp32 aggregates round to the card's (3 decimals, ±0.002 for numerical
-/// noise between PyTorch and candle) and have the same win count.
-fn card_verdict(f: &Summary, n: usize) -> String {
-    if n != CARD_SERIES {
-        return format!(
-            "Only {n} of the card's {CARD_SERIES} series were evaluated: not comparable."
-        );
-    }
+/// The aggregates the model card reports, as `(name, this run's value, the card's value)`.
+pub fn card_aggregates(f: &Summary) -> [(&'static str, f64, f64); 6] {
     let c = &CARD_FP32;
-    let pairs = [
+    [
         ("mean MASE", f.mean_mase, c.mean_mase),
         ("median MASE", f.median_mase, c.median_mase),
         (
@@ -422,8 +416,19 @@ fn card_verdict(f: &Summary, n: usize) -> String {
         ),
         ("80% cov", f.cov80, c.cov80),
         ("90% cov", f.cov90, c.cov90),
-    ];
-    let off: Vec<String> = pairs
+    ]
+}
+
+/// Whether a full run's fp32 aggregates round to the card's (3 decimals, ±0.002 for numerical
+/// noise between PyTorch and candle) and have the same win count.
+fn card_verdict(f: &Summary, n: usize) -> String {
+    if n != CARD_SERIES {
+        return format!(
+            "Only {n} of the card's {CARD_SERIES} series were evaluated: not comparable."
+        );
+    }
+    let c = &CARD_FP32;
+    let off: Vec<String> = card_aggregates(f)
         .iter()
         .filter(|(_, got, want)| (got - want).abs() > 0.002)
         .map(|(name, got, want)| format!("{name} {got:.3} vs {want:.3}"))

@@ -1,20 +1,8 @@
 use candle_core::{Device, Tensor};
+use chronos2_core::fixtures::{random_values as values, xorshift_weights};
 use chronos2_core::quant::{dequantize, quantize, QuantizedWeight};
 
 use super::{Isa, QuantizedLinear, QuantizedMatmul};
-
-/// Deterministic values in about [-scale, scale].
-fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
 
 fn isas() -> Vec<Isa> {
     #[allow(unused_mut)]
@@ -167,19 +155,6 @@ fn rejects_unsupported_weights() {
     assert_eq!(layer.footprint_bytes(), 32 * 64 + 32 * 2 * 4);
     // m = 0 is fine.
     assert!(layer.forward_slice(&[], 0).is_empty());
-}
-
-/// Exactly reproducible in NumPy: 32-bit xorshift, top 24 bits mapped to `(u24 - 2^23) / 2^27`.
-fn xorshift_weights(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            ((s >> 8) as f32 - 8_388_608.0) / 134_217_728.0
-        })
-        .collect()
 }
 
 #[test]
