@@ -262,8 +262,6 @@ fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Forecasts one series alone, as `evaluate.py` does (`predict_quantiles([y], prediction_length=H,
-/// quantile_levels=QL, context_length=2048)`).
 /// The metrics of the seasonal-naive forecast of every series (the relative scores' baseline).
 fn naive_metrics(series: &[Series]) -> Vec<SeriesMetrics> {
     series
@@ -279,6 +277,8 @@ fn naive_metrics(series: &[Series]) -> Vec<SeriesMetrics> {
         .collect()
 }
 
+/// Forecasts one series alone, as `evaluate.py` does (`predict_quantiles([y], prediction_length=H,
+/// quantile_levels=QL, context_length=2048)`).
 fn forecast(model: &dyn Forecaster, s: &Series) -> Result<Quantiles> {
     let input = SeriesInput::univariate(s.history.iter().map(|&v| v as f32).collect());
     let options = PredictOptions {
