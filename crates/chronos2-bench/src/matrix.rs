@@ -61,8 +61,14 @@ impl Stats {
     }
 }
 
+/// Timed runs stop early once they have taken this long (at least [`MIN_RUNS`] are kept), so
+/// that very slow cells do not hold the matrix up.
+pub const TIME_BUDGET_S: f64 = 20.0;
+pub const MIN_RUNS: usize = 3;
+
 /// Times `model.forecast` at `shape` with `prediction_length` (random-walk inputs, independent
-/// rows): `warmup` untimed runs, then `runs` timed ones.
+/// rows): `warmup` untimed runs (one at most when a run exceeds the budget), then up to `runs`
+/// timed ones within [`TIME_BUDGET_S`].
 pub fn time_forecast(
     model: &dyn Forecaster,
     shape: Shape,
@@ -72,14 +78,22 @@ pub fn time_forecast(
 ) -> Result<Stats> {
     let patches = prediction_length.div_ceil(model.config().patch_size());
     let batch = ModelBatch::independent(random_context(shape.rows, shape.context, 7), shape.rows, shape.context, patches);
+    let started = Instant::now();
     for _ in 0..warmup {
         model.forecast(&batch)?;
+        if started.elapsed().as_secs_f64() > TIME_BUDGET_S / 4.0 {
+            break;
+        }
     }
     let mut samples = Vec::with_capacity(runs);
+    let timed = Instant::now();
     for _ in 0..runs {
         let start = Instant::now();
         model.forecast(&batch)?;
         samples.push(start.elapsed().as_secs_f64() * 1e3);
+        if samples.len() >= MIN_RUNS && timed.elapsed().as_secs_f64() > TIME_BUDGET_S {
+            break;
+        }
     }
     Ok(Stats::from_samples(&samples).expect("at least one run"))
 }

@@ -8,8 +8,9 @@
 
 use rayon::prelude::*;
 
-/// Rows of `x` up to which [`matmul_small`] beats the general GEMM.
-pub const MAX_ROWS: usize = 16;
+/// Rows of `x` up to which [`matmul_small`] beats the general GEMM (which packs the whole weight
+/// on every call); measured on the full-size model: 11 to 88 rows faster here, 280 rows faster in gemm.
+pub const MAX_ROWS: usize = 128;
 
 /// Output rows per parallel task.
 const ROWS_PER_TASK: usize = 64;
@@ -28,7 +29,18 @@ pub fn matmul_small(x: &[f32], m: usize, w: &[f32], n: usize, k: usize) -> Vec<f
             let count = block.len() / m;
             if count == 4 {
                 let w4 = [0, 1, 2, 3].map(|r| &w[(j + r) * k..(j + r + 1) * k]);
-                for i in 0..m {
+                let mut i = 0;
+                while i + 4 <= m {
+                    let x4 = [0, 1, 2, 3].map(|t| &x[(i + t) * k..(i + t + 1) * k]);
+                    let tile = dot4x4(x4, w4);
+                    for (t, sums) in tile.iter().enumerate() {
+                        for r in 0..4 {
+                            block[r * m + i + t] = sums[r];
+                        }
+                    }
+                    i += 4;
+                }
+                for i in i..m {
                     let sums = dot4(&x[i * k..(i + 1) * k], w4);
                     for r in 0..4 {
                         block[r * m + i] = sums[r];
@@ -61,6 +73,54 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         return unsafe { dot_avx512(a, b) };
     }
     dot_portable(a, b)
+}
+
+/// The 4 x 4 dot products of four rows of `x` with four weight rows (each load serves four
+/// products).
+fn dot4x4(x: [&[f32]; 4], w: [&[f32]; 4]) -> [[f32; 4]; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked above).
+        return unsafe { dot4x4_avx512(x, w) };
+    }
+    x.map(|row| dot4(row, w))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dot4x4_avx512(x: [&[f32]; 4], w: [&[f32]; 4]) -> [[f32; 4]; 4] {
+    use std::arch::x86_64::*;
+    let n = x[0].len();
+    let px = x.map(|r| {
+        assert_eq!(r.len(), n);
+        r.as_ptr()
+    });
+    let pw = w.map(|r| {
+        assert_eq!(r.len(), n);
+        r.as_ptr()
+    });
+    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+    let mut i = 0;
+    while i + 16 <= n {
+        let vw = pw.map(|p| _mm512_loadu_ps(p.add(i)));
+        for t in 0..4 {
+            let vx = _mm512_loadu_ps(px[t].add(i));
+            for r in 0..4 {
+                acc[t][r] = _mm512_fmadd_ps(vx, vw[r], acc[t][r]);
+            }
+        }
+        i += 16;
+    }
+    let mut out = acc.map(|row| row.map(|v| _mm512_reduce_add_ps(v)));
+    while i < n {
+        for t in 0..4 {
+            for r in 0..4 {
+                out[t][r] += *px[t].add(i) * *pw[r].add(i);
+            }
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Dot products of `a` with four rows at once (each load of `a` serves four rows).
@@ -148,7 +208,7 @@ mod tests {
 
     #[test]
     fn matches_naive_product() {
-        for (m, n, k) in [(1, 5, 3), (3, 130, 48), (11, 70, 768), (16, 64, 1030)] {
+        for (m, n, k) in [(1, 5, 3), (3, 130, 48), (11, 70, 768), (16, 64, 1030), (37, 9, 40)] {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 23) as f32 * 0.1 - 1.0).collect();
             let w: Vec<f32> = (0..n * k).map(|i| ((i * 104_729) % 31) as f32 * 0.05 - 0.7).collect();
             let y = matmul_small(&x, m, &w, n, k);
