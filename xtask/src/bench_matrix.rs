@@ -123,7 +123,7 @@ fn rust_cells(a: &Args, mlx: Option<&Path>) -> Result<Value> {
 }
 
 fn cell<'a>(cells: &'a Value, column: &str, shape: &str) -> Option<&'a Value> {
-    cells.get(column).and_then(|c| c.get(shape)).filter(|v| v.is_object())
+    cells.get(column).and_then(|c| c.get(shape)).filter(|v| v.get("median_ms").is_some())
 }
 
 fn ms(v: &Value, key: &str) -> f64 {
@@ -183,6 +183,9 @@ pub fn run(args: &[String]) -> Result<()> {
                     format!("{}{ratio}", fmt(v))
                 }
                 None if key.starts_with("mlx") && !mlx_note.is_empty() => "not built".into(),
+                None if rust.get(key).and_then(|c| c.get(shape.as_str())).is_some_and(|v| v.get("skipped").is_some()) => {
+                    "skipped (> 5 s at a smaller shape)".into()
+                }
                 None => "n/a".into(),
             };
             line.push_str(&format!(" {text} |"));

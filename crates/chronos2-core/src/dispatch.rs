@@ -136,18 +136,59 @@ impl Profile {
         Profile { source: "built-in: crossover of the article's M4 Max table (winners only)".into(), entries }
     }
 
-    /// Linux x86_64: see the README's performance section for the measurements behind it.
+    /// Linux x86_64: medians measured by `cargo xtask bench-matrix` on 2026-11-25 (2-core Xeon,
+    /// full-size model, H=24; the README's performance table): candle CPU for one short series
+    /// and for int8 weights, MLX's CPU backend for longer contexts and larger batches.
     pub fn linux_x86() -> Profile {
-        let cpu = Route::new("cpu", false);
-        let entries = [(1, 128), (8, 512), (64, 512), (8, 2048)]
-            .iter()
-            .map(|&(rows, context)| ProfileEntry {
-                shape: CallShape { rows, context, prediction_length: 24, quantization_bits: None },
-                timings: Vec::new(),
-                winner: Some(cpu.clone()),
-            })
-            .collect();
-        Profile { source: "built-in: Linux x86_64 (candle CPU fastest at every measured shape)".into(), entries }
+        // (rows, context, quantization bits, backend, compiled, median ms)
+        let measured: &[(usize, usize, Option<u8>, &str, bool, f64)] = &[
+            (1, 128, None, "cpu", false, 38.4),
+            (1, 128, None, "mlx", false, 61.0),
+            (1, 128, None, "mlx", true, 61.5),
+            (1, 128, Some(8), "cpu", false, 30.8),
+            (1, 128, Some(8), "mlx", false, 751.0),
+            (1, 128, Some(8), "mlx", true, 756.5),
+            (8, 128, None, "cpu", false, 211.2),
+            (8, 128, None, "mlx", false, 128.1),
+            (8, 128, None, "mlx", true, 126.4),
+            (8, 128, Some(8), "cpu", false, 129.1),
+            (8, 128, Some(8), "mlx", false, 5812.4),
+            (8, 128, Some(8), "mlx", true, 5789.4),
+            (8, 512, None, "cpu", false, 393.3),
+            (8, 512, None, "mlx", false, 283.7),
+            (8, 512, None, "mlx", true, 298.4),
+            (8, 512, Some(8), "cpu", false, 281.1),
+            (1, 512, None, "cpu", false, 94.4),
+            (1, 512, None, "mlx", false, 83.7),
+            (1, 512, None, "mlx", true, 80.4),
+            (1, 512, Some(8), "cpu", false, 48.9),
+            (32, 512, None, "cpu", false, 1098.9),
+            (32, 512, None, "mlx", false, 1018.1),
+            (32, 512, None, "mlx", true, 1087.9),
+            (32, 512, Some(8), "cpu", false, 1359.3),
+            (1, 2048, None, "cpu", false, 297.9),
+            (1, 2048, None, "mlx", false, 184.7),
+            (1, 2048, None, "mlx", true, 193.5),
+            (1, 2048, Some(8), "cpu", false, 154.4),
+            (8, 2048, None, "cpu", false, 1244.1),
+            (8, 2048, None, "mlx", false, 1187.9),
+            (8, 2048, None, "mlx", true, 1259.6),
+            (8, 2048, Some(8), "cpu", false, 1356.4),
+            (64, 512, None, "cpu", false, 2178.1),
+            (64, 512, None, "mlx", false, 2051.4),
+            (64, 512, None, "mlx", true, 2168.8),
+            (64, 512, Some(8), "cpu", false, 2992.3),
+        ];
+        let mut entries: Vec<ProfileEntry> = Vec::new();
+        for &(rows, context, bits, backend, compiled, median_ms) in measured {
+            let shape = CallShape { rows, context, prediction_length: 24, quantization_bits: bits };
+            let timing = Timing { route: Route::new(backend, compiled), median_ms };
+            match entries.iter_mut().find(|e| e.shape == shape) {
+                Some(entry) => entry.timings.push(timing),
+                None => entries.push(ProfileEntry { shape, timings: vec![timing], winner: None }),
+            }
+        }
+        Profile { source: "built-in: Linux x86_64 bench-matrix of 2026-11-25 (2-core Xeon)".into(), entries }
     }
 }
 
@@ -293,6 +334,17 @@ mod tests {
         assert_eq!(pick(8, 128), Route::new("mlx", true));
         assert_eq!(pick(16, 1024), Route::new("mlx", false));
         assert_eq!(pick(64, 2048), Route::new("mlx", false));
+    }
+
+    #[test]
+    fn linux_builtin_picks_cpu_without_mlx_and_measured_winners_with_it() {
+        let p = Profile::linux_x86();
+        let cpu_only = [Route::new("cpu", false)];
+        assert_eq!(choose(&p, &cpu_only, &shape(64, 512)).route, Route::new("cpu", false));
+        assert_eq!(choose(&p, &all_routes(), &shape(1, 128)).route, Route::new("cpu", false));
+        assert_eq!(choose(&p, &all_routes(), &shape(32, 512)).route.backend, "mlx");
+        let int8 = CallShape { quantization_bits: Some(8), ..shape(8, 512) };
+        assert_eq!(choose(&p, &all_routes(), &int8).route, Route::new("cpu", false));
     }
 
     #[test]

@@ -10,6 +10,9 @@ use chronos2_bench::matrix::{time_forecast, Shape, Stats};
 use chronos2_bench::{full_size_config_json, write_random_model};
 use chronos2_core::Forecaster;
 
+/// A column stops (its larger shapes are marked skipped) once a cell's median exceeds this.
+const SLOW_CELL_MS: f64 = 5000.0;
+
 type Loader = fn(&Path) -> chronos2_core::Result<Box<dyn Forecaster>>;
 
 /// A column: name, backend loader, quantization bits.
@@ -64,10 +67,17 @@ fn main() {
             model.quantize(bits, 64).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         let mut cells = serde_json::Map::new();
+        let mut too_slow = false;
         for &shape in &shapes {
+            if too_slow {
+                eprintln!("{name} {shape} ... skipped (an earlier cell took over {SLOW_CELL_MS} ms)");
+                cells.insert(shape.to_string(), serde_json::json!({"skipped": format!("slower than {SLOW_CELL_MS} ms at a smaller shape")}));
+                continue;
+            }
             eprint!("{name} {shape} ... ");
             let stats: Stats = time_forecast(model.as_ref(), shape, prediction_length, warmup, runs).unwrap_or_else(|e| panic!("{name} {shape}: {e}"));
             eprintln!("{:.1} ms", stats.median_ms);
+            too_slow = stats.median_ms > SLOW_CELL_MS;
             cells.insert(
                 shape.to_string(),
                 serde_json::json!({"median_ms": stats.median_ms, "p10_ms": stats.p10_ms, "p90_ms": stats.p90_ms, "runs": stats.runs}),
