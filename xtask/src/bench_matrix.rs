@@ -46,11 +46,21 @@ struct Args {
 }
 
 fn parse(args: &[String]) -> Result<Args> {
-    let mut a = Args { runs: 10, warmup: 3, shapes: format!("{CORE_SHAPES},{EXTENDED_SHAPES}"), torch: true, mlx: true, write_profile: false };
+    let mut a = Args {
+        runs: 10,
+        warmup: 3,
+        shapes: format!("{CORE_SHAPES},{EXTENDED_SHAPES}"),
+        torch: true,
+        mlx: true,
+        write_profile: false,
+    };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut number = |name: &str| -> Result<usize> {
-            it.next().with_context(|| format!("{name} needs a value"))?.parse().with_context(|| format!("{name} needs a number"))
+            it.next()
+                .with_context(|| format!("{name} needs a value"))?
+                .parse()
+                .with_context(|| format!("{name} needs a number"))
         };
         match flag.as_str() {
             "--quick" => {
@@ -77,7 +87,12 @@ fn parse(args: &[String]) -> Result<Args> {
 fn machine() -> (String, usize) {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     (format!("{cpu}, {} {}", std::env::consts::OS, std::env::consts::ARCH), threads)
@@ -109,7 +124,15 @@ fn torch_cells(a: &Args, out_dir: &Path, threads: usize) -> Result<Value> {
 
 fn rust_cells(a: &Args, mlx: Option<&Path>) -> Result<Value> {
     let mut cmd = cargo();
-    cmd.current_dir(repo_root()).args(["run", "--release", "-q", "-p", "chronos2-bench", "--bin", "bench-matrix-cells"]);
+    cmd.current_dir(repo_root()).args([
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "chronos2-bench",
+        "--bin",
+        "bench-matrix-cells",
+    ]);
     if let Some(config) = mlx {
         cmd.args(["--features", "mlx", "--config"]).arg(config).env("CARGO_TARGET_DIR", repo_root().join("target/mlx"));
     }
@@ -136,7 +159,10 @@ pub fn run(args: &[String]) -> Result<()> {
     std::fs::create_dir_all(&out_dir)?;
     let (machine, threads) = machine();
     let mlx = if a.mlx { mlx_config() } else { None };
-    eprintln!("bench-matrix: {machine}, {threads} threads, {} runs after {} warm-up, shapes {}", a.runs, a.warmup, a.shapes);
+    eprintln!(
+        "bench-matrix: {machine}, {threads} threads, {} runs after {} warm-up, shapes {}",
+        a.runs, a.warmup, a.shapes
+    );
     let torch = if a.torch {
         match torch_cells(&a, &out_dir, threads) {
             Ok(v) => Some(v),
@@ -170,20 +196,35 @@ pub fn run(args: &[String]) -> Result<()> {
     writeln!(md, "{header}\n{rule}")?;
     let mut rows: Vec<(String, String, f64)> = shapes.iter().map(|s| (s.to_string(), s.to_string(), 1.0)).collect();
     if shapes.contains(&"8x128") {
-        rows.insert(shapes.iter().position(|s| *s == "8x128").unwrap() + 1, ("8x128 per series".into(), "8x128".into(), 8.0));
+        rows.insert(
+            shapes.iter().position(|s| *s == "8x128").unwrap() + 1,
+            ("8x128 per series".into(), "8x128".into(), 8.0),
+        );
     }
     for (label, shape, divisor) in &rows {
         let base = torch_cell(shape).map(|v| ms(v, "median_ms") / divisor);
-        let fmt = |v: &Value| format!("{:.1} ({:.1}–{:.1})", ms(v, "median_ms") / divisor, ms(v, "p10_ms") / divisor, ms(v, "p90_ms") / divisor);
+        let fmt = |v: &Value| {
+            format!(
+                "{:.1} ({:.1}–{:.1})",
+                ms(v, "median_ms") / divisor,
+                ms(v, "p10_ms") / divisor,
+                ms(v, "p90_ms") / divisor
+            )
+        };
         let mut line = format!("| {label} | {} |", torch_cell(shape).map(fmt).unwrap_or_else(|| "not measured".into()));
         for (key, ..) in COLUMNS {
             let text = match cell(&rust, key, shape) {
                 Some(v) => {
-                    let ratio = base.map(|b| format!(", {:.2}x", b / (ms(v, "median_ms") / divisor))).unwrap_or_default();
+                    let ratio =
+                        base.map(|b| format!(", {:.2}x", b / (ms(v, "median_ms") / divisor))).unwrap_or_default();
                     format!("{}{ratio}", fmt(v))
                 }
                 None if key.starts_with("mlx") && !mlx_note.is_empty() => "not built".into(),
-                None if rust.get(key).and_then(|c| c.get(shape.as_str())).is_some_and(|v| v.get("skipped").is_some()) => {
+                None if rust
+                    .get(key)
+                    .and_then(|c| c.get(shape.as_str()))
+                    .is_some_and(|v| v.get("skipped").is_some()) =>
+                {
                     "skipped (> 5 s at a smaller shape)".into()
                 }
                 None => "n/a".into(),
@@ -200,17 +241,20 @@ pub fn run(args: &[String]) -> Result<()> {
     // Profile: every measured route per shape; the dispatcher's pick per row.
     let mut entries = Vec::new();
     for shape in &shapes {
-        let (rows_n, context) = shape.split_once('x').map(|(r, c)| (r.parse().unwrap_or(1), c.parse().unwrap_or(1))).unwrap_or((1, 1));
+        let (rows_n, context) =
+            shape.split_once('x').map(|(r, c)| (r.parse().unwrap_or(1), c.parse().unwrap_or(1))).unwrap_or((1, 1));
         for bits in [None, Some(8u8)] {
             let timings: Vec<Timing> = COLUMNS
                 .iter()
                 .filter(|c| c.4 == bits)
                 .filter_map(|&(key, _, backend, compiled, _)| {
-                    cell(&rust, key, shape).map(|v| Timing { route: Route::new(backend, compiled), median_ms: ms(v, "median_ms") })
+                    cell(&rust, key, shape)
+                        .map(|v| Timing { route: Route::new(backend, compiled), median_ms: ms(v, "median_ms") })
                 })
                 .collect();
             if !timings.is_empty() {
-                let shape = CallShape { rows: rows_n, context, prediction_length: PREDICTION_LENGTH, quantization_bits: bits };
+                let shape =
+                    CallShape { rows: rows_n, context, prediction_length: PREDICTION_LENGTH, quantization_bits: bits };
                 entries.push(ProfileEntry { shape, timings, winner: None });
             }
         }
@@ -226,9 +270,15 @@ pub fn run(args: &[String]) -> Result<()> {
     writeln!(md, "\nDispatcher (`auto`) with this profile, per row: pick vs fastest measured fp32 cell")?;
     writeln!(md, "\n| batch x context | dispatcher pick | fastest measured |\n|---|---|---|")?;
     for entry in profile.entries.iter().filter(|e| e.shape.quantization_bits.is_none()) {
-        let available: Vec<Route> = routes.iter().filter(|r| entry.timings.iter().any(|t| &t.route == *r)).cloned().collect();
+        let available: Vec<Route> =
+            routes.iter().filter(|r| entry.timings.iter().any(|t| &t.route == *r)).cloned().collect();
         let pick = choose(&profile, &available, &entry.shape).route;
-        let fastest = entry.timings.iter().min_by(|x, y| x.median_ms.total_cmp(&y.median_ms)).map(|t| t.route.to_string()).unwrap_or_default();
+        let fastest = entry
+            .timings
+            .iter()
+            .min_by(|x, y| x.median_ms.total_cmp(&y.median_ms))
+            .map(|t| t.route.to_string())
+            .unwrap_or_default();
         writeln!(md, "| {}x{} | {pick} | {fastest} |", entry.shape.rows, entry.shape.context)?;
     }
 
@@ -259,7 +309,9 @@ pub fn run(args: &[String]) -> Result<()> {
 
 /// Today's date (UTC) as YYYY-MM-DD, from the system clock.
 fn chrono_free_date() -> String {
-    let days = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0) as i64;
+    let days =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0)
+            as i64;
     // Civil-from-days (H. Hinnant).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -20,7 +20,8 @@ fn forward(c: &mut Criterion) {
     {
         use chronos2_mlx::{load_with, MlxOptions};
         backends.push(("forward_mlx_fp32", load_with(&dir, MlxOptions { compile: false }).expect("load on MLX")));
-        backends.push(("forward_mlx_fp32_compile", load_with(&dir, MlxOptions { compile: true }).expect("load on MLX")));
+        backends
+            .push(("forward_mlx_fp32_compile", load_with(&dir, MlxOptions { compile: true }).expect("load on MLX")));
     }
     for (name, model) in &backends {
         let mut group = c.benchmark_group(*name);

@@ -16,8 +16,18 @@ pub fn full_size_config_json() -> String {
 }
 
 /// A `config.json` in the Hugging Face layout with the real `chronos_config`.
-pub fn config_json(d_model: usize, d_kv: usize, d_ff: usize, num_layers: usize, num_heads: usize, context_length: usize) -> String {
-    let quantiles = [0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99];
+pub fn config_json(
+    d_model: usize,
+    d_kv: usize,
+    d_ff: usize,
+    num_layers: usize,
+    num_heads: usize,
+    context_length: usize,
+) -> String {
+    let quantiles = [
+        0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95,
+        0.99,
+    ];
     serde_json::json!({
         "architectures": ["Chronos2Model"],
         "model_type": "t5",
@@ -115,7 +125,8 @@ pub fn write_random_model(dir: &Path, config_json: &str, seed: u64) -> std::io::
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = params
         .iter()
         .map(|(name, shape, bytes)| {
-            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).expect("consistent view");
+            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                .expect("consistent view");
             (name.clone(), view)
         })
         .collect();

@@ -20,11 +20,8 @@ impl std::fmt::Display for Shape {
 }
 
 /// The article's rows.
-pub const CORE_SHAPES: [Shape; 3] = [
-    Shape { rows: 1, context: 128 },
-    Shape { rows: 8, context: 128 },
-    Shape { rows: 8, context: 512 },
-];
+pub const CORE_SHAPES: [Shape; 3] =
+    [Shape { rows: 1, context: 128 }, Shape { rows: 8, context: 128 }, Shape { rows: 8, context: 512 }];
 
 /// The extended rows.
 pub const EXTENDED_SHAPES: [Shape; 5] = [
@@ -77,7 +74,8 @@ pub fn time_forecast(
     runs: usize,
 ) -> Result<Stats> {
     let patches = prediction_length.div_ceil(model.config().patch_size());
-    let batch = ModelBatch::independent(random_context(shape.rows, shape.context, 7), shape.rows, shape.context, patches);
+    let batch =
+        ModelBatch::independent(random_context(shape.rows, shape.context, 7), shape.rows, shape.context, patches);
     let started = Instant::now();
     for _ in 0..warmup {
         model.forecast(&batch)?;

@@ -5,8 +5,8 @@
 //! (AMX); on x86_64 the gemm crate's AVX-512 kernels are enabled.
 
 mod ops;
-mod small_matmul;
 pub mod quant;
+mod small_matmul;
 
 use std::path::Path;
 

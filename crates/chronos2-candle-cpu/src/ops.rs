@@ -29,7 +29,14 @@ impl CandleCpuOps {
 
 impl CandleCpuOps {
     /// `x (rows, in) · weight (out, in)^T` for few rows, streaming the weight once.
-    fn linear_few_rows(&self, x: &Tensor, weight: &Tensor, rows: usize, out_dim: usize, in_dim: usize) -> Result<Tensor> {
+    fn linear_few_rows(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        rows: usize,
+        out_dim: usize,
+        in_dim: usize,
+    ) -> Result<Tensor> {
         let x = x.flatten_all().and_then(|x| x.to_vec1::<f32>()).map_err(err)?;
         let (storage, layout) = weight.storage_and_layout();
         let candle_core::Storage::Cpu(cpu) = &*storage else {
@@ -77,7 +84,13 @@ impl Ops for CandleCpuOps {
         x.dims().to_vec()
     }
 
-    fn linear_from_host(&self, weight: &[f32], out_dim: usize, in_dim: usize, bias: Option<&[f32]>) -> Result<CandleLinear> {
+    fn linear_from_host(
+        &self,
+        weight: &[f32],
+        out_dim: usize,
+        in_dim: usize,
+        bias: Option<&[f32]>,
+    ) -> Result<CandleLinear> {
         Ok(CandleLinear::Float {
             weight: self.tensor(weight, &[out_dim, in_dim])?,
             bias: bias.map(|b| self.tensor(b, &[out_dim])).transpose()?,
@@ -194,11 +207,8 @@ impl Ops for CandleCpuOps {
     }
 
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, key_mask: &Tensor) -> Result<Tensor> {
-        let scores = q
-            .contiguous()
-            .and_then(|q| q.matmul(&k.t()?))
-            .and_then(|s| s.broadcast_add(key_mask))
-            .map_err(err)?;
+        let scores =
+            q.contiguous().and_then(|q| q.matmul(&k.t()?)).and_then(|s| s.broadcast_add(key_mask)).map_err(err)?;
         let weights = candle_nn::ops::softmax_last_dim(&scores).map_err(err)?;
         weights.matmul(&v.contiguous().map_err(err)?).map_err(err)
     }

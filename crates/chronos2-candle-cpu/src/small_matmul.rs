@@ -216,7 +216,10 @@ mod tests {
                 for j in 0..n {
                     let exact: f64 = (0..k).map(|t| x[i * k + t] as f64 * w[j * k + t] as f64).sum();
                     let got = y[i * n + j] as f64;
-                    assert!((got - exact).abs() <= 1e-4 * exact.abs().max(1.0), "({m},{n},{k}) [{i},{j}]: {got} vs {exact}");
+                    assert!(
+                        (got - exact).abs() <= 1e-4 * exact.abs().max(1.0),
+                        "({m},{n},{k}) [{i},{j}]: {got} vs {exact}"
+                    );
                 }
             }
             assert_eq!(dot_portable(&x[..k], &w[..k]), {

@@ -63,14 +63,8 @@ fn default_act() -> String {
 impl ModelConfig {
     /// Reads and validates `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_json(&text).map_err(|message| Error::Config {
-            path: path.to_path_buf(),
-            message,
-        })
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        Self::from_json(&text).map_err(|message| Error::Config { path: path.to_path_buf(), message })
     }
 
     /// Parses and validates the text of a `config.json`.
@@ -124,9 +118,7 @@ impl ModelConfig {
 
     /// Divisor of the time encoding (`time_encoding_scale`, else `context_length`).
     pub fn time_encoding_scale(&self) -> f32 {
-        self.chronos_config
-            .time_encoding_scale
-            .unwrap_or(self.chronos_config.context_length as f32)
+        self.chronos_config.time_encoding_scale.unwrap_or(self.chronos_config.context_length as f32)
     }
 
     /// `num_heads * d_kv`: the attention's inner width (may differ from `d_model`).

@@ -63,7 +63,8 @@ pub struct ProfileEntry {
 impl ProfileEntry {
     /// Routes from fastest to slowest (the winner first when given without timings).
     fn ranked(&self) -> Vec<(Route, Option<f64>)> {
-        let mut timed: Vec<(Route, Option<f64>)> = self.timings.iter().map(|t| (t.route.clone(), Some(t.median_ms))).collect();
+        let mut timed: Vec<(Route, Option<f64>)> =
+            self.timings.iter().map(|t| (t.route.clone(), Some(t.median_ms))).collect();
         timed.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
         if let Some(w) = &self.winner {
             timed.retain(|(r, _)| r != w);
@@ -246,7 +247,10 @@ pub fn choose(profile: &Profile, available: &[Route], call: &CallShape) -> Decis
     }
     Decision {
         route: available[0].clone(),
-        reason: format!("{}: the profile ({}) names no available backend; using the first available", available[0], profile.source),
+        reason: format!(
+            "{}: the profile ({}) names no available backend; using the first available",
+            available[0], profile.source
+        ),
     }
 }
 
@@ -317,7 +321,10 @@ mod tests {
         let mut p = synthetic();
         p.entries.push(ProfileEntry {
             shape: CallShape { quantization_bits: Some(8), ..shape(1, 128) },
-            timings: vec![Timing { route: Route::new("mlx", true), median_ms: 3.0 }, Timing { route: Route::new("cpu", false), median_ms: 5.0 }],
+            timings: vec![
+                Timing { route: Route::new("mlx", true), median_ms: 3.0 },
+                Timing { route: Route::new("cpu", false), median_ms: 5.0 },
+            ],
             winner: None,
         });
         let call = CallShape { quantization_bits: Some(8), ..shape(1, 128) };

@@ -14,8 +14,8 @@ use crate::forecaster::{Forecaster, ModelBatch};
 use crate::model::Chronos2Model;
 use crate::ops::Ops;
 use crate::pipeline::{
-    embed, model_prediction_length, predict, prepare, sort_covariates_by_name, Covariate,
-    CovariateValues, FutureValues, Pooling, PredictOptions, SeriesInput,
+    embed, model_prediction_length, predict, prepare, sort_covariates_by_name, Covariate, CovariateValues,
+    FutureValues, Pooling, PredictOptions, SeriesInput,
 };
 
 /// The repository root (fixture paths are relative to it).
@@ -111,7 +111,8 @@ pub fn model_batch(case: &Value) -> ModelBatch {
     let context = &case["context"];
     let d = dims(context);
     let future = &case["future_covariates"];
-    let (future_covariates, future_len) = if future.is_null() { (None, 0) } else { (Some(flat(future)), dims(future)[1]) };
+    let (future_covariates, future_len) =
+        if future.is_null() { (None, 0) } else { (Some(flat(future)), dims(future)[1]) };
     ModelBatch {
         context: flat(context),
         rows: d[0],
@@ -160,18 +161,48 @@ pub fn check_model_cases<O: Ops>(ops: O, rtol: f32) -> Result<usize, String> {
             .flat_map(|row| row[..tokens * feature_dim].to_vec())
             .collect();
         assert_close(&ctx("patched_context"), &context_features, &flat(&expected["patched_context"]), rtol, 0.0)?;
-        assert_close(&ctx("attention_mask"), &trace.patched.attention_mask, &flat(&expected["attention_mask"]), 0.0, 0.0)?;
-        assert_close(&ctx("input_embeds"), &trace.input_embeds, &flat(&expected["input_embeds"]), rtol, reference_noise(&case, "input_embeds", None))?;
+        assert_close(
+            &ctx("attention_mask"),
+            &trace.patched.attention_mask,
+            &flat(&expected["attention_mask"]),
+            0.0,
+            0.0,
+        )?;
+        assert_close(
+            &ctx("input_embeds"),
+            &trace.input_embeds,
+            &flat(&expected["input_embeds"]),
+            rtol,
+            reference_noise(&case, "input_embeds", None),
+        )?;
         let layers = expected["layer_outputs"].as_array().expect("layer_outputs");
         if layers.len() != trace.layer_outputs.len() {
             return Err(ctx(&format!("{} layers, expected {}", trace.layer_outputs.len(), layers.len())));
         }
         for (i, (actual, exp)) in trace.layer_outputs.iter().zip(layers).enumerate() {
-            assert_close(&ctx(&format!("layer {i}")), actual, &flat(exp), rtol, reference_noise(&case, "layer_outputs", Some(i)))?;
+            assert_close(
+                &ctx(&format!("layer {i}")),
+                actual,
+                &flat(exp),
+                rtol,
+                reference_noise(&case, "layer_outputs", Some(i)),
+            )?;
         }
-        assert_close(&ctx("last_hidden_state"), &trace.last_hidden_state, &flat(&expected["last_hidden_state"]), rtol, reference_noise(&case, "last_hidden_state", None))?;
+        assert_close(
+            &ctx("last_hidden_state"),
+            &trace.last_hidden_state,
+            &flat(&expected["last_hidden_state"]),
+            rtol,
+            reference_noise(&case, "last_hidden_state", None),
+        )?;
         let forecast = model.forecast(&batch).map_err(|e| format!("{name}: {e}"))?;
-        assert_close(&ctx("quantile_preds"), &forecast.values, &flat(&expected["quantile_preds"]), rtol, reference_noise(&case, "quantile_preds", None))?;
+        assert_close(
+            &ctx("quantile_preds"),
+            &forecast.values,
+            &flat(&expected["quantile_preds"]),
+            rtol,
+            reference_noise(&case, "quantile_preds", None),
+        )?;
         checked += 1;
     }
     Ok(checked)
@@ -200,12 +231,7 @@ const RTOL_ROLLOUT: f32 = 5e-4;
 fn covariate_values(v: &Value, categorical: bool) -> CovariateValues {
     let items = v.as_array().expect("covariate values are a list");
     if categorical {
-        CovariateValues::Categorical(
-            items
-                .iter()
-                .map(|x| x.as_str().map(str::to_string))
-                .collect(),
-        )
+        CovariateValues::Categorical(items.iter().map(|x| x.as_str().map(str::to_string)).collect())
     } else {
         CovariateValues::Numeric(flat(v))
     }
@@ -235,12 +261,7 @@ pub fn series_inputs(case: &Value) -> Vec<SeriesInput> {
     let mut out: Vec<SeriesInput> = inputs
         .iter()
         .map(|item| {
-            let targets = item["target"]
-                .as_array()
-                .expect("2-D target")
-                .iter()
-                .map(flat)
-                .collect();
+            let targets = item["target"].as_array().expect("2-D target").iter().map(flat).collect();
             let future = item["future_covariates"].as_object();
             let covariates = item["past_covariates"]
                 .as_object()
@@ -261,10 +282,7 @@ pub fn series_inputs(case: &Value) -> Vec<SeriesInput> {
                         .collect()
                 })
                 .unwrap_or_default();
-            SeriesInput {
-                targets,
-                covariates,
-            }
+            SeriesInput { targets, covariates }
         })
         .collect();
     sort_covariates_by_name(&mut out);
@@ -292,7 +310,13 @@ fn mismatches(failures: Vec<String>) -> Result<(), String> {
 }
 
 /// Preprocessing on its own: [`prepare`] of a `predict` case against its `expected.prepared`.
-fn check_prepared(name: &str, case: &Value, items: &[SeriesInput], prediction_length: usize, failures: &mut Vec<String>) {
+fn check_prepared(
+    name: &str,
+    case: &Value,
+    items: &[SeriesInput],
+    prediction_length: usize,
+    failures: &mut Vec<String>,
+) {
     let prepared = prepare(items, prediction_length).unwrap_or_else(|e| panic!("{name}: {e}"));
     let expected_prepared = case["expected"]["prepared"].as_array().expect("prepared");
     assert_eq!(prepared.len(), expected_prepared.len(), "{name}");
@@ -304,9 +328,7 @@ fn check_prepared(name: &str, case: &Value, items: &[SeriesInput], prediction_le
             opt_usize(&e["n_future_covariates"]).unwrap(),
         );
         if counts != expected_counts {
-            failures.push(format!(
-                "{name} item {i}: row counts {counts:?}, expected {expected_counts:?}"
-            ));
+            failures.push(format!("{name} item {i}: row counts {counts:?}, expected {expected_counts:?}"));
         }
         check_close(failures, &format!("{name} item {i} prepared context"), &p.context, &flat(&e["context"]), 1e-6);
         check_close(
@@ -341,20 +363,22 @@ pub fn check_predict_cases(load: Loader<'_>) -> Result<usize, String> {
             cross_learning: case["cross_learning"].as_bool().unwrap_or(false),
             ..PredictOptions::default()
         };
-        let rtol = if prediction_length > model_prediction_length(model.config()) {
-            RTOL_ROLLOUT
-        } else {
-            RTOL
-        };
-        let forecasts = predict(model.as_ref(), &items, &options, &mut |_, _| {})
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let rtol = if prediction_length > model_prediction_length(model.config()) { RTOL_ROLLOUT } else { RTOL };
+        let forecasts =
+            predict(model.as_ref(), &items, &options, &mut |_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
         let expected_q = case["expected"]["quantiles"].as_array().expect("quantiles");
         let expected_m = case["expected"]["mean"].as_array().expect("mean");
         assert_eq!(forecasts.len(), expected_q.len(), "{name}");
         for (i, f) in forecasts.iter().enumerate() {
             let shape = vec![f.n_targets, f.prediction_length, f.quantile_levels.len()];
             assert_eq!(shape, dims(&expected_q[i]), "{name} item {i}: quantile shape");
-            check_close(&mut failures, &format!("{name} item {i} quantiles"), &f.quantiles, &flat(&expected_q[i]), rtol);
+            check_close(
+                &mut failures,
+                &format!("{name} item {i} quantiles"),
+                &f.quantiles,
+                &flat(&expected_q[i]),
+                rtol,
+            );
             check_close(&mut failures, &format!("{name} item {i} mean"), &f.median, &flat(&expected_m[i]), rtol);
         }
         checked += 1;

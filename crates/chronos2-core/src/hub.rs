@@ -19,7 +19,9 @@ pub fn resolve_model_dir(spec: &str) -> Result<PathBuf> {
         return check_model_dir(path);
     }
     if path.exists() {
-        return Err(Error::ModelNotFound(format!("{spec} is a file; pass the directory holding {CONFIG_FILE} and {WEIGHTS_FILE}")));
+        return Err(Error::ModelNotFound(format!(
+            "{spec} is a file; pass the directory holding {CONFIG_FILE} and {WEIGHTS_FILE}"
+        )));
     }
     if !looks_like_hub_id(spec) {
         return Err(Error::ModelNotFound(format!("{spec}: no such directory")));
@@ -42,7 +44,8 @@ pub fn check_model_dir(dir: &Path) -> Result<PathBuf> {
 
 fn looks_like_hub_id(spec: &str) -> bool {
     let parts: Vec<&str> = spec.split('/').collect();
-    parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+    parts.len() == 2
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
 }
 
 fn offline() -> bool {
@@ -60,7 +63,9 @@ fn resolve_hub_id(id: &str, cache: hf_hub::Cache, offline: bool) -> Result<PathB
         cache.path().display()
     );
     if offline {
-        return Err(Error::ModelNotFound(format!("{id} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: {how_to}")));
+        return Err(Error::ModelNotFound(format!(
+            "{id} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: {how_to}"
+        )));
     }
     let api = hf_hub::api::sync::ApiBuilder::from_cache(cache)
         .with_progress(false)
@@ -69,9 +74,9 @@ fn resolve_hub_id(id: &str, cache: hf_hub::Cache, offline: bool) -> Result<PathB
     let repo = api.model(id.to_string());
     let mut config = None;
     for file in [CONFIG_FILE, WEIGHTS_FILE] {
-        let path = repo
-            .get(file)
-            .map_err(|e| Error::ModelNotFound(format!("{id}: cannot download {file} from the Hugging Face hub ({e}): {how_to}")))?;
+        let path = repo.get(file).map_err(|e| {
+            Error::ModelNotFound(format!("{id}: cannot download {file} from the Hugging Face hub ({e}): {how_to}"))
+        })?;
         config.get_or_insert(path);
     }
     Ok(parent_dir(&config.expect("loop ran")))

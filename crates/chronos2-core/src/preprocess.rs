@@ -167,9 +167,7 @@ pub fn patch_batch(
 pub fn rotary_tables(config: &ModelConfig, seq_len: usize) -> (Vec<f32>, Vec<f32>) {
     let half = config.d_kv / 2;
     let theta = config.rope_theta as f32;
-    let inv_freq: Vec<f32> = (0..half)
-        .map(|i| 1.0 / theta.powf((2 * i) as f32 / config.d_kv as f32))
-        .collect();
+    let inv_freq: Vec<f32> = (0..half).map(|i| 1.0 / theta.powf((2 * i) as f32 / config.d_kv as f32)).collect();
     let mut cos = Vec::with_capacity(seq_len * half);
     let mut sin = Vec::with_capacity(seq_len * half);
     for pos in 0..seq_len {

@@ -84,9 +84,7 @@ pub fn footprint_bytes(out_dim: usize, in_dim: usize, bits: u32, group_size: usi
 
 fn check_params(out_dim: usize, in_dim: usize, bits: u32, group_size: usize) -> Result<()> {
     if !SUPPORTED_BITS.contains(&bits) {
-        return Err(Error::InvalidInput(format!(
-            "quantization bits must be one of {SUPPORTED_BITS:?}, got {bits}"
-        )));
+        return Err(Error::InvalidInput(format!("quantization bits must be one of {SUPPORTED_BITS:?}, got {bits}")));
     }
     if !SUPPORTED_GROUP_SIZES.contains(&group_size) {
         return Err(Error::InvalidInput(format!(
@@ -150,10 +148,7 @@ pub fn quantize(
 ) -> Result<QuantizedWeight> {
     check_params(out_dim, in_dim, bits, group_size)?;
     if weight.len() != out_dim * in_dim {
-        return Err(Error::InvalidInput(format!(
-            "weight has {} values, expected {out_dim} x {in_dim}",
-            weight.len()
-        )));
+        return Err(Error::InvalidInput(format!("weight has {} values, expected {out_dim} x {in_dim}", weight.len())));
     }
     let n_bins = ((1u32 << bits) - 1) as f32;
     let per_word = (32 / bits) as usize;
@@ -386,7 +381,8 @@ mod tests {
                 for (i, (&a, &b)) in w.iter().zip(&d).enumerate() {
                     let (scale, bias) = q.group_params(i / 512, i % 512);
                     let step = scale.abs();
-                    let (lo, hi) = if scale > 0.0 { (bias, bias + scale * n_bins) } else { (bias + scale * n_bins, bias) };
+                    let (lo, hi) =
+                        if scale > 0.0 { (bias, bias + scale * n_bins) } else { (bias + scale * n_bins, bias) };
                     let slack = 1e-5 * step + 1e-7;
                     if a >= lo - slack && a <= hi + slack {
                         assert!((a - b).abs() <= 0.5 * step + slack, "bits {bits} group {gs} elt {i}: {a} vs {b}");

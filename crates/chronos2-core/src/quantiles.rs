@@ -16,9 +16,7 @@ enum Levels<'a> {
 
 fn check_unit_interval(what: &str, levels: &[f32]) -> Result<()> {
     if let Some(bad) = levels.iter().find(|l| !(0.0..=1.0).contains(*l)) {
-        return Err(Error::InvalidInput(format!(
-            "{what} must be between 0 and 1, found {bad}"
-        )));
+        return Err(Error::InvalidInput(format!("{what} must be between 0 and 1, found {bad}")));
     }
     Ok(())
 }
@@ -56,12 +54,7 @@ pub fn interpolate_quantiles(query: &[f32], levels: &[f32], values: &[f32]) -> R
 /// [`interpolate_quantiles`] with one set of `n` original levels per row (`levels` has the same
 /// shape as `values`, `(rows, n)`). As in the reference, whether level 0 / level 1 padding is
 /// added is decided by the minimum / maximum over *all* rows.
-pub fn interpolate_quantiles_per_row(
-    query: &[f32],
-    levels: &[f32],
-    values: &[f32],
-    n: usize,
-) -> Result<Vec<f32>> {
+pub fn interpolate_quantiles_per_row(query: &[f32], levels: &[f32], values: &[f32], n: usize) -> Result<Vec<f32>> {
     if n == 0 || levels.len() != values.len() || !values.len().is_multiple_of(n) {
         return Err(Error::InvalidInput(format!(
             "interpolate_quantiles: levels ({}) and values ({}) must both be (rows, {n})",
@@ -150,9 +143,7 @@ pub fn weighted_quantile(query: &[f32], weights: &[f32], samples: &[f32]) -> Res
     }
     check_unit_interval("query quantile levels", query)?;
     if let Some(bad) = weights.iter().find(|w| w.is_nan() || **w <= 0.0) {
-        return Err(Error::InvalidInput(format!(
-            "sample weights must be > 0, found {bad}"
-        )));
+        return Err(Error::InvalidInput(format!("sample weights must be > 0, found {bad}")));
     }
     let total = weights.iter().map(|&w| w as f64).sum::<f64>() as f32;
     let weights: Vec<f32> = weights.iter().map(|&w| w / total).collect();
@@ -204,18 +195,15 @@ mod tests {
     use super::*;
 
     const Q21: [f32; 21] = [
-        0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75,
-        0.8, 0.85, 0.9, 0.95, 0.99,
+        0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95,
+        0.99,
     ];
     const U9: [f32; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
     fn assert_close(actual: &[f32], expected: &[f32], tol: f32) {
         assert_eq!(actual.len(), expected.len(), "lengths differ");
         for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-            assert!(
-                (a - e).abs() <= tol * (1.0 + e.abs()),
-                "index {i}: got {a}, expected {e}"
-            );
+            assert!((a - e).abs() <= tol * (1.0 + e.abs()), "index {i}: got {a}, expected {e}");
         }
     }
 
@@ -280,9 +268,7 @@ mod tests {
     #[test]
     fn interpolate_matches_reference_with_edge_clamp() {
         // interpolate_quantiles([0.0,0.005,0.01,0.1,0.12,0.5,0.525,0.97,0.99,0.995,1.0], Q21, vals)
-        let query = [
-            0.0, 0.005, 0.01, 0.1, 0.12, 0.5, 0.525, 0.97, 0.99, 0.995, 1.0,
-        ];
+        let query = [0.0, 0.005, 0.01, 0.1, 0.12, 0.5, 0.525, 0.97, 0.99, 0.995, 1.0];
         let expected = [
             -6.345658302307129,
             -6.345658302307129,
@@ -314,17 +300,14 @@ mod tests {
     #[test]
     fn interpolate_sorts_unsorted_levels() {
         // interpolate_quantiles([0.05,0.3,0.7,0.95], [0.9,0.1,0.5], torch.tensor([[3.,1.,2.]]))
-        let got =
-            interpolate_quantiles(&[0.05, 0.3, 0.7, 0.95], &[0.9, 0.1, 0.5], &[3.0, 1.0, 2.0])
-                .unwrap();
+        let got = interpolate_quantiles(&[0.05, 0.3, 0.7, 0.95], &[0.9, 0.1, 0.5], &[3.0, 1.0, 2.0]).unwrap();
         assert_eq!(got, vec![1.0, 1.5, 2.5, 3.0]);
     }
 
     #[test]
     fn interpolate_with_levels_at_zero_and_one() {
         // interpolate_quantiles([0.0,0.25,0.5,1.0], [0.0,0.5,1.0], torch.tensor([[1.,2.,4.]]))
-        let got = interpolate_quantiles(&[0.0, 0.25, 0.5, 1.0], &[0.0, 0.5, 1.0], &[1.0, 2.0, 4.0])
-            .unwrap();
+        let got = interpolate_quantiles(&[0.0, 0.25, 0.5, 1.0], &[0.0, 0.5, 1.0], &[1.0, 2.0, 4.0]).unwrap();
         assert_eq!(got, vec![1.0, 1.5, 2.0, 4.0]);
     }
 
@@ -371,16 +354,8 @@ mod tests {
             0.045454561710357666,
             0.025252530351281166,
         ];
-        assert_close(
-            &prob_mass_per_quantile_level(&U9).unwrap(),
-            &expected_u,
-            1e-7,
-        );
-        assert_close(
-            &prob_mass_per_quantile_level(&Q21).unwrap(),
-            &expected_q,
-            1e-7,
-        );
+        assert_close(&prob_mass_per_quantile_level(&U9).unwrap(), &expected_u, 1e-7);
+        assert_close(&prob_mass_per_quantile_level(&Q21).unwrap(), &expected_q, 1e-7);
         assert!(prob_mass_per_quantile_level(&[0.0, 0.5]).is_err());
     }
 
@@ -393,15 +368,7 @@ mod tests {
             &[1.0, 3.0, 2.0, 2.0, 5.0],
         )
         .unwrap();
-        let expected = [
-            1.0,
-            1.0,
-            1.4666666984558105,
-            2.0,
-            2.299999952316284,
-            3.3999996185302734,
-            5.0,
-        ];
+        let expected = [1.0, 1.0, 1.4666666984558105, 2.0, 2.299999952316284, 3.3999996185302734, 5.0];
         assert_close(&got, &expected, 1e-6);
     }
 
@@ -411,10 +378,7 @@ mod tests {
         // s = samples(3, 189) (formula above); weighted_quantile(Q21, w, s)
         let mu = prob_mass_per_quantile_level(&U9).unwrap();
         let mq = prob_mass_per_quantile_level(&Q21).unwrap();
-        let w: Vec<f32> = mu
-            .iter()
-            .flat_map(|a| mq.iter().map(move |b| a * b))
-            .collect();
+        let w: Vec<f32> = mu.iter().flat_map(|a| mq.iter().map(move |b| a * b)).collect();
         let got = weighted_quantile(&Q21, &w, &samples(3, 189)).unwrap();
         // torch normalises the weights with a vectorised f32 sum whose rounding differs from ours by
         // an ulp (0.99999982 vs 0.99999988 here), which moves the result by up to ~3e-6.

@@ -21,17 +21,12 @@ pub struct Weights {
 impl Weights {
     /// Memory-maps `path` and checks that it is a safetensors file.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         // SAFETY: the file is opened read-only and the map is never written through; a
         // checkpoint modified while mapped is a user error that safetensors' header checks
         // and our shape checks catch in the common cases.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let mmap =
+            unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         let weights = Weights { path: path.to_path_buf(), mmap, used: Mutex::new(BTreeSet::new()) };
         weights.tensors()?;
         Ok(weights)
@@ -57,22 +52,13 @@ impl Weights {
             .tensor(name)
             .map_err(|_| self.error(format!("missing tensor `{name}` (expected shape {shape:?})")))?;
         if view.shape() != shape {
-            return Err(self.error(format!(
-                "tensor `{name}` has shape {:?}, expected {shape:?}",
-                view.shape()
-            )));
+            return Err(self.error(format!("tensor `{name}` has shape {:?}, expected {shape:?}", view.shape())));
         }
         let bytes = view.data();
         let values = match view.dtype() {
             Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
+            Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             other => return Err(self.error(format!("tensor `{name}` has unsupported dtype {other:?}"))),
         };
         self.used.lock().expect("weights key set poisoned").insert(name.to_string());

@@ -14,8 +14,8 @@ use chronos2_core::{Error, Result};
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
 use mlx_rs::ops::indexing::{ArrayIndex, ArrayIndexOp, TryIndexOp};
 use mlx_rs::ops::{
-    addmm, broadcast_to, concatenate, matmul, maximum, multiply, quantized_matmul, reshape, select, subtract, transpose,
-    transpose_axes,
+    addmm, broadcast_to, concatenate, matmul, maximum, multiply, quantized_matmul, reshape, select, subtract,
+    transpose, transpose_axes,
 };
 use mlx_rs::{Array, Dtype};
 
@@ -154,7 +154,13 @@ impl Ops for MlxOps {
         x.0.shape().iter().map(|&d| d as usize).collect()
     }
 
-    fn linear_from_host(&self, weight: &[f32], out_dim: usize, in_dim: usize, bias: Option<&[f32]>) -> Result<MlxLinear> {
+    fn linear_from_host(
+        &self,
+        weight: &[f32],
+        out_dim: usize,
+        in_dim: usize,
+        bias: Option<&[f32]>,
+    ) -> Result<MlxLinear> {
         let weight = self.tensor(weight, &[out_dim, in_dim])?;
         let bias = bias.map(|b| self.tensor(b, &[out_dim])).transpose()?;
         Ok(MlxLinear { weight: LinearWeight::Float(weight), bias, in_dim, out_dim })
@@ -231,7 +237,8 @@ impl Ops for MlxOps {
                 .map_err(err)?
             }
             LinearWeight::Quantized { packed, scales, biases, group_size, bits } => {
-                let y = quantized_matmul(&x2, &packed.0, &scales.0, &biases.0, true, *group_size, *bits).map_err(err)?;
+                let y =
+                    quantized_matmul(&x2, &packed.0, &scales.0, &biases.0, true, *group_size, *bits).map_err(err)?;
                 match &layer.bias {
                     Some(b) => mlx_rs::ops::add(&y, &b.0).map_err(err)?,
                     None => y,
@@ -277,7 +284,11 @@ impl Ops for MlxOps {
         self.check_axis(&x.0, axis, "narrow")?;
         let size = x.0.shape()[axis] as usize;
         if start + len > size {
-            return Err(Error::Backend(format!("narrow: {start}..{} out of range for axis {axis} of {:?}", start + len, x.0.shape())));
+            return Err(Error::Backend(format!(
+                "narrow: {start}..{} out of range for axis {axis} of {:?}",
+                start + len,
+                x.0.shape()
+            )));
         }
         let mut index: Vec<ArrayIndexOp> = (0..axis).map(|_| (..).index_op()).collect();
         index.push((dim(start)?..dim(start + len)?).index_op());

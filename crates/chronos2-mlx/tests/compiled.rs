@@ -26,7 +26,11 @@ const COMPILED_RTOL: f32 = 1e-5;
 
 fn agree(what: &str, compiled: &[f32], plain: &[f32]) -> f32 {
     let d = max_diff(compiled, plain);
-    assert!(d <= COMPILED_RTOL * max_abs(plain) + 1e-6, "{what}: compiled vs uncompiled max |diff| {d} (scale {})", max_abs(plain));
+    assert!(
+        d <= COMPILED_RTOL * max_abs(plain) + 1e-6,
+        "{what}: compiled vs uncompiled max |diff| {d} (scale {})",
+        max_abs(plain)
+    );
     d
 }
 
@@ -48,7 +52,10 @@ fn compiled_matches_uncompiled_on_every_model_case() {
         let f_plain = plain.forecast(&batch).unwrap();
         let f_comp = compiled.forecast(&batch).unwrap();
         assert_eq!(compiled.compile_traces(), 1, "{name}");
-        assert_eq!((f_comp.rows, f_comp.num_quantiles, f_comp.horizon), (f_plain.rows, f_plain.num_quantiles, f_plain.horizon));
+        assert_eq!(
+            (f_comp.rows, f_comp.num_quantiles, f_comp.horizon),
+            (f_plain.rows, f_plain.num_quantiles, f_plain.horizon)
+        );
         let df = agree(&format!("{name} forecast"), &f_comp.values, &f_plain.values);
         let e_plain = plain.encode(&batch).unwrap();
         let e_comp = compiled.encode(&batch).unwrap();
@@ -78,8 +85,14 @@ fn compiled_model_cases_match_reference() {
         let expected = &case["expected"];
         let noise = |stage: &str| 2.0 * case["eager_vs_sdpa_max_abs_diff"][stage].as_f64().unwrap_or(0.0) as f32;
         let forecast = model.forecast(&batch).unwrap();
-        assert_close(&format!("{name}: quantile_preds"), &forecast.values, &flat(&expected["quantile_preds"]), rtol, noise("quantile_preds"))
-            .unwrap();
+        assert_close(
+            &format!("{name}: quantile_preds"),
+            &forecast.values,
+            &flat(&expected["quantile_preds"]),
+            rtol,
+            noise("quantile_preds"),
+        )
+        .unwrap();
         let encoding = model.encode(&batch).unwrap();
         assert_close(
             &format!("{name}: last_hidden_state"),
@@ -96,7 +109,8 @@ fn compiled_model_cases_match_reference() {
 }
 
 fn batch(rows: usize, context_len: usize, group_ids: Vec<i64>, horizon_patches: usize, seed: usize) -> ModelBatch {
-    let context = (0..rows * context_len).map(|i| (((i + seed * 31) % 89) as f32 * 0.13).sin() * 5.0 + (i % 7) as f32).collect();
+    let context =
+        (0..rows * context_len).map(|i| (((i + seed * 31) % 89) as f32 * 0.13).sin() * 5.0 + (i % 7) as f32).collect();
     ModelBatch { group_ids, ..ModelBatch::independent(context, rows, context_len, horizon_patches) }
 }
 
@@ -161,7 +175,9 @@ fn compiled_forecasts_from_several_threads() {
     let b = batch(4, 64, vec![0, 1, 0, 1], 1, 0);
     let want = model.forecast(&b).unwrap().values;
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..3).map(|_| s.spawn(|| (0..3).map(|_| model.forecast(&b).unwrap().values).collect::<Vec<_>>())).collect();
+        let handles: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| (0..3).map(|_| model.forecast(&b).unwrap().values).collect::<Vec<_>>()))
+            .collect();
         for h in handles {
             for got in h.join().unwrap() {
                 assert_eq!(got, want);
@@ -175,7 +191,8 @@ fn compiled_forecasts_from_several_threads() {
 #[test]
 fn quantized_compiled_matches_quantized_uncompiled() {
     let mini = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/chronos2-mini");
-    let cases: Vec<_> = fixtures::cases("model").into_iter().filter(|(_, c)| model_dir(c).ends_with("chronos2-mini")).collect();
+    let cases: Vec<_> =
+        fixtures::cases("model").into_iter().filter(|(_, c)| model_dir(c).ends_with("chronos2-mini")).collect();
     assert!(!cases.is_empty());
     for bits in [8, 4] {
         let mut plain = chronos2_mlx::load(&mini).unwrap();
@@ -192,8 +209,15 @@ fn quantized_compiled_matches_quantized_uncompiled() {
             let p = plain.forecast(&b).unwrap();
             agree(&format!("{name} int{bits}"), &a.values, &p.values);
             assert_eq!(compiled.forecast(&b).unwrap().values, a.values);
-            assert!(max_diff(&a.values, &float.values) > 0.0, "{name} int{bits}: the compiled graph must use the quantized weights");
-            agree(&format!("{name} int{bits} encode"), &compiled.encode(&b).unwrap().hidden, &plain.encode(&b).unwrap().hidden);
+            assert!(
+                max_diff(&a.values, &float.values) > 0.0,
+                "{name} int{bits}: the compiled graph must use the quantized weights"
+            );
+            agree(
+                &format!("{name} int{bits} encode"),
+                &compiled.encode(&b).unwrap().hidden,
+                &plain.encode(&b).unwrap().hidden,
+            );
         }
     }
 }

@@ -81,7 +81,8 @@ fn host_broadcast(x: &[f32], shape: &[usize], to: &[usize]) -> Vec<f32> {
     let n: usize = to.iter().product();
     (0..n)
         .map(|o| {
-            let src: usize = (0..to.len()).map(|k| if shape[k] == 1 { 0 } else { (o / out_st[k] % to[k]) * in_st[k] }).sum();
+            let src: usize =
+                (0..to.len()).map(|k| if shape[k] == 1 { 0 } else { (o / out_st[k] % to[k]) * in_st[k] }).sum();
             x[src]
         })
         .collect()
@@ -102,7 +103,17 @@ fn host_linear(x: &[f32], rows: usize, w: &[f32], out_dim: usize, in_dim: usize,
 }
 
 /// `softmax(q k^T + mask) v` on `(n, heads, len, d)` / mask `(n, 1, 1, klen)`, f64 inside.
-fn host_attention(q: &[f32], k: &[f32], v: &[f32], mask: &[f32], n: usize, heads: usize, qlen: usize, klen: usize, d: usize) -> Vec<f32> {
+fn host_attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: &[f32],
+    n: usize,
+    heads: usize,
+    qlen: usize,
+    klen: usize,
+    d: usize,
+) -> Vec<f32> {
     let mut out = vec![0f32; n * heads * qlen * d];
     for b in 0..n {
         for h in 0..heads {
@@ -111,7 +122,8 @@ fn host_attention(q: &[f32], k: &[f32], v: &[f32], mask: &[f32], n: usize, heads
                 // scores in f32 as the reference does (q k^T + mask in f32), softmax in f64
                 let s: Vec<f32> = (0..klen)
                     .map(|j| {
-                        let dot: f64 = (0..d).map(|c| q[(bh * qlen + i) * d + c] as f64 * k[(bh * klen + j) * d + c] as f64).sum();
+                        let dot: f64 =
+                            (0..d).map(|c| q[(bh * qlen + i) * d + c] as f64 * k[(bh * klen + j) * d + c] as f64).sum();
                         dot as f32 + mask[b * klen + j]
                     })
                     .collect();
@@ -184,7 +196,12 @@ fn linear_with_and_without_bias() {
             let xp = ops.permute(&ops.reshape(&xt, &[lead[0], lead[1], in_dim]).unwrap(), &[1, 0, 2]).unwrap();
             let (hx, _) = host_permute(&x, &[lead[0], lead[1], in_dim], &[1, 0, 2]);
             let layer = ops.linear_from_host(&w, out_dim, in_dim, Some(&b)).unwrap();
-            close("linear (view)", &get(&ops, &ops.linear(&xp, &layer).unwrap()), &host_linear(&hx, rows, &w, out_dim, in_dim, Some(&b)), RTOL);
+            close(
+                "linear (view)",
+                &get(&ops, &ops.linear(&xp, &layer).unwrap()),
+                &host_linear(&hx, rows, &w, out_dim, in_dim, Some(&b)),
+                RTOL,
+            );
         }
     }
 }
@@ -217,7 +234,12 @@ fn elementwise_relu_add_select_mean() {
     let (a, b) = (rng.vec(60), rng.vec(60));
     let (ta, tb) = (t(&ops, &a, &shape), t(&ops, &b, &shape));
     close("relu", &get(&ops, &ops.relu(&ta).unwrap()), &a.iter().map(|v| v.max(0.0)).collect::<Vec<_>>(), 0.0);
-    close("add", &get(&ops, &ops.add(&ta, &tb).unwrap()), &a.iter().zip(&b).map(|(x, y)| x + y).collect::<Vec<_>>(), 0.0);
+    close(
+        "add",
+        &get(&ops, &ops.add(&ta, &tb).unwrap()),
+        &a.iter().zip(&b).map(|(x, y)| x + y).collect::<Vec<_>>(),
+        0.0,
+    );
     // keep broadcasts from (3, 4, 1)
     let keep: Vec<f32> = (0..12).map(|i| (i % 3 == 0) as u8 as f32).collect();
     let s = ops.select(&t(&ops, &keep, &[3, 4, 1]), &ta, &tb).unwrap();
@@ -322,7 +344,9 @@ fn rope_rotate_half_from_tables() {
             }
         }
         let x = rng.vec(n * heads * seq * d);
-        let y = ops.rope(&t(&ops, &x, &[n, heads, seq, d]), &t(&ops, &cos, &[seq, half]), &t(&ops, &sin, &[seq, half])).unwrap();
+        let y = ops
+            .rope(&t(&ops, &x, &[n, heads, seq, d]), &t(&ops, &cos, &[seq, half]), &t(&ops, &sin, &[seq, half]))
+            .unwrap();
         let mut want = vec![0f32; x.len()];
         for row in 0..n * heads * seq {
             let p = row % seq;
@@ -366,7 +390,12 @@ fn attention_with_masks() {
         }
         let shape = [n, heads, len, d];
         let out = ops
-            .attention(&t(&ops, &q, &shape), &t(&ops, &k, &shape), &t(&ops, &v, &shape), &t(&ops, &mask, &[n, 1, 1, len]))
+            .attention(
+                &t(&ops, &q, &shape),
+                &t(&ops, &k, &shape),
+                &t(&ops, &v, &shape),
+                &t(&ops, &mask, &[n, 1, 1, len]),
+            )
             .unwrap();
         assert_eq!(ops.shape(&out), shape.to_vec());
         let got = get(&ops, &out);
@@ -409,6 +438,16 @@ fn attention_on_permuted_views_as_in_group_attention() {
     let tk = to_heads(&t(&ops, &x[1], &[rows, seq, heads * d]));
     let tv = to_heads(&t(&ops, &x[2], &[rows, seq, heads * d]));
     let out = ops.attention(&tq, &tk, &tv, &t(&ops, &mask, &[groups * seq, 1, 1, size])).unwrap();
-    let want = host_attention(&host_heads(&x[0]), &host_heads(&x[1]), &host_heads(&x[2]), &mask, groups * seq, heads, size, size, d);
+    let want = host_attention(
+        &host_heads(&x[0]),
+        &host_heads(&x[1]),
+        &host_heads(&x[2]),
+        &mask,
+        groups * seq,
+        heads,
+        size,
+        size,
+        d,
+    );
     close("group attention", &get(&ops, &out), &want, RTOL);
 }

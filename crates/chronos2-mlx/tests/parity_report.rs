@@ -7,7 +7,8 @@ use chronos2_core::Forecaster;
 
 fn rel(actual: &[f32], expected: &[f32]) -> (f32, f32) {
     let scale = expected.iter().filter(|e| e.is_finite()).fold(0f32, |m, e| m.max(e.abs()));
-    let worst = actual.iter().zip(expected).filter(|(_, e)| e.is_finite()).map(|(a, e)| (a - e).abs()).fold(0f32, f32::max);
+    let worst =
+        actual.iter().zip(expected).filter(|(_, e)| e.is_finite()).map(|(a, e)| (a - e).abs()).fold(0f32, f32::max);
     (worst, worst / scale.max(1e-30))
 }
 
@@ -63,6 +64,9 @@ fn timing() {
         for _ in 0..n {
             model.forecast(&batch).unwrap();
         }
-        println!("chronos2-mini forecast rows {rows} ctx {ctx}: {:.1} ms", t.elapsed().as_secs_f64() * 1000.0 / n as f64);
+        println!(
+            "chronos2-mini forecast rows {rows} ctx {ctx}: {:.1} ms",
+            t.elapsed().as_secs_f64() * 1000.0 / n as f64
+        );
     }
 }

@@ -62,7 +62,8 @@ fn core_quantize_is_bit_exact_with_mlx_quantize() {
         w[group..2 * group].iter_mut().for_each(|v| *v = v.abs());
         let q = quantize(&w, out_dim, in_dim, bits, group).unwrap();
         let (wq, scales, biases) =
-            mlx_rs::ops::quantize(Array::from_slice(&w, &[out_dim as i32, in_dim as i32]), group as i32, bits as i32).unwrap();
+            mlx_rs::ops::quantize(Array::from_slice(&w, &[out_dim as i32, in_dim as i32]), group as i32, bits as i32)
+                .unwrap();
         assert_eq!(wq.as_slice::<u32>(), &q.packed[..], "codes, bits {bits} group {group}");
         assert_eq!(scales.as_slice::<f32>(), &q.scales[..], "scales, bits {bits} group {group}");
         assert_eq!(biases.as_slice::<f32>(), &q.biases[..], "biases, bits {bits} group {group}");

@@ -35,8 +35,15 @@ fn sdpa_scale_one_additive_mask() {
     let k = Array::from_slice(&[1f32, 2., -1., 0., 3., 3.], &[1, 1, 3, 2]);
     let v = Array::from_slice(&[1f32, 10., 2., 20., 3., 30.], &[1, 1, 3, 2]);
     let mask = Array::from_slice(&[0f32, 0., f32::MIN], &[1, 1, 1, 3]);
-    let out = fast::scaled_dot_product_attention(&q, &k, &v, 1.0, ScaledDotProductAttentionMask::Array(&mask), None::<&Array>)
-        .unwrap();
+    let out = fast::scaled_dot_product_attention(
+        &q,
+        &k,
+        &v,
+        1.0,
+        ScaledDotProductAttentionMask::Array(&mask),
+        None::<&Array>,
+    )
+    .unwrap();
     let mut expected = Vec::new();
     for qi in [[1f32, 0.], [0.5, -1.]] {
         let s: Vec<f32> = [[1f32, 2.], [-1., 0.]].iter().map(|kj| qi[0] * kj[0] + qi[1] * kj[1]).collect();
@@ -49,8 +56,9 @@ fn sdpa_scale_one_additive_mask() {
 
     // Every key masked: uniform weights (mean of v), no NaN.
     let all = Array::from_slice(&[f32::MIN; 3], &[1, 1, 1, 3]);
-    let out = fast::scaled_dot_product_attention(&q, &k, &v, 1.0, ScaledDotProductAttentionMask::Array(&all), None::<&Array>)
-        .unwrap();
+    let out =
+        fast::scaled_dot_product_attention(&q, &k, &v, 1.0, ScaledDotProductAttentionMask::Array(&all), None::<&Array>)
+            .unwrap();
     close("sdpa fully masked", &values(&out), &[2., 20., 2., 20.], 1e-6);
 }
 
@@ -75,7 +83,8 @@ fn rope_non_traditional() {
     // (1 batch, 1 head, seq 5, d 8), base 10000, offset 0: rotate-half form.
     let (seq, d, base) = (5usize, 8usize, 10000f32);
     let x: Vec<f32> = (0..seq * d).map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0).collect();
-    let out = fast::rope(Array::from_slice(&x, &[1, 1, seq as i32, d as i32]), d as i32, false, base, 1.0, 0, None).unwrap();
+    let out =
+        fast::rope(Array::from_slice(&x, &[1, 1, seq as i32, d as i32]), d as i32, false, base, 1.0, 0, None).unwrap();
     let half = d / 2;
     let mut expected = vec![0f32; seq * d];
     for p in 0..seq {

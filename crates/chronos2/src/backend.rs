@@ -49,10 +49,7 @@ impl BackendKind {
     /// Whether the backend can run on this machine: `Err` says why not.
     pub fn usable(self) -> std::result::Result<(), String> {
         if !self.compiled() {
-            return Err(format!(
-                "not compiled in (rebuild with `--features {}`)",
-                self.name()
-            ));
+            return Err(format!("not compiled in (rebuild with `--features {}`)", self.name()));
         }
         match self {
             BackendKind::Cpu => Ok(()),
@@ -143,10 +140,15 @@ pub fn usable_names() -> String {
 /// Loads the model in `model_dir` on `kind` (`compile`: compile the MLX forward).
 pub fn load_backend(kind: BackendKind, model_dir: &Path, compile: bool) -> Result<Box<dyn Forecaster>> {
     kind.usable().map_err(|why| {
-        Error::BackendUnavailable(format!("backend '{kind}' is not available: {why}. Available backends: {}", usable_names()))
+        Error::BackendUnavailable(format!(
+            "backend '{kind}' is not available: {why}. Available backends: {}",
+            usable_names()
+        ))
     })?;
     if compile && !(kind == BackendKind::Mlx && MLX_COMPILE_SUPPORTED) {
-        return Err(Error::InvalidArgument(format!("--compile applies to the MLX backend only (backend here: {kind})")));
+        return Err(Error::InvalidArgument(format!(
+            "--compile applies to the MLX backend only (backend here: {kind})"
+        )));
     }
     match kind {
         BackendKind::Cpu => Ok(chronos2_candle_cpu::load(model_dir)?),

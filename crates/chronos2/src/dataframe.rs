@@ -114,7 +114,9 @@ fn timestamps_of(df: &Frame, name: &str, what: &str) -> Result<(Vec<NaiveDateTim
                 None => return Err(invalid(format!("{what}: row {} has no timestamp in column '{name}'", i + 1))),
             },
             ColumnData::Str(v) => {
-                let text = v[i].as_deref().ok_or_else(|| invalid(format!("{what}: row {} has no timestamp in column '{name}'", i + 1)))?;
+                let text = v[i]
+                    .as_deref()
+                    .ok_or_else(|| invalid(format!("{what}: row {} has no timestamp in column '{name}'", i + 1)))?;
                 parse_timestamp(text).ok_or_else(|| {
                     invalid(format!(
                         "{what}: cannot parse '{text}' in row {} of column '{name}' as a timestamp \
@@ -127,10 +129,7 @@ fn timestamps_of(df: &Frame, name: &str, what: &str) -> Result<(Vec<NaiveDateTim
                 // A column of years (`1949`) or compact dates (`20240103`) read as integers.
                 let text = v[i].to_string();
                 parse_timestamp(&text).ok_or_else(|| {
-                    invalid(format!(
-                        "{what}: column '{name}' holds numbers ({text} in row {}), not timestamps",
-                        i + 1
-                    ))
+                    invalid(format!("{what}: column '{name}' holds numbers ({text} in row {}), not timestamps", i + 1))
                 })?
             }
             other => {
@@ -144,11 +143,11 @@ fn timestamps_of(df: &Frame, name: &str, what: &str) -> Result<(Vec<NaiveDateTim
             None => tz = Some(off),
             Some(prev) if prev != off => {
                 return Err(invalid(format!(
-                    "{what}: timestamps in column '{name}' mix UTC offsets ({} in row 1, {} in row {}); use one timezone",
-                    offset_text(prev),
-                    offset_text(off),
-                    i + 1
-                )))
+                "{what}: timestamps in column '{name}' mix UTC offsets ({} in row 1, {} in row {}); use one timezone",
+                offset_text(prev),
+                offset_text(off),
+                i + 1
+            )))
             }
             _ => {}
         }
@@ -188,10 +187,7 @@ fn group(df: &Frame, cols: &Columns, what: &str, order: Option<&HashMap<String, 
         let i = match index.get(&label) {
             Some(&i) => i,
             None if order.is_some() => {
-                return Err(invalid(format!(
-                    "{what} has item '{label}' (row {}) which is not in the input",
-                    r + 1
-                )))
+                return Err(invalid(format!("{what} has item '{label}' (row {}) which is not in the input", r + 1)))
             }
             None => {
                 let i = labels.len();
@@ -361,9 +357,9 @@ pub fn prepare_predict(
     let mut future_timestamps = Vec::with_capacity(g.rows.len());
     for (i, rows) in g.rows.iter().enumerate() {
         let last = g.timestamps[*rows.last().expect("items have rows")];
-        let ts = freq.future(last, prediction_length).ok_or_else(|| {
-            invalid(format!("forecast timestamps of item '{}' overflow the calendar", g.labels[i]))
-        })?;
+        let ts = freq
+            .future(last, prediction_length)
+            .ok_or_else(|| invalid(format!("forecast timestamps of item '{}' overflow the calendar", g.labels[i])))?;
         future_timestamps.push(ts);
     }
 
@@ -466,7 +462,8 @@ impl ColumnData {
 
 /// The reference `validate_df` checks on the future table.
 fn validate_future(df: &Frame, fut: &Frame, cols: &Columns, prediction_length: usize) -> Result<()> {
-    let missing: Vec<&str> = [cols.id.as_str(), cols.timestamp.as_str()].into_iter().filter(|c| !fut.has_column(c)).collect();
+    let missing: Vec<&str> =
+        [cols.id.as_str(), cols.timestamp.as_str()].into_iter().filter(|c| !fut.has_column(c)).collect();
     if !missing.is_empty() {
         return Err(invalid(format!(
             "future file does not contain all expected columns. Missing columns: {} (columns found: {})",
@@ -681,7 +678,8 @@ mod tests {
 
     #[test]
     fn covariate_order_past_only_then_known_future() {
-        let df = csv("item_id,timestamp,target,k,p,c\nA,2024-01-01,1,1,5,x\nA,2024-01-02,2,0,6,y\nA,2024-01-03,3,1,7,\n");
+        let df =
+            csv("item_id,timestamp,target,k,p,c\nA,2024-01-01,1,1,5,x\nA,2024-01-02,2,0,6,y\nA,2024-01-03,3,1,7,\n");
         let fut = csv("item_id,timestamp,k\nA,2024-01-04,0\nA,2024-01-05,1\n");
         let p = prepare_predict(&df, Some(&fut), &cols(), 2, None).unwrap();
         let names: Vec<&str> = p.inputs[0].covariates.iter().map(|c| c.name.as_str()).collect();
@@ -730,7 +728,14 @@ mod tests {
         assert!(e.contains("do not match") && e.contains("item 'B'") && e.contains("2024-01-04T00:00:00"), "{e}");
         let e = err(DAILY, Some("item_id,timestamp,price\nA,2024-01-04,x\nB,2024-01-04,1\n"), 1);
         assert!(e.contains("covariate 'price' is numeric"), "{e}");
-        let ok = prepare_predict(&csv(DAILY), Some(&csv("item_id,timestamp,price\nB,2024-01-04,1\nA,2024-01-04,2\n")), &cols(), 1, None).unwrap();
+        let ok = prepare_predict(
+            &csv(DAILY),
+            Some(&csv("item_id,timestamp,price\nB,2024-01-04,1\nA,2024-01-04,2\n")),
+            &cols(),
+            1,
+            None,
+        )
+        .unwrap();
         assert_eq!(ok.inputs[0].covariates[0].future, FutureValues::Known(CovariateValues::Numeric(vec![2.0])));
     }
 

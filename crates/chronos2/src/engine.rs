@@ -36,7 +36,8 @@ pub fn load_profile() -> Result<Profile> {
     };
     match path {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::Read { path: path.clone(), message: e.to_string() })?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::Read { path: path.clone(), message: e.to_string() })?;
             Profile::from_json(&text).map_err(|message| Error::Read { path, message })
         }
         None => Ok(Profile::builtin()),
@@ -128,7 +129,11 @@ impl Engines {
             }
             Backend::Auto => {
                 let available: Vec<Route> = if self.options.compile {
-                    self.available.iter().filter(|r| r.backend != BackendKind::Mlx.name() || r.compiled).cloned().collect()
+                    self.available
+                        .iter()
+                        .filter(|r| r.backend != BackendKind::Mlx.name() || r.compiled)
+                        .cloned()
+                        .collect()
                 } else {
                     self.available.clone()
                 };
@@ -153,7 +158,13 @@ impl Engines {
 
     /// Any loaded model (for the config and footprint).
     pub fn any(&self) -> Arc<dyn Forecaster> {
-        self.loaded.lock().expect("engine map poisoned").values().next().cloned().expect("one model is loaded at construction")
+        self.loaded
+            .lock()
+            .expect("engine map poisoned")
+            .values()
+            .next()
+            .cloned()
+            .expect("one model is loaded at construction")
     }
 
     pub fn options(&self) -> LoadOptions {

@@ -193,7 +193,9 @@ impl fmt::Display for Freq {
 
 /// Largest pandas unit dividing `ns`, with the count.
 fn tick_alias(ns: i128) -> (i128, &'static str) {
-    for (unit, name) in [(NS_PER_DAY, "D"), (NS_PER_H, "h"), (NS_PER_MIN, "min"), (NS_PER_S, "s"), (NS_PER_MS, "ms"), (NS_PER_US, "us")] {
+    for (unit, name) in
+        [(NS_PER_DAY, "D"), (NS_PER_H, "h"), (NS_PER_MIN, "min"), (NS_PER_S, "s"), (NS_PER_MS, "ms"), (NS_PER_US, "us")]
+    {
         if ns % unit == 0 {
             return (ns / unit, name);
         }
@@ -209,10 +211,7 @@ pub fn to_ns(t: NaiveDateTime) -> i128 {
 
 fn days_in_month(year: i32, month: u32) -> u32 {
     let (ny, nm) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
-    NaiveDate::from_ymd_opt(ny, nm, 1)
-        .and_then(|d| d.pred_opt())
-        .map(|d| d.day())
-        .unwrap_or(31)
+    NaiveDate::from_ymd_opt(ny, nm, 1).and_then(|d| d.pred_opt()).map(|d| d.day()).unwrap_or(31)
 }
 
 fn is_weekend(d: NaiveDate) -> bool {
@@ -285,7 +284,8 @@ impl Freq {
                 Some(d.and_time(time))
             }
             OffsetKind::Week(wd) => {
-                let ahead = (wd.num_days_from_monday() as i64 - date.weekday().num_days_from_monday() as i64).rem_euclid(7);
+                let ahead =
+                    (wd.num_days_from_monday() as i64 - date.weekday().num_days_from_monday() as i64).rem_euclid(7);
                 let first = if ahead == 0 { 7 } else { ahead };
                 let days = first.checked_add((count - 1).checked_mul(7)?)?;
                 Some(date.checked_add_signed(Duration::days(days))?.and_time(time))
@@ -444,11 +444,7 @@ fn infer_daily_rule(timestamps: &[NaiveDateTime], values: &[i128], deltas: &[i12
         };
         if let Some(rule) = rule {
             let m = rep.month() % 3;
-            let month = if rule == "QS" || rule == "BQS" {
-                [3, 1, 2][m as usize]
-            } else {
-                [12, 10, 11][m as usize]
-            };
+            let month = if rule == "QS" || rule == "BQS" { [3, 1, 2][m as usize] } else { [12, 10, 11][m as usize] };
             return Some(maybe_count(format!("{rule}-{}", MONTHS[month - 1]), mdiffs[0] / 3));
         }
     }
@@ -617,7 +613,10 @@ mod tests {
 
     #[test]
     fn roundtrip_inferred_ranges() {
-        for f in ["D", "h", "15min", "W-SUN", "W-WED", "MS", "ME", "QS-JAN", "QE-DEC", "YS-JAN", "YE-DEC", "B", "2MS", "3D", "500ms"] {
+        for f in [
+            "D", "h", "15min", "W-SUN", "W-WED", "MS", "ME", "QS-JAN", "QE-DEC", "YS-JAN", "YE-DEC", "B", "2MS", "3D",
+            "500ms",
+        ] {
             let t = range("2023-01-02", 40, f);
             let inferred = infer_freq(&t).unwrap_or_default();
             let canonical = f.parse::<Freq>().unwrap().to_string();

@@ -31,9 +31,9 @@ use chronos2_core::{Forecaster, ModelConfig};
 
 pub use backend::{Backend, BackendKind};
 pub use chronos2_core;
-pub use engine::LoadOptions;
-use engine::Engines;
 pub use dataframe::{Columns, EmbeddingEntry, PreparedFrame};
+use engine::Engines;
+pub use engine::LoadOptions;
 pub use error::{Error, Result};
 pub use freq::Freq;
 
@@ -95,7 +95,12 @@ pub struct EmbedDfOptions {
 
 impl Default for EmbedDfOptions {
     fn default() -> Self {
-        EmbedDfOptions { columns: Columns::default(), pooling: Pooling::RegToken, batch_size: 256, context_length: None }
+        EmbedDfOptions {
+            columns: Columns::default(),
+            pooling: Pooling::RegToken,
+            batch_size: 256,
+            context_length: None,
+        }
     }
 }
 
@@ -129,9 +134,8 @@ pub fn parse_quantile_levels(s: &str, model_levels: &[f64]) -> Result<Vec<f64>> 
     }
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let q: f64 = part
-            .parse()
-            .map_err(|_| Error::InvalidArgument(format!("quantile level '{part}' is not a number")))?;
+        let q: f64 =
+            part.parse().map_err(|_| Error::InvalidArgument(format!("quantile level '{part}' is not a number")))?;
         if !(0.0..=1.0).contains(&q) || q.is_nan() {
             return Err(Error::InvalidArgument(format!("quantile level {part} must be between 0 and 1")));
         }
@@ -153,7 +157,10 @@ pub struct Chronos2 {
 
 impl std::fmt::Debug for Chronos2 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Chronos2").field("model_dir", &self.model_dir).field("options", &self.engines.options()).finish()
+        f.debug_struct("Chronos2")
+            .field("model_dir", &self.model_dir)
+            .field("options", &self.engines.options())
+            .finish()
     }
 }
 
@@ -169,7 +176,9 @@ impl Chronos2 {
     pub fn load_with(model: Option<&str>, backend: Backend, options: LoadOptions) -> Result<Self> {
         if let Some(bits) = options.quantize_bits {
             if bits != 8 && bits != 4 {
-                return Err(Error::InvalidArgument(format!("quantization to {bits} bits: expected 8 (int8) or 4 (int4)")));
+                return Err(Error::InvalidArgument(format!(
+                    "quantization to {bits} bits: expected 8 (int8) or 4 (int4)"
+                )));
             }
         }
         let model_dir = match model {
@@ -197,13 +206,26 @@ impl Chronos2 {
 
     /// Which backend a [`Chronos2::predict`] call with these items and options runs on, and why.
     pub fn decide(&self, items: &[SeriesInput], options: &PredictOptions) -> Decision {
-        self.engines.decide(&self.call_shape(items, options.batch_size, options.context_length, options.resolved_prediction_length(&self.config)))
+        self.engines.decide(&self.call_shape(
+            items,
+            options.batch_size,
+            options.context_length,
+            options.resolved_prediction_length(&self.config),
+        ))
     }
 
-    fn call_shape(&self, items: &[SeriesInput], batch_size: usize, context_length: Option<usize>, prediction_length: usize) -> CallShape {
+    fn call_shape(
+        &self,
+        items: &[SeriesInput],
+        batch_size: usize,
+        context_length: Option<usize>,
+        prediction_length: usize,
+    ) -> CallShape {
         let rows: usize = items.iter().map(|i| i.targets.len() + i.covariates.len()).sum();
         let longest = items.iter().flat_map(|i| i.targets.first()).map(Vec::len).max().unwrap_or(0);
-        let max_context = context_length.unwrap_or(self.config.chronos_config.context_length).min(self.config.chronos_config.context_length);
+        let max_context = context_length
+            .unwrap_or(self.config.chronos_config.context_length)
+            .min(self.config.chronos_config.context_length);
         CallShape {
             rows: rows.min(batch_size.max(1)).max(1),
             context: longest.min(max_context).max(1),
@@ -230,7 +252,12 @@ impl Chronos2 {
         options: &PredictOptions,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<ItemForecast>> {
-        let engine = self.engine(self.call_shape(items, options.batch_size, options.context_length, options.resolved_prediction_length(&self.config)))?;
+        let engine = self.engine(self.call_shape(
+            items,
+            options.batch_size,
+            options.context_length,
+            options.resolved_prediction_length(&self.config),
+        ))?;
         Ok(pipeline::predict(engine.as_ref(), items, options, progress)?)
     }
 
@@ -257,7 +284,8 @@ impl Chronos2 {
         options: &PredictDfOptions,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Frame> {
-        let prepared = dataframe::prepare_predict(df, future, &options.columns, options.prediction_length, options.freq)?;
+        let prepared =
+            dataframe::prepare_predict(df, future, &options.columns, options.prediction_length, options.freq)?;
         let forecasts = self.predict_prepared(&prepared, options, progress)?;
         dataframe::forecast_frame(&prepared, &forecasts, &options.quantile_levels)
     }
@@ -282,12 +310,18 @@ impl Chronos2 {
     }
 
     /// Embeds every (item, target) of a long-format table; other columns are past covariates.
-    pub fn embed_df(&self, df: &Frame, options: &EmbedDfOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<EmbeddingTable> {
+    pub fn embed_df(
+        &self,
+        df: &Frame,
+        options: &EmbedDfOptions,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<EmbeddingTable> {
         if options.batch_size == 0 {
             return Err(Error::InvalidArgument("batch size must be at least 1".into()));
         }
         let prepared = dataframe::prepare_embed(df, &options.columns)?;
-        let embeddings = self.embed(&prepared.inputs, options.batch_size, options.context_length, options.pooling, progress)?;
+        let embeddings =
+            self.embed(&prepared.inputs, options.batch_size, options.context_length, options.pooling, progress)?;
         let entries = dataframe::embedding_entries(&prepared, &embeddings)?;
         let rows: Vec<usize> = entries.iter().map(|e| e.item).collect();
         Ok(EmbeddingTable { pooling: options.pooling, item_ids: prepared.item_ids.take(&rows), entries })
@@ -341,8 +375,16 @@ impl EmbeddingTable {
         let loc: Vec<f32> = self.entries.iter().map(|e| e.loc).collect();
         let scale: Vec<f32> = self.entries.iter().map(|e| e.scale).collect();
         let vectors: Vec<Vec<Vec<f32>>> = self.entries.iter().map(|e| e.vectors.clone()).collect();
-        frame::embeddings_to_parquet("item_id", &self.item_ids, &names, &loc, &scale, &vectors, self.pooling == Pooling::All)
-            .map_err(|m| Error::InvalidData(format!("cannot encode embeddings as Parquet: {m}")))
+        frame::embeddings_to_parquet(
+            "item_id",
+            &self.item_ids,
+            &names,
+            &loc,
+            &scale,
+            &vectors,
+            self.pooling == Pooling::All,
+        )
+        .map_err(|m| Error::InvalidData(format!("cannot encode embeddings as Parquet: {m}")))
     }
 
     /// Writes `.json` or `.parquet` atomically.

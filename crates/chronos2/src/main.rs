@@ -222,7 +222,10 @@ impl log::Log for StderrLogger {
 }
 
 fn init_logging() {
-    let level = std::env::var("CHRONOS2_LOG").ok().and_then(|v| v.parse::<log::LevelFilter>().ok()).unwrap_or(log::LevelFilter::Off);
+    let level = std::env::var("CHRONOS2_LOG")
+        .ok()
+        .and_then(|v| v.parse::<log::LevelFilter>().ok())
+        .unwrap_or(log::LevelFilter::Off);
     if log::set_logger(&StderrLogger).is_ok() {
         log::set_max_level(level);
     }
@@ -326,7 +329,9 @@ impl Progress {
 
 fn predict(args: PredictArgs) -> Result<()> {
     let output_format = match &args.output {
-        Some(p) if p.as_os_str() != "-" => Some(check_output(p, &[Format::Csv, Format::Parquet, Format::Json], "--output")?),
+        Some(p) if p.as_os_str() != "-" => {
+            Some(check_output(p, &[Format::Csv, Format::Parquet, Format::Json], "--output")?)
+        }
         _ => None,
     };
     if args.prediction_length == 0 {
@@ -446,8 +451,12 @@ fn info(args: InfoArgs) -> Result<()> {
         Err(e) => println!("requested backend: invalid: {e}"),
     }
     let profile = chronos2::engine::load_profile()?;
-    println!("dispatch profile: {} (override: {} or {})", profile.source, chronos2::engine::PROFILE_ENV,
-        chronos2::engine::user_profile_path().map(|p| p.display().to_string()).unwrap_or_default());
+    println!(
+        "dispatch profile: {} (override: {} or {})",
+        profile.source,
+        chronos2::engine::PROFILE_ENV,
+        chronos2::engine::user_profile_path().map(|p| p.display().to_string()).unwrap_or_default()
+    );
     println!("bundled model: {BUNDLED_MODEL_NAME} (extracted to {})", bundled_model_cache_dir().display());
     if args.model.is_some() || args.speed.quantize.is_some() {
         let model = load_model(args.model.as_deref(), args.backend.as_deref(), &args.speed)?;
@@ -455,7 +464,11 @@ fn info(args: InfoArgs) -> Result<()> {
         let mb = |b: usize| b as f64 / 1e6;
         println!("model: {}", model.model_dir().display());
         println!("  parameters:            {}", f.total_params);
-        println!("  quantized parameters:  {} ({:.1}%)", f.quantized_params, 100.0 * f.quantized_params as f64 / f.total_params.max(1) as f64);
+        println!(
+            "  quantized parameters:  {} ({:.1}%)",
+            f.quantized_params,
+            100.0 * f.quantized_params as f64 / f.total_params.max(1) as f64
+        );
         println!("  bytes in memory:       {:.2} MB (fp32 would be {:.2} MB)", mb(f.bytes), mb(4 * f.total_params));
         if f.quantized_params > 0 {
             println!(

@@ -87,7 +87,13 @@ impl Case {
     fn args(&self) -> Vec<String> {
         let j = &self.json;
         let list = |key: &str| -> String {
-            j[key].as_array().unwrap().iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect::<Vec<_>>().join(",")
+            j[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(",")
         };
         let mut args = vec![
             "predict".to_string(),
@@ -176,10 +182,13 @@ fn frame_from_json_records(text: &str, expected: &Frame) -> Frame {
     let records: Vec<Value> = serde_json::from_str(text).unwrap();
     let mut frame = Frame::new();
     for col in &expected.columns {
-        let values: Vec<&Value> = records.iter().map(|r| r.get(&col.name).unwrap_or_else(|| panic!("missing key {}", col.name))).collect();
+        let values: Vec<&Value> =
+            records.iter().map(|r| r.get(&col.name).unwrap_or_else(|| panic!("missing key {}", col.name))).collect();
         let data = match &col.data {
             ColumnData::Float(_) => ColumnData::Float(values.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect()),
-            _ => ColumnData::Str(values.iter().map(|v| v.as_str().map(str::to_string).or_else(|| Some(v.to_string()))).collect()),
+            _ => ColumnData::Str(
+                values.iter().map(|v| v.as_str().map(str::to_string).or_else(|| Some(v.to_string()))).collect(),
+            ),
         };
         frame.push(col.name.clone(), data);
     }
@@ -201,7 +210,12 @@ fn dataframe_fixtures_csv_output() {
         let got = Frame::read(&out_path).unwrap();
         assert_frames_match(&got, &case.expected(), case.rtol(), &case.name);
         // Item order is the first appearance in the input.
-        let ids: Vec<String> = case.json["expected_item_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        let ids: Vec<String> = case.json["expected_item_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
         let mut seen: Vec<String> = Vec::new();
         for id in labels(&got.columns[0].data).into_iter().flatten() {
             if seen.last() != Some(&id) {
@@ -265,12 +279,23 @@ fn parquet_written_by_pandas() {
 fn bundled_model_and_example_data() {
     let dir = tmpdir("bundled");
     let out_path = dir.join("forecast.csv");
-    let out = chronos2(&["predict", "--input", "examples/airpassengers.csv", "--prediction-length", "12", "--quantiles", "all", "--output", out_path.to_str().unwrap()]);
+    let out = chronos2(&[
+        "predict",
+        "--input",
+        "examples/airpassengers.csv",
+        "--prediction-length",
+        "12",
+        "--quantiles",
+        "all",
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
     assert_success(&out);
     let got = Frame::read(&out_path).unwrap();
     let header = got.names().join(",");
     assert!(
-        header.starts_with("item_id,timestamp,target_name,predictions,0.01,0.05,0.1,0.15,") && header.ends_with(",0.9,0.95,0.99"),
+        header.starts_with("item_id,timestamp,target_name,predictions,0.01,0.05,0.1,0.15,")
+            && header.ends_with(",0.9,0.95,0.99"),
         "{header}"
     );
     assert_eq!(got.columns.len(), 4 + 21);
@@ -288,12 +313,23 @@ fn json_f32s(v: &Value) -> Vec<f32> {
 /// `chronos2 embed` against `Chronos2Pipeline.embed` (data/make_embed_expected.py).
 #[test]
 fn embed_matches_reference() {
-    let expected: Value = serde_json::from_str(&std::fs::read_to_string(data("airpassengers_embed.json")).unwrap()).unwrap();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(data("airpassengers_embed.json")).unwrap()).unwrap();
     let dir = tmpdir("embed");
     let mut outputs = std::collections::HashMap::new();
     for pooling in ["all", "reg_token", "last_context_patch", "mean_context"] {
         let path = dir.join(format!("{pooling}.json"));
-        let out = chronos2(&["embed", "--model", "models/chronos2-mini", "--input", "examples/airpassengers.csv", "--pooling", pooling, "--output", path.to_str().unwrap()]);
+        let out = chronos2(&[
+            "embed",
+            "--model",
+            "models/chronos2-mini",
+            "--input",
+            "examples/airpassengers.csv",
+            "--pooling",
+            pooling,
+            "--output",
+            path.to_str().unwrap(),
+        ]);
         assert_success(&out);
         let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(json["pooling"], pooling);
@@ -327,11 +363,27 @@ fn embed_matches_reference() {
 
     // Parquet: one row per entry with list columns.
     let path = dir.join("reg.parquet");
-    assert_success(&chronos2(&["embed", "--model", "models/chronos2-mini", "--input", "examples/airpassengers.csv", "--output", path.to_str().unwrap()]));
+    assert_success(&chronos2(&[
+        "embed",
+        "--model",
+        "models/chronos2-mini",
+        "--input",
+        "examples/airpassengers.csv",
+        "--output",
+        path.to_str().unwrap(),
+    ]));
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(&bytes[..4], b"PAR1");
     let path = dir.join("all.parquet");
-    assert_success(&chronos2(&["embed", "--input", "examples/airpassengers.csv", "--pooling", "all", "--output", path.to_str().unwrap()]));
+    assert_success(&chronos2(&[
+        "embed",
+        "--input",
+        "examples/airpassengers.csv",
+        "--pooling",
+        "all",
+        "--output",
+        path.to_str().unwrap(),
+    ]));
     assert!(Frame::read(&path).unwrap_err().to_string().contains("nested"), "list columns are written");
 }
 
@@ -357,10 +409,32 @@ fn info_reports_quantized_footprint() {
 
 #[test]
 fn explain_backend_says_what_runs_and_why() {
-    let out = chronos2(&["predict", "--input", "examples/airpassengers.csv", "--prediction-length", "3", "--explain-backend", "--backend", "cpu"]);
+    let out = chronos2(&[
+        "predict",
+        "--input",
+        "examples/airpassengers.csv",
+        "--prediction-length",
+        "3",
+        "--explain-backend",
+        "--backend",
+        "cpu",
+    ]);
     assert_success(&out);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("backend: cpu: forced"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = chronos2(&["predict", "--input", "examples/airpassengers.csv", "--prediction-length", "3", "--explain-backend", "--backend", "auto"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("backend: cpu: forced"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = chronos2(&[
+        "predict",
+        "--input",
+        "examples/airpassengers.csv",
+        "--prediction-length",
+        "3",
+        "--explain-backend",
+        "--backend",
+        "auto",
+    ]);
     assert_success(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("backend: cpu for 2x") && err.contains("nearest profiled shape"), "{err}");
@@ -368,10 +442,26 @@ fn explain_backend_says_what_runs_and_why() {
 
 #[test]
 fn quantize_and_compile_flags_are_checked() {
-    let out = chronos2(&["predict", "--input", "examples/airpassengers.csv", "--prediction-length", "3", "--quantize", "int3"]);
+    let out = chronos2(&[
+        "predict",
+        "--input",
+        "examples/airpassengers.csv",
+        "--prediction-length",
+        "3",
+        "--quantize",
+        "int3",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected int8 or int4"));
-    let out = chronos2(&["predict", "--input", "examples/airpassengers.csv", "--prediction-length", "3", "--quantize", "int8"]);
+    let out = chronos2(&[
+        "predict",
+        "--input",
+        "examples/airpassengers.csv",
+        "--prediction-length",
+        "3",
+        "--quantize",
+        "int8",
+    ]);
     assert_success(&out);
 }
 
@@ -386,8 +476,20 @@ fn help_has_examples_for_every_command() {
     }
     let text = String::from_utf8_lossy(&chronos2(&["predict", "--help"]).stdout).into_owned();
     for flag in [
-        "--model", "--input", "--future", "--prediction-length", "--id-column", "--timestamp-column", "--target", "--quantiles", "--batch-size",
-        "--context-length", "--cross-learning", "--freq", "--backend", "--output",
+        "--model",
+        "--input",
+        "--future",
+        "--prediction-length",
+        "--id-column",
+        "--timestamp-column",
+        "--target",
+        "--quantiles",
+        "--batch-size",
+        "--context-length",
+        "--cross-learning",
+        "--freq",
+        "--backend",
+        "--output",
     ] {
         assert!(text.contains(flag), "predict --help lacks {flag}");
     }
@@ -423,7 +525,11 @@ fn expect_failure(dir: &Path, ext: &str, args: &[&str], needles: &[&str]) {
         assert!(err.contains(n), "{args:?}: message lacks '{n}': {err}");
     }
     assert!(!out_path.exists(), "{args:?}: output written despite the error");
-    let leftovers: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().contains(".tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains(".tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
@@ -500,7 +606,12 @@ fn option_errors_are_clear() {
     expect_failure(&dir, "csv", &with(&["--backend", "cuda"]), &["unknown backend 'cuda'"]);
     expect_failure(&dir, "csv", &with(&["--batch-size", "0"]), &["--batch-size must be at least 1"]);
     #[cfg(not(feature = "mlx"))]
-    expect_failure(&dir, "csv", &with(&["--backend", "mlx"]), &["backend 'mlx' is not available", "Available backends: cpu"]);
+    expect_failure(
+        &dir,
+        "csv",
+        &with(&["--backend", "mlx"]),
+        &["backend 'mlx' is not available", "Available backends: cpu"],
+    );
     expect_failure(&dir, "xlsx", &base, &["unsupported file type"]);
     let missing_model = ["predict", "--model", "/no/such/model", "--prediction-length", "2", "--input", good.as_str()];
     expect_failure(&dir, "csv", &missing_model, &["/no/such/model"]);

@@ -36,11 +36,7 @@ pub fn load(dir: &Path) -> Result<Vec<Series>> {
         let path = dir.join(name);
         std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
     };
-    parse(
-        &read("context.csv")?,
-        &read("truth.csv")?,
-        &read("meta.csv")?,
-    )
+    parse(&read("context.csv")?, &read("truth.csv")?, &read("meta.csv")?)
 }
 
 /// Builds the series, in `meta.csv` order, checking the counts `meta.csv` declares.
@@ -49,12 +45,8 @@ pub fn parse(context_csv: &str, truth_csv: &str, meta_csv: &str) -> Result<Vec<S
     let mut truth = read_values(truth_csv).context("truth.csv")?;
     let mut reader = csv::Reader::from_reader(meta_csv.as_bytes());
     let headers = reader.headers().context("meta.csv")?.clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .with_context(|| format!("meta.csv has no column {name:?}"))
-    };
+    let col =
+        |name: &str| headers.iter().position(|h| h == name).with_context(|| format!("meta.csv has no column {name:?}"));
     let (c_id, c_source, c_freq, c_season, c_horizon, c_n, c_nan) = (
         col("id")?,
         col("source")?,
@@ -69,22 +61,11 @@ pub fn parse(context_csv: &str, truth_csv: &str, meta_csv: &str) -> Result<Vec<S
         let record = record.with_context(|| format!("meta.csv row {}", i + 2))?;
         let field = |c: usize| record.get(c).unwrap_or("").trim();
         let number = |c: usize| -> Result<usize> {
-            field(c).parse().with_context(|| {
-                format!(
-                    "meta.csv row {}: bad {:?} {:?}",
-                    i + 2,
-                    &headers[c],
-                    field(c)
-                )
-            })
+            field(c).parse().with_context(|| format!("meta.csv row {}: bad {:?} {:?}", i + 2, &headers[c], field(c)))
         };
         let id = field(c_id).to_string();
-        let history = context
-            .remove(&id)
-            .with_context(|| format!("{id}: no rows in context.csv"))?;
-        let held_out = truth
-            .remove(&id)
-            .with_context(|| format!("{id}: no rows in truth.csv"))?;
+        let history = context.remove(&id).with_context(|| format!("{id}: no rows in context.csv"))?;
+        let held_out = truth.remove(&id).with_context(|| format!("{id}: no rows in truth.csv"))?;
         let series = Series {
             source: field(c_source).to_string(),
             freq: field(c_freq).to_string(),
@@ -95,11 +76,7 @@ pub fn parse(context_csv: &str, truth_csv: &str, meta_csv: &str) -> Result<Vec<S
             id,
         };
         let (n_context, n_nan) = (number(c_n)?, number(c_nan)?);
-        ensure!(
-            series.season >= 1 && series.horizon >= 1,
-            "{}: season and horizon must be positive",
-            series.id
-        );
+        ensure!(series.season >= 1 && series.horizon >= 1, "{}: season and horizon must be positive", series.id);
         ensure!(
             series.history.len() == n_context,
             "{}: {} context points, meta.csv says {n_context}",
@@ -119,16 +96,8 @@ pub fn parse(context_csv: &str, truth_csv: &str, meta_csv: &str) -> Result<Vec<S
             series.truth.len(),
             series.horizon
         );
-        ensure!(
-            series.truth.iter().all(|v| v.is_finite()),
-            "{}: missing held-out values",
-            series.id
-        );
-        ensure!(
-            series.history.len() > series.season,
-            "{}: history shorter than one season",
-            series.id
-        );
+        ensure!(series.truth.iter().all(|v| v.is_finite()), "{}: missing held-out values", series.id);
+        ensure!(series.history.len() > series.season, "{}: history shorter than one season", series.id);
         out.push(series);
     }
     if let Some(extra) = context.keys().chain(truth.keys()).next() {
@@ -157,15 +126,10 @@ fn read_values(text: &str) -> Result<HashMap<String, Vec<f64>>> {
         let value = if target.is_empty() || target.eq_ignore_ascii_case("nan") {
             f64::NAN
         } else {
-            target
-                .parse::<f64>()
-                .with_context(|| format!("line {line}: bad target {target:?}"))?
+            target.parse::<f64>().with_context(|| format!("line {line}: bad target {target:?}"))?
         };
         if let Some(prev) = last_time.get(id) {
-            ensure!(
-                prev.as_str() < time,
-                "line {line}: {id} timestamp {time} does not follow {prev}"
-            );
+            ensure!(prev.as_str() < time, "line {line}: {id} timestamp {time} does not follow {prev}");
         }
         last_time.insert(id.to_string(), time.to_string());
         values.entry(id.to_string()).or_default().push(value);
@@ -197,10 +161,7 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].id, "b");
         assert_eq!(s[0].source, "pkg.b (yearly, x)");
-        assert_eq!(
-            (s[0].freq.as_str(), s[0].season, s[0].horizon),
-            ("YS", 1, 2)
-        );
+        assert_eq!((s[0].freq.as_str(), s[0].season, s[0].horizon), ("YS", 1, 2));
         assert_eq!(s[0].history, vec![4.0, 5.0]);
         assert_eq!(s[0].truth, vec![6.0, 7.0]);
         assert_eq!(s[1].id, "a");
@@ -214,16 +175,11 @@ mod tests {
     #[test]
     fn rejects_inconsistent_data() {
         let wrong_horizon = META.replace("b,\"pkg.b (yearly, x)\",YS,1,2,2,0", "b,x,YS,1,3,2,0");
-        assert!(parse(CONTEXT, TRUTH, &wrong_horizon)
-            .unwrap_err()
-            .to_string()
-            .contains("horizon"));
+        assert!(parse(CONTEXT, TRUTH, &wrong_horizon).unwrap_err().to_string().contains("horizon"));
         let wrong_nan = META.replace("MS,2,1,3,1", "MS,2,1,3,0");
         assert!(parse(CONTEXT, TRUTH, &wrong_nan).is_err());
         let unsorted = CONTEXT.replace("2002-01-01", "2000-06-01");
-        assert!(
-            format!("{:#}", parse(&unsorted, TRUTH, META).unwrap_err()).contains("does not follow")
-        );
+        assert!(format!("{:#}", parse(&unsorted, TRUTH, META).unwrap_err()).contains("does not follow"));
         let extra = format!("{CONTEXT}c,2000-01-01 00:00:00.000,1\n");
         assert!(parse(&extra, TRUTH, META).is_err());
         assert!(parse(&CONTEXT.replace("1.5", "abc"), TRUTH, META).is_err());
@@ -235,10 +191,7 @@ mod tests {
         let s = load(&dir).unwrap();
         assert_eq!(s.len(), 23);
         let co2 = s.iter().find(|s| s.id == "co2_monthly").unwrap();
-        assert_eq!(
-            (co2.season, co2.horizon, co2.history.len(), co2.missing()),
-            (12, 24, 502, 5)
-        );
+        assert_eq!((co2.season, co2.horizon, co2.history.len(), co2.missing()), (12, 24, 502, 5));
         assert_eq!(co2.truth[0], 369.02);
         let total: usize = s.iter().map(|s| s.horizon).sum();
         assert_eq!(total, 388);

@@ -34,10 +34,7 @@ pub struct Quantiles {
 
 impl Quantiles {
     pub fn new(levels: Vec<f64>, values: Vec<f64>) -> Self {
-        assert!(
-            !levels.is_empty() && values.len().is_multiple_of(levels.len()),
-            "values must be steps × levels"
-        );
+        assert!(!levels.is_empty() && values.len().is_multiple_of(levels.len()), "values must be steps × levels");
         Quantiles { levels, values }
     }
 
@@ -51,16 +48,8 @@ impl Quantiles {
             .levels
             .iter()
             .position(|&l| (l - level).abs() < 1e-9)
-            .unwrap_or_else(|| {
-                panic!(
-                    "quantile level {level} not forecast (have {:?})",
-                    self.levels
-                )
-            });
-        self.values
-            .chunks_exact(self.levels.len())
-            .map(|row| row[j])
-            .collect()
+            .unwrap_or_else(|| panic!("quantile level {level} not forecast (have {:?})", self.levels));
+        self.values.chunks_exact(self.levels.len()).map(|row| row[j]).collect()
     }
 }
 
@@ -83,11 +72,7 @@ pub struct SeriesMetrics {
 /// points `m` apart is finite).
 pub fn mase_scale(history: &[f64], season: usize) -> f64 {
     assert!(season >= 1, "season must be at least 1");
-    let diffs = history
-        .iter()
-        .zip(history.iter().skip(season))
-        .map(|(a, b)| (b - a).abs())
-        .filter(|d| !d.is_nan());
+    let diffs = history.iter().zip(history.iter().skip(season)).map(|(a, b)| (b - a).abs()).filter(|d| !d.is_nan());
     plain_mean(diffs)
 }
 
@@ -108,23 +93,13 @@ pub fn mean(values: &[f64]) -> f64 {
 /// Mean absolute error.
 pub fn mae(truth: &[f64], point: &[f64]) -> f64 {
     assert_eq!(truth.len(), point.len());
-    mean(
-        &truth
-            .iter()
-            .zip(point)
-            .map(|(f, p)| (f - p).abs())
-            .collect::<Vec<_>>(),
-    )
+    mean(&truth.iter().zip(point).map(|(f, p)| (f - p).abs()).collect::<Vec<_>>())
 }
 
 /// Share of `truth` points with `lo <= y <= hi`.
 pub fn coverage(truth: &[f64], lo: &[f64], hi: &[f64]) -> f64 {
     assert!(truth.len() == lo.len() && truth.len() == hi.len());
-    let inside = truth
-        .iter()
-        .zip(lo.iter().zip(hi))
-        .filter(|(y, (l, h))| *y >= *l && *y <= *h)
-        .count();
+    let inside = truth.iter().zip(lo.iter().zip(hi)).filter(|(y, (l, h))| *y >= *l && *y <= *h).count();
     inside as f64 / truth.len() as f64
 }
 
@@ -146,12 +121,7 @@ pub fn wql(q: &Quantiles, truth: &[f64], levels: &[f64]) -> f64 {
 
 /// The script's `metrics`: MAE/MASE of the 0.5 level, 80% / 90% coverage, WQL over 0.1..0.9.
 /// `q` must hold 0.05, 0.1, 0.5, 0.9, 0.95 and 0.1..0.9.
-pub fn series_metrics(
-    history: &[f64],
-    truth: &[f64],
-    season: usize,
-    q: &Quantiles,
-) -> SeriesMetrics {
+pub fn series_metrics(history: &[f64], truth: &[f64], season: usize, q: &Quantiles) -> SeriesMetrics {
     let median = q.column(0.5);
     let mae = mae(truth, &median);
     SeriesMetrics {
@@ -167,10 +137,7 @@ pub fn series_metrics(
 /// backward-filled), Gaussian intervals from the sample std (ddof 1) of the seasonal
 /// differences, widened by `sqrt(floor(h / m) + 1)`.
 pub fn seasonal_naive(history: &[f64], season: usize, horizon: usize) -> Quantiles {
-    assert!(
-        season >= 1 && history.len() > season,
-        "history shorter than one season"
-    );
+    assert!(season >= 1 && history.len() > season, "history shorter than one season");
     let mut filled = history.to_vec();
     let mut last = f64::NAN;
     for v in filled.iter_mut() {
@@ -180,21 +147,13 @@ pub fn seasonal_naive(history: &[f64], season: usize, horizon: usize) -> Quantil
             last = *v;
         }
     }
-    let first = filled
-        .iter()
-        .copied()
-        .find(|v| !v.is_nan())
-        .unwrap_or(f64::NAN);
+    let first = filled.iter().copied().find(|v| !v.is_nan()).unwrap_or(f64::NAN);
     for v in filled.iter_mut().take_while(|v| v.is_nan()) {
         *v = first;
     }
     let tail = &filled[filled.len() - season..];
-    let residuals: Vec<f64> = filled
-        .iter()
-        .zip(filled.iter().skip(season))
-        .map(|(a, b)| b - a)
-        .filter(|d| !d.is_nan())
-        .collect();
+    let residuals: Vec<f64> =
+        filled.iter().zip(filled.iter().skip(season)).map(|(a, b)| b - a).filter(|d| !d.is_nan()).collect();
     let sigma = sample_std(&residuals);
     let mut values = Vec::with_capacity(horizon * LEVELS.len());
     for h in 0..horizon {
@@ -247,13 +206,8 @@ pub fn median(values: &[f64]) -> f64 {
 /// infinite, zero or NaN dropped (`.replace([np.inf, 0], np.nan).dropna()`).
 pub fn gmean_ratio(model: &[f64], naive: &[f64]) -> f64 {
     assert_eq!(model.len(), naive.len());
-    let logs: Vec<f64> = model
-        .iter()
-        .zip(naive)
-        .map(|(m, n)| m / n)
-        .filter(|r| r.is_finite() && *r != 0.0)
-        .map(f64::ln)
-        .collect();
+    let logs: Vec<f64> =
+        model.iter().zip(naive).map(|(m, n)| m / n).filter(|r| r.is_finite() && *r != 0.0).map(f64::ln).collect();
     mean(&logs).exp()
 }
 
@@ -289,14 +243,8 @@ mod tests {
     fn wql_matches_python() {
         // evaluate.wql(np.array([[8, 10.5, 13], [9, 11, 12.5], [7, 9.5, 11.]]),
         //              np.array([10, 12, 9.]), [0.1, 0.5, 0.9]) -> 0.04838709677419355
-        let q = Quantiles::new(
-            vec![0.1, 0.5, 0.9],
-            vec![8.0, 10.5, 13.0, 9.0, 11.0, 12.5, 7.0, 9.5, 11.0],
-        );
-        assert_close(
-            wql(&q, &[10.0, 12.0, 9.0], &[0.1, 0.5, 0.9]),
-            0.04838709677419355,
-        );
+        let q = Quantiles::new(vec![0.1, 0.5, 0.9], vec![8.0, 10.5, 13.0, 9.0, 11.0, 12.5, 7.0, 9.5, 11.0]);
+        assert_close(wql(&q, &[10.0, 12.0, 9.0], &[0.1, 0.5, 0.9]), 0.04838709677419355);
     }
 
     const Y2: [f64; 10] = [f64::NAN, 2.0, 4.0, 3.0, f64::NAN, 5.0, 4.5, 6.0, 5.5, 7.0];
@@ -395,14 +343,7 @@ mod tests {
 
     #[test]
     fn coverage_is_inclusive() {
-        assert_close(
-            coverage(
-                &[1.0, 2.0, 3.0, 4.0],
-                &[1.0, 2.5, 0.0, 5.0],
-                &[2.0, 3.0, 3.0, 6.0],
-            ),
-            0.5,
-        );
+        assert_close(coverage(&[1.0, 2.0, 3.0, 4.0], &[1.0, 2.5, 0.0, 5.0], &[2.0, 3.0, 3.0, 6.0]), 0.5);
     }
 
     #[test]
@@ -422,10 +363,7 @@ mod tests {
     #[test]
     fn deviation_is_share_of_fp32_spread() {
         let levels = vec![0.1, 0.5, 0.9];
-        let fp32 = Quantiles::new(
-            levels.clone(),
-            vec![0.0, 1.0, 2.0, 10.0, 20.0, 30.0, 5.0, 5.0, 5.0],
-        );
+        let fp32 = Quantiles::new(levels.clone(), vec![0.0, 1.0, 2.0, 10.0, 20.0, 30.0, 5.0, 5.0, 5.0]);
         let mode = Quantiles::new(levels, vec![0.0, 1.5, 2.0, 10.0, 18.0, 30.0, 0.0, 9.0, 9.0]);
         // |1.5 - 1| / 2 = 0.25, |18 - 20| / 20 = 0.1; the zero-spread step is skipped.
         let d = deviation_shares(&mode, &fp32);

@@ -23,8 +23,7 @@ use chronos2_core::Forecaster;
 use data::Series;
 use metrics::{Quantiles, SeriesMetrics, LEVELS};
 
-const USAGE: &str =
-    "usage: cargo xtask accuracy [--quick] [--output FILE] [--csv FILE] [--model DIR] [--data DIR]
+const USAGE: &str = "usage: cargo xtask accuracy [--quick] [--output FILE] [--csv FILE] [--model DIR] [--data DIR]
 
   Evaluates the model in fp32 / int8 / int4 on the held-out real series and prints a markdown
   report; a full run writes it to docs/accuracy.md (--output to change; a --quick run writes
@@ -42,16 +41,8 @@ const USAGE: &str =
 const CONTEXT_LENGTH: usize = 2048;
 
 /// Series of `--quick`: the short histories, covering MS, QS, YS and 500ms.
-const QUICK_SERIES: [&str; 8] = [
-    "nile_volume",
-    "lynx",
-    "airpassengers",
-    "austres",
-    "woolyrnq",
-    "heartrate",
-    "macro_cpi",
-    "macro_realgdp",
-];
+const QUICK_SERIES: [&str; 8] =
+    ["nile_volume", "lynx", "airpassengers", "austres", "woolyrnq", "heartrate", "macro_cpi", "macro_realgdp"];
 
 /// One way of running the model; the report has one row per mode.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,20 +53,8 @@ pub struct Mode {
 }
 
 /// The modes, fp32 first (the others are compared with it).
-pub const MODES: [Mode; 3] = [
-    Mode {
-        name: "fp32",
-        bits: None,
-    },
-    Mode {
-        name: "int8",
-        bits: Some(8),
-    },
-    Mode {
-        name: "int4",
-        bits: Some(4),
-    },
-];
+pub const MODES: [Mode; 3] =
+    [Mode { name: "fp32", bits: None }, Mode { name: "int8", bits: Some(8) }, Mode { name: "int4", bits: Some(4) }];
 
 /// Weights a mode holds in memory, as the library measures them (`Forecaster::footprint`).
 #[derive(Debug, Clone, PartialEq)]
@@ -93,19 +72,14 @@ const GROUP_SIZE: usize = chronos2_core::quant::DEFAULT_GROUP_SIZE;
 /// Loads the model on the CPU backend and, for a quantized mode, quantizes it in place
 /// (`Forecaster::quantize(bits, 64)`: every linear layer whose input width is a multiple of 64).
 fn load_mode(mode: Mode, model_dir: &Path) -> Result<(Box<dyn Forecaster>, WeightMemory)> {
-    let mut model = chronos2_candle_cpu::load(model_dir)
-        .with_context(|| format!("cannot load {}", model_dir.display()))?;
+    let mut model =
+        chronos2_candle_cpu::load(model_dir).with_context(|| format!("cannot load {}", model_dir.display()))?;
     if let Some(bits) = mode.bits {
-        model
-            .quantize(bits, GROUP_SIZE)
-            .with_context(|| format!("cannot quantize to int{bits}"))?;
+        model.quantize(bits, GROUP_SIZE).with_context(|| format!("cannot quantize to int{bits}"))?;
     }
     let f = model.footprint();
-    let memory = WeightMemory {
-        bytes: f.bytes as u64,
-        total_params: f.total_params,
-        quantized_params: f.quantized_params,
-    };
+    let memory =
+        WeightMemory { bytes: f.bytes as u64, total_params: f.total_params, quantized_params: f.quantized_params };
     Ok((model, memory))
 }
 
@@ -142,11 +116,7 @@ fn parse_args(args: &[String]) -> Result<Option<Args>> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value"))
-        };
+        let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
         match a.as_str() {
             "--quick" => out.quick = true,
             "--output" | "-o" => out.output = Some(value("--output")?.into()),
@@ -180,12 +150,7 @@ pub fn run(args: &[String]) -> Result<()> {
     if args.quick {
         series.retain(|s| QUICK_SERIES.contains(&s.id.as_str()));
     }
-    eprintln!(
-        "accuracy: {} series from {}, model {}",
-        series.len(),
-        args.data.display(),
-        args.model.display()
-    );
+    eprintln!("accuracy: {} series from {}, model {}", series.len(), args.data.display(), args.model.display());
 
     let mut runs: Vec<ModeRun> = Vec::new();
     let mut skipped = Vec::new();
@@ -194,10 +159,7 @@ pub fn run(args: &[String]) -> Result<()> {
             Ok(loaded) => loaded,
             Err(e) if mode.bits.is_some() => {
                 eprintln!("accuracy: skipping {}: {e:#}", mode.name);
-                skipped.push(Skipped {
-                    mode,
-                    reason: format!("{e:#}"),
-                });
+                skipped.push(Skipped { mode, reason: format!("{e:#}") });
                 continue;
             }
             Err(e) => return Err(e),
@@ -205,28 +167,16 @@ pub fn run(args: &[String]) -> Result<()> {
         let start = Instant::now();
         let mut forecasts = Vec::with_capacity(series.len());
         for s in &series {
-            forecasts.push(
-                forecast(model.as_ref(), s)
-                    .with_context(|| format!("{} on {}", mode.name, s.id))?,
-            );
+            forecasts.push(forecast(model.as_ref(), s).with_context(|| format!("{} on {}", mode.name, s.id))?);
         }
         let seconds = start.elapsed().as_secs_f64();
-        eprintln!(
-            "accuracy: {:<5} {} series in {seconds:.1} s",
-            mode.name,
-            series.len()
-        );
+        eprintln!("accuracy: {:<5} {} series in {seconds:.1} s", mode.name, series.len());
         let metrics = series
             .iter()
             .zip(&forecasts)
             .map(|(s, q)| metrics::series_metrics(&s.history, &s.truth, s.season, q))
             .collect();
-        runs.push(ModeRun {
-            mode,
-            memory,
-            forecasts,
-            metrics,
-        });
+        runs.push(ModeRun { mode, memory, forecasts, metrics });
     }
 
     let naive = naive_metrics(&series);
@@ -242,10 +192,7 @@ pub fn run(args: &[String]) -> Result<()> {
     });
     print!("{doc}");
     if let Some(out) = args.csv {
-        write(
-            &root.join(&out),
-            &report::per_series_csv(&series, &naive, &runs),
-        )?;
+        write(&root.join(&out), &report::per_series_csv(&series, &naive, &runs))?;
         eprintln!("accuracy: wrote {}", out.display());
     }
     if let Some(out) = args.output {
@@ -289,15 +236,10 @@ fn forecast(model: &dyn Forecaster, s: &Series) -> Result<Quantiles> {
     let out = predict(model, &[input], &options, &mut |_, _| {})?;
     let item = out.into_iter().next().context("no forecast returned")?;
     anyhow::ensure!(
-        item.n_targets == 1
-            && item.prediction_length == s.horizon
-            && item.quantiles.len() == s.horizon * LEVELS.len(),
+        item.n_targets == 1 && item.prediction_length == s.horizon && item.quantiles.len() == s.horizon * LEVELS.len(),
         "unexpected forecast shape"
     );
-    Ok(Quantiles::new(
-        LEVELS.to_vec(),
-        item.quantiles.iter().map(|&v| v as f64).collect(),
-    ))
+    Ok(Quantiles::new(LEVELS.to_vec(), item.quantiles.iter().map(|&v| v as f64).collect()))
 }
 
 #[cfg(test)]
@@ -334,9 +276,7 @@ mod tests {
     ];
 
     fn args(list: &[&str]) -> Args {
-        parse_args(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .unwrap()
-            .unwrap()
+        parse_args(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap().unwrap()
     }
 
     #[test]
@@ -375,25 +315,14 @@ mod tests {
             assert_eq!(s.id, id);
             let q = forecast(model.as_ref(), s).unwrap();
             let m = metrics::series_metrics(&s.history, &s.truth, s.season, &q);
-            assert!(
-                (m.mase / mase - 1.0).abs() < 1e-3,
-                "{id}: MASE {} vs Python {mase}",
-                m.mase
-            );
-            assert!(
-                (m.wql / wql - 1.0).abs() < 1e-3,
-                "{id}: WQL {} vs Python {wql}",
-                m.wql
-            );
+            assert!((m.mase / mase - 1.0).abs() < 1e-3, "{id}: MASE {} vs Python {mase}", m.mase);
+            assert!((m.wql / wql - 1.0).abs() < 1e-3, "{id}: WQL {} vs Python {wql}", m.wql);
             got.push(m);
         }
         let sum = report::summarize(&got, &naive);
         let card = &report::CARD_FP32;
         for (name, value, want) in report::card_aggregates(&sum) {
-            assert!(
-                (value - want).abs() < 1e-3,
-                "{name}: {value} vs card {want}"
-            );
+            assert!((value - want).abs() < 1e-3, "{name}: {value} vs card {want}");
         }
         assert_eq!(sum.wins, card.wins);
     }
@@ -429,26 +358,15 @@ mod tests {
                 let r = forecast(simulated.as_ref(), s).unwrap();
                 let f = forecast(fp32.as_ref(), s).unwrap();
                 let (f10, f90) = (f.column(0.1), f.column(0.9));
-                for (step, (a, b)) in q
-                    .values
-                    .chunks(LEVELS.len())
-                    .zip(r.values.chunks(LEVELS.len()))
-                    .enumerate()
-                {
+                for (step, (a, b)) in q.values.chunks(LEVELS.len()).zip(r.values.chunks(LEVELS.len())).enumerate() {
                     let spread = f90[step] - f10[step];
                     for (x, y) in a.iter().zip(b) {
                         worst = worst.max((x - y).abs() / spread);
                     }
                 }
             }
-            eprintln!(
-                "int{bits}: kernel vs simulated, worst |Δq| = {:.2e} of the fp32 spread",
-                worst
-            );
-            assert!(
-                worst < 1e-3,
-                "int{bits}: kernel vs simulated differ by {worst:.2e} of the spread"
-            );
+            eprintln!("int{bits}: kernel vs simulated, worst |Δq| = {:.2e} of the fp32 spread", worst);
+            assert!(worst < 1e-3, "int{bits}: kernel vs simulated differ by {worst:.2e} of the spread");
         }
     }
 }

@@ -71,11 +71,15 @@ fn main() {
         for &shape in &shapes {
             if too_slow {
                 eprintln!("{name} {shape} ... skipped (an earlier cell took over {SLOW_CELL_MS} ms)");
-                cells.insert(shape.to_string(), serde_json::json!({"skipped": format!("slower than {SLOW_CELL_MS} ms at a smaller shape")}));
+                cells.insert(
+                    shape.to_string(),
+                    serde_json::json!({"skipped": format!("slower than {SLOW_CELL_MS} ms at a smaller shape")}),
+                );
                 continue;
             }
             eprint!("{name} {shape} ... ");
-            let stats: Stats = time_forecast(model.as_ref(), shape, prediction_length, warmup, runs).unwrap_or_else(|e| panic!("{name} {shape}: {e}"));
+            let stats: Stats = time_forecast(model.as_ref(), shape, prediction_length, warmup, runs)
+                .unwrap_or_else(|e| panic!("{name} {shape}: {e}"));
             eprintln!("{:.1} ms", stats.median_ms);
             too_slow = stats.median_ms > SLOW_CELL_MS;
             cells.insert(

@@ -165,7 +165,8 @@ impl QuantizedMatmul {
         if !isa.available() {
             candle_core::bail!("quantized matmul: {isa:?} is not supported by this CPU");
         }
-        if !w.group_size.is_multiple_of(32) || !w.in_dim.is_multiple_of(w.group_size) || w.in_dim == 0 || w.out_dim == 0 {
+        if !w.group_size.is_multiple_of(32) || !w.in_dim.is_multiple_of(w.group_size) || w.in_dim == 0 || w.out_dim == 0
+        {
             candle_core::bail!(
                 "quantized matmul: bad shape ({}, {}) / group size {}",
                 w.out_dim,
@@ -173,7 +174,10 @@ impl QuantizedMatmul {
                 w.group_size
             );
         }
-        if w.packed.len() != w.out_dim * w.words_per_row() || w.scales.len() != w.out_dim * w.groups_per_row() || w.biases.len() != w.scales.len() {
+        if w.packed.len() != w.out_dim * w.words_per_row()
+            || w.scales.len() != w.out_dim * w.groups_per_row()
+            || w.biases.len() != w.scales.len()
+        {
             candle_core::bail!("quantized matmul: inconsistent quantized weight sizes");
         }
         let (n, k) = (w.out_dim, w.in_dim);

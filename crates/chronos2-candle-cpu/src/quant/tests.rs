@@ -70,7 +70,12 @@ fn small_shapes_every_kernel_bits_group_and_bias() {
                         let mm = QuantizedMatmul::with_isa(&w, isa).unwrap();
                         let mut y = vec![f32::NAN; m * n];
                         mm.matmul(&x, m, b, &mut y);
-                        check(&y, &want, &mag, &format!("{isa:?} {bits} bits gs {gs} ({m}x{k})x({k}x{n}) bias {with_bias}"));
+                        check(
+                            &y,
+                            &want,
+                            &mag,
+                            &format!("{isa:?} {bits} bits gs {gs} ({m}x{k})x({k}x{n}) bias {with_bias}"),
+                        );
                     }
                 }
             }
@@ -165,21 +170,65 @@ fn outputs_match_mlx_quantized_matmul() {
     //   y = mx.quantized_matmul(mx.array(x), q, s, b, transpose=True, group_size=64, bits=B)
     // (MLX's own result is within 1e-7 of the f64 product with its dequantized weight.)
     const MLX_Y8: [f32; 24] = [
-        -0.17398162, -0.07739276, -0.2037228, -0.1808132, -0.21675411, 0.27626786, 0.056506135, 0.06823641,
-        0.036225893, 0.06316121, 0.05229239, -0.08424554, 0.331536, -0.088254094, 0.298671, -0.18164957,
-        0.0673624, -0.070754185, 0.073200494, -0.0015854016, -0.1993917, 0.012639221, -0.32458028, 0.08523691,
+        -0.17398162,
+        -0.07739276,
+        -0.2037228,
+        -0.1808132,
+        -0.21675411,
+        0.27626786,
+        0.056506135,
+        0.06823641,
+        0.036225893,
+        0.06316121,
+        0.05229239,
+        -0.08424554,
+        0.331536,
+        -0.088254094,
+        0.298671,
+        -0.18164957,
+        0.0673624,
+        -0.070754185,
+        0.073200494,
+        -0.0015854016,
+        -0.1993917,
+        0.012639221,
+        -0.32458028,
+        0.08523691,
     ];
     const MLX_Y4: [f32; 24] = [
-        -0.16862215, -0.0566092, -0.18147255, -0.18465123, -0.20939769, 0.27419484, 0.04811894, 0.0874715,
-        0.0373893, 0.044192955, 0.05545699, -0.07899451, 0.33529305, -0.080743894, 0.3067466, -0.17971304,
-        0.07029483, -0.0696291, 0.0599934, -0.0102817565, -0.22484912, 0.0049357302, -0.31941962, 0.07957563,
+        -0.16862215,
+        -0.0566092,
+        -0.18147255,
+        -0.18465123,
+        -0.20939769,
+        0.27419484,
+        0.04811894,
+        0.0874715,
+        0.0373893,
+        0.044192955,
+        0.05545699,
+        -0.07899451,
+        0.33529305,
+        -0.080743894,
+        0.3067466,
+        -0.17971304,
+        0.07029483,
+        -0.0696291,
+        0.0599934,
+        -0.0102817565,
+        -0.22484912,
+        0.0049357302,
+        -0.31941962,
+        0.07957563,
     ];
     let w = xorshift_weights(8 * 128, 2024);
     let x: Vec<f32> = xorshift_weights(3 * 128, 7).iter().map(|v| v * 16.0).collect();
     for (bits, want) in [(8, MLX_Y8), (4, MLX_Y4)] {
         let q = quantize(&w, 8, 128, bits, 64).unwrap();
         for isa in isas() {
-            let y = QuantizedLinear::from_matmul(QuantizedMatmul::with_isa(&q, isa).unwrap(), None).unwrap().forward_slice(&x, 3);
+            let y = QuantizedLinear::from_matmul(QuantizedMatmul::with_isa(&q, isa).unwrap(), None)
+                .unwrap()
+                .forward_slice(&x, 3);
             for (i, (&g, &e)) in y.iter().zip(&want).enumerate() {
                 assert!((g - e).abs() <= 5e-7, "{isa:?} {bits} bits, output {i}: {g} vs MLX {e}");
             }

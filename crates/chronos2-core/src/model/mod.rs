@@ -129,15 +129,26 @@ impl<O: Ops> Chronos2Model<O> {
             weights.get("shared.weight", &[1, c.d_model])?;
             None
         };
-        let input_patch_embedding = ResidualBlock::load(&ops, weights, "input_patch_embedding", 3 * patch, c.d_ff, c.d_model)?;
+        let input_patch_embedding =
+            ResidualBlock::load(&ops, weights, "input_patch_embedding", 3 * patch, c.d_ff, c.d_model)?;
         let blocks = (0..c.num_layers)
             .map(|i| EncoderBlock::load(&ops, weights, &format!("encoder.block.{i}"), c))
             .collect::<Result<Vec<_>>>()?;
-        let final_layer_norm = ops.tensor(&weights.get("encoder.final_layer_norm.weight", &[c.d_model])?, &[c.d_model])?;
+        let final_layer_norm =
+            ops.tensor(&weights.get("encoder.final_layer_norm.weight", &[c.d_model])?, &[c.d_model])?;
         let output_dim = c.quantiles().len() * patch;
-        let output_patch_embedding = ResidualBlock::load(&ops, weights, "output_patch_embedding", c.d_model, c.d_ff, output_dim)?;
+        let output_patch_embedding =
+            ResidualBlock::load(&ops, weights, "output_patch_embedding", c.d_model, c.d_ff, output_dim)?;
         weights.check_all_used()?;
-        Ok(Chronos2Model { ops, config, reg_embedding, input_patch_embedding, blocks, final_layer_norm, output_patch_embedding })
+        Ok(Chronos2Model {
+            ops,
+            config,
+            reg_embedding,
+            input_patch_embedding,
+            blocks,
+            final_layer_norm,
+            output_patch_embedding,
+        })
     }
 
     pub fn ops(&self) -> &O {
@@ -281,7 +292,11 @@ impl<O: Ops> Chronos2Model<O> {
         let c = &self.config;
         let s = structure;
         if inputs.len() != s.num_inputs() {
-            return Err(Error::InvalidInput(format!("graph: {} inputs, the structure takes {}", inputs.len(), s.num_inputs())));
+            return Err(Error::InvalidInput(format!(
+                "graph: {} inputs, the structure takes {}",
+                inputs.len(),
+                s.num_inputs()
+            )));
         }
         let (features, cos, sin, time_mask) = (&inputs[0], &inputs[1], &inputs[2], &inputs[3]);
         let mut rest = inputs[4..].iter();
@@ -332,7 +347,11 @@ impl<O: Ops> Chronos2Model<O> {
         let num_quantiles = self.config.quantiles().len();
         let horizon = n_out * patch;
         if head.len() != p.rows * num_quantiles * horizon {
-            return Err(Error::Backend(format!("output head: {} values, expected {}", head.len(), p.rows * num_quantiles * horizon)));
+            return Err(Error::Backend(format!(
+                "output head: {} values, expected {}",
+                head.len(),
+                p.rows * num_quantiles * horizon
+            )));
         }
         let use_arcsinh = self.config.chronos_config.use_arcsinh;
         let mut values = vec![0f32; p.rows * num_quantiles * horizon];
@@ -341,7 +360,8 @@ impl<O: Ops> Chronos2Model<O> {
                 for q in 0..num_quantiles {
                     for i in 0..patch {
                         let y = head[((r * n_out + n) * num_quantiles + q) * patch + i];
-                        values[(r * num_quantiles + q) * horizon + n * patch + i] = denormalize(y, p.loc[r], p.scale[r], use_arcsinh);
+                        values[(r * num_quantiles + q) * horizon + n * patch + i] =
+                            denormalize(y, p.loc[r], p.scale[r], use_arcsinh);
                     }
                 }
             }
@@ -354,7 +374,11 @@ impl<O: Ops> Chronos2Model<O> {
         let s = &prepared.structure;
         let d_model = self.config.d_model;
         if hidden.len() != s.rows * s.seq_len * d_model {
-            return Err(Error::Backend(format!("hidden states: {} values, expected {}", hidden.len(), s.rows * s.seq_len * d_model)));
+            return Err(Error::Backend(format!(
+                "hidden states: {} values, expected {}",
+                hidden.len(),
+                s.rows * s.seq_len * d_model
+            )));
         }
         let p = prepared.patched;
         Ok(Encoding {

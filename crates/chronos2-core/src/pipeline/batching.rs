@@ -32,9 +32,7 @@ pub struct Batch {
 /// items are never split. Returns the item index ranges.
 pub fn plan_batches(prepared: &[PreparedInput], batch_size: usize) -> Result<Vec<Range<usize>>> {
     if batch_size == 0 {
-        return Err(Error::InvalidInput(
-            "batch_size must be at least 1".to_string(),
-        ));
+        return Err(Error::InvalidInput("batch_size must be at least 1".to_string()));
     }
     let mut out = Vec::new();
     let mut start = 0;
@@ -61,22 +59,14 @@ pub fn build_batch(
     cross_learning: bool,
 ) -> Result<Batch> {
     if context_length == 0 {
-        return Err(Error::InvalidInput(
-            "context_length must be at least 1".to_string(),
-        ));
+        return Err(Error::InvalidInput("context_length must be at least 1".to_string()));
     }
     let slice = &prepared[items.clone()];
     if slice.is_empty() {
-        return Err(Error::InvalidInput(
-            "a batch needs at least one item".to_string(),
-        ));
+        return Err(Error::InvalidInput("a batch needs at least one item".to_string()));
     }
     let prediction_length = slice[0].prediction_length;
-    if let Some((i, p)) = slice
-        .iter()
-        .enumerate()
-        .find(|(_, p)| p.prediction_length != prediction_length)
-    {
+    if let Some((i, p)) = slice.iter().enumerate().find(|(_, p)| p.prediction_length != prediction_length) {
         return Err(Error::InvalidInput(format!(
             "item {}: prediction_length {} differs from the batch's {prediction_length}",
             items.start + i,
@@ -104,16 +94,7 @@ pub fn build_batch(
         target_rows.push(row..row + p.n_targets);
         row += p.n_rows();
     }
-    Ok(Batch {
-        items,
-        context,
-        rows,
-        context_len,
-        group_ids,
-        future_covariates,
-        prediction_length,
-        target_rows,
-    })
+    Ok(Batch { items, context, rows, context_len, group_ids, future_covariates, prediction_length, target_rows })
 }
 
 #[cfg(test)]
@@ -124,9 +105,7 @@ mod tests {
 
     fn multi(n_targets: usize, len: usize, base: f32) -> SeriesInput {
         SeriesInput {
-            targets: (0..n_targets)
-                .map(|t| (0..len).map(|i| base + (t * 100 + i) as f32).collect())
-                .collect(),
+            targets: (0..n_targets).map(|t| (0..len).map(|i| base + (t * 100 + i) as f32).collect()).collect(),
             covariates: vec![],
         }
     }
@@ -137,10 +116,7 @@ mod tests {
         let items: Vec<_> = [2, 3, 1, 1, 4].iter().map(|&n| multi(n, 3, 0.0)).collect();
         let prepared = prepare(&items, 2).unwrap();
         assert_eq!(plan_batches(&prepared, 4).unwrap(), vec![0..2, 2..5]);
-        assert_eq!(
-            plan_batches(&prepared, 1).unwrap(),
-            vec![0..1, 1..2, 2..3, 3..4, 4..5]
-        );
+        assert_eq!(plan_batches(&prepared, 1).unwrap(), vec![0..1, 1..2, 2..3, 3..4, 4..5]);
         assert_eq!(plan_batches(&prepared, 100).unwrap(), vec![0..5]);
         assert!(plan_batches(&prepared, 0).is_err());
     }

@@ -58,9 +58,7 @@ pub fn embed(
     }
     let config = model.config();
     if pooling == Pooling::RegToken && !config.chronos_config.use_reg_token {
-        return Err(Error::InvalidInput(
-            "RegToken pooling needs a model with use_reg_token".to_string(),
-        ));
+        return Err(Error::InvalidInput("RegToken pooling needs a model with use_reg_token".to_string()));
     }
     let context_length = resolve_context_length(context_length, config);
     let patch_size = config.chronos_config.input_patch_size;
@@ -122,10 +120,8 @@ fn embed_batch(
             Pooling::RegToken => at(n),
             Pooling::LastContextPatch => at(n - 1),
             Pooling::MeanContext => {
-                let mask = patch_mask(
-                    &batch.context[row * batch.context_len..(row + 1) * batch.context_len],
-                    patch_size,
-                );
+                let mask =
+                    patch_mask(&batch.context[row * batch.context_len..(row + 1) * batch.context_len], patch_size);
                 let count = mask.iter().filter(|m| **m).count();
                 let mut sum = vec![0f64; d];
                 for (p, _) in mask.iter().enumerate().filter(|(_, m)| **m) {

@@ -50,16 +50,12 @@ impl Default for PredictOptions {
 impl PredictOptions {
     /// Defaults with the given horizon.
     pub fn new(prediction_length: usize) -> Self {
-        PredictOptions {
-            prediction_length: Some(prediction_length),
-            ..Default::default()
-        }
+        PredictOptions { prediction_length: Some(prediction_length), ..Default::default() }
     }
 
     /// The horizon used with `config`.
     pub fn resolved_prediction_length(&self, config: &ModelConfig) -> usize {
-        self.prediction_length
-            .unwrap_or_else(|| model_prediction_length(config))
+        self.prediction_length.unwrap_or_else(|| model_prediction_length(config))
     }
 
     /// The context length used with `config` (capped at the model's).
@@ -143,9 +139,7 @@ pub fn predict(
     let model_levels = model.config().quantiles().to_vec();
     check_levels("quantile_levels", &options.quantile_levels)?;
     let raw = predict_raw(model, items, options, progress)?;
-    raw.iter()
-        .map(|r| select_quantiles(r, &model_levels, &options.quantile_levels))
-        .collect()
+    raw.iter().map(|r| select_quantiles(r, &model_levels, &options.quantile_levels)).collect()
 }
 
 fn check_levels(what: &str, levels: &[f32]) -> Result<()> {
@@ -153,9 +147,7 @@ fn check_levels(what: &str, levels: &[f32]) -> Result<()> {
         return Err(Error::InvalidInput(format!("{what} must not be empty")));
     }
     if let Some(bad) = levels.iter().find(|l| !(0.0..=1.0).contains(*l)) {
-        return Err(Error::InvalidInput(format!(
-            "{what} must be between 0 and 1, found {bad}"
-        )));
+        return Err(Error::InvalidInput(format!("{what} must be between 0 and 1, found {bad}")));
     }
     Ok(())
 }
@@ -163,11 +155,7 @@ fn check_levels(what: &str, levels: &[f32]) -> Result<()> {
 /// `predict_quantiles`' conversion of one [`RawForecast`] to the requested levels: indexing when
 /// every level is a model level, else `interpolate_quantiles`. The median is the model's 0.5
 /// level (interpolated if the model has none).
-pub fn select_quantiles(
-    raw: &RawForecast,
-    model_levels: &[f32],
-    levels: &[f32],
-) -> Result<ItemForecast> {
+pub fn select_quantiles(raw: &RawForecast, model_levels: &[f32], levels: &[f32]) -> Result<ItemForecast> {
     let (nt, nq, h) = (raw.n_targets, raw.num_quantiles, raw.prediction_length);
     if nq != model_levels.len() || raw.values.len() != nt * nq * h {
         return Err(Error::InvalidInput(format!(
@@ -186,15 +174,11 @@ pub fn select_quantiles(
         }
     }
     let pick = |wanted: &[f32]| -> Result<Vec<f32>> {
-        let indices: Option<Vec<usize>> = wanted
-            .iter()
-            .map(|l| model_levels.iter().position(|m| m == l))
-            .collect();
+        let indices: Option<Vec<usize>> = wanted.iter().map(|l| model_levels.iter().position(|m| m == l)).collect();
         match indices {
-            Some(indices) => Ok(by_step
-                .chunks_exact(nq)
-                .flat_map(|row| indices.iter().map(move |&i| row[i]))
-                .collect()),
+            Some(indices) => {
+                Ok(by_step.chunks_exact(nq).flat_map(|row| indices.iter().map(move |&i| row[i])).collect())
+            }
             None => interpolate_quantiles(wanted, model_levels, &by_step),
         }
     };
@@ -220,46 +204,26 @@ pub fn predict_raw(
     }
     let prediction_length = options.resolved_prediction_length(config);
     if prediction_length == 0 {
-        return Err(Error::InvalidInput(
-            "prediction_length must be at least 1".to_string(),
-        ));
+        return Err(Error::InvalidInput("prediction_length must be at least 1".to_string()));
     }
-    let max_output_patches = options
-        .max_output_patches
-        .unwrap_or(config.chronos_config.max_output_patches);
+    let max_output_patches = options.max_output_patches.unwrap_or(config.chronos_config.max_output_patches);
     if max_output_patches == 0 {
-        return Err(Error::InvalidInput(
-            "max_output_patches must be at least 1".to_string(),
-        ));
+        return Err(Error::InvalidInput("max_output_patches must be at least 1".to_string()));
     }
     let model_levels = config.quantiles();
-    if let Some(bad) = options
-        .unrolled_quantiles
-        .iter()
-        .find(|u| !model_levels.contains(u))
-    {
+    if let Some(bad) = options.unrolled_quantiles.iter().find(|u| !model_levels.contains(u)) {
         return Err(Error::InvalidInput(format!(
             "unrolled quantile {bad} is not one of the model's quantiles {model_levels:?}"
         )));
     }
     let context_length = options.resolved_context_length(config);
-    let rollout = Rollout::new(
-        config,
-        &options.unrolled_quantiles,
-        prediction_length,
-        max_output_patches,
-    )?;
+    let rollout = Rollout::new(config, &options.unrolled_quantiles, prediction_length, max_output_patches)?;
 
     let prepared = prepare(items, prediction_length)?;
     let plan = plan_batches(&prepared, options.batch_size)?;
     let mut out = Vec::with_capacity(items.len());
     for range in plan {
-        let batch = build_batch(
-            &prepared,
-            range.clone(),
-            context_length,
-            options.cross_learning,
-        )?;
+        let batch = build_batch(&prepared, range.clone(), context_length, options.cross_learning)?;
         let values = predict_batch(model, &batch, &rollout)?;
         let nq = model_levels.len();
         let per_row = nq * prediction_length;
@@ -306,9 +270,7 @@ impl Rollout {
             }
             let mu = prob_mass_per_quantile_level(unrolled)?;
             let mq = prob_mass_per_quantile_level(&model_levels)?;
-            mu.iter()
-                .flat_map(|a| mq.iter().map(move |b| a * b))
-                .collect()
+            mu.iter().flat_map(|a| mq.iter().map(move |b| a * b)).collect()
         } else {
             Vec::new()
         };
@@ -324,9 +286,7 @@ impl Rollout {
     }
 
     fn num_output_patches(&self, remaining: usize) -> usize {
-        remaining
-            .div_ceil(self.patch_size)
-            .min(self.max_output_patches)
+        remaining.div_ceil(self.patch_size).min(self.max_output_patches)
     }
 }
 
@@ -433,8 +393,7 @@ fn predict_batch(model: &dyn Forecaster, batch: &Batch, rollout: &Rollout) -> Re
                     }
                 }
             }
-            let unrolled =
-                interpolate_quantiles(&rollout.unrolled, &rollout.model_levels, &by_step)?;
+            let unrolled = interpolate_quantiles(&rollout.unrolled, &rollout.model_levels, &by_step)?;
 
             // Append path p's values to path p's context, keep the last model context_length steps,
             // put known future covariates into the appended slice and shift them.
@@ -494,8 +453,7 @@ fn predict_batch(model: &dyn Forecaster, batch: &Batch, rollout: &Rollout) -> Re
                     }
                 }
             }
-            let reduced =
-                weighted_quantile(&rollout.model_levels, &rollout.sample_weights, &samples)?;
+            let reduced = weighted_quantile(&rollout.model_levels, &rollout.sample_weights, &samples)?;
             // (rows * h, Q) -> (rows, Q, h)
             prediction = vec![0f32; rows * nq * h];
             for r in 0..rows {

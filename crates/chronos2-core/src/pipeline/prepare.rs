@@ -84,11 +84,7 @@ fn role_name(role: Role) -> &'static str {
 }
 
 /// Checks one item on its own and against the first item's schema.
-fn validate(
-    items: &[SeriesInput],
-    prediction_length: usize,
-    check_future_values: bool,
-) -> Result<()> {
+fn validate(items: &[SeriesInput], prediction_length: usize, check_future_values: bool) -> Result<()> {
     let has_covariates = items.iter().any(|i| !i.covariates.is_empty());
     let first = &items[0];
     for (idx, item) in items.iter().enumerate() {
@@ -97,9 +93,7 @@ fn validate(
         }
         let len = item.targets[0].len();
         if len == 0 {
-            return Err(Error::InvalidInput(format!(
-                "item {idx}: target series are empty (length 0)"
-            )));
+            return Err(Error::InvalidInput(format!("item {idx}: target series are empty (length 0)")));
         }
         for (t, target) in item.targets.iter().enumerate() {
             if target.len() != len {
@@ -111,10 +105,7 @@ fn validate(
         }
         for (c, cov) in item.covariates.iter().enumerate() {
             if item.covariates[..c].iter().any(|o| o.name == cov.name) {
-                return Err(Error::InvalidInput(format!(
-                    "item {idx}: covariate '{}' is given twice",
-                    cov.name
-                )));
+                return Err(Error::InvalidInput(format!("item {idx}: covariate '{}' is given twice", cov.name)));
             }
             if cov.past.len() != len {
                 return Err(Error::InvalidInput(format!(
@@ -205,11 +196,7 @@ pub(crate) fn prepare_without_future(items: &[SeriesInput]) -> Result<Vec<Prepar
     prepare_impl(items, 0, false)
 }
 
-fn prepare_impl(
-    items: &[SeriesInput],
-    prediction_length: usize,
-    with_future: bool,
-) -> Result<Vec<PreparedInput>> {
+fn prepare_impl(items: &[SeriesInput], prediction_length: usize, with_future: bool) -> Result<Vec<PreparedInput>> {
     if items.is_empty() {
         return Ok(Vec::new());
     }
@@ -217,17 +204,11 @@ fn prepare_impl(
 
     // Column order: past-only first, then known-future; the schema is the first item's.
     let first = &items[0];
-    let mut columns: Vec<usize> = (0..first.covariates.len())
-        .filter(|&c| role(&first.covariates[c]) == Role::PastOnly)
-        .collect();
-    columns.extend(
-        (0..first.covariates.len()).filter(|&c| role(&first.covariates[c]) != Role::PastOnly),
-    );
-    let n_future_covariates = columns.len()
-        - columns
-            .iter()
-            .filter(|&&c| role(&first.covariates[c]) == Role::PastOnly)
-            .count();
+    let mut columns: Vec<usize> =
+        (0..first.covariates.len()).filter(|&c| role(&first.covariates[c]) == Role::PastOnly).collect();
+    columns.extend((0..first.covariates.len()).filter(|&c| role(&first.covariates[c]) != Role::PastOnly));
+    let n_future_covariates =
+        columns.len() - columns.iter().filter(|&&c| role(&first.covariates[c]) == Role::PastOnly).count();
     let target_encode = first.targets.len() == 1;
 
     // Encoded (past, future) values per column and item.
@@ -243,9 +224,7 @@ fn prepare_impl(
                         CovariateValues::Categorical(_) => unreachable!("validated"),
                     };
                     let future = match &cov.future {
-                        FutureValues::Known(CovariateValues::Numeric(v))
-                            if with_future && !v.is_empty() =>
-                        {
+                        FutureValues::Known(CovariateValues::Numeric(v)) if with_future && !v.is_empty() => {
                             Some(v.clone())
                         }
                         _ => None,
@@ -253,9 +232,7 @@ fn prepare_impl(
                     (past, future)
                 })
                 .collect(),
-            CovariateValues::Categorical(_) => {
-                encode_categorical(items, c, target_encode, with_future)
-            }
+            CovariateValues::Categorical(_) => encode_categorical(items, c, target_encode, with_future),
         };
         encoded.push(per_item);
     }
@@ -303,21 +280,11 @@ fn categorical(values: &CovariateValues) -> &[Option<String>] {
 }
 
 /// `_encode_categorical` + `_target_encode` for covariate `c` over all items.
-fn encode_categorical(
-    items: &[SeriesInput],
-    c: usize,
-    target_encode: bool,
-    with_future: bool,
-) -> Vec<EncodedColumn> {
+fn encode_categorical(items: &[SeriesInput], c: usize, target_encode: bool, with_future: bool) -> Vec<EncodedColumn> {
     // pandas categories: the sorted distinct non-missing labels of the stacked past values.
     let mut labels: Vec<&str> = items
         .iter()
-        .flat_map(|item| {
-            categorical(&item.covariates[c].past)
-                .iter()
-                .flatten()
-                .map(String::as_str)
-        })
+        .flat_map(|item| categorical(&item.covariates[c].past).iter().flatten().map(String::as_str))
         .collect();
     labels.sort_unstable();
     labels.dedup();
@@ -358,14 +325,9 @@ fn encode_categorical(
                         counts[code] += 1.0;
                     }
                 }
-                let item_mean = if item_count > 0.0 {
-                    item_sum / item_count
-                } else {
-                    0.0
-                };
-                let lookup: Vec<f32> = (0..n_slots)
-                    .map(|s| ((item_mean + sums[s]) / (1.0 + counts[s])) as f32)
-                    .collect();
+                let item_mean = if item_count > 0.0 { item_sum / item_count } else { 0.0 };
+                let lookup: Vec<f32> =
+                    (0..n_slots).map(|s| ((item_mean + sums[s]) / (1.0 + counts[s])) as f32).collect();
                 (
                     past_codes.iter().map(|&k| lookup[k]).collect(),
                     future_codes.map(|f| f.iter().map(|&k| lookup[k]).collect()),
@@ -373,17 +335,8 @@ fn encode_categorical(
             } else {
                 (
                     past_codes.iter().map(|&k| k as f32).collect(),
-                    future_codes.map(|f| {
-                        f.iter()
-                            .map(|&k| {
-                                if k == n_categories {
-                                    f32::NAN
-                                } else {
-                                    k as f32
-                                }
-                            })
-                            .collect()
-                    }),
+                    future_codes
+                        .map(|f| f.iter().map(|&k| if k == n_categories { f32::NAN } else { k as f32 }).collect()),
                 )
             }
         })
@@ -404,11 +357,7 @@ mod tests {
     }
 
     fn cov(name: &str, past: CovariateValues, future: FutureValues) -> Covariate {
-        Covariate {
-            name: name.to_string(),
-            past,
-            future,
-        }
+        Covariate { name: name.to_string(), past, future }
     }
 
     fn close(a: &[f32], e: &[f32]) {
@@ -434,11 +383,7 @@ mod tests {
                         cat(&[Some("x"), Some("y"), Some("x"), None, Some("y")]),
                         FutureValues::Known(cat(&[Some("y"), Some("z"), None])),
                     ),
-                    cov(
-                        "c",
-                        num(&[1.0, 1.0, 1.0, 1.0, 1.0]),
-                        FutureValues::KnownUnavailable,
-                    ),
+                    cov("c", num(&[1.0, 1.0, 1.0, 1.0, 1.0]), FutureValues::KnownUnavailable),
                 ],
             },
             SeriesInput {
@@ -476,10 +421,7 @@ mod tests {
         let prepared = prepare(&items, 3).unwrap();
         assert_eq!(prepared.len(), 2);
         let p0 = &prepared[0];
-        assert_eq!(
-            (p0.n_targets, p0.n_covariates, p0.n_future_covariates),
-            (1, 3, 2)
-        );
+        assert_eq!((p0.n_targets, p0.n_covariates, p0.n_future_covariates), (1, 3, 2));
         // rows: target, b (past-only), a, c (known-future, sorted)
         close(&p0.context, &REF_CTX0);
         close(&p0.future_covariates, &REF_FUT0);
@@ -498,10 +440,7 @@ mod tests {
         sort_covariates_by_name(&mut items);
         let prepared = prepare(&items, 3).unwrap();
         let p0 = &prepared[0];
-        assert_eq!(
-            (p0.n_targets, p0.n_covariates, p0.n_future_covariates),
-            (2, 3, 2)
-        );
+        assert_eq!((p0.n_targets, p0.n_covariates, p0.n_future_covariates), (2, 3, 2));
         close(&p0.context, &REF_ORD_CTX0);
         close(&p0.future_covariates, &REF_ORD_FUT0);
         close(&prepared[1].context, &REF_ORD_CTX1);
@@ -512,10 +451,7 @@ mod tests {
     fn covariate_free_items_may_mix_target_counts() {
         let items = vec![
             SeriesInput::univariate(vec![1.0, 2.0, 3.0]),
-            SeriesInput {
-                targets: vec![vec![1.0, 2.0], vec![3.0, 4.0]],
-                covariates: vec![],
-            },
+            SeriesInput { targets: vec![vec![1.0, 2.0], vec![3.0, 4.0]], covariates: vec![] },
         ];
         let prepared = prepare(&items, 4).unwrap();
         assert_eq!(prepared[0].n_rows(), 1);
@@ -530,11 +466,7 @@ mod tests {
         let items = vec![SeriesInput {
             targets: vec![vec![1.0, 2.0]],
             covariates: vec![
-                cov(
-                    "z_known",
-                    num(&[7.0, 8.0]),
-                    FutureValues::Known(num(&[9.0])),
-                ),
+                cov("z_known", num(&[7.0, 8.0]), FutureValues::Known(num(&[9.0]))),
                 cov("y_past", num(&[3.0, 4.0]), FutureValues::PastOnly),
                 cov("a_past", num(&[5.0, 6.0]), FutureValues::PastOnly),
             ],
@@ -556,16 +488,10 @@ mod tests {
     fn validation_errors_say_what_and_where() {
         let mut items = mixed_items();
         items[1].covariates[0].past = num(&[1.0, 2.0]);
-        assert_eq!(
-            err(&items, 3),
-            "item 1: target has length 3 but covariate 'b' has length 2"
-        );
+        assert_eq!(err(&items, 3), "item 1: target has length 3 but covariate 'b' has length 2");
 
         let items = mixed_items();
-        assert_eq!(
-            err(&items, 4),
-            "item 0: covariate 'a' has 3 future values but prediction_length is 4"
-        );
+        assert_eq!(err(&items, 4), "item 0: covariate 'a' has 3 future values but prediction_length is 4");
 
         let mut items = mixed_items();
         items[1].covariates.swap(0, 1);
@@ -573,40 +499,24 @@ mod tests {
 
         let mut items = mixed_items();
         items[1].covariates[2].future = FutureValues::PastOnly;
-        assert_eq!(
-            err(&items, 3),
-            "item 1: covariate 'c' is past-only but known-future without values in item 0"
-        );
+        assert_eq!(err(&items, 3), "item 1: covariate 'c' is past-only but known-future without values in item 0");
 
         let mut items = mixed_items();
         items[1].targets.push(vec![0.0; 3]);
-        assert!(err(&items, 3)
-            .starts_with("item 1: all items with covariates must have the same number of targets"));
+        assert!(err(&items, 3).starts_with("item 1: all items with covariates must have the same number of targets"));
 
-        let items = vec![SeriesInput {
-            targets: vec![],
-            covariates: vec![],
-        }];
+        let items = vec![SeriesInput { targets: vec![], covariates: vec![] }];
         assert_eq!(err(&items, 3), "item 0: no target series");
 
         let items = vec![SeriesInput::univariate(vec![])];
         assert_eq!(err(&items, 3), "item 0: target series are empty (length 0)");
 
-        let items = vec![SeriesInput {
-            targets: vec![vec![1.0; 3], vec![1.0; 2]],
-            covariates: vec![],
-        }];
-        assert_eq!(
-            err(&items, 3),
-            "item 0: target 0 has length 3 but target 1 has length 2"
-        );
+        let items = vec![SeriesInput { targets: vec![vec![1.0; 3], vec![1.0; 2]], covariates: vec![] }];
+        assert_eq!(err(&items, 3), "item 0: target 0 has length 3 but target 1 has length 2");
 
         let mut items = mixed_items();
         items[0].covariates[1].future = FutureValues::Known(num(&[1.0, 2.0, 3.0]));
-        assert_eq!(
-            err(&items, 3),
-            "item 0: covariate 'a' has categorical past values but numeric future values"
-        );
+        assert_eq!(err(&items, 3), "item 0: covariate 'a' has categorical past values but numeric future values");
 
         let mut items = mixed_items();
         items[0].covariates[2].name = "b".into();
@@ -649,20 +559,8 @@ mod tests {
         1.0,
     ];
     const REF_FUT0: [f32; 12] = [N, N, N, N, N, N, 3.3333332538604736, 3.0, 3.5, N, N, N];
-    const REF_CTX1: [f32; 12] = [
-        10.0,
-        20.0,
-        30.0,
-        1.5,
-        1.600000023841858,
-        1.7000000476837158,
-        20.0,
-        20.0,
-        20.0,
-        2.0,
-        2.0,
-        2.0,
-    ];
+    const REF_CTX1: [f32; 12] =
+        [10.0, 20.0, 30.0, 1.5, 1.600000023841858, 1.7000000476837158, 20.0, 20.0, 20.0, 2.0, 2.0, 2.0];
     const REF_FUT1: [f32; 12] = [N, N, N, N, N, N, 20.0, 20.0, 20.0, N, N, N];
     const REF_ORD_CTX0: [f32; 25] = [
         1.0,
@@ -692,22 +590,7 @@ mod tests {
         1.0,
     ];
     const REF_ORD_FUT0: [f32; 15] = [N, N, N, N, N, N, N, N, N, 2.0, N, 3.0, N, N, N];
-    const REF_ORD_CTX1: [f32; 15] = [
-        10.0,
-        20.0,
-        30.0,
-        20.0,
-        40.0,
-        60.0,
-        1.5,
-        1.600000023841858,
-        1.7000000476837158,
-        0.0,
-        1.0,
-        0.0,
-        2.0,
-        2.0,
-        2.0,
-    ];
+    const REF_ORD_CTX1: [f32; 15] =
+        [10.0, 20.0, 30.0, 20.0, 40.0, 60.0, 1.5, 1.600000023841858, 1.7000000476837158, 0.0, 1.0, 0.0, 2.0, 2.0, 2.0];
     const REF_ORD_FUT1: [f32; 15] = [N, N, N, N, N, N, N, N, N, 1.0, 0.0, 2.0, N, N, N];
 }

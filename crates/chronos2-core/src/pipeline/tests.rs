@@ -15,10 +15,7 @@ const MINI_CONFIG: &str = include_str!("../../../../models/chronos2-mini/config.
 const MOCK_REFERENCE: &str = include_str!("testdata/mock_reference.json");
 
 fn mock_config(context_length: usize) -> ModelConfig {
-    let text = MINI_CONFIG.replace(
-        "\"context_length\": 2048",
-        &format!("\"context_length\": {context_length}"),
-    );
+    let text = MINI_CONFIG.replace("\"context_length\": 2048", &format!("\"context_length\": {context_length}"));
     let config = ModelConfig::from_json(&text).unwrap();
     assert_eq!(config.chronos_config.context_length, context_length);
     config
@@ -33,10 +30,7 @@ struct MockModel {
 
 impl MockModel {
     fn new(context_length: usize) -> Self {
-        MockModel {
-            config: mock_config(context_length),
-            calls: Mutex::new(Vec::new()),
-        }
+        MockModel { config: mock_config(context_length), calls: Mutex::new(Vec::new()) }
     }
 
     fn calls(&self) -> Vec<ModelBatch> {
@@ -71,12 +65,7 @@ impl Forecaster for MockModel {
             }
         }
         let gsum: Vec<f64> = (0..rows)
-            .map(|b| {
-                (0..rows)
-                    .filter(|&o| batch.group_ids[o] == batch.group_ids[b])
-                    .map(|o| last[o])
-                    .sum()
-            })
+            .map(|b| (0..rows).filter(|&o| batch.group_ids[o] == batch.group_ids[b]).map(|o| last[o]).sum())
             .collect();
         let fsum: Vec<f64> = (0..rows)
             .map(|b| match &batch.future_covariates {
@@ -92,20 +81,14 @@ impl Forecaster for MockModel {
         let levels = self.config.quantiles();
         let mut values = Vec::with_capacity(rows * levels.len() * h);
         for b in 0..rows {
-            let base =
-                last[b] + 0.1 * gsum[b] + 0.01 * fsum[b] + 0.001 * nobs[b] + 0.0001 * t as f64;
+            let base = last[b] + 0.1 * gsum[b] + 0.01 * fsum[b] + 0.001 * nobs[b] + 0.0001 * t as f64;
             for &q in levels {
                 for s in 0..h {
                     values.push((base + (q as f64 - 0.5) * (1.0 + 0.05 * s as f64)) as f32);
                 }
             }
         }
-        Ok(QuantileForecast {
-            values,
-            rows,
-            num_quantiles: levels.len(),
-            horizon: h,
-        })
+        Ok(QuantileForecast { values, rows, num_quantiles: levels.len(), horizon: h })
     }
 
     /// The pipeline never quantizes; a mock has no weights to quantize.
@@ -121,10 +104,7 @@ impl Forecaster for MockModel {
     fn encode(&self, batch: &ModelBatch) -> Result<Encoding> {
         self.calls.lock().unwrap().push(batch.clone());
         let p = self.config.patch_size();
-        let n = batch
-            .context_len
-            .min(self.config.chronos_config.context_length)
-            .div_ceil(p);
+        let n = batch.context_len.min(self.config.chronos_config.context_length).div_ceil(p);
         let seq_len = n + 1 + batch.num_output_patches;
         let d = 4;
         let mut hidden = Vec::new();
@@ -148,11 +128,7 @@ impl Forecaster for MockModel {
 }
 
 fn json_f32s(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().map_or(f32::NAN, |x| x as f32))
-        .collect()
+    v.as_array().unwrap().iter().map(|x| x.as_f64().map_or(f32::NAN, |x| x as f32)).collect()
 }
 
 fn json_values(v: &Value) -> CovariateValues {
@@ -160,12 +136,7 @@ fn json_values(v: &Value) -> CovariateValues {
         CovariateValues::Numeric(json_f32s(n))
     } else {
         CovariateValues::Categorical(
-            v["categorical"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().map(str::to_string))
-                .collect(),
+            v["categorical"].as_array().unwrap().iter().map(|x| x.as_str().map(str::to_string)).collect(),
         )
     }
 }
@@ -175,12 +146,7 @@ fn json_items(v: &Value) -> Vec<SeriesInput> {
         .unwrap()
         .iter()
         .map(|item| SeriesInput {
-            targets: item["targets"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(json_f32s)
-                .collect(),
+            targets: item["targets"].as_array().unwrap().iter().map(json_f32s).collect(),
             covariates: item["covariates"]
                 .as_array()
                 .unwrap()
@@ -248,77 +214,36 @@ fn predict_matches_reference_pipeline_on_mock_model() {
         let options = json_options(&case["options"]);
         let model = MockModel::new(ctx);
         let mut progress = Vec::new();
-        let out = predict(&model, &items, &options, &mut |done, total| {
-            progress.push((done, total))
-        })
-        .unwrap();
+        let out = predict(&model, &items, &options, &mut |done, total| progress.push((done, total))).unwrap();
         assert_eq!(progress.last(), Some(&(items.len(), items.len())), "{name}");
 
         let expected_q = case["quantiles"].as_array().unwrap();
         let expected_m = case["median"].as_array().unwrap();
         assert_eq!(out.len(), expected_q.len(), "{name}");
         for (i, f) in out.iter().enumerate() {
-            let shape: Vec<usize> = expected_q[i]["shape"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_u64().unwrap() as usize)
-                .collect();
-            assert_eq!(
-                vec![f.n_targets, f.prediction_length, f.quantile_levels.len()],
-                shape,
-                "{name} item {i}"
-            );
+            let shape: Vec<usize> =
+                expected_q[i]["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+            assert_eq!(vec![f.n_targets, f.prediction_length, f.quantile_levels.len()], shape, "{name} item {i}");
             assert_close(
                 &format!("{name} item {i} quantiles"),
                 &f.quantiles,
                 &json_f32s(&expected_q[i]["values"]),
                 1e-6,
             );
-            assert_close(
-                &format!("{name} item {i} median"),
-                &f.median,
-                &json_f32s(&expected_m[i]),
-                1e-6,
-            );
+            assert_close(&format!("{name} item {i} median"), &f.median, &json_f32s(&expected_m[i]), 1e-6);
         }
 
         let calls = model.calls();
         let expected_calls = case["calls"].as_array().unwrap();
-        assert_eq!(
-            calls.len(),
-            expected_calls.len(),
-            "{name}: number of model calls"
-        );
+        assert_eq!(calls.len(), expected_calls.len(), "{name}: number of model calls");
         for (c, (got, exp)) in calls.iter().zip(expected_calls).enumerate() {
-            assert_eq!(
-                got.rows,
-                exp["rows"].as_u64().unwrap() as usize,
-                "{name} call {c}"
-            );
-            assert_eq!(
-                got.context_len,
-                exp["context_len"].as_u64().unwrap() as usize,
-                "{name} call {c}"
-            );
-            assert_eq!(
-                got.num_output_patches,
-                exp["num_output_patches"].as_u64().unwrap() as usize,
-                "{name} call {c}"
-            );
-            let gids: Vec<i64> = exp["group_ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|g| g.as_i64().unwrap())
-                .collect();
+            assert_eq!(got.rows, exp["rows"].as_u64().unwrap() as usize, "{name} call {c}");
+            assert_eq!(got.context_len, exp["context_len"].as_u64().unwrap() as usize, "{name} call {c}");
+            assert_eq!(got.num_output_patches, exp["num_output_patches"].as_u64().unwrap() as usize, "{name} call {c}");
+            let gids: Vec<i64> = exp["group_ids"].as_array().unwrap().iter().map(|g| g.as_i64().unwrap()).collect();
             assert_eq!(got.group_ids, gids, "{name} call {c}");
             if got.future_covariates.is_some() {
-                assert_eq!(
-                    got.future_len,
-                    exp["future_len"].as_u64().unwrap() as usize,
-                    "{name} call {c}"
-                );
+                assert_eq!(got.future_len, exp["future_len"].as_u64().unwrap() as usize, "{name} call {c}");
             }
         }
     }
@@ -335,34 +260,18 @@ fn univariate(lens: &[usize]) -> Vec<SeriesInput> {
 fn batches_pad_group_and_report_progress() {
     let model = MockModel::new(2048);
     let items = vec![
-        SeriesInput {
-            targets: vec![vec![1.0; 20], vec![2.0; 20]],
-            covariates: vec![],
-        },
+        SeriesInput { targets: vec![vec![1.0; 20], vec![2.0; 20]], covariates: vec![] },
         SeriesInput::univariate(vec![3.0; 5]),
         SeriesInput::univariate(vec![4.0; 40]),
     ];
-    let options = PredictOptions {
-        batch_size: 2,
-        ..PredictOptions::new(10)
-    };
+    let options = PredictOptions { batch_size: 2, ..PredictOptions::new(10) };
     let mut progress = Vec::new();
     let out = predict(&model, &items, &options, &mut |d, t| progress.push((d, t))).unwrap();
     assert_eq!(progress, vec![(1, 3), (3, 3)]);
-    assert_eq!(
-        out.iter().map(|f| f.n_targets).collect::<Vec<_>>(),
-        vec![2, 1, 1]
-    );
+    assert_eq!(out.iter().map(|f| f.n_targets).collect::<Vec<_>>(), vec![2, 1, 1]);
     let calls = model.calls();
     assert_eq!(calls.len(), 2);
-    assert_eq!(
-        (
-            calls[0].rows,
-            calls[0].context_len,
-            calls[0].num_output_patches
-        ),
-        (2, 20, 1)
-    );
+    assert_eq!((calls[0].rows, calls[0].context_len, calls[0].num_output_patches), (2, 20, 1));
     assert_eq!(calls[0].group_ids, vec![0, 0]);
     assert_eq!((calls[1].rows, calls[1].context_len), (2, 40));
     assert_eq!(calls[1].group_ids, vec![0, 1]);
@@ -383,15 +292,9 @@ fn batches_pad_group_and_report_progress() {
 fn context_length_is_capped_at_the_model_and_truncates_items() {
     let model = MockModel::new(32);
     let items = univariate(&[50, 10]);
-    let options = PredictOptions {
-        context_length: Some(100),
-        ..PredictOptions::new(16)
-    };
+    let options = PredictOptions { context_length: Some(100), ..PredictOptions::new(16) };
     assert_eq!(options.resolved_context_length(model.config()), 32);
-    assert!(options
-        .warnings(model.config())
-        .iter()
-        .any(|w| w.contains("context_length 100")));
+    assert!(options.warnings(model.config()).iter().any(|w| w.contains("context_length 100")));
     predict(&model, &items, &options, &mut |_, _| {}).unwrap();
     let call = &model.calls()[0];
     assert_eq!(call.context_len, 32);
@@ -399,17 +302,11 @@ fn context_length_is_capped_at_the_model_and_truncates_items() {
     assert!(call.context[32..32 + 22].iter().all(|v| v.is_nan()));
     assert_eq!(call.context[32 + 22], 100.0);
 
-    let options = PredictOptions {
-        context_length: Some(8),
-        ..PredictOptions::new(16)
-    };
+    let options = PredictOptions { context_length: Some(8), ..PredictOptions::new(16) };
     let model = MockModel::new(32);
     predict(&model, &items, &options, &mut |_, _| {}).unwrap();
     assert_eq!(model.calls()[0].context_len, 8);
-    assert_eq!(
-        model.calls()[0].context[..8],
-        [42.0, 43.0, 44.0, 45.0, 46.0, 47.0, 48.0, 49.0]
-    );
+    assert_eq!(model.calls()[0].context[..8], [42.0, 43.0, 44.0, 45.0, 46.0, 47.0, 48.0, 49.0]);
 }
 
 #[test]
@@ -433,26 +330,18 @@ fn rollout_appends_paths_and_splices_known_future_values() {
             name: "x".into(),
             past: CovariateValues::Numeric(vec![5.0, 6.0, 7.0]),
             future: FutureValues::Known(CovariateValues::Numeric(
-                (0..40)
-                    .map(|i| if i == 33 { f32::NAN } else { 100.0 + i as f32 })
-                    .collect(),
+                (0..40).map(|i| if i == 33 { f32::NAN } else { 100.0 + i as f32 }).collect(),
             )),
         }],
     }];
-    let options = PredictOptions {
-        max_output_patches: Some(2),
-        ..PredictOptions::new(40)
-    };
+    let options = PredictOptions { max_output_patches: Some(2), ..PredictOptions::new(40) };
     let out = predict(&model, &items, &options, &mut |_, _| {}).unwrap();
     assert_eq!(out[0].quantiles.len(), 40 * 9);
     let calls = model.calls();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].future_len, 32);
     let second = &calls[1];
-    assert_eq!(
-        (second.rows, second.context_len, second.num_output_patches),
-        (18, 35, 1)
-    );
+    assert_eq!((second.rows, second.context_len, second.num_output_patches), (18, 35, 1));
     assert_eq!(second.group_ids, (0..9).chain(0..9).collect::<Vec<i64>>());
     // Rows 9..18 are the covariate's paths: the appended 32 steps are its known future values.
     for path in 0..9 {
@@ -463,14 +352,7 @@ fn rollout_appends_paths_and_splices_known_future_values() {
     }
     // Target paths get the first step's prediction at their unrolled level.
     let first = MockModel::new(2048).forecast(&calls[0]).unwrap();
-    let q_index = |level: f32| {
-        model
-            .config()
-            .quantiles()
-            .iter()
-            .position(|&q| q == level)
-            .unwrap()
-    };
+    let q_index = |level: f32| model.config().quantiles().iter().position(|&q| q == level).unwrap();
     for (path, level) in DEFAULT_QUANTILE_LEVELS.iter().enumerate() {
         let row = &second.context[path * 35..(path + 1) * 35];
         let expected = &first.values[q_index(*level) * 32..(q_index(*level) + 1) * 32];
@@ -490,11 +372,7 @@ fn rollout_appends_paths_and_splices_known_future_values() {
 #[test]
 fn rollout_keeps_the_models_context_length() {
     let model = MockModel::new(40);
-    let options = PredictOptions {
-        max_output_patches: Some(2),
-        context_length: Some(20),
-        ..PredictOptions::new(80)
-    };
+    let options = PredictOptions { max_output_patches: Some(2), context_length: Some(20), ..PredictOptions::new(80) };
     predict(&model, &univariate(&[30]), &options, &mut |_, _| {}).unwrap();
     let lens: Vec<usize> = model.calls().iter().map(|c| c.context_len).collect();
     // pipeline context 20; after appending 32 -> 52, cut to the model's 40; again 40 + 32 -> 40
@@ -511,36 +389,15 @@ fn invalid_options_are_rejected() {
         Err(Error::InvalidInput(m)) => m,
         other => panic!("expected InvalidInput, got {other:?}"),
     };
-    assert!(run(PredictOptions {
-        unrolled_quantiles: vec![0.33],
-        ..PredictOptions::new(4)
-    })
-    .contains("0.33"));
-    assert!(run(PredictOptions {
-        batch_size: 0,
-        ..PredictOptions::new(4)
-    })
-    .contains("batch_size"));
+    assert!(run(PredictOptions { unrolled_quantiles: vec![0.33], ..PredictOptions::new(4) }).contains("0.33"));
+    assert!(run(PredictOptions { batch_size: 0, ..PredictOptions::new(4) }).contains("batch_size"));
     assert!(run(PredictOptions::new(0)).contains("prediction_length"));
-    assert!(run(PredictOptions {
-        max_output_patches: Some(0),
-        ..PredictOptions::new(4)
-    })
-    .contains("max_output_patches"));
-    assert!(run(PredictOptions {
-        quantile_levels: vec![1.5],
-        ..PredictOptions::new(4)
-    })
-    .contains("between 0 and 1"));
-    assert!(run(PredictOptions {
-        context_length: Some(0),
-        ..PredictOptions::new(4)
-    })
-    .contains("context_length"));
-    assert!(matches!(
-        predict(&model, &[], &PredictOptions::new(4), &mut |_, _| {}),
-        Err(Error::InvalidInput(_))
-    ));
+    assert!(
+        run(PredictOptions { max_output_patches: Some(0), ..PredictOptions::new(4) }).contains("max_output_patches")
+    );
+    assert!(run(PredictOptions { quantile_levels: vec![1.5], ..PredictOptions::new(4) }).contains("between 0 and 1"));
+    assert!(run(PredictOptions { context_length: Some(0), ..PredictOptions::new(4) }).contains("context_length"));
+    assert!(matches!(predict(&model, &[], &PredictOptions::new(4), &mut |_, _| {}), Err(Error::InvalidInput(_))));
 }
 
 #[test]
@@ -548,11 +405,7 @@ fn warnings_follow_the_reference() {
     let model = MockModel::new(64);
     let config = model.config();
     assert!(PredictOptions::new(16).warnings(config).is_empty());
-    let w = PredictOptions {
-        quantile_levels: vec![0.001, 0.5],
-        ..PredictOptions::new(2000)
-    }
-    .warnings(config);
+    let w = PredictOptions { quantile_levels: vec![0.001, 0.5], ..PredictOptions::new(2000) }.warnings(config);
     assert_eq!(w.len(), 2, "{w:?}");
 }
 
@@ -567,10 +420,7 @@ fn select_quantiles_interpolates_and_clamps() {
         prediction_length: 2,
     };
     let f = select_quantiles(&raw, &levels, &[0.0, 0.3, 0.9, 1.0]).unwrap();
-    assert_eq!(
-        f.quantiles,
-        vec![1.0, 1.5, 4.0, 4.0, 10.0, 15.0, 40.0, 40.0]
-    );
+    assert_eq!(f.quantiles, vec![1.0, 1.5, 4.0, 4.0, 10.0, 15.0, 40.0, 40.0]);
     assert_eq!(f.median, vec![2.0, 20.0]);
     // A model without a 0.5 level: the median is interpolated.
     let f = select_quantiles(&raw, &[0.1, 0.4, 0.9], &[0.9]).unwrap();
@@ -581,13 +431,7 @@ fn select_quantiles_interpolates_and_clamps() {
 fn embed_items() -> Vec<SeriesInput> {
     let mut long = vec![f32::NAN; 40];
     long[39] = 1.0;
-    vec![
-        SeriesInput {
-            targets: vec![vec![1.0; 20], vec![2.0; 20]],
-            covariates: vec![],
-        },
-        SeriesInput::univariate(long),
-    ]
+    vec![SeriesInput { targets: vec![vec![1.0; 20], vec![2.0; 20]], covariates: vec![] }, SeriesInput::univariate(long)]
 }
 
 #[test]
@@ -595,53 +439,25 @@ fn embed_returns_batch_wide_tokens_and_pools() {
     let model = MockModel::new(2048);
     let items = embed_items();
     let mut progress = Vec::new();
-    let all = embed(&model, &items, 256, None, Pooling::All, &mut |d, t| {
-        progress.push((d, t))
-    })
-    .unwrap();
+    let all = embed(&model, &items, 256, None, Pooling::All, &mut |d, t| progress.push((d, t))).unwrap();
     assert_eq!(progress, vec![(2, 2)]);
     let call = &model.calls()[0];
-    assert_eq!(
-        (call.rows, call.context_len, call.num_output_patches),
-        (3, 40, 1)
-    );
+    assert_eq!((call.rows, call.context_len, call.num_output_patches), (3, 40, 1));
     assert!(call.future_covariates.is_none());
     assert_eq!(call.group_ids, vec![0, 0, 1]);
     // batch length 40 -> N = 3 patches (left-padded to 48), seq = N + REG + 1 future token
-    assert_eq!(
-        (all[0].n_variates, all[0].tokens, all[0].d_model),
-        (2, 5, 4)
-    );
+    assert_eq!((all[0].n_variates, all[0].tokens, all[0].d_model), (2, 5, 4));
     assert_eq!(all[0].values.len(), 2 * 5 * 4);
     assert_eq!(all[0].loc, vec![0.0, 1.0]);
     assert_eq!(all[1].scale, vec![3.0]);
     assert_eq!(all[1].values[0], 2000.0);
 
     let reg = embed(&model, &items, 256, None, Pooling::RegToken, &mut |_, _| {}).unwrap();
-    assert_eq!(
-        reg[0].values,
-        vec![30.0, 31.0, 32.0, 33.0, 1030.0, 1031.0, 1032.0, 1033.0]
-    );
-    let last = embed(
-        &model,
-        &items,
-        256,
-        None,
-        Pooling::LastContextPatch,
-        &mut |_, _| {},
-    )
-    .unwrap();
+    assert_eq!(reg[0].values, vec![30.0, 31.0, 32.0, 33.0, 1030.0, 1031.0, 1032.0, 1033.0]);
+    let last = embed(&model, &items, 256, None, Pooling::LastContextPatch, &mut |_, _| {}).unwrap();
     assert_eq!(last[1].values, vec![2020.0, 2021.0, 2022.0, 2023.0]);
     // item 0 (20 steps padded to 40, then to 48): patches 0 (all padding) is masked, 1 and 2 observed
-    let mean = embed(
-        &model,
-        &items,
-        256,
-        None,
-        Pooling::MeanContext,
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let mean = embed(&model, &items, 256, None, Pooling::MeanContext, &mut |_, _| {}).unwrap();
     assert_eq!(&mean[0].values[..4], &[15.0, 16.0, 17.0, 18.0]);
     // item 1 observes only its last step -> only patch 2
     assert_eq!(mean[1].values, vec![2020.0, 2021.0, 2022.0, 2023.0]);

@@ -7,8 +7,8 @@ use crate::error::{Error, Result};
 
 /// pandas' default missing-value markers (`read_csv(na_values=None, keep_default_na=True)`).
 const NA_VALUES: &[&str] = &[
-    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN",
-    "None", "n/a", "nan", "null",
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+    "NULL", "NaN", "None", "n/a", "nan", "null",
 ];
 
 fn is_na(s: &str) -> bool {
@@ -16,7 +16,8 @@ fn is_na(s: &str) -> bool {
 }
 
 pub(super) fn read_csv(path: &Path) -> Result<Frame> {
-    let file = std::fs::File::open(path).map_err(|e| Error::Read { path: path.to_path_buf(), message: e.to_string() })?;
+    let file =
+        std::fs::File::open(path).map_err(|e| Error::Read { path: path.to_path_buf(), message: e.to_string() })?;
     parse_csv(std::io::BufReader::new(file), path)
 }
 
@@ -66,7 +67,9 @@ pub(super) fn infer_column(values: Vec<String>) -> ColumnData {
         return ColumnData::Int(values.iter().map(|v| v.trim().parse().expect("checked")).collect());
     }
     if present().all(|v| parse_float(v).is_some()) {
-        return ColumnData::Float(values.iter().map(|v| if is_na(v) { f64::NAN } else { parse_float(v).expect("checked") }).collect());
+        return ColumnData::Float(
+            values.iter().map(|v| if is_na(v) { f64::NAN } else { parse_float(v).expect("checked") }).collect(),
+        );
     }
     let as_bool = |v: &str| match v {
         "True" | "TRUE" | "true" => Some(true),

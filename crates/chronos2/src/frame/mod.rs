@@ -308,7 +308,9 @@ fn json_value(data: &ColumnData, i: usize, digits: usize) -> String {
         ColumnData::Float(v) => serde_json::Number::from_f64(v[i]).map_or("null".into(), |n| n.to_string()),
         ColumnData::Float32(v) => json_f32(v[i]),
         ColumnData::Bool(v) => v[i].map_or("null".into(), |b| b.to_string()),
-        ColumnData::Timestamp(v, tz) => v[i].map_or("null".into(), |t| json_string(&format_timestamp_with(t, *tz, digits))),
+        ColumnData::Timestamp(v, tz) => {
+            v[i].map_or("null".into(), |t| json_string(&format_timestamp_with(t, *tz, digits)))
+        }
         ColumnData::Str(_) => data.label_at(i).map_or("null".into(), |s| json_string(&s)),
     }
 }
@@ -347,7 +349,17 @@ mod tests {
 
     #[test]
     fn python_float_repr() {
-        for (x, s) in [(0.1, "0.1"), (0.05, "0.05"), (0.333, "0.333"), (0.5, "0.5"), (0.99, "0.99"), (1e-05, "1e-05"), (0.0001, "0.0001"), (1.0, "1.0"), (0.0, "0.0")] {
+        for (x, s) in [
+            (0.1, "0.1"),
+            (0.05, "0.05"),
+            (0.333, "0.333"),
+            (0.5, "0.5"),
+            (0.99, "0.99"),
+            (1e-05, "1e-05"),
+            (0.0001, "0.0001"),
+            (1.0, "1.0"),
+            (0.0, "0.0"),
+        ] {
             assert_eq!(python_float_str(x), s);
         }
     }

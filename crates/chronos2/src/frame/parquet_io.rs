@@ -29,7 +29,8 @@ pub(super) fn read_parquet(path: &Path) -> Result<Frame> {
             )));
         }
     }
-    let mut builders: Vec<Builder> = columns.iter().map(|c| Builder::new(c)).collect::<std::result::Result<_, _>>().map_err(err)?;
+    let mut builders: Vec<Builder> =
+        columns.iter().map(|c| Builder::new(c)).collect::<std::result::Result<_, _>>().map_err(err)?;
     for rg in 0..reader.num_row_groups() {
         let row_group = reader.get_row_group(rg).map_err(|e| err(e.to_string()))?;
         for (i, builder) in builders.iter_mut().enumerate() {
@@ -134,18 +135,24 @@ impl Builder {
         let max_def = self.max_def;
         match (reader, self.kind, &mut self.values) {
             (ColumnReader::BoolColumnReader(r), _, Values::Bool(out)) => read_all(r, max_def, |v| out.push(v)),
-            (ColumnReader::Int32ColumnReader(r), Kind::Int32, Values::Int(out)) => read_all(r, max_def, |v| out.push(v.map(i64::from))),
+            (ColumnReader::Int32ColumnReader(r), Kind::Int32, Values::Int(out)) => {
+                read_all(r, max_def, |v| out.push(v.map(i64::from)))
+            }
             (ColumnReader::Int32ColumnReader(r), Kind::Decimal32(scale), Values::Float(out)) => {
                 read_all(r, max_def, |v| out.push(v.map_or(f64::NAN, |x| x as f64 / 10f64.powi(scale))))
             }
-            (ColumnReader::Int32ColumnReader(r), Kind::Date32, Values::Timestamp(out, _)) => read_all(r, max_def, |v| {
-                out.push(v.and_then(|days| {
-                    NaiveDate::from_ymd_opt(1970, 1, 1)
-                        .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::days(days as i64)))
-                        .map(|d| d.and_time(chrono::NaiveTime::MIN))
-                }))
-            }),
-            (ColumnReader::Int64ColumnReader(r), Kind::Int64, Values::Int(out)) => read_all(r, max_def, |v| out.push(v)),
+            (ColumnReader::Int32ColumnReader(r), Kind::Date32, Values::Timestamp(out, _)) => {
+                read_all(r, max_def, |v| {
+                    out.push(v.and_then(|days| {
+                        NaiveDate::from_ymd_opt(1970, 1, 1)
+                            .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::days(days as i64)))
+                            .map(|d| d.and_time(chrono::NaiveTime::MIN))
+                    }))
+                })
+            }
+            (ColumnReader::Int64ColumnReader(r), Kind::Int64, Values::Int(out)) => {
+                read_all(r, max_def, |v| out.push(v))
+            }
             (ColumnReader::Int64ColumnReader(r), Kind::Decimal64(scale), Values::Float(out)) => {
                 read_all(r, max_def, |v| out.push(v.map_or(f64::NAN, |x| x as f64 / 10f64.powi(scale))))
             }
@@ -155,8 +162,12 @@ impl Builder {
             (ColumnReader::Int96ColumnReader(r), _, Values::Timestamp(out, _)) => {
                 read_all(r, max_def, |v| out.push(v.and_then(|x| from_epoch(x.to_nanos(), 1_000_000_000))))
             }
-            (ColumnReader::FloatColumnReader(r), _, Values::Float(out)) => read_all(r, max_def, |v| out.push(v.map_or(f64::NAN, f64::from))),
-            (ColumnReader::DoubleColumnReader(r), _, Values::Float(out)) => read_all(r, max_def, |v| out.push(v.unwrap_or(f64::NAN))),
+            (ColumnReader::FloatColumnReader(r), _, Values::Float(out)) => {
+                read_all(r, max_def, |v| out.push(v.map_or(f64::NAN, f64::from)))
+            }
+            (ColumnReader::DoubleColumnReader(r), _, Values::Float(out)) => {
+                read_all(r, max_def, |v| out.push(v.unwrap_or(f64::NAN)))
+            }
             (ColumnReader::ByteArrayColumnReader(r), _, Values::Str(out)) => {
                 read_all(r, max_def, |v| out.push(v.map(|b| String::from_utf8_lossy(b.data()).into_owned())))
             }
@@ -203,7 +214,8 @@ where
     loop {
         defs.clear();
         values.clear();
-        let (records, _, levels) = reader.read_records(8192, Some(&mut defs), None, &mut values).map_err(|e| e.to_string())?;
+        let (records, _, levels) =
+            reader.read_records(8192, Some(&mut defs), None, &mut values).map_err(|e| e.to_string())?;
         if records == 0 {
             break;
         }
@@ -234,7 +246,9 @@ pub(super) fn to_parquet(frame: &Frame) -> std::result::Result<Vec<u8>, String> 
             ColumnData::Float32(_) => (PhysicalType::FLOAT, None),
             ColumnData::Bool(_) => (PhysicalType::BOOLEAN, None),
             ColumnData::Str(_) => (PhysicalType::BYTE_ARRAY, Some(LogicalType::String)),
-            ColumnData::Timestamp(_, tz) => (PhysicalType::INT64, Some(LogicalType::timestamp(tz.is_some(), TimeUnit::MICROS))),
+            ColumnData::Timestamp(_, tz) => {
+                (PhysicalType::INT64, Some(LogicalType::timestamp(tz.is_some(), TimeUnit::MICROS)))
+            }
         };
         let field = Type::primitive_type_builder(&col.name, physical)
             .with_repetition(Repetition::OPTIONAL)
@@ -245,7 +259,8 @@ pub(super) fn to_parquet(frame: &Frame) -> std::result::Result<Vec<u8>, String> 
     }
     let schema = Type::group_type_builder("schema").with_fields(fields).build().map_err(|e| e.to_string())?;
     let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-    let mut writer = SerializedFileWriter::new(Vec::new(), Arc::new(schema), Arc::new(props)).map_err(|e| e.to_string())?;
+    let mut writer =
+        SerializedFileWriter::new(Vec::new(), Arc::new(schema), Arc::new(props)).map_err(|e| e.to_string())?;
     let mut rg = writer.next_row_group().map_err(|e| e.to_string())?;
     for col in &frame.columns {
         let mut cw = rg.next_column().map_err(|e| e.to_string())?.ok_or("missing column writer")?;
@@ -254,8 +269,12 @@ pub(super) fn to_parquet(frame: &Frame) -> std::result::Result<Vec<u8>, String> 
             ColumnData::Float(v) => write_opt::<DoubleType>(&mut cw, v.iter().map(|x| (!x.is_nan()).then_some(*x))),
             ColumnData::Float32(v) => write_opt::<FloatType>(&mut cw, v.iter().map(|x| (!x.is_nan()).then_some(*x))),
             ColumnData::Bool(v) => write_opt::<parquet::data_type::BoolType>(&mut cw, v.iter().copied()),
-            ColumnData::Str(v) => write_opt::<ByteArrayType>(&mut cw, v.iter().map(|s| s.as_deref().map(ByteArray::from))),
-            ColumnData::Timestamp(v, _) => write_opt::<Int64Type>(&mut cw, v.iter().map(|t| t.map(|t| t.and_utc().timestamp_micros()))),
+            ColumnData::Str(v) => {
+                write_opt::<ByteArrayType>(&mut cw, v.iter().map(|s| s.as_deref().map(ByteArray::from)))
+            }
+            ColumnData::Timestamp(v, _) => {
+                write_opt::<Int64Type>(&mut cw, v.iter().map(|t| t.map(|t| t.and_utc().timestamp_micros())))
+            }
         };
         result?;
         cw.close().map_err(|e| e.to_string())?;
@@ -296,10 +315,17 @@ pub(crate) fn embeddings_to_parquet(
 ) -> std::result::Result<Vec<u8>, String> {
     let e = |e: parquet::errors::ParquetError| e.to_string();
     let prim = |name: &str, physical: PhysicalType, repetition: Repetition, logical: Option<LogicalType>| {
-        Type::primitive_type_builder(name, physical).with_repetition(repetition).with_logical_type(logical).build().map(Arc::new)
+        Type::primitive_type_builder(name, physical)
+            .with_repetition(repetition)
+            .with_logical_type(logical)
+            .build()
+            .map(Arc::new)
     };
     let list = |name: &str, element: Arc<Type>| -> parquet::errors::Result<Arc<Type>> {
-        let repeated = Type::group_type_builder("list").with_repetition(Repetition::REPEATED).with_fields(vec![element]).build()?;
+        let repeated = Type::group_type_builder("list")
+            .with_repetition(Repetition::REPEATED)
+            .with_fields(vec![element])
+            .build()?;
         Type::group_type_builder(name)
             .with_repetition(Repetition::REQUIRED)
             .with_logical_type(Some(LogicalType::List))
@@ -313,7 +339,9 @@ pub(crate) fn embeddings_to_parquet(
     }
     .map_err(e)?;
     let float = prim("element", PhysicalType::FLOAT, Repetition::REQUIRED, None).map_err(e)?;
-    let embedding = if nested { list("embedding", list("element", float).map_err(e)?) } else { list("embedding", float) }.map_err(e)?;
+    let embedding =
+        if nested { list("embedding", list("element", float).map_err(e)?) } else { list("embedding", float) }
+            .map_err(e)?;
     let fields = vec![
         id_field,
         prim("target_name", PhysicalType::BYTE_ARRAY, Repetition::REQUIRED, Some(LogicalType::String)).map_err(e)?,
@@ -323,7 +351,8 @@ pub(crate) fn embeddings_to_parquet(
     ];
     let schema = Type::group_type_builder("schema").with_fields(fields).build().map_err(e)?;
     let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-    let mut writer = SerializedFileWriter::new(Vec::new(), Arc::new(schema), Arc::new(props)).map_err(|e| e.to_string())?;
+    let mut writer =
+        SerializedFileWriter::new(Vec::new(), Arc::new(schema), Arc::new(props)).map_err(|e| e.to_string())?;
     let mut rg = writer.next_row_group().map_err(|e| e.to_string())?;
     let n = target_names.len();
     // id
@@ -369,7 +398,13 @@ pub(crate) fn embeddings_to_parquet(
                     for (k, &x) in vector.iter().enumerate() {
                         vals.push(x);
                         defs.push(2);
-                        reps.push(if k > 0 { 2 } else if j > 0 { 1 } else { 0 });
+                        reps.push(if k > 0 {
+                            2
+                        } else if j > 0 {
+                            1
+                        } else {
+                            0
+                        });
                     }
                 }
             } else {
