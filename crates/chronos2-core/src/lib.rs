@@ -7,6 +7,7 @@
 //! - [`ops`]: the tensor-operations trait a backend implements.
 //! - [`model`]: the Chronos-2 encoder, written once, generic over [`ops::Ops`].
 //! - [`forecaster`]: the object-safe model interface the pipeline holds.
+//! - [`precision`]: the numeric mode of the linear layers (fp32, bf16, int8, int4, w8a8).
 //! - [`dispatch`]: backend choice per call from a measured crossover profile.
 //! - [`pipeline`]: predict / embed on items (ragged, NaN, covariates, groups, long horizons).
 
@@ -20,6 +21,7 @@ pub mod hub;
 pub mod model;
 pub mod ops;
 pub mod pipeline;
+pub mod precision;
 pub mod preprocess;
 pub mod quant;
 pub mod quantiles;
@@ -28,3 +30,4 @@ pub mod weights;
 pub use config::{ChronosConfig, ModelConfig};
 pub use error::{Error, Result};
 pub use forecaster::{Encoding, Forecaster, ModelBatch, QuantileForecast};
+pub use precision::Precision;
