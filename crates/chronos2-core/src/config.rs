@@ -76,6 +76,39 @@ impl ModelConfig {
 
     fn validate(&self) -> std::result::Result<(), String> {
         let c = &self.chronos_config;
+        let positive = [
+            ("d_model", self.d_model),
+            ("d_kv", self.d_kv),
+            ("d_ff", self.d_ff),
+            ("num_layers", self.num_layers),
+            ("num_heads", self.num_heads),
+            ("chronos_config.context_length", c.context_length),
+            ("chronos_config.input_patch_size", c.input_patch_size),
+            ("chronos_config.input_patch_stride", c.input_patch_stride),
+            ("chronos_config.output_patch_size", c.output_patch_size),
+            ("chronos_config.max_output_patches", c.max_output_patches),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{field} is 0; it must be at least 1"));
+        }
+        if !(self.layer_norm_epsilon.is_finite() && self.layer_norm_epsilon > 0.0) {
+            return Err(format!("layer_norm_epsilon is {}; it must be a positive number", self.layer_norm_epsilon));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
+            return Err(format!("rope_theta is {}; it must be a positive number", self.rope_theta));
+        }
+        if let Some(scale) = c.time_encoding_scale.filter(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(format!("chronos_config.time_encoding_scale is {scale}; it must be a positive number"));
+        }
+        if let Some(q) = c.quantiles.iter().find(|q| !(**q > 0.0 && **q < 1.0)) {
+            return Err(format!("chronos_config.quantiles holds {q}; every level must be strictly between 0 and 1"));
+        }
+        if !c.quantiles.contains(&0.5) {
+            return Err(format!(
+                "chronos_config.quantiles {:?} has no 0.5 level; the median forecast needs it",
+                c.quantiles
+            ));
+        }
         if c.input_patch_size != c.output_patch_size {
             return Err(format!(
                 "input_patch_size ({}) must equal output_patch_size ({})",
@@ -99,9 +132,6 @@ impl ModelConfig {
         }
         if self.d_kv % 2 != 0 {
             return Err(format!("d_kv ({}) must be even for rotary embeddings", self.d_kv));
-        }
-        if self.num_layers == 0 || self.num_heads == 0 || self.d_model == 0 {
-            return Err("d_model, num_heads and num_layers must be positive".to_string());
         }
         Ok(())
     }
@@ -140,6 +170,20 @@ mod tests {
         assert_eq!(config.chronos_config.quantiles.len(), 21);
         assert_eq!(config.time_encoding_scale(), 8192.0);
         assert_eq!(config.chronos_config.max_output_patches, 64);
+    }
+
+    #[test]
+    fn rejects_bad_fields_by_name() {
+        for (from, to, field) in [
+            ("\"context_length\": 2048", "\"context_length\": 0", "chronos_config.context_length"),
+            ("\"max_output_patches\": 64", "\"max_output_patches\": 0", "chronos_config.max_output_patches"),
+            ("      0.5,\n", "", "no 0.5 level"),
+            ("\"d_ff\": 1024", "\"d_ff\": 0", "d_ff"),
+        ] {
+            assert!(MINI.contains(from), "{from}");
+            let err = ModelConfig::from_json(&MINI.replace(from, to)).unwrap_err();
+            assert!(err.contains(field), "{field}: {err}");
+        }
     }
 
     #[test]

@@ -15,10 +15,17 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// `model.safetensors`.
 pub fn resolve_model_dir(spec: &str) -> Result<PathBuf> {
     let path = Path::new(spec);
-    if path.is_dir() {
-        return check_model_dir(path);
-    }
-    if path.exists() {
+    // Anything present on disk (a symbolic link included, even a broken one) is a local path,
+    // never a hub id.
+    if std::fs::symlink_metadata(path).is_ok() {
+        let meta = std::fs::metadata(path).map_err(|e| {
+            Error::ModelNotFound(format!(
+                "{spec}: cannot follow this path ({e}); is it a broken or looping symbolic link?"
+            ))
+        })?;
+        if meta.is_dir() {
+            return check_model_dir(path);
+        }
         return Err(Error::ModelNotFound(format!(
             "{spec} is a file; pass the directory holding {CONFIG_FILE} and {WEIGHTS_FILE}"
         )));
@@ -130,6 +137,20 @@ mod tests {
         let (cache, _) = fake_cache("miss", false);
         let err = resolve_hub_id("acme/tiny-chronos", cache, true).unwrap_err().to_string();
         assert!(err.contains("HF_HUB_OFFLINE") && err.contains("huggingface-cli download acme/tiny-chronos"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loop_is_named_not_downloaded() {
+        let dir = std::env::temp_dir().join(format!("chronos2-loop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        let _ = (std::fs::remove_file(&a), std::fs::remove_file(&b));
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let err = resolve_model_dir(a.to_str().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("cannot follow") && !err.contains("no such directory"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -55,12 +55,22 @@ impl Weights {
             return Err(self.error(format!("tensor `{name}` has shape {:?}, expected {shape:?}", view.shape())));
         }
         let bytes = view.data();
-        let values = match view.dtype() {
+        let values: Vec<f32> = match view.dtype() {
             Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             other => return Err(self.error(format!("tensor `{name}` has unsupported dtype {other:?}"))),
         };
+        // A NaN or infinite weight makes every forecast NaN: refuse the checkpoint at load.
+        let bad = values.iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            let first = values.iter().position(|v| !v.is_finite()).expect("counted");
+            return Err(self.error(format!(
+                "tensor `{name}` has {bad} non-finite value(s) (NaN or infinite; the first, {}, at flat index {first}): \
+                 the checkpoint is corrupt",
+                values[first]
+            )));
+        }
         self.used.lock().expect("weights key set poisoned").insert(name.to_string());
         self.release_pages();
         Ok(values)

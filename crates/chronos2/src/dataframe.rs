@@ -4,12 +4,17 @@
 
 use std::collections::HashMap;
 
-use chrono::NaiveDateTime;
+use chrono::{Datelike, NaiveDateTime};
 use chronos2_core::pipeline::{Covariate, CovariateValues, FutureValues, ItemEmbedding, ItemForecast, SeriesInput};
 
 use crate::error::{invalid, Error, Result};
-use crate::frame::{format_timestamp, parse_timestamp, python_float_str, Column, ColumnData, Frame, TzOffset};
-use crate::freq::{infer_freq, Freq};
+use crate::frame::{
+    offset_text, parse_timestamp, python_float_str, zoned_text, Column, ColumnData, Frame, TzOffset, Zone,
+};
+use crate::freq::{infer_freq_zoned, Freq};
+
+/// The last year a forecast timestamp may fall in (four-digit ISO-8601 years).
+const MAX_YEAR: i32 = 9999;
 
 /// Which columns hold what.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,12 +40,16 @@ pub struct PreparedFrame {
     /// The same ids as text (for messages and JSON).
     pub item_labels: Vec<String>,
     pub inputs: Vec<SeriesInput>,
-    /// Per item, the forecast timestamps (empty for embeddings).
+    /// Per item, the forecast timestamps (empty for embeddings): UTC instants when `zone` is set,
+    /// else wall-clock times.
     pub future_timestamps: Vec<Vec<NaiveDateTime>>,
-    /// UTC offset of the timestamp column, if timezone-aware.
-    pub tz: Option<TzOffset>,
+    /// Time zone of the timestamp column (`None` = naive). [`Zone::PerValue`] holds one offset per
+    /// item: its last observed one, which its forecast timestamps keep.
+    pub zone: Option<Zone>,
     /// The frequency used for the forecast timestamps (`None` for embeddings).
     pub freq: Option<Freq>,
+    /// What was done with the input that the user should know (the CLI prints them on stderr).
+    pub notes: Vec<String>,
 }
 
 /// One item's rows of a table, sorted by timestamp.
@@ -50,8 +59,25 @@ struct Grouped {
     first_rows: Vec<usize>,
     /// Row indices per item, sorted by timestamp.
     rows: Vec<Vec<usize>>,
+    /// Per row: the instant (UTC when `zone` is set, else the wall-clock time).
     timestamps: Vec<NaiveDateTime>,
-    tz: Option<TzOffset>,
+    /// Per row: the wall-clock time.
+    local: Vec<NaiveDateTime>,
+    /// `None` = naive; [`Zone::PerValue`] holds one offset per row.
+    zone: Option<Zone>,
+}
+
+impl Grouped {
+    /// The zone of the items' forecast timestamps: the column's, or with per-row offsets each
+    /// item's last observed offset (one per item).
+    fn item_zone(&self) -> Option<Zone> {
+        match &self.zone {
+            Some(Zone::PerValue(offsets)) => {
+                Some(Zone::PerValue(self.rows.iter().map(|rows| rows.last().map_or(0, |&r| offsets[r])).collect()))
+            }
+            other => other.clone(),
+        }
+    }
 }
 
 fn quote_list(names: &[&str]) -> String {
@@ -101,22 +127,37 @@ fn check_columns(df: &Frame, cols: &Columns, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Parses the timestamp column (strings or timestamps) into wall-clock times and one UTC offset.
-fn timestamps_of(df: &Frame, name: &str, what: &str) -> Result<(Vec<NaiveDateTime>, Option<TzOffset>)> {
+/// A parsed timestamp column.
+struct Stamps {
+    /// Per row: the instant (UTC when `zone` is set, else the wall-clock time).
+    instants: Vec<NaiveDateTime>,
+    /// Per row: the wall-clock time.
+    local: Vec<NaiveDateTime>,
+    /// `None` = naive; [`Zone::PerValue`] holds one offset per row.
+    zone: Option<Zone>,
+}
+
+/// Parses the timestamp column (strings or timestamps). Text with ISO offsets becomes UTC
+/// instants with one fixed offset, or per-row offsets when they differ (e.g. across a DST change).
+fn timestamps_of(df: &Frame, name: &str, what: &str) -> Result<Stamps> {
     let data = &df.column(name).expect("checked").data;
     let n = data.len();
-    let mut out = Vec::with_capacity(n);
-    let mut tz: Option<Option<TzOffset>> = None;
+    let missing = |i: usize| invalid(format!("{what}: row {} has no timestamp in column '{name}'", i + 1));
+    if let ColumnData::Timestamp(v, zone) = data {
+        let instants: Vec<NaiveDateTime> =
+            v.iter().enumerate().map(|(i, t)| t.ok_or_else(|| missing(i))).collect::<Result<_>>()?;
+        let local = match zone {
+            Some(z) => instants.iter().enumerate().map(|(i, &t)| z.local(t, i)).collect(),
+            None => instants.clone(),
+        };
+        return Ok(Stamps { instants, local, zone: zone.clone() });
+    }
+    let mut local = Vec::with_capacity(n);
+    let mut offsets: Vec<Option<TzOffset>> = Vec::with_capacity(n);
     for i in 0..n {
         let (t, off) = match data {
-            ColumnData::Timestamp(v, off) => match v[i] {
-                Some(t) => (t, *off),
-                None => return Err(invalid(format!("{what}: row {} has no timestamp in column '{name}'", i + 1))),
-            },
             ColumnData::Str(v) => {
-                let text = v[i]
-                    .as_deref()
-                    .ok_or_else(|| invalid(format!("{what}: row {} has no timestamp in column '{name}'", i + 1)))?;
+                let text = v[i].as_deref().ok_or_else(|| missing(i))?;
                 parse_timestamp(text).ok_or_else(|| {
                     invalid(format!(
                         "{what}: cannot parse '{text}' in row {} of column '{name}' as a timestamp \
@@ -139,34 +180,31 @@ fn timestamps_of(df: &Frame, name: &str, what: &str) -> Result<(Vec<NaiveDateTim
                 )))
             }
         };
-        match tz {
-            None => tz = Some(off),
-            Some(prev) if prev != off => {
-                return Err(invalid(format!(
-                "{what}: timestamps in column '{name}' mix UTC offsets ({} in row 1, {} in row {}); use one timezone",
-                offset_text(prev),
-                offset_text(off),
+        if i > 0 && offsets[0].is_some() != off.is_some() {
+            return Err(invalid(format!(
+                "{what}: timestamps in column '{name}' mix times with and without a UTC offset ({} in row 1, {} in \
+                 row {}); give every timestamp an offset, or none",
+                offsets[0].map_or("no offset".into(), offset_text),
+                off.map_or("no offset".into(), offset_text),
                 i + 1
-            )))
-            }
-            _ => {}
+            )));
         }
-        out.push(t);
+        local.push(t);
+        offsets.push(off);
     }
-    Ok((out, tz.flatten()))
-}
-
-fn offset_text(off: Option<TzOffset>) -> String {
-    match off {
-        None => "no offset".into(),
-        Some(o) => format_timestamp(NaiveDateTime::default(), Some(o))[19..].to_string(),
-    }
+    let offsets: Option<Vec<TzOffset>> = offsets.into_iter().collect();
+    let Some(offsets) = offsets.filter(|o| !o.is_empty()) else {
+        return Ok(Stamps { instants: local.clone(), local, zone: None });
+    };
+    let instants = local.iter().zip(&offsets).map(|(&t, &o)| t - chrono::TimeDelta::seconds(o as i64)).collect();
+    let zone = if offsets.iter().all(|&o| o == offsets[0]) { Zone::Fixed(offsets[0]) } else { Zone::PerValue(offsets) };
+    Ok(Stamps { instants, local, zone: Some(zone) })
 }
 
 /// Groups rows by item (first-appearance order) and sorts each item's rows by timestamp.
 fn group(df: &Frame, cols: &Columns, what: &str, order: Option<&HashMap<String, usize>>) -> Result<Grouped> {
     let ids = &df.column(&cols.id).expect("checked").data;
-    let (timestamps, tz) = timestamps_of(df, &cols.timestamp, what)?;
+    let Stamps { instants: timestamps, local, zone } = timestamps_of(df, &cols.timestamp, what)?;
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut labels = Vec::new();
     let mut first_rows = Vec::new();
@@ -209,13 +247,43 @@ fn group(df: &Frame, cols: &Columns, what: &str, order: Option<&HashMap<String, 
             return Err(invalid(format!(
                 "{what}: item '{}' has duplicate timestamp {} (rows {} and {})",
                 labels[i],
-                format_timestamp(timestamps[w[0]], tz),
+                zoned_text(timestamps[w[0]], zone.as_ref(), w[0], 0),
                 w[0].min(w[1]) + 1,
                 w[0].max(w[1]) + 1
             )));
         }
     }
-    Ok(Grouped { labels, first_rows, rows, timestamps, tz })
+    Ok(Grouped { labels, first_rows, rows, timestamps, local, zone })
+}
+
+/// The `steps` forecast timestamps after an item's last one (`last_instant`, wall-clock
+/// `last_local`), as pandas' `last + k * offset`: naive times step in wall-clock time; zoned ones
+/// step in absolute time for frequencies shorter than a day and in local calendar time otherwise
+/// (a local time that a DST change skips or repeats is an error, as in pandas). `item` indexes
+/// per-item offsets of `zone`. Returns UTC instants for zoned items.
+fn future_instants(
+    freq: &Freq,
+    zone: Option<&Zone>,
+    item: usize,
+    last_instant: NaiveDateTime,
+    last_local: NaiveDateTime,
+    steps: usize,
+) -> std::result::Result<Vec<NaiveDateTime>, String> {
+    let overflow = || format!("they go past the year {MAX_YEAR}, which ISO-8601 text and pandas cannot represent");
+    let out = match zone {
+        None => freq.future(last_local, steps).ok_or_else(overflow)?,
+        Some(_) if freq.is_absolute() => freq.future(last_instant, steps).ok_or_else(overflow)?,
+        Some(z) => {
+            let fallback = z.offset(last_instant, item);
+            let local = freq.future(last_local, steps).ok_or_else(overflow)?;
+            local.into_iter().map(|t| z.instant(t, fallback)).collect::<std::result::Result<_, _>>()?
+        }
+    };
+    let local_of = |t: NaiveDateTime| zone.map_or(t, |z| z.local(t, item));
+    if out.iter().any(|&t| local_of(t).year() > MAX_YEAR) {
+        return Err(overflow());
+    }
+    Ok(out)
 }
 
 /// A description of why an item's timestamps are irregular: its most common step and the first
@@ -264,8 +332,9 @@ fn infer_frequency(g: &Grouped) -> Result<Freq> {
         if rows.len() < 3 {
             continue;
         }
-        let ts: Vec<NaiveDateTime> = rows.iter().map(|&r| g.timestamps[r]).collect();
-        let Some(alias) = infer_freq(&ts) else {
+        let ts: Vec<NaiveDateTime> = rows.iter().map(|&r| g.local[r]).collect();
+        let instants: Vec<NaiveDateTime> = rows.iter().map(|&r| g.timestamps[r]).collect();
+        let Some(alias) = infer_freq_zoned(&ts, &instants) else {
             return Err(invalid(format!(
                 "could not infer the frequency of item '{}': its timestamps are not regularly spaced{} \
                  (fill the gaps, or pass --freq to use a frequency as-is)",
@@ -302,6 +371,7 @@ fn target_values(df: &Frame, cols: &Columns, g: &Grouped, what: &str) -> Result<
         let mut targets = Vec::with_capacity(cols.targets.len());
         for t in &cols.targets {
             let data = &df.column(t).expect("checked").data;
+            check_finite(data, rows, &Place { what, kind: "target", column: t, item: &g.labels[i] })?;
             let values: Vec<f32> = rows.iter().map(|&r| data.f64_at(r) as f32).collect();
             if values.iter().all(|v| v.is_nan()) {
                 return Err(invalid(format!(
@@ -317,12 +387,44 @@ fn target_values(df: &Frame, cols: &Columns, g: &Grouped, what: &str) -> Result<
     Ok(out)
 }
 
-fn covariate_values(data: &ColumnData, rows: &[usize], numeric: bool) -> CovariateValues {
-    if numeric {
+/// Where a value sits, for messages.
+struct Place<'a> {
+    what: &'a str,
+    kind: &'a str,
+    column: &'a str,
+    item: &'a str,
+}
+
+/// Refuses a value the model cannot use: infinite, or finite but beyond the float32 range (the
+/// model computes in float32). Either would make every forecast of the item NaN.
+fn check_finite(data: &ColumnData, rows: &[usize], place: &Place) -> Result<()> {
+    for &r in rows {
+        let x = data.f64_at(r);
+        if x.is_nan() || (x as f32).is_finite() {
+            continue;
+        }
+        let why = if x.is_infinite() { "is infinite" } else { "is beyond the float32 range (about 3.4e38)" };
+        return Err(invalid(format!(
+            "{}: item '{}' has the value {} in {} column '{}' (row {}), which {why}: the model cannot use it \
+             (every forecast of the item would be NaN); remove the value, or leave the cell empty to mark it missing",
+            place.what,
+            place.item,
+            python_float_str(x),
+            place.kind,
+            place.column,
+            r + 1
+        )));
+    }
+    Ok(())
+}
+
+fn covariate_values(data: &ColumnData, rows: &[usize], numeric: bool, place: &Place) -> Result<CovariateValues> {
+    Ok(if numeric {
+        check_finite(data, rows, place)?;
         CovariateValues::Numeric(rows.iter().map(|&r| data.f64_at(r) as f32).collect())
     } else {
         CovariateValues::Categorical(rows.iter().map(|&r| data.label_at(r)).collect())
-    }
+    })
 }
 
 /// Numeric covariates (pandas: numeric, not bool) become float rows; the rest are categories.
@@ -349,17 +451,34 @@ pub fn prepare_predict(
         validate_future(df, fut, cols, prediction_length)?;
     }
     let g = group(df, cols, "input", None)?;
+    let mut notes = Vec::new();
+    if let Some(Zone::PerValue(offsets)) = &g.zone {
+        let mut distinct: Vec<TzOffset> = offsets.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        notes.push(format!(
+            "the timestamps have several UTC offsets ({}) and no time-zone name: frequencies of a day or longer \
+             are inferred and stepped in local time, and each item's forecast timestamps keep its last offset",
+            distinct.iter().map(|&o| offset_text(o)).collect::<Vec<_>>().join(", ")
+        ));
+    }
     let targets = target_values(df, cols, &g, "input")?;
     let freq = match freq {
         Some(f) => f,
         None => infer_frequency(&g)?,
     };
+    let zone = g.item_zone();
     let mut future_timestamps = Vec::with_capacity(g.rows.len());
     for (i, rows) in g.rows.iter().enumerate() {
-        let last = g.timestamps[*rows.last().expect("items have rows")];
-        let ts = freq
-            .future(last, prediction_length)
-            .ok_or_else(|| invalid(format!("forecast timestamps of item '{}' overflow the calendar", g.labels[i])))?;
+        let last = *rows.last().expect("items have rows");
+        let last_text = zoned_text(g.timestamps[last], g.zone.as_ref(), last, 0);
+        let ts = future_instants(&freq, zone.as_ref(), i, g.timestamps[last], g.local[last], prediction_length)
+            .map_err(|why| {
+                invalid(format!(
+                    "forecast timestamps of item '{}' (last observed {last_text}, frequency {freq}): {why}",
+                    g.labels[i]
+                ))
+            })?;
         future_timestamps.push(ts);
     }
 
@@ -368,24 +487,26 @@ pub fn prepare_predict(
         Some(fut) => {
             let order: HashMap<String, usize> = g.labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();
             let fg = group(fut, cols, "future file", Some(&order))?;
-            if fg.tz != g.tz {
+            if fg.zone.is_some() != g.zone.is_some() {
+                let has = |z: &Option<Zone>| if z.is_some() { "a UTC offset or time zone" } else { "no time zone" };
                 return Err(invalid(format!(
-                    "future file timestamps have UTC offset {} but the input's have {}",
-                    offset_text(fg.tz),
-                    offset_text(g.tz)
+                    "future file timestamps have {} but the input's have {}",
+                    has(&fg.zone),
+                    has(&g.zone)
                 )));
             }
             for (i, rows) in fg.rows.iter().enumerate() {
                 for (k, &r) in rows.iter().enumerate() {
                     let expected = future_timestamps[i][k];
+                    // Zoned timestamps compare as instants, whatever offsets they are written with.
                     if fg.timestamps[r] != expected {
                         return Err(invalid(format!(
                             "future file timestamps do not match the expected forecast timestamps: item '{}' step {} \
                              is {} but the input's frequency {freq} gives {}",
                             g.labels[i],
                             k + 1,
-                            format_timestamp(fg.timestamps[r], g.tz),
-                            format_timestamp(expected, g.tz)
+                            zoned_text(fg.timestamps[r], fg.zone.as_ref(), r, 0),
+                            zoned_text(expected, zone.as_ref(), i, 0)
                         )));
                     }
                 }
@@ -428,11 +549,13 @@ pub fn prepare_predict(
                     continue;
                 }
                 let numeric = is_numeric_covariate(&c.data);
-                let past = covariate_values(&c.data, rows, numeric);
+                let place = Place { what: "input", kind: "covariate", column: &c.name, item: &g.labels[i] };
+                let past = covariate_values(&c.data, rows, numeric, &place)?;
                 let future = if is_known {
                     let (fut, fg) = future_grouped.as_ref().expect("known");
                     let fdata = &fut.column(&c.name).expect("checked").data;
-                    FutureValues::Known(covariate_values(fdata, &fg.rows[i], numeric))
+                    let place = Place { what: "future file", ..place };
+                    FutureValues::Known(covariate_values(fdata, &fg.rows[i], numeric, &place)?)
                 } else {
                     FutureValues::PastOnly
                 };
@@ -448,8 +571,9 @@ pub fn prepare_predict(
         item_labels: g.labels.clone(),
         inputs,
         future_timestamps,
-        tz: g.tz,
+        zone,
         freq: Some(freq),
+        notes,
     })
 }
 
@@ -540,30 +664,25 @@ pub fn prepare_embed(df: &Frame, cols: &Columns) -> Result<PreparedFrame> {
         .iter()
         .filter(|c| c.name != cols.id && c.name != cols.timestamp && !cols.targets.contains(&c.name))
         .collect();
-    let inputs = g
-        .rows
-        .iter()
-        .zip(targets)
-        .map(|(rows, targets)| SeriesInput {
-            targets,
-            covariates: covariate_columns
-                .iter()
-                .map(|c| Covariate {
-                    name: c.name.clone(),
-                    past: covariate_values(&c.data, rows, is_numeric_covariate(&c.data)),
-                    future: FutureValues::PastOnly,
-                })
-                .collect(),
-        })
-        .collect();
+    let mut inputs = Vec::with_capacity(g.rows.len());
+    for ((rows, targets), label) in g.rows.iter().zip(targets).zip(&g.labels) {
+        let mut covariates = Vec::with_capacity(covariate_columns.len());
+        for c in &covariate_columns {
+            let place = Place { what: "input", kind: "covariate", column: &c.name, item: label };
+            let past = covariate_values(&c.data, rows, is_numeric_covariate(&c.data), &place)?;
+            covariates.push(Covariate { name: c.name.clone(), past, future: FutureValues::PastOnly });
+        }
+        inputs.push(SeriesInput { targets, covariates });
+    }
     Ok(PreparedFrame {
         columns: cols.clone(),
         item_ids: item_ids_of(df, cols, &g),
         item_labels: g.labels.clone(),
         inputs,
         future_timestamps: vec![Vec::new(); g.rows.len()],
-        tz: g.tz,
+        zone: g.item_zone(),
         freq: None,
+        notes: Vec::new(),
     })
 }
 
@@ -599,11 +718,15 @@ pub fn forecast_frame(prepared: &PreparedFrame, forecasts: &[ItemForecast], leve
     }
     let mut frame = Frame::new();
     frame.push(prepared.columns.id.clone(), prepared.item_ids.take(&id_rows));
-    frame.push(prepared.columns.timestamp.clone(), ColumnData::Timestamp(timestamps, prepared.tz));
+    let zone = prepared.zone.as_ref().map(|z| z.take(&id_rows));
+    frame.push(prepared.columns.timestamp.clone(), ColumnData::Timestamp(timestamps, zone));
     frame.push("target_name", ColumnData::Str(target_names));
     frame.push("predictions", ColumnData::Float32(median));
-    for (level, col) in levels.iter().zip(quantiles) {
-        frame.push(python_float_str(*level), ColumnData::Float32(col));
+    for (k, (level, col)) in levels.iter().zip(quantiles).enumerate() {
+        // A level given twice is one column, at its first place (as the reference's DataFrame).
+        if !levels[..k].contains(level) {
+            frame.push(python_float_str(*level), ColumnData::Float32(col));
+        }
     }
     Ok(frame)
 }
@@ -647,6 +770,7 @@ pub fn embedding_entries(prepared: &PreparedFrame, embeddings: &[ItemEmbedding])
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::format_timestamp;
 
     fn csv(text: &str) -> Frame {
         Frame::from_csv_str(text, "test.csv").unwrap()

@@ -315,6 +315,12 @@ impl Freq {
         }
     }
 
+    /// True for fixed durations shorter than calendar days (`h`, `15min`, `24h`, ...), which step
+    /// timezone-aware times in absolute time; days and anchored offsets step in local time.
+    pub fn is_absolute(&self) -> bool {
+        matches!(self.kind, OffsetKind::Tick(ns) if ns != NS_PER_DAY)
+    }
+
     /// The `steps` timestamps after `last`: `last + k * self` for `k = 1..=steps`.
     pub fn future(&self, last: NaiveDateTime, steps: usize) -> Option<Vec<NaiveDateTime>> {
         (1..=steps as i64).map(|k| self.advance(last, k)).collect()
@@ -377,32 +383,43 @@ fn month_position_check(dates: &[NaiveDate]) -> Option<&'static str> {
 /// A port of `pandas.infer_freq` for timezone-naive timestamps: the alias pandas returns, or
 /// `None` when the timestamps have no regular frequency. Needs at least 3 timestamps.
 pub fn infer_freq(timestamps: &[NaiveDateTime]) -> Option<String> {
-    if timestamps.len() < 3 {
+    infer_freq_zoned(timestamps, timestamps)
+}
+
+/// `pandas.infer_freq` of a timezone-aware index: `local` holds the wall-clock times and
+/// `instants` the same moments in UTC. As pandas (`_FrequencyInferer` converts to local time),
+/// daily and longer rules and the business-hour check use local time, so a daily series keeps
+/// its frequency across a DST change; shorter steps are measured in absolute time.
+pub fn infer_freq_zoned(local: &[NaiveDateTime], instants: &[NaiveDateTime]) -> Option<String> {
+    if local.len() < 3 || local.len() != instants.len() {
         return None;
     }
-    let values: Vec<i128> = timestamps.iter().map(|&t| to_ns(t)).collect();
-    let increasing = values.windows(2).all(|w| w[0] <= w[1]);
-    let decreasing = values.windows(2).all(|w| w[0] >= w[1]);
+    let absolute: Vec<i128> = instants.iter().map(|&t| to_ns(t)).collect();
+    let increasing = absolute.windows(2).all(|w| w[0] <= w[1]);
+    let decreasing = absolute.windows(2).all(|w| w[0] >= w[1]);
     if !increasing && !decreasing {
         return None;
     }
-    let deltas = unique_deltas(&values);
-    if deltas.contains(&0) {
+    let absolute_deltas = unique_deltas(&absolute);
+    if absolute_deltas.contains(&0) {
         // Duplicates (not unique).
         return None;
     }
+    let values: Vec<i128> = local.iter().map(|&t| to_ns(t)).collect();
+    let deltas = unique_deltas(&values);
     let delta = deltas[0];
     if delta != 0 && delta % NS_PER_DAY == 0 {
-        return infer_daily_rule(timestamps, &values, &deltas);
+        return infer_daily_rule(local, &values, &deltas);
     }
     // Business hourly: gaps of 1 hour, one night (17h) and/or one weekend (65h).
     let hour_deltas: Vec<f64> = deltas.iter().map(|&d| d as f64 / NS_PER_H as f64).collect();
     if [vec![1.0, 17.0], vec![1.0, 65.0], vec![1.0, 17.0, 65.0]].contains(&hour_deltas) {
         return Some("bh".to_string());
     }
-    if deltas.len() != 1 {
+    // Shorter steps: in absolute time (local time jumps at DST changes).
+    let [delta] = absolute_deltas[..] else {
         return None;
-    }
+    };
     for (unit, name) in [(NS_PER_H, "h"), (NS_PER_MIN, "min"), (NS_PER_S, "s"), (NS_PER_MS, "ms"), (NS_PER_US, "us")] {
         if delta % unit == 0 {
             return Some(maybe_count(name.to_string(), delta / unit));
@@ -600,6 +617,25 @@ mod tests {
             let got: Vec<String> = freq.future(ts(start), 3).unwrap().into_iter().map(fmt).collect();
             assert_eq!(got, expected.to_vec(), "{start} + k*{f}");
         }
+    }
+
+    // pandas 3.1.1: pd.infer_freq(pd.date_range("2024-03-29", periods=5, freq="D", tz="Europe/Paris"))
+    // == "D" and pd.infer_freq(pd.date_range("2024-03-30 22:00", periods=6, freq="h",
+    // tz="Europe/Paris")) == "h": both cross the DST change of 2024-03-31 (+01:00 -> +02:00).
+    #[test]
+    fn infer_zoned_uses_local_days_and_absolute_hours() {
+        let paris = |t: NaiveDateTime| if t < ts("2024-03-31 01:00:00") { 3600 } else { 7200 };
+        let local: Vec<NaiveDateTime> = range("2024-03-28", 5, "D");
+        let instants: Vec<NaiveDateTime> = local
+            .iter()
+            .map(|&l| l - Duration::seconds(if l < ts("2024-03-31 02:00:00") { 3600 } else { 7200 }))
+            .collect();
+        assert_eq!(infer_freq(&instants), None, "24h and 23h steps in UTC");
+        assert_eq!(infer_freq_zoned(&local, &instants).as_deref(), Some("D"));
+        let instants: Vec<NaiveDateTime> = range("2024-03-30 20:00:00", 6, "h");
+        let local: Vec<NaiveDateTime> = instants.iter().map(|&t| t + Duration::seconds(paris(t))).collect();
+        assert_eq!(infer_freq(&local), None, "local time jumps an hour");
+        assert_eq!(infer_freq_zoned(&local, &instants).as_deref(), Some("h"));
     }
 
     #[test]

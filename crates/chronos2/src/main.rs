@@ -12,6 +12,23 @@ use chronos2::bundled::{bundled_model_cache_dir, BUNDLED_MODEL_NAME};
 use chronos2::frame::{Format, Frame};
 use chronos2::{dataframe, Chronos2, Columns, EmbedDfOptions, PredictDfOptions};
 
+/// The largest --batch-size used: memory grows with the rows of one model call, and results
+/// without --cross-learning do not depend on the batch size.
+const MAX_BATCH_ROWS: usize = 1024;
+
+/// How output files are written (part of the long help of `predict` and `embed`).
+macro_rules! output_files_help {
+    () => {
+        "\n\nOutput files: the result is written to a temporary file in the directory of --output and renamed \
+over it once complete, so a failed run leaves no partial file and does not clobber an existing one. \
+An existing output keeps its permissions; a symbolic link is written through (its target gets the new \
+content); a file with several hard links is refused, as is an --output that is the input or future \
+file. Whether the directory is writable is checked before any work. Ctrl-C (SIGINT) stops the run at \
+once: before the rename the existing output is untouched (a hidden .NAME.PID.N.tmp file may remain \
+next to it), after the rename the new file is complete."
+    };
+}
+
 const ABOUT: &str = "Chronos-2 time-series forecasting (a Rust port of amazon/chronos-2)";
 
 const LONG_ABOUT: &str = "\
@@ -43,12 +60,17 @@ struct Cli {
 enum Command {
     /// Forecast every item of a long-format table (like `Chronos2Pipeline.predict_df`).
     #[command(
-        long_about = "Forecast every item of a long-format table, as `Chronos2Pipeline.predict_df` of the reference.\n\n\
+        long_about = concat!("Forecast every item of a long-format table, as `Chronos2Pipeline.predict_df` of the reference.\n\n\
 Every column other than the id, timestamp and target columns is a covariate: numeric columns are used\n\
 as numbers, other columns as categories. Covariates that also appear in --future are known in the\n\
 future (their future values are used); the others are past-only.\n\n\
 The output has the columns <id>, <timestamp>, target_name, predictions (the median), and one column\n\
-per quantile level (0.1, 0.2, ...), with rows ordered by item (first appearance), target and step.",
+per quantile level (0.1, 0.2, ...), with rows ordered by item (first appearance), target and step.\n\n\
+Timestamps with a time zone (a tz-aware Parquet column, or ISO offsets in a CSV) keep it: forecast\n\
+timestamps are written in the input's zone. Daily and longer frequencies are inferred and stepped in\n\
+local calendar time, shorter ones in absolute time, as pandas does for tz-aware indexes.\n\n\
+Values that are infinite or beyond the float32 range are refused (the item and row are named);\n\
+leave a cell empty to mark a value missing.", output_files_help!()),
         after_help = "Examples:\n  \
 chronos2 predict --input examples/airpassengers.csv --prediction-length 12\n  \
 chronos2 predict --input examples/airpassengers.csv --prediction-length 24 --quantiles 0.05,0.5,0.95 --output forecast.csv\n  \
@@ -58,12 +80,12 @@ chronos2 predict --model amazon/chronos-2 --input sales.parquet --future future.
     Predict(PredictArgs),
     /// Encoder embeddings of every (item, target) of a long-format table.
     #[command(
-        long_about = "Encoder embeddings of every (item, target) of a long-format table, as `Chronos2Pipeline.embed`.\n\n\
+        long_about = concat!("Encoder embeddings of every (item, target) of a long-format table, as `Chronos2Pipeline.embed`.\n\n\
 Other columns than the id, timestamp and targets are used as past covariates. The JSON output is\n\
 {\"pooling\": ..., \"embeddings\": [{\"item_id\", \"target_name\", \"loc\", \"scale\", \"embedding\"}, ...]}:\n\
 loc/scale are the instance-normalisation statistics of the target; `embedding` is one vector of\n\
 d_model values, or (with --pooling all) a list of N+2 vectors: the N context patches, [REG] and\n\
-one future patch. Parquet output holds the same fields, one row per entry.",
+one future patch. Parquet output holds the same fields, one row per entry.", output_files_help!()),
         after_help = "Examples:\n  \
 chronos2 embed --input examples/airpassengers.csv --output embeddings.json\n  \
 chronos2 embed --input data.parquet --target load --pooling all --output embeddings.parquet"
@@ -112,13 +134,14 @@ struct CommonArgs {
     #[arg(long, value_name = "NAME[,NAME...]", default_value = "target", value_delimiter = ',')]
     target: Vec<String>,
 
-    /// Rows (targets + covariates) per model call; items are never split.
-    #[arg(long, value_name = "N", default_value_t = 256)]
-    batch_size: usize,
+    /// Rows (targets + covariates) per model call; items are never split. Values above 1024 are
+    /// capped at 1024 to bound memory (said on stderr).
+    #[arg(long, value_name = "N", default_value_t = 256, allow_hyphen_values = true)]
+    batch_size: i64,
 
     /// Context steps kept per item (default and maximum: the model's context length).
-    #[arg(long, value_name = "N")]
-    context_length: Option<usize>,
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    context_length: Option<i64>,
 
     /// Backend: auto (per call, the backend expected to be fastest for its batch and context
     /// length, from the crossover profile), cpu, or mlx. Default: $CHRONOS2_BACKEND, else auto.
@@ -164,11 +187,17 @@ struct PredictArgs {
     future: Option<PathBuf>,
 
     /// Number of steps to forecast per item.
-    #[arg(long, value_name = "H")]
-    prediction_length: usize,
+    #[arg(long, value_name = "H", allow_hyphen_values = true)]
+    prediction_length: i64,
 
     /// Quantile levels, comma separated, or `all` for the model's 21 levels (0.01, 0.05, ..., 0.99).
-    #[arg(long, value_name = "0.1,0.2,...|all", default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")]
+    /// A level given twice is kept once, at its first place.
+    #[arg(
+        long,
+        value_name = "0.1,0.2,...|all",
+        default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
+        allow_hyphen_values = true
+    )]
     quantiles: String,
 
     /// Forecast all items of a batch jointly (results then depend on --batch-size).
@@ -181,6 +210,7 @@ struct PredictArgs {
     freq: Option<String>,
 
     /// Output file (.csv, .parquet or .json records). Default: CSV on standard output.
+    /// How an existing file is replaced: see "Output files" in --help.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
 
@@ -199,7 +229,7 @@ struct EmbedArgs {
     #[arg(long, value_name = "MODE", default_value = "reg_token")]
     pooling: String,
 
-    /// Output file (.json or .parquet).
+    /// Output file (.json or .parquet). How an existing file is replaced: see "Output files" in --help.
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
 }
@@ -241,10 +271,89 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that closed standard output early (`| head`) wants no more: end quietly.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// A count option's value, which must be at least 1 (numeric options accept hyphen values, so
+/// that `-1` gets this range message rather than a parser error).
+fn at_least_one(value: i64, flag: &str) -> Result<usize> {
+    if value < 1 {
+        bail!("{flag} must be at least 1 (got {value})");
+    }
+    usize::try_from(value).with_context(|| format!("{flag} {value} is too large"))
+}
+
+impl CommonArgs {
+    fn batch_size(&self) -> Result<usize> {
+        at_least_one(self.batch_size, "--batch-size")
+    }
+
+    fn context_length(&self) -> Result<Option<usize>> {
+        self.context_length.map(|c| at_least_one(c, "--context-length")).transpose()
+    }
+}
+
+/// The batch size used: at most [`MAX_BATCH_ROWS`] rows per model call, said on stderr when capped.
+fn bounded_batch_size(requested: usize, cross_learning: bool) -> usize {
+    if requested <= MAX_BATCH_ROWS {
+        return requested;
+    }
+    let effect = if cross_learning {
+        "with --cross-learning, items are grouped in batches of about this many rows"
+    } else {
+        "results do not depend on it"
+    };
+    eprintln!(
+        "note: --batch-size {requested} is capped at {MAX_BATCH_ROWS} rows per model call to bound memory ({effect})"
+    );
+    MAX_BATCH_ROWS
+}
+
+/// Levels in the order first given, each once (the reference's output columns are keyed by level).
+fn unique_levels(levels: Vec<f64>) -> Vec<f64> {
+    let mut out: Vec<f64> = Vec::with_capacity(levels.len());
+    for level in levels {
+        if !out.contains(&level) {
+            out.push(level);
+        }
+    }
+    out
+}
+
+/// Refuses an output that is one of the input files (it would be overwritten by the result).
+fn check_not_an_input(output: &Path, inputs: &[(&Path, &str)]) -> Result<()> {
+    for (input, what) in inputs {
+        if same_file(output, input) {
+            bail!("--output {} is the {what} file; choose another output file", output.display());
+        }
+    }
+    Ok(())
+}
+
+/// True when both paths exist and name the same file (through links too).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        ma.dev() == mb.dev() && ma.ino() == mb.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (ma, mb);
+        matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
     }
 }
 
@@ -281,6 +390,7 @@ fn check_output(path: &Path, allowed: &[Format], what: &str) -> Result<Format> {
             bail!("{what} {}: directory {} does not exist", path.display(), dir.display());
         }
     }
+    chronos2::frame::check_writable(path).with_context(|| format!("{what} {}", path.display()))?;
     Ok(format)
 }
 
@@ -330,19 +440,16 @@ impl Progress {
 fn predict(args: PredictArgs) -> Result<()> {
     let output_format = match &args.output {
         Some(p) if p.as_os_str() != "-" => {
+            let mut inputs = vec![(args.common.input.as_path(), "input")];
+            inputs.extend(args.future.as_deref().map(|f| (f, "future")));
+            check_not_an_input(p, &inputs)?;
             Some(check_output(p, &[Format::Csv, Format::Parquet, Format::Json], "--output")?)
         }
         _ => None,
     };
-    if args.prediction_length == 0 {
-        bail!("--prediction-length must be at least 1");
-    }
-    if args.common.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    if args.common.context_length == Some(0) {
-        bail!("--context-length must be at least 1");
-    }
+    let prediction_length = at_least_one(args.prediction_length, "--prediction-length")?;
+    let batch_size = args.common.batch_size()?;
+    let context_length = args.common.context_length()?;
     let freq = match &args.freq {
         Some(f) => Some(f.parse::<chronos2::Freq>().context("--freq")?),
         None => None,
@@ -351,7 +458,7 @@ fn predict(args: PredictArgs) -> Result<()> {
     let explicit_levels = if args.quantiles.trim().eq_ignore_ascii_case("all") {
         None
     } else {
-        Some(chronos2::parse_quantile_levels(&args.quantiles, &[]).context("--quantiles")?)
+        Some(unique_levels(chronos2::parse_quantile_levels(&args.quantiles, &[]).context("--quantiles")?))
     };
     let cols = columns(&args.common)?;
     let df = read_table(&args.common.input, "input")?;
@@ -360,7 +467,10 @@ fn predict(args: PredictArgs) -> Result<()> {
         None => None,
     };
     // Validate the tables before loading the model: bad input fails fast.
-    let prepared = dataframe::prepare_predict(&df, future.as_ref(), &cols, args.prediction_length, freq)?;
+    let prepared = dataframe::prepare_predict(&df, future.as_ref(), &cols, prediction_length, freq)?;
+    for note in &prepared.notes {
+        eprintln!("note: {note}");
+    }
 
     let model = load_model(args.common.model.as_deref(), args.common.backend.as_deref(), &args.common.speed)?;
     let quantile_levels = match explicit_levels {
@@ -369,10 +479,10 @@ fn predict(args: PredictArgs) -> Result<()> {
     };
     let options = PredictDfOptions {
         columns: cols,
-        prediction_length: args.prediction_length,
+        prediction_length,
         quantile_levels,
-        batch_size: args.common.batch_size,
-        context_length: args.common.context_length,
+        batch_size: bounded_batch_size(batch_size, args.cross_learning),
+        context_length,
         cross_learning: args.cross_learning,
         freq: prepared.freq,
     };
@@ -400,24 +510,17 @@ fn predict(args: PredictArgs) -> Result<()> {
 }
 
 fn embed(args: EmbedArgs) -> Result<()> {
+    check_not_an_input(&args.output, &[(args.common.input.as_path(), "input")])?;
     check_output(&args.output, &[Format::Json, Format::Parquet], "--output")?;
-    if args.common.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    if args.common.context_length == Some(0) {
-        bail!("--context-length must be at least 1");
-    }
+    let batch_size = args.common.batch_size()?;
+    let context_length = args.common.context_length()?;
     let pooling = chronos2::parse_pooling(&args.pooling).context("--pooling")?;
     let cols = columns(&args.common)?;
     let df = read_table(&args.common.input, "input")?;
     let prepared = dataframe::prepare_embed(&df, &cols)?;
     let model = load_model(args.common.model.as_deref(), args.common.backend.as_deref(), &args.common.speed)?;
-    let options = EmbedDfOptions {
-        columns: cols,
-        pooling,
-        batch_size: args.common.batch_size,
-        context_length: args.common.context_length,
-    };
+    let options =
+        EmbedDfOptions { columns: cols, pooling, batch_size: bounded_batch_size(batch_size, false), context_length };
     let progress = Progress::new("embedding", prepared.inputs.len());
     let embeddings = model.embed(&prepared.inputs, options.batch_size, options.context_length, pooling, &mut |d, t| {
         progress.update(d, t)
@@ -432,51 +535,63 @@ fn embed(args: EmbedArgs) -> Result<()> {
 }
 
 fn info(args: InfoArgs) -> Result<()> {
-    println!("chronos2 {}", env!("CARGO_PKG_VERSION"));
-    println!("backends:");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "chronos2 {}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(out, "backends:")?;
     for kind in BackendKind::ALL {
         let status = match (kind.compiled(), kind.usable()) {
             (true, Ok(())) => "compiled in, usable".to_string(),
             (true, Err(why)) => format!("compiled in, not usable: {why}"),
             (false, _) => "not compiled in".to_string(),
         };
-        println!("  {:<4} {status}", kind.name());
+        writeln!(out, "  {:<4} {status}", kind.name())?;
     }
     #[cfg(feature = "mlx")]
     if let Ok(device) = chronos2_mlx::check_available() {
-        println!("MLX device: {device}");
+        writeln!(out, "MLX device: {device}")?;
     }
     match Backend::from_flag_or_env(args.backend.as_deref()) {
-        Ok(b) => println!("requested backend: {b} (set with --backend or {BACKEND_ENV})"),
-        Err(e) => println!("requested backend: invalid: {e}"),
+        Ok(b) => writeln!(out, "requested backend: {b} (set with --backend or {BACKEND_ENV})")?,
+        Err(e) => writeln!(out, "requested backend: invalid: {e}")?,
     }
     let profile = chronos2::engine::load_profile()?;
-    println!(
+    writeln!(
+        out,
         "dispatch profile: {} (override: {} or {})",
         profile.source,
         chronos2::engine::PROFILE_ENV,
         chronos2::engine::user_profile_path().map(|p| p.display().to_string()).unwrap_or_default()
-    );
-    println!("bundled model: {BUNDLED_MODEL_NAME} (extracted to {})", bundled_model_cache_dir().display());
+    )?;
+    match bundled_model_cache_dir() {
+        Ok(dir) => writeln!(out, "bundled model: {BUNDLED_MODEL_NAME} (extracted to {})", dir.display())?,
+        Err(e) => writeln!(out, "bundled model: {BUNDLED_MODEL_NAME} (no cache directory: {e})")?,
+    }
     if args.model.is_some() || args.speed.quantize.is_some() {
         let model = load_model(args.model.as_deref(), args.backend.as_deref(), &args.speed)?;
         let f = model.footprint();
         let mb = |b: usize| b as f64 / 1e6;
-        println!("model: {}", model.model_dir().display());
-        println!("  parameters:            {}", f.total_params);
-        println!(
+        writeln!(out, "model: {}", model.model_dir().display())?;
+        writeln!(out, "  parameters:            {}", f.total_params)?;
+        writeln!(
+            out,
             "  quantized parameters:  {} ({:.1}%)",
             f.quantized_params,
             100.0 * f.quantized_params as f64 / f.total_params.max(1) as f64
-        );
-        println!("  bytes in memory:       {:.2} MB (fp32 would be {:.2} MB)", mb(f.bytes), mb(4 * f.total_params));
+        )?;
+        writeln!(
+            out,
+            "  bytes in memory:       {:.2} MB (fp32 would be {:.2} MB)",
+            mb(f.bytes),
+            mb(4 * f.total_params)
+        )?;
         if f.quantized_params > 0 {
-            println!(
+            writeln!(
+                out,
                 "  quantized layers:      {:.2} MB ({:.3}x of their fp32 {:.2} MB)",
                 mb(f.quantized_layer_bytes),
                 f.quantized_layer_bytes as f64 / f.quantized_layer_fp32_bytes() as f64,
                 mb(f.quantized_layer_fp32_bytes())
-            );
+            )?;
         }
     }
     Ok(())

@@ -85,11 +85,16 @@ impl PredictOptions {
         }
         let q = config.quantiles();
         let (lo, hi) = (q[0], q[q.len() - 1]);
-        if self.quantile_levels.iter().any(|&l| l < lo || l > hi) {
-            out.push(format!(
-                "quantile levels {:?} are outside the model's range [{lo}, {hi}]; they get the edge quantiles",
-                self.quantile_levels
-            ));
+        let outside: Vec<f32> = self.quantile_levels.iter().copied().filter(|&l| l < lo || l > hi).collect();
+        if !outside.is_empty() {
+            let list = outside.iter().map(f32::to_string).collect::<Vec<_>>().join(", ");
+            out.push(if outside.len() == 1 {
+                format!("quantile level {list} is outside the model's range [{lo}, {hi}]; it gets the edge quantile")
+            } else {
+                format!(
+                    "quantile levels {list} are outside the model's range [{lo}, {hi}]; they get the edge quantiles"
+                )
+            });
         }
         out
     }

@@ -407,6 +407,8 @@ fn warnings_follow_the_reference() {
     assert!(PredictOptions::new(16).warnings(config).is_empty());
     let w = PredictOptions { quantile_levels: vec![0.001, 0.5], ..PredictOptions::new(2000) }.warnings(config);
     assert_eq!(w.len(), 2, "{w:?}");
+    // Only the levels outside the model's range are named.
+    assert!(w[1].contains("level 0.001 is outside") && !w[1].contains("0.5"), "{w:?}");
 }
 
 #[test]

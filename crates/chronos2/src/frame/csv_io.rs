@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{format_f64, format_timestamp_with, ColumnData, Frame};
+use super::{format_f64, zoned_text, ColumnData, Frame};
 use crate::error::{Error, Result};
 
 /// pandas' default missing-value markers (`read_csv(na_values=None, keep_default_na=True)`).
@@ -121,7 +121,9 @@ pub(super) fn to_csv(frame: &Frame) -> std::result::Result<Vec<u8>, String> {
                 }
                 ColumnData::Bool(v) => v[i].map_or(String::new(), |b| if b { "True".into() } else { "False".into() }),
                 ColumnData::Str(v) => v[i].clone().unwrap_or_default(),
-                ColumnData::Timestamp(v, tz) => v[i].map_or(String::new(), |t| format_timestamp_with(t, *tz, digits)),
+                ColumnData::Timestamp(v, zone) => {
+                    v[i].map_or(String::new(), |t| zoned_text(t, zone.as_ref(), i, digits))
+                }
             });
         }
         wtr.write_record(&fields).map_err(|e| e.to_string())?;

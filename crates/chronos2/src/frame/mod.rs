@@ -9,6 +9,7 @@
 mod csv_io;
 mod parquet_io;
 mod timestamp;
+mod zone;
 
 use std::path::Path;
 
@@ -18,6 +19,7 @@ use crate::error::{Error, Result};
 
 pub(crate) use parquet_io::embeddings_to_parquet;
 pub use timestamp::{format_timestamp, format_timestamp_with, fraction_digits, parse_timestamp, TzOffset};
+pub use zone::{offset_text, zoned_text, Zone};
 
 /// Values of one column. Missing values are `None` (NaN for floats).
 #[derive(Debug, Clone, PartialEq)]
@@ -30,8 +32,9 @@ pub enum ColumnData {
     Float32(Vec<f32>),
     Bool(Vec<Option<bool>>),
     Str(Vec<Option<String>>),
-    /// Wall-clock timestamps, with the UTC offset shared by the whole column (`None` = naive).
-    Timestamp(Vec<Option<NaiveDateTime>>, Option<TzOffset>),
+    /// Timestamps: wall-clock times when the zone is `None` (naive), else UTC instants whose
+    /// offsets the [`Zone`] gives.
+    Timestamp(Vec<Option<NaiveDateTime>>, Option<Zone>),
 }
 
 impl ColumnData {
@@ -95,7 +98,9 @@ impl ColumnData {
             ColumnData::Float32(v) => (!v[i].is_nan()).then(|| format_f32(v[i])),
             ColumnData::Bool(v) => v[i].map(|b| if b { "True" } else { "False" }.to_string()),
             ColumnData::Str(v) => v[i].clone(),
-            ColumnData::Timestamp(v, tz) => v[i].map(|t| format_timestamp(t, *tz)),
+            ColumnData::Timestamp(v, zone) => {
+                v[i].map(|t| zoned_text(t, zone.as_ref(), i, fraction_digits(std::iter::once(t))))
+            }
         }
     }
 
@@ -118,7 +123,9 @@ impl ColumnData {
             ColumnData::Float32(v) => ColumnData::Float32(pick(v, indices)),
             ColumnData::Bool(v) => ColumnData::Bool(pick(v, indices)),
             ColumnData::Str(v) => ColumnData::Str(pick(v, indices)),
-            ColumnData::Timestamp(v, tz) => ColumnData::Timestamp(pick(v, indices), *tz),
+            ColumnData::Timestamp(v, zone) => {
+                ColumnData::Timestamp(pick(v, indices), zone.as_ref().map(|z| z.take(indices)))
+            }
         }
     }
 }
@@ -308,33 +315,107 @@ fn json_value(data: &ColumnData, i: usize, digits: usize) -> String {
         ColumnData::Float(v) => serde_json::Number::from_f64(v[i]).map_or("null".into(), |n| n.to_string()),
         ColumnData::Float32(v) => json_f32(v[i]),
         ColumnData::Bool(v) => v[i].map_or("null".into(), |b| b.to_string()),
-        ColumnData::Timestamp(v, tz) => {
-            v[i].map_or("null".into(), |t| json_string(&format_timestamp_with(t, *tz, digits)))
+        ColumnData::Timestamp(v, zone) => {
+            v[i].map_or("null".into(), |t| json_string(&zoned_text(t, zone.as_ref(), i, digits)))
         }
         ColumnData::Str(_) => data.label_at(i).map_or("null".into(), |s| json_string(&s)),
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so that
-/// `path` is either untouched or complete.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
+/// The file that writing `path` replaces: `path` itself, or the final target of a symbolic link
+/// (the link is kept and its target gets the new content). Refuses a directory, a dangling link
+/// and a file with several hard links (replacing it would detach it from its other names).
+pub fn output_target(path: &Path) -> Result<std::path::PathBuf> {
     let err = |message: String| Error::Write { path: path.to_path_buf(), message };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
+    let Ok(link_meta) = std::fs::symlink_metadata(path) else {
+        return Ok(path.to_path_buf());
     };
+    let target = if link_meta.file_type().is_symlink() {
+        std::fs::canonicalize(path).map_err(|e| {
+            err(format!("it is a symbolic link whose target cannot be resolved ({e}); remove it or fix the link"))
+        })?
+    } else {
+        path.to_path_buf()
+    };
+    let meta = std::fs::metadata(&target).map_err(|e| err(e.to_string()))?;
+    if meta.is_dir() {
+        return Err(err("it is a directory".into()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.is_file() && meta.nlink() > 1 {
+            return Err(err(format!(
+                "it has {} hard links; the output is written to a new file and renamed, which would detach it \
+                 from its other names (remove it first, or choose another name)",
+                meta.nlink()
+            )));
+        }
+    }
+    Ok(target)
+}
+
+/// Checks, before any work, that `path` can be written: [`output_target`] accepts it and its
+/// directory exists and lets us create files (a probe file is created and removed).
+pub fn check_writable(path: &Path) -> Result<()> {
+    let target = output_target(path)?;
+    let dir = parent_dir(&target);
+    let err = |message: String| Error::Write { path: path.to_path_buf(), message };
     if !dir.is_dir() {
         return Err(err(format!("directory {} does not exist", dir.display())));
     }
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("output");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let (probe, file) = create_temp(&dir, &target)
+        .map_err(|e| err(format!("cannot create files in directory {} ({e})", dir.display())))?;
+    drop(file);
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn parent_dir(path: &Path) -> std::path::PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
+/// A new, uniquely named hidden file next to `target`.
+fn create_temp(dir: &Path, target: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("output");
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so that
+/// `path` is either untouched or complete. An existing file keeps its permissions; a symbolic link
+/// is written through (its target is replaced); see [`output_target`] for what is refused.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let err = |message: String| Error::Write { path: path.to_path_buf(), message };
+    let target = output_target(path)?;
+    let dir = parent_dir(&target);
+    if !dir.is_dir() {
+        return Err(err(format!("directory {} does not exist", dir.display())));
+    }
+    let existing = std::fs::metadata(&target).ok();
+    let (tmp, mut file) = create_temp(&dir, &target).map_err(|e| err(e.to_string()))?;
     let result = (|| -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
+        // The mode is set before any byte is written, so private data never sits in a readable file.
+        if let Some(meta) = &existing {
+            file.set_permissions(meta.permissions())?;
+        }
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, &target)
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);

@@ -1,5 +1,6 @@
 //! Parquet reading (flat tables as pandas/pyarrow write them) and writing.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -7,12 +8,13 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use parquet::basic::{Compression, ConvertedType, LogicalType, Repetition, TimeUnit, Type as PhysicalType};
 use parquet::column::reader::{ColumnReader, ColumnReaderImpl};
 use parquet::data_type::{ByteArray, ByteArrayType, DataType, DoubleType, FloatType, Int64Type};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{ColumnDescriptor, Type};
 
-use super::{ColumnData, Frame};
+use super::{ColumnData, Frame, Zone};
 use crate::error::{Error, Result};
 
 pub(super) fn read_parquet(path: &Path) -> Result<Frame> {
@@ -31,6 +33,7 @@ pub(super) fn read_parquet(path: &Path) -> Result<Frame> {
     }
     let mut builders: Vec<Builder> =
         columns.iter().map(|c| Builder::new(c)).collect::<std::result::Result<_, _>>().map_err(err)?;
+    let zones = pandas_time_zones(reader.metadata().file_metadata().key_value_metadata());
     for rg in 0..reader.num_row_groups() {
         let row_group = reader.get_row_group(rg).map_err(|e| err(e.to_string()))?;
         for (i, builder) in builders.iter_mut().enumerate() {
@@ -44,7 +47,13 @@ pub(super) fn read_parquet(path: &Path) -> Result<Frame> {
         if b.name.starts_with("__index_level_") && b.name.ends_with("__") {
             continue;
         }
-        let (name, data) = b.finish();
+        let zone = match zones.get(&b.name) {
+            Some(name) => Some(Zone::from_name(name).ok_or_else(|| {
+                err(format!("column '{}' has the time zone '{name}', which is not a known zone", b.name))
+            })?),
+            None => None,
+        };
+        let (name, data) = b.finish(zone);
         frame.push(name, data);
     }
     Ok(frame)
@@ -59,6 +68,10 @@ enum Kind {
     /// Decimal stored in an integer: value / 10^scale.
     Decimal32(i32),
     Decimal64(i32),
+    /// Decimal stored as big-endian two's-complement bytes (fixed or variable length).
+    DecimalBytes(i32),
+    /// IEEE half precision in 2 fixed-length bytes (little-endian).
+    Float16,
     Float,
     Double,
     Str,
@@ -114,15 +127,37 @@ impl Builder {
             PhysicalType::INT96 => Kind::Int96,
             PhysicalType::FLOAT => Kind::Float,
             PhysicalType::DOUBLE => Kind::Double,
-            PhysicalType::BYTE_ARRAY => Kind::Str,
-            PhysicalType::FIXED_LEN_BYTE_ARRAY => {
-                return Err(format!("column '{name}' has a fixed-length binary type, which is not supported"));
-            }
+            PhysicalType::BYTE_ARRAY => match (logical, converted) {
+                (Some(LogicalType::Decimal(d)), _) => Kind::DecimalBytes(d.scale),
+                (_, ConvertedType::DECIMAL) => Kind::DecimalBytes(col.type_scale()),
+                _ => Kind::Str,
+            },
+            PhysicalType::FIXED_LEN_BYTE_ARRAY => match (logical, converted) {
+                (Some(LogicalType::Decimal(d)), _) => Kind::DecimalBytes(d.scale),
+                (_, ConvertedType::DECIMAL) => Kind::DecimalBytes(col.type_scale()),
+                (Some(LogicalType::Float16), _) if col.type_length() == 2 => Kind::Float16,
+                _ => {
+                    let what = match logical {
+                        Some(l) => format!("logical type {l:?}"),
+                        None => "no logical type".to_string(),
+                    };
+                    return Err(format!(
+                        "column '{name}' has a fixed-length binary type of {} bytes ({what}), which is not supported \
+                         (numbers, decimals, float16, strings, bools, dates and timestamps are)",
+                        col.type_length()
+                    ));
+                }
+            },
         };
         let values = match kind {
             Kind::Bool => Values::Bool(Vec::new()),
             Kind::Int32 | Kind::Int64 => Values::Int(Vec::new()),
-            Kind::Decimal32(_) | Kind::Decimal64(_) | Kind::Float | Kind::Double => Values::Float(Vec::new()),
+            Kind::Decimal32(_)
+            | Kind::Decimal64(_)
+            | Kind::DecimalBytes(_)
+            | Kind::Float16
+            | Kind::Float
+            | Kind::Double => Values::Float(Vec::new()),
             Kind::Str => Values::Str(Vec::new()),
             Kind::Date32 => Values::Timestamp(Vec::new(), false),
             Kind::Timestamp(_, utc) => Values::Timestamp(Vec::new(), utc),
@@ -168,6 +203,17 @@ impl Builder {
             (ColumnReader::DoubleColumnReader(r), _, Values::Float(out)) => {
                 read_all(r, max_def, |v| out.push(v.unwrap_or(f64::NAN)))
             }
+            (ColumnReader::ByteArrayColumnReader(r), Kind::DecimalBytes(scale), Values::Float(out)) => {
+                read_all(r, max_def, |v| out.push(v.map_or(f64::NAN, |b| decimal_from_be_bytes(b.data(), scale))))
+            }
+            (ColumnReader::FixedLenByteArrayColumnReader(r), Kind::DecimalBytes(scale), Values::Float(out)) => {
+                read_all(r, max_def, |v| out.push(v.map_or(f64::NAN, |b| decimal_from_be_bytes(b.data(), scale))))
+            }
+            (ColumnReader::FixedLenByteArrayColumnReader(r), Kind::Float16, Values::Float(out)) => {
+                read_all(r, max_def, |v| {
+                    out.push(v.map_or(f64::NAN, |b| half::f16::from_le_bytes([b.data()[0], b.data()[1]]).to_f64()))
+                })
+            }
             (ColumnReader::ByteArrayColumnReader(r), _, Values::Str(out)) => {
                 read_all(r, max_def, |v| out.push(v.map(|b| String::from_utf8_lossy(b.data()).into_owned())))
             }
@@ -175,7 +221,9 @@ impl Builder {
         }
     }
 
-    fn finish(self) -> (String, ColumnData) {
+    /// The column; `zone` is the time zone pandas recorded for it (UTC-adjusted timestamps
+    /// without one are UTC).
+    fn finish(self, zone: Option<Zone>) -> (String, ColumnData) {
         let data = match self.values {
             Values::Int(v) => {
                 if v.iter().all(Option::is_some) {
@@ -187,10 +235,80 @@ impl Builder {
             Values::Float(v) => ColumnData::Float(v),
             Values::Bool(v) => ColumnData::Bool(v),
             Values::Str(v) => ColumnData::Str(v),
-            Values::Timestamp(v, utc) => ColumnData::Timestamp(v, utc.then_some(0)),
+            Values::Timestamp(v, utc) => ColumnData::Timestamp(v, utc.then(|| zone.unwrap_or(Zone::Fixed(0)))),
         };
         (self.name, data)
     }
+}
+
+/// A decimal's unscaled value (big-endian two's complement, any length) divided by 10^scale.
+fn decimal_from_be_bytes(bytes: &[u8], scale: i32) -> f64 {
+    let unscaled = if bytes.len() <= 16 {
+        let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) { 0xff } else { 0 };
+        let mut buf = [fill; 16];
+        buf[16 - bytes.len()..].copy_from_slice(bytes);
+        i128::from_be_bytes(buf) as f64
+    } else {
+        let negative = bytes[0] & 0x80 != 0;
+        let magnitude = bytes.iter().fold(0.0f64, |acc, &b| acc * 256.0 + f64::from(if negative { !b } else { b }));
+        if negative {
+            -(magnitude + 1.0)
+        } else {
+            magnitude
+        }
+    };
+    unscaled / 10f64.powi(scale)
+}
+
+/// Column name -> time zone name of the tz-aware columns, from the `pandas` metadata that pandas
+/// (through pyarrow) writes: `{"columns": [{"field_name": ..., "metadata": {"timezone": ...}}]}`.
+fn pandas_time_zones(metadata: Option<&Vec<KeyValue>>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let Some(text) = metadata.into_iter().flatten().find(|kv| kv.key == "pandas").and_then(|kv| kv.value.as_deref())
+    else {
+        return out;
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else { return out };
+    for col in json["columns"].as_array().into_iter().flatten() {
+        let name = col["field_name"].as_str().or_else(|| col["name"].as_str());
+        if let (Some(name), Some(tz)) = (name, col["metadata"]["timezone"].as_str()) {
+            out.insert(name.to_string(), tz.to_string());
+        }
+    }
+    out
+}
+
+/// The `pandas` metadata of a written frame, so that pandas reads timestamp columns back in
+/// their time zone (and every other column with its dtype).
+fn pandas_metadata(frame: &Frame) -> String {
+    let columns: Vec<serde_json::Value> = frame
+        .columns
+        .iter()
+        .map(|c| {
+            let (pandas_type, numpy_type, metadata) = match &c.data {
+                ColumnData::Int(_) => ("int64", "int64", serde_json::Value::Null),
+                ColumnData::Float(_) => ("float64", "float64", serde_json::Value::Null),
+                ColumnData::Float32(_) => ("float32", "float32", serde_json::Value::Null),
+                ColumnData::Bool(_) => ("bool", "bool", serde_json::Value::Null),
+                ColumnData::Str(_) => ("unicode", "object", serde_json::Value::Null),
+                ColumnData::Timestamp(_, None) => ("datetime", "datetime64[us]", serde_json::Value::Null),
+                ColumnData::Timestamp(_, Some(zone)) => (
+                    "datetimetz",
+                    "datetime64[us]",
+                    serde_json::json!({ "timezone": zone.name().unwrap_or_else(|| "UTC".into()) }),
+                ),
+            };
+            serde_json::json!({
+                "name": c.name, "field_name": c.name, "pandas_type": pandas_type,
+                "numpy_type": numpy_type, "metadata": metadata,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "index_columns": [], "column_indexes": [], "columns": columns,
+        "creator": { "library": "chronos2", "version": env!("CARGO_PKG_VERSION") },
+    })
+    .to_string()
 }
 
 fn from_epoch(value: i64, per_second: i64) -> Option<NaiveDateTime> {
@@ -258,7 +376,10 @@ pub(super) fn to_parquet(frame: &Frame) -> std::result::Result<Vec<u8>, String> 
         fields.push(Arc::new(field));
     }
     let schema = Type::group_type_builder("schema").with_fields(fields).build().map_err(|e| e.to_string())?;
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_key_value_metadata(Some(vec![KeyValue::new("pandas".to_string(), pandas_metadata(frame))]))
+        .build();
     let mut writer =
         SerializedFileWriter::new(Vec::new(), Arc::new(schema), Arc::new(props)).map_err(|e| e.to_string())?;
     let mut rg = writer.next_row_group().map_err(|e| e.to_string())?;
