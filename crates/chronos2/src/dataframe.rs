@@ -750,7 +750,7 @@ pub fn embedding_entries(prepared: &PreparedFrame, embeddings: &[ItemEmbedding])
     }
     let mut out = Vec::new();
     for (i, e) in embeddings.iter().enumerate() {
-        if e.n_variates != prepared.columns.targets.len() {
+        if e.n_variates != prepared.columns.targets.len() || e.values.len() != e.n_variates * e.tokens * e.d_model {
             return Err(invalid(format!("embedding of item '{}' has an unexpected shape", prepared.item_labels[i])));
         }
         for (v, target) in prepared.columns.targets.iter().enumerate() {

@@ -38,7 +38,8 @@ Input tables are in long format: one row per (item, timestamp) with an id column
 column, one or more numeric target columns, and optionally covariate columns (any other column).
 CSV and Parquet files are read; results are written as CSV, Parquet or JSON.
 
-Without --model the bundled chronos2-mini model is used (extracted once to the user cache).";
+Without --model the bundled chronos2-mini model is used: it is extracted to a private cache directory
+($XDG_CACHE_HOME/chronos2, else ~/.cache/chronos2) and compared with the embedded copy on every run.";
 
 const MAIN_EXAMPLES: &str = "\
 Examples:
@@ -280,8 +281,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Standard output was closed by its reader (`| head`): the run ends quietly.
+#[derive(Debug)]
+struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.downcast_ref::<StdoutClosed>().is_some()
+}
+
+/// Writes `bytes` to standard output; a closed pipe is [`StdoutClosed`].
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|_| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to standard output")),
+    }
 }
 
 /// A count option's value, which must be at least 1 (numeric options accept hyphen values, so
@@ -502,8 +525,7 @@ fn predict(args: PredictArgs) -> Result<()> {
         (Some(path), Some(_)) => table.write(path)?,
         _ => {
             let bytes = table.to_bytes(Format::Csv).map_err(anyhow::Error::msg)?;
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&bytes).and_then(|_| stdout.flush()).context("cannot write to standard output")?;
+            write_stdout(&bytes)?;
         }
     }
     Ok(())
@@ -535,7 +557,15 @@ fn embed(args: EmbedArgs) -> Result<()> {
 }
 
 fn info(args: InfoArgs) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    // Written at the end (also when loading the model fails), so that a closed stdout is one error.
+    let mut out = String::new();
+    let result = info_text(&args, &mut out);
+    write_stdout(out.as_bytes())?;
+    result
+}
+
+fn info_text(args: &InfoArgs, out: &mut String) -> Result<()> {
+    use std::fmt::Write as _;
     writeln!(out, "chronos2 {}", env!("CARGO_PKG_VERSION"))?;
     writeln!(out, "backends:")?;
     for kind in BackendKind::ALL {
