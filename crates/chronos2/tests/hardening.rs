@@ -341,10 +341,21 @@ fn unwritable_output_is_reported_first() {
     assert!(!err.contains("/no/such/model"), "{err}");
 }
 
-// 10. A huge --batch-size is capped (said on stderr) and gives the same forecast.
+// 10. A huge --batch-size is capped at 1024 rows per call (said on stderr) and gives the same
+// forecast as the default 256: 1100 items, so both runs split the input, differently.
 #[test]
 fn huge_batch_size_is_capped_with_the_same_output() {
-    let args = ["predict", "--input", &data("small.csv"), "--prediction-length", "3"];
+    let dir = tmpdir("huge_batch");
+    let mut text = String::from("item_id,timestamp,target\n");
+    for i in 0..1100 {
+        for k in 0..20 {
+            let v = 10.0 + 3.0 * ((k as f64) / 3.0 + i as f64).sin() + 0.01 * i as f64;
+            text.push_str(&format!("s{i},2024-01-{:02},{v:.3}\n", k + 1));
+        }
+    }
+    let input = dir.join("many.csv");
+    std::fs::write(&input, text).unwrap();
+    let args = ["predict", "--input", input.to_str().unwrap(), "--prediction-length", "3"];
     let normal = ok(&chronos2(&args));
     let mut big = args.to_vec();
     big.extend(["--batch-size", "1000000000"]);
