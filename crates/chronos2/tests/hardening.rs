@@ -162,7 +162,7 @@ fn output_equal_to_input_is_refused() {
 #[cfg(unix)]
 #[test]
 fn existing_output_keeps_mode_and_links() {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let dir = tmpdir("existing_output");
     let expected = ok(&forecast_air(&[]));
 
@@ -188,6 +188,14 @@ fn existing_output_keeps_mode_and_links() {
     failed(&forecast_air(&["--output", a.to_str().unwrap()]), &["hard links"]);
     assert_eq!(std::fs::read_to_string(&b).unwrap(), "old");
     assert_eq!(std::fs::read_to_string(&a).unwrap(), "old");
+
+    // A link to something that is not a regular file (here a FIFO) is refused, never replaced.
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let to_fifo = dir.join("fifo.csv");
+    std::os::unix::fs::symlink(&fifo, &to_fifo).unwrap();
+    failed(&forecast_air(&["--output", to_fifo.to_str().unwrap()]), &["not a regular file"]);
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()

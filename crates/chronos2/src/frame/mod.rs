@@ -323,8 +323,9 @@ fn json_value(data: &ColumnData, i: usize, digits: usize) -> String {
 }
 
 /// The file that writing `path` replaces: `path` itself, or the final target of a symbolic link
-/// (the link is kept and its target gets the new content). Refuses a directory, a dangling link
-/// and a file with several hard links (replacing it would detach it from its other names).
+/// (the link is kept and its target gets the new content). Refuses a directory, anything else that
+/// is not a regular file (a device or FIFO would be replaced, not written to), a dangling link and
+/// a file with several hard links (replacing it would detach it from its other names).
 pub fn output_target(path: &Path) -> Result<std::path::PathBuf> {
     let err = |message: String| Error::Write { path: path.to_path_buf(), message };
     let Ok(link_meta) = std::fs::symlink_metadata(path) else {
@@ -341,10 +342,14 @@ pub fn output_target(path: &Path) -> Result<std::path::PathBuf> {
     if meta.is_dir() {
         return Err(err("it is a directory".into()));
     }
+    if !meta.is_file() {
+        // A device, FIFO or socket would be replaced by a regular file, not written to.
+        return Err(err(format!("{} is not a regular file; choose a regular file", target.display())));
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        if meta.is_file() && meta.nlink() > 1 {
+        if meta.nlink() > 1 {
             return Err(err(format!(
                 "it has {} hard links; the output is written to a new file and renamed, which would detach it \
                  from its other names (remove it first, or choose another name)",

@@ -22,6 +22,8 @@ pub enum Zone {
 impl Zone {
     /// A zone from its pandas name: `UTC`, `+05:30` (a fixed offset) or an IANA name.
     pub fn from_name(name: &str) -> Option<Zone> {
+        // dateutil zones are stored by file path (`dateutil//usr/share/zoneinfo/Europe/Paris`).
+        let name = name.rsplit_once("zoneinfo/").map_or(name, |(_, zone)| zone);
         if name.eq_ignore_ascii_case("utc") || name == "Z" {
             return Some(Zone::Fixed(0));
         }
@@ -152,5 +154,7 @@ mod tests {
             assert_eq!(Zone::from_name(name).unwrap().name().unwrap(), name);
         }
         assert!(Zone::from_name("Mars/Olympus").is_none());
+        let dateutil = Zone::from_name("dateutil//usr/share/zoneinfo/Europe/Paris").unwrap();
+        assert_eq!(dateutil.name().unwrap(), "Europe/Paris");
     }
 }
