@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use chronos2_core::fixtures::{self, assert_close, flat, model_batch, model_dir};
 use chronos2_core::{Forecaster, ModelBatch};
 use chronos2_mlx::{load_model_with, MlxModel, MlxOptions};
+use chronos2_test_fixtures::{self as fixtures, assert_close, flat, model_batch, model_dir};
 
 const COMPILED: MlxOptions = MlxOptions { compile: true };
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use chronos2_core::fixtures::{assert_close, cases, model_batch, model_dir};
+use chronos2_test_fixtures::{assert_close, cases, model_batch, model_dir};
 
 #[test]
 fn quantized_forecasts_match_between_mlx_and_cpu() {

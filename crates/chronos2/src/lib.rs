@@ -302,6 +302,30 @@ impl Chronos2 {
     }
 }
 
+/// The JSON layout of [`EmbeddingTable::to_json`] (serde writes f32 in shortest form, NaN as
+/// `null`).
+#[derive(serde::Serialize)]
+struct EmbeddingsJson<'a> {
+    pooling: &'static str,
+    embeddings: Vec<EntryJson<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct EntryJson<'a> {
+    item_id: serde_json::Value,
+    target_name: &'a str,
+    loc: f32,
+    scale: f32,
+    embedding: VectorsJson<'a>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum VectorsJson<'a> {
+    One(&'a [f32]),
+    All(&'a [Vec<f32>]),
+}
+
 /// Embeddings of a table: one entry per (item, target).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbeddingTable {
@@ -314,32 +338,28 @@ pub struct EmbeddingTable {
 impl EmbeddingTable {
     /// `{"pooling": "...", "embeddings": [{"item_id", "target_name", "loc", "scale", "embedding"}]}`;
     /// `embedding` is a vector, or a list of vectors for pooling `all`. NaN is `null`.
-    pub fn to_json(&self) -> String {
-        use frame::{json_f32, json_string};
-        let vector = |v: &[f32]| format!("[{}]", v.iter().map(|&x| json_f32(x)).collect::<Vec<_>>().join(","));
-        let mut out = format!("{{\"pooling\":{},\"embeddings\":[", json_string(pooling_name(self.pooling)));
-        for (i, e) in self.entries.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let id = match &self.item_ids {
-                ColumnData::Int(v) => v[i].to_string(),
-                other => other.label_at(i).map_or("null".into(), |s| json_string(&s)),
-            };
-            let embedding = if self.pooling == Pooling::All {
-                format!("[{}]", e.vectors.iter().map(|v| vector(v)).collect::<Vec<_>>().join(","))
-            } else {
-                vector(e.vectors.first().map(Vec::as_slice).unwrap_or(&[]))
-            };
-            out.push_str(&format!(
-                "{{\"item_id\":{id},\"target_name\":{},\"loc\":{},\"scale\":{},\"embedding\":{embedding}}}",
-                json_string(&e.target_name),
-                json_f32(e.loc),
-                json_f32(e.scale)
-            ));
-        }
-        out.push_str("]}");
-        out
+    pub fn to_json(&self) -> Result<String> {
+        let embeddings = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| EntryJson {
+                item_id: match &self.item_ids {
+                    ColumnData::Int(v) => serde_json::Value::from(v[i]),
+                    other => other.label_at(i).map_or(serde_json::Value::Null, serde_json::Value::from),
+                },
+                target_name: &e.target_name,
+                loc: e.loc,
+                scale: e.scale,
+                embedding: if self.pooling == Pooling::All {
+                    VectorsJson::All(&e.vectors)
+                } else {
+                    VectorsJson::One(e.vectors.first().map(Vec::as_slice).unwrap_or(&[]))
+                },
+            })
+            .collect();
+        let table = EmbeddingsJson { pooling: pooling_name(self.pooling), embeddings };
+        serde_json::to_string(&table).map_err(|e| Error::InvalidData(format!("cannot encode embeddings as JSON: {e}")))
     }
 
     /// Parquet bytes: one row per entry, columns `item_id`, `target_name`, `loc`, `scale`,
@@ -364,7 +384,7 @@ impl EmbeddingTable {
     /// Writes `.json` or `.parquet` atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
         let bytes = match frame::Format::from_path(path) {
-            Some(frame::Format::Json) => self.to_json().into_bytes(),
+            Some(frame::Format::Json) => self.to_json()?.into_bytes(),
             Some(frame::Format::Parquet) => self.to_parquet()?,
             _ => {
                 return Err(Error::Write {
