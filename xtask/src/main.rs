@@ -1,11 +1,4 @@
-//! Project tasks: `cargo xtask <task>`.
-//!
-//! - `test`      run every test, MLX included (the README's test command).
-//! - `build-cli` build the `chronos2` binary, with `--mlx` the MLX backend too.
-//! - `fixtures`  regenerate the reference fixtures with Python `chronos-forecasting`.
-//! - `bench`     run the criterion forward bench and the PyTorch CPU baseline side by side.
-//! - `bench-matrix` latency table vs PyTorch CPU and the dispatcher's crossover profile.
-//! - `accuracy`  fp32 / int8 / int4 forecast accuracy on held-out real series (docs/accuracy.md).
+//! Project tasks: `cargo xtask <task>` (`cargo xtask --help` lists them).
 
 mod accuracy;
 mod bench_matrix;
@@ -15,44 +8,57 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
 
-const USAGE: &str = "usage: cargo xtask <task>
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", about = "Project tasks of chronos2-rs")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
 
-tasks:
-  test       [--no-mlx] run every test: the workspace, then the MLX backend (prepared
-             with scripts/prepare-mlx-linux.sh on Linux) and the CLI tests on MLX (what CI runs)
-  build-cli  [--mlx] build target/release/chronos2 (with the MLX backend; on Linux MLX is
-             prepared first: apt packages, the mlx-cpu wheel, mlx-c)
-  fixtures   regenerate tests/fixtures with the Python reference
-             (needs: pip install chronos-forecasting==2.3.2 pandas pyarrow)
-  bench      criterion forward bench (candle CPU) + PyTorch CPU baseline in the same run
-  bench-matrix [--quick] [--write-profile] ...: latency table of PyTorch CPU vs our backends
-             (target/bench-matrix/matrix.{md,json}, profile.json); --help for flags
-  accuracy   [--quick] [--output docs/accuracy.md]: fp32 / int8 / int4 accuracy of
-             models/chronos2-mini on eval/real-series (markdown report)
-";
+#[derive(Subcommand, Debug)]
+enum Task {
+    /// Run every test: the workspace, then the MLX backend's tests and the CLI tests on MLX (what
+    /// CI runs). On Linux MLX is prepared first (scripts/prepare-mlx-linux.sh); on Apple silicon
+    /// it builds from the stock mlx-rs crates.
+    Test {
+        /// Only the workspace tests, without MLX.
+        #[arg(long)]
+        no_mlx: bool,
+    },
+    /// Build target/release/chronos2.
+    BuildCli {
+        /// With the MLX backend (on Linux MLX is prepared first: apt packages, the mlx-cpu wheel,
+        /// mlx-c).
+        #[arg(long)]
+        mlx: bool,
+    },
+    /// Regenerate tests/fixtures with the Python reference
+    /// (needs: pip install chronos-forecasting==2.3.2 pandas pyarrow).
+    Fixtures,
+    /// Criterion forward bench (candle CPU) and the PyTorch CPU baseline in the same run.
+    Bench,
+    /// Latency table of PyTorch CPU vs our backends (target/bench-matrix/matrix.{md,json},
+    /// profile.json); `cargo xtask bench-matrix --help` lists its flags.
+    #[command(disable_help_flag = true)]
+    BenchMatrix {
+        /// The flags of bench-matrix.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// fp32 / int8 / int4 accuracy of models/chronos2-mini on eval/real-series (markdown report).
+    Accuracy(accuracy::Args),
+}
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(task) = args.first() else {
-        print!("{USAGE}");
-        bail!("no task given");
-    };
-    match task.as_str() {
-        "test" => test(&args[1..]),
-        "build-cli" => build_cli(&args[1..]),
-        "fixtures" => run(Command::new("python3").arg("scripts/generate_fixtures.py")),
-        "bench" => bench(),
-        "accuracy" => accuracy::run(&args[1..]),
-        "bench-matrix" => bench_matrix::run(&args[1..]),
-        "-h" | "--help" | "help" => {
-            print!("{USAGE}");
-            Ok(())
-        }
-        other => {
-            print!("{USAGE}");
-            bail!("unknown task {other:?}")
-        }
+    match Cli::parse().task {
+        Task::Test { no_mlx } => test(no_mlx),
+        Task::BuildCli { mlx } => build_cli(mlx),
+        Task::Fixtures => run(Command::new("python3").arg("scripts/generate_fixtures.py")),
+        Task::Bench => bench(),
+        Task::BenchMatrix { args } => bench_matrix::run(&args),
+        Task::Accuracy(args) => accuracy::run(&args),
     }
 }
 
@@ -73,39 +79,42 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-/// Every test: the workspace (CPU backend, pipeline, CLI, xtask), then — unless `--no-mlx` —
-/// the MLX backend's tests and the CLI tests again with `CHRONOS2_TEST_BACKEND=mlx`.
-fn test(args: &[String]) -> Result<()> {
+/// Every test: the workspace (CPU backend, pipeline, CLI, xtask), then — unless `no_mlx` — the
+/// MLX backend's tests and the CLI tests again with `CHRONOS2_TEST_BACKEND=mlx`.
+fn test(no_mlx: bool) -> Result<()> {
     run(cargo().args(["test", "--workspace"]))?;
-    if args.iter().any(|a| a == "--no-mlx") {
+    if no_mlx {
         println!("xtask test: MLX tests skipped (--no-mlx)");
         return Ok(());
     }
-    let config = mlx::prepare()?;
+    let config = mlx::cargo_config()?;
     let mlx_cargo = || {
         let mut c = cargo();
         c.env("CARGO_TARGET_DIR", repo_root().join("target/mlx"));
+        if let Some(config) = &config {
+            c.arg("--config").arg(config);
+        }
         c
     };
-    run(mlx_cargo().args(["test", "-p", "chronos2-mlx", "--features", "mlx", "--config"]).arg(&config))?;
-    run(mlx_cargo()
-        .args(["test", "-p", "chronos2", "--features", "mlx", "--config"])
-        .arg(&config)
-        .env("CHRONOS2_TEST_BACKEND", "mlx"))
+    // `--config` is a global option of cargo, so it comes before the subcommand.
+    run(mlx_cargo().args(["test", "-p", "chronos2-mlx", "--features", "mlx"]))?;
+    run(mlx_cargo().args(["test", "-p", "chronos2", "--features", "mlx"]).env("CHRONOS2_TEST_BACKEND", "mlx"))
 }
 
 /// `build-cli [--mlx]`: `target/release/chronos2`, with the MLX backend when asked.
-fn build_cli(args: &[String]) -> Result<()> {
-    if !args.iter().any(|a| a == "--mlx") {
-        return run(cargo().args(["build", "--release", "-p", "chronos2"]));
-    }
+fn build_cli(mlx: bool) -> Result<()> {
     let mut build = cargo();
-    build.args(["build", "--release", "-p", "chronos2", "--features", "mlx"]);
-    if cfg!(target_os = "linux") {
-        build.arg("--config").arg(mlx::prepare()?);
+    if mlx {
+        if let Some(config) = mlx::cargo_config()? {
+            build.arg("--config").arg(config);
+        }
+        build.args(["build", "--release", "-p", "chronos2", "--features", "mlx"]);
+    } else {
+        build.args(["build", "--release", "-p", "chronos2"]);
     }
     run(&mut build)?;
-    println!("built {} with backends cpu, mlx", repo_root().join("target/release/chronos2").display());
+    let backends = if mlx { "cpu, mlx" } else { "cpu" };
+    println!("built {} with backends {backends}", repo_root().join("target/release/chronos2").display());
     Ok(())
 }
 
@@ -113,4 +122,22 @@ fn bench() -> Result<()> {
     run(cargo().args(["bench", "-p", "chronos2-bench", "--bench", "forward"]))?;
     run(Command::new("python3").args(["scripts/bench_torch.py", "--threads", "2"]))
         .context("PyTorch baseline (needs chronos-forecasting installed)")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent_and_passes_bench_matrix_flags_through() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["xtask", "bench-matrix", "--quick", "--help"]).unwrap();
+        assert!(matches!(cli.task, Task::BenchMatrix { args } if args == ["--quick", "--help"]));
+        let cli = Cli::try_parse_from(["xtask", "test", "--no-mlx"]).unwrap();
+        assert!(matches!(cli.task, Task::Test { no_mlx: true }));
+        assert!(Cli::try_parse_from(["xtask", "test", "--bogus"]).is_err());
+        assert!(Cli::try_parse_from(["xtask", "nope"]).is_err());
+    }
 }

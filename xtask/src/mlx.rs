@@ -1,5 +1,6 @@
-//! Preparing the MLX build on Linux (scripts/prepare-mlx-linux.sh): returns the cargo config
-//! file that builds `chronos2-mlx` against the prebuilt MLX CPU library.
+//! Where the MLX build comes from: on Linux, MLX's CPU backend prepared by
+//! scripts/prepare-mlx-linux.sh (a cargo config file that builds `chronos2-mlx` against the
+//! prebuilt MLX CPU library); on Apple silicon, the stock `mlx-rs` crates (no preparation).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -8,11 +9,25 @@ use anyhow::{bail, Context, Result};
 
 use crate::repo_root;
 
-/// Runs the prepare script (idempotent) and returns `CHRONOS2_MLX_CARGO_CONFIG`.
-pub fn prepare() -> Result<PathBuf> {
-    if !cfg!(target_os = "linux") {
-        bail!("scripts/prepare-mlx-linux.sh is for Linux; on macOS MLX builds with stock mlx-rs");
+/// The cargo config file an MLX build needs here: `Some` on Linux (after preparing MLX), `None`
+/// on Apple silicon (stock crates); an error where MLX does not build.
+pub fn cargo_config() -> Result<Option<PathBuf>> {
+    if cfg!(target_os = "linux") {
+        prepare().map(Some)
+    } else if cfg!(all(target_os = "macos", target_arch = "aarch64")) {
+        Ok(None)
+    } else {
+        bail!(
+            "MLX builds on Apple silicon (stock mlx-rs) and on Linux (scripts/prepare-mlx-linux.sh), not on {} {}; \
+             pass --no-mlx",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )
     }
+}
+
+/// Runs the prepare script (idempotent) and returns `CHRONOS2_MLX_CARGO_CONFIG`.
+fn prepare() -> Result<PathBuf> {
     let output = Command::new("bash")
         .arg(repo_root().join("scripts/prepare-mlx-linux.sh"))
         .current_dir(repo_root())

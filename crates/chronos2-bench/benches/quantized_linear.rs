@@ -8,8 +8,8 @@
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use chronos2_candle_cpu::QuantizedLinear;
-use chronos2_core::fixtures::random_values as values;
 use chronos2_core::quant::quantize;
+use chronos2_test_fixtures::random_values as values;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 fn quantized_linear(c: &mut Criterion) {

@@ -1,7 +1,7 @@
 //! Layer-by-layer parity of the candle CPU backend with the reference fixtures.
 
 use chronos2_candle_cpu::CandleCpuOps;
-use chronos2_core::fixtures;
+use chronos2_test_fixtures as fixtures;
 
 #[test]
 fn model_cases_match_reference_layer_by_layer() {

@@ -1,8 +1,8 @@
 //! End-to-end parity of the pipeline (`predict`, `embed`) on the candle CPU backend with the
 //! reference fixtures (`tests/fixtures/cases/{predict,embed}_*.json`, see `scripts/README.md`);
-//! checks and tolerances in `chronos2_core::fixtures` (shared with the MLX backend).
+//! checks and tolerances in `chronos2_test_fixtures` (shared with the MLX backend).
 
-use chronos2_core::fixtures;
+use chronos2_test_fixtures as fixtures;
 
 #[test]
 fn predict_cases_match_reference() {

@@ -14,8 +14,6 @@
 pub mod config;
 pub mod dispatch;
 pub mod error;
-#[cfg(any(test, feature = "fixtures"))]
-pub mod fixtures;
 pub mod forecaster;
 pub mod hub;
 pub mod model;

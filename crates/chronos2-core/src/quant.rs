@@ -263,7 +263,7 @@ pub fn dequantize(q: &QuantizedWeight) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::xorshift_weights;
+    use chronos2_test_fixtures::xorshift_weights;
 
     fn fnv1a(words: impl IntoIterator<Item = u32>) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -6,9 +6,9 @@
 
 use std::time::Instant;
 
-use chronos2_core::fixtures;
 use chronos2_core::{Forecaster, ModelBatch};
 use chronos2_mlx::{load_model_with, MlxModel, MlxOptions};
+use chronos2_test_fixtures as fixtures;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());

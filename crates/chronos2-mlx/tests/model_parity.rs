@@ -4,8 +4,8 @@
 // relative at every stage; the random fixture models with sharp (unscaled) attention reach 2.4e-5.
 #![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
 
-use chronos2_core::fixtures;
 use chronos2_mlx::MlxOps;
+use chronos2_test_fixtures as fixtures;
 
 #[test]
 fn model_cases_match_reference_layer_by_layer() {

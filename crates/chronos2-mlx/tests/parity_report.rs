@@ -2,8 +2,8 @@
 //! the MLX backend against the reference fixtures (diagnostics, not a pass/fail check).
 #![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
 
-use chronos2_core::fixtures::{self, flat};
 use chronos2_core::Forecaster;
+use chronos2_test_fixtures::{self as fixtures, flat};
 
 fn rel(actual: &[f32], expected: &[f32]) -> (f32, f32) {
     let scale = expected.iter().filter(|e| e.is_finite()).fold(0f32, |m, e| m.max(e.abs()));

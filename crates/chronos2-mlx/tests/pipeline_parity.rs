@@ -1,11 +1,11 @@
 //! End-to-end parity of the pipeline (`predict`, `embed`) on the MLX backend with the reference
 //! fixtures (`tests/fixtures/cases/{predict,embed}_*.json`, see `scripts/README.md`).
 //!
-//! Same checks and tolerances as the candle CPU backend (`chronos2_core::fixtures`); only the
+//! Same checks and tolerances as the candle CPU backend (`chronos2_test_fixtures`); only the
 //! model loader differs.
 #![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
 
-use chronos2_core::fixtures;
+use chronos2_test_fixtures as fixtures;
 
 #[test]
 fn predict_cases_match_reference() {

@@ -19,21 +19,21 @@ pub mod engine;
 pub mod error;
 pub mod frame;
 pub mod freq;
+pub mod registry;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use chronos2_core::dispatch::{CallShape, Decision};
+use chronos2_core::dispatch::CallShape;
 use chronos2_core::forecaster::Footprint;
+use std::path::{Path, PathBuf};
 
 use chronos2_core::pipeline::{self, ItemEmbedding, ItemForecast, Pooling, PredictOptions, SeriesInput};
-use chronos2_core::{Forecaster, ModelConfig};
+use chronos2_core::ModelConfig;
 
-pub use backend::{Backend, BackendKind};
+pub use backend::{Backend, BackendKind, Route};
 pub use chronos2_core;
+pub use chronos2_core::Precision;
 pub use dataframe::{Columns, EmbeddingEntry, PreparedFrame};
 use engine::Engines;
-pub use engine::LoadOptions;
+pub use engine::{Decision, LoadOptions};
 pub use error::{Error, Result};
 pub use freq::Freq;
 
@@ -114,19 +114,6 @@ pub fn pooling_name(p: Pooling) -> &'static str {
     }
 }
 
-/// Parses `reg_token`, `mean_context`, `last_context_patch` or `all`.
-pub fn parse_pooling(s: &str) -> Result<Pooling> {
-    match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
-        "reg_token" | "reg" => Ok(Pooling::RegToken),
-        "mean_context" | "mean" => Ok(Pooling::MeanContext),
-        "last_context_patch" | "last" => Ok(Pooling::LastContextPatch),
-        "all" | "none" => Ok(Pooling::All),
-        other => Err(Error::InvalidArgument(format!(
-            "unknown pooling '{other}' (expected reg_token, mean_context, last_context_patch or all)"
-        ))),
-    }
-}
-
 /// Parses `0.1,0.5,0.9` (or `all` = the model's levels, given as `model_levels`).
 pub fn parse_quantile_levels(s: &str, model_levels: &[f64]) -> Result<Vec<f64>> {
     if s.trim().eq_ignore_ascii_case("all") {
@@ -172,21 +159,14 @@ impl Chronos2 {
         Self::load_with(model, backend, LoadOptions::default())
     }
 
-    /// Like [`Chronos2::load`], quantizing the weights and/or compiling the MLX forward.
+    /// Like [`Chronos2::load`], in another precision and/or compiling the MLX forward.
     pub fn load_with(model: Option<&str>, backend: Backend, options: LoadOptions) -> Result<Self> {
-        if let Some(bits) = options.quantize_bits {
-            if bits != 8 && bits != 4 {
-                return Err(Error::InvalidArgument(format!(
-                    "quantization to {bits} bits: expected 8 (int8) or 4 (int4)"
-                )));
-            }
-        }
         let model_dir = match model {
             Some(spec) => chronos2_core::hub::resolve_model_dir(spec)?,
             None => bundled::bundled_model_dir()?,
         };
         let engines = Engines::new(&model_dir, backend, options)?;
-        let config = engines.any().config().clone();
+        let config = engines.primary().config().clone();
         Ok(Chronos2 { engines, config, model_dir })
     }
 
@@ -201,11 +181,11 @@ impl Chronos2 {
 
     /// Memory held by the model (of the first backend loaded), measured from its buffers.
     pub fn footprint(&self) -> Footprint {
-        self.engines.any().footprint()
+        self.engines.primary().footprint()
     }
 
-    /// Which backend a [`Chronos2::predict`] call with these items and options runs on, and why.
-    pub fn decide(&self, items: &[SeriesInput], options: &PredictOptions) -> Decision {
+    /// Which route a [`Chronos2::predict`] call with these items and options runs on, and why.
+    pub fn decide(&self, items: &[SeriesInput], options: &PredictOptions) -> Result<Decision> {
         self.engines.decide(&self.call_shape(
             items,
             options.batch_size,
@@ -229,15 +209,8 @@ impl Chronos2 {
         CallShape {
             rows: rows.min(batch_size.max(1)).max(1),
             context: longest.min(max_context).max(1),
-            prediction_length,
-            quantization_bits: self.engines.options().quantize_bits.map(|b| b as u8),
+            prediction_length: prediction_length.max(1),
         }
-    }
-
-    fn engine(&self, shape: CallShape) -> Result<Arc<dyn Forecaster>> {
-        let decision = self.engines.decide(&shape);
-        log::debug!("backend: {}", decision.reason);
-        self.engines.get(&decision.route)
     }
 
     /// The model's quantile levels as the decimals they were written as (`0.01`, `0.05`, ...).
@@ -252,13 +225,13 @@ impl Chronos2 {
         options: &PredictOptions,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<ItemForecast>> {
-        let engine = self.engine(self.call_shape(
+        let shape = self.call_shape(
             items,
             options.batch_size,
             options.context_length,
             options.resolved_prediction_length(&self.config),
-        ))?;
-        Ok(pipeline::predict(engine.as_ref(), items, options, progress)?)
+        );
+        self.engines.run(&shape, |model| Ok(pipeline::predict(model, items, options, progress)?))
     }
 
     /// Embeds items ([`chronos2_core::pipeline::embed`]).
@@ -270,8 +243,9 @@ impl Chronos2 {
         pooling: Pooling,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<ItemEmbedding>> {
-        let engine = self.engine(self.call_shape(items, batch_size, context_length, self.config.patch_size()))?;
-        Ok(pipeline::embed(engine.as_ref(), items, batch_size, context_length, pooling, progress)?)
+        let shape = self.call_shape(items, batch_size, context_length, self.config.patch_size());
+        self.engines
+            .run(&shape, |model| Ok(pipeline::embed(model, items, batch_size, context_length, pooling, progress)?))
     }
 
     /// `predict_df` of the reference: forecasts every item of a long-format table (`future` holds
@@ -328,6 +302,30 @@ impl Chronos2 {
     }
 }
 
+/// The JSON layout of [`EmbeddingTable::to_json`] (serde writes f32 in shortest form, NaN as
+/// `null`).
+#[derive(serde::Serialize)]
+struct EmbeddingsJson<'a> {
+    pooling: &'static str,
+    embeddings: Vec<EntryJson<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct EntryJson<'a> {
+    item_id: serde_json::Value,
+    target_name: &'a str,
+    loc: f32,
+    scale: f32,
+    embedding: VectorsJson<'a>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum VectorsJson<'a> {
+    One(&'a [f32]),
+    All(&'a [Vec<f32>]),
+}
+
 /// Embeddings of a table: one entry per (item, target).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbeddingTable {
@@ -340,32 +338,28 @@ pub struct EmbeddingTable {
 impl EmbeddingTable {
     /// `{"pooling": "...", "embeddings": [{"item_id", "target_name", "loc", "scale", "embedding"}]}`;
     /// `embedding` is a vector, or a list of vectors for pooling `all`. NaN is `null`.
-    pub fn to_json(&self) -> String {
-        use frame::{json_f32, json_string};
-        let vector = |v: &[f32]| format!("[{}]", v.iter().map(|&x| json_f32(x)).collect::<Vec<_>>().join(","));
-        let mut out = format!("{{\"pooling\":{},\"embeddings\":[", json_string(pooling_name(self.pooling)));
-        for (i, e) in self.entries.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let id = match &self.item_ids {
-                ColumnData::Int(v) => v[i].to_string(),
-                other => other.label_at(i).map_or("null".into(), |s| json_string(&s)),
-            };
-            let embedding = if self.pooling == Pooling::All {
-                format!("[{}]", e.vectors.iter().map(|v| vector(v)).collect::<Vec<_>>().join(","))
-            } else {
-                vector(e.vectors.first().map(Vec::as_slice).unwrap_or(&[]))
-            };
-            out.push_str(&format!(
-                "{{\"item_id\":{id},\"target_name\":{},\"loc\":{},\"scale\":{},\"embedding\":{embedding}}}",
-                json_string(&e.target_name),
-                json_f32(e.loc),
-                json_f32(e.scale)
-            ));
-        }
-        out.push_str("]}");
-        out
+    pub fn to_json(&self) -> Result<String> {
+        let embeddings = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| EntryJson {
+                item_id: match &self.item_ids {
+                    ColumnData::Int(v) => serde_json::Value::from(v[i]),
+                    other => other.label_at(i).map_or(serde_json::Value::Null, serde_json::Value::from),
+                },
+                target_name: &e.target_name,
+                loc: e.loc,
+                scale: e.scale,
+                embedding: if self.pooling == Pooling::All {
+                    VectorsJson::All(&e.vectors)
+                } else {
+                    VectorsJson::One(e.vectors.first().map(Vec::as_slice).unwrap_or(&[]))
+                },
+            })
+            .collect();
+        let table = EmbeddingsJson { pooling: pooling_name(self.pooling), embeddings };
+        serde_json::to_string(&table).map_err(|e| Error::InvalidData(format!("cannot encode embeddings as JSON: {e}")))
     }
 
     /// Parquet bytes: one row per entry, columns `item_id`, `target_name`, `loc`, `scale`,
@@ -390,7 +384,7 @@ impl EmbeddingTable {
     /// Writes `.json` or `.parquet` atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
         let bytes = match frame::Format::from_path(path) {
-            Some(frame::Format::Json) => self.to_json().into_bytes(),
+            Some(frame::Format::Json) => self.to_json()?.into_bytes(),
             Some(frame::Format::Parquet) => self.to_parquet()?,
             _ => {
                 return Err(Error::Write {

@@ -16,25 +16,12 @@ mod simulate;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use chronos2_core::pipeline::{predict, PredictOptions, SeriesInput};
-use chronos2_core::Forecaster;
+use chronos2_core::{Forecaster, Precision};
 
 use data::Series;
 use metrics::{Quantiles, SeriesMetrics, LEVELS};
-
-const USAGE: &str = "usage: cargo xtask accuracy [--quick] [--output FILE] [--csv FILE] [--model DIR] [--data DIR]
-
-  Evaluates the model in fp32 / int8 / int4 on the held-out real series and prints a markdown
-  report; a full run writes it to docs/accuracy.md (--output to change; a --quick run writes
-  only when --output is given).
-
-  --quick        8 of the 23 series (short histories: MS, QS, YS, 500ms)
-  --output FILE  where to write the report (relative to the repository root)
-  --model DIR    model directory (default models/chronos2-mini)
-  --data DIR     evaluation set (default eval/real-series)
-  --csv FILE     also write the per-series metrics of every mode as CSV
-";
 
 /// Context length of the card's protocol (`evaluate.py --context_length 2048`, also the
 /// chronos2-mini config's).
@@ -66,16 +53,15 @@ pub struct WeightMemory {
     pub quantized_params: usize,
 }
 
-/// Group size of the quantized modes (MLX's default, the library's).
-const GROUP_SIZE: usize = chronos2_core::quant::DEFAULT_GROUP_SIZE;
-
 /// Loads the model on the CPU backend and, for a quantized mode, quantizes it in place
-/// (`Forecaster::quantize(bits, 64)`: every linear layer whose input width is a multiple of 64).
+/// (`Forecaster::set_precision`: int8/int4 quantize every linear layer whose input width is a
+/// multiple of 64).
 fn load_mode(mode: Mode, model_dir: &Path) -> Result<(Box<dyn Forecaster>, WeightMemory)> {
     let mut model =
         chronos2_candle_cpu::load(model_dir).with_context(|| format!("cannot load {}", model_dir.display()))?;
     if let Some(bits) = mode.bits {
-        model.quantize(bits, GROUP_SIZE).with_context(|| format!("cannot quantize to int{bits}"))?;
+        let precision = Precision::weight_only(bits).with_context(|| format!("no weight-only mode of {bits} bits"))?;
+        model.set_precision(precision).with_context(|| format!("cannot quantize to {precision}"))?;
     }
     let f = model.footprint();
     let memory =
@@ -98,52 +84,41 @@ pub struct Skipped {
     pub reason: String,
 }
 
-struct Args {
+/// `cargo xtask accuracy`: evaluates the model in fp32 / int8 / int4 on the held-out real series
+/// and prints a markdown report; a full run writes it to docs/accuracy.md (--output to change; a
+/// --quick run writes only when --output is given).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// 8 of the 23 series (short histories: MS, QS, YS, 500ms).
+    #[arg(long)]
     quick: bool,
+    /// Where to write the report (relative to the repository root).
+    #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Model directory.
+    #[arg(long, value_name = "DIR", default_value = "models/chronos2-mini")]
     model: PathBuf,
+    /// Evaluation set.
+    #[arg(long, value_name = "DIR", default_value = "eval/real-series")]
     data: PathBuf,
+    /// Also write the per-series metrics of every mode as CSV.
+    #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
 }
 
-fn parse_args(args: &[String]) -> Result<Option<Args>> {
-    let mut out = Args {
-        quick: false,
-        output: None,
-        model: PathBuf::from("models/chronos2-mini"),
-        data: PathBuf::from("eval/real-series"),
-        csv: None,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
-        match a.as_str() {
-            "--quick" => out.quick = true,
-            "--output" | "-o" => out.output = Some(value("--output")?.into()),
-            "--model" => out.model = value("--model")?.into(),
-            "--data" => out.data = value("--data")?.into(),
-            "--csv" => out.csv = Some(value("--csv")?.into()),
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                return Ok(None);
-            }
-            other => {
-                print!("{USAGE}");
-                bail!("unknown argument {other:?}")
-            }
+impl Args {
+    /// Where the report goes: `--output`, else docs/accuracy.md for a full run, else nowhere.
+    fn output(&self) -> Option<PathBuf> {
+        match (&self.output, self.quick) {
+            (Some(path), _) => Some(path.clone()),
+            (None, false) => Some(PathBuf::from("docs/accuracy.md")),
+            (None, true) => None,
         }
     }
-    if out.output.is_none() && !out.quick {
-        out.output = Some(PathBuf::from("docs/accuracy.md"));
-    }
-    Ok(Some(out))
 }
 
 /// Entry point of `cargo xtask accuracy ARGS`.
-pub fn run(args: &[String]) -> Result<()> {
-    let Some(args) = parse_args(args)? else {
-        return Ok(());
-    };
+pub fn run(args: &Args) -> Result<()> {
     let root = super::repo_root();
     let model_dir = root.join(&args.model);
     let mut series = data::load(&root.join(&args.data))?;
@@ -191,11 +166,11 @@ pub fn run(args: &[String]) -> Result<()> {
         machine: report::machine(),
     });
     print!("{doc}");
-    if let Some(out) = args.csv {
-        write(&root.join(&out), &report::per_series_csv(&series, &naive, &runs))?;
+    if let Some(out) = &args.csv {
+        write(&root.join(out), &report::per_series_csv(&series, &naive, &runs))?;
         eprintln!("accuracy: wrote {}", out.display());
     }
-    if let Some(out) = args.output {
+    if let Some(out) = args.output() {
         write(&root.join(&out), &doc)?;
         eprintln!("accuracy: wrote {}", out.display());
     }
@@ -275,22 +250,30 @@ mod tests {
         ("msft_close", 9.426483952534104, 0.03827587428196748),
     ];
 
-    fn args(list: &[&str]) -> Args {
-        parse_args(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap().unwrap()
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(list: &[&str]) -> Result<Args, clap::Error> {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("accuracy").chain(list.iter().copied())).map(|c| c.args)
     }
 
     #[test]
     fn arguments() {
-        let full = args(&[]);
+        let full = parse(&[]).unwrap();
         assert!(!full.quick);
-        assert_eq!(full.output, Some(PathBuf::from("docs/accuracy.md")));
-        let quick = args(&["--quick"]);
-        assert!(quick.quick && quick.output.is_none());
-        let quick_out = args(&["--quick", "--output", "x.md", "--csv", "y.csv"]);
-        assert_eq!(quick_out.output, Some(PathBuf::from("x.md")));
+        assert_eq!(full.output(), Some(PathBuf::from("docs/accuracy.md")));
+        assert_eq!(full.model, PathBuf::from("models/chronos2-mini"));
+        let quick = parse(&["--quick"]).unwrap();
+        assert!(quick.quick && quick.output().is_none());
+        let quick_out = parse(&["--quick", "--output", "x.md", "--csv", "y.csv"]).unwrap();
+        assert_eq!(quick_out.output(), Some(PathBuf::from("x.md")));
         assert_eq!(quick_out.csv, Some(PathBuf::from("y.csv")));
-        assert!(parse_args(&["--bogus".to_string()]).is_err());
-        assert!(parse_args(&["--output".to_string()]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
+        assert!(parse(&["--output"]).is_err());
     }
 
     #[test]
@@ -340,7 +323,7 @@ mod tests {
         for mode in &MODES[1..] {
             let bits = mode.bits.unwrap();
             let (quantized, memory) = load_mode(*mode, &dir).unwrap();
-            let sim = simulate::SimulatedModel::create(&dir, bits, GROUP_SIZE).unwrap();
+            let sim = simulate::SimulatedModel::create(&dir, bits, chronos2_core::quant::DEFAULT_GROUP_SIZE).unwrap();
             let simulated = chronos2_candle_cpu::load(&sim.dir).unwrap();
             // The library measures its buffers: the MLX-layout size of the quantized layers
             // (`quant::footprint_bytes`) plus the kernel's padding of output rows to strips of

@@ -1,6 +1,6 @@
 use candle_core::{Device, Tensor};
-use chronos2_core::fixtures::{random_values as values, xorshift_weights};
 use chronos2_core::quant::{dequantize, quantize, QuantizedWeight};
+use chronos2_test_fixtures::{random_values as values, xorshift_weights};
 
 use super::{Isa, QuantizedLinear, QuantizedMatmul};
 

@@ -1,6 +1,6 @@
 //! Reading the reference fixtures (`tests/fixtures/cases/*.json`, written by
 //! `scripts/generate_fixtures.py` with `chronos-forecasting`) and comparing results to them.
-//! Shared by the parity tests of every backend (feature `fixtures`): layer by layer
+//! Shared by the parity tests of every backend (a dev-dependency only, outside the core's API): layer by layer
 //! ([`check_model_cases`]) and end to end through the pipeline ([`check_predict_cases`],
 //! [`check_embed_cases`]). Also deterministic test data ([`random_values`],
 //! [`xorshift_weights`]) for the quantization tests and benchmarks.
@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::forecaster::{Forecaster, ModelBatch};
-use crate::model::Chronos2Model;
-use crate::ops::Ops;
-use crate::pipeline::{
+use chronos2_core::forecaster::{Forecaster, ModelBatch};
+use chronos2_core::model::Chronos2Model;
+use chronos2_core::ops::Ops;
+use chronos2_core::pipeline::{
     embed, model_prediction_length, predict, prepare, sort_covariates_by_name, Covariate, CovariateValues,
     FutureValues, Pooling, PredictOptions, SeriesInput,
 };
@@ -209,7 +209,7 @@ pub fn check_model_cases<O: Ops>(ops: O, rtol: f32) -> Result<usize, String> {
 }
 
 /// A backend's model loader (e.g. `chronos2_candle_cpu::load`), for the pipeline parity checks.
-pub type Loader<'a> = &'a dyn Fn(&Path) -> crate::Result<Box<dyn Forecaster>>;
+pub type Loader<'a> = &'a dyn Fn(&Path) -> chronos2_core::Result<Box<dyn Forecaster>>;
 
 /// Relative tolerance of the pipeline checks: `max|actual - expected| <= RTOL * max|expected| + 1e-6`.
 /// On chronos2-mini results agree to ~1e-6; the random `small` model (no 1/sqrt(d) scaling, large
