@@ -9,6 +9,7 @@
 
 mod accuracy;
 mod bench_matrix;
+mod bench_python;
 mod mlx;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ tasks:
   bench      criterion forward bench (candle CPU) + PyTorch CPU baseline in the same run
   bench-matrix [--quick] [--write-profile] ...: latency table of PyTorch CPU vs our backends
              (target/bench-matrix/matrix.{md,json}, profile.json); --help for flags
+  bench-python [--quick]: end-to-end predict_df of the Python package vs chronos-forecasting
   accuracy   [--quick] [--output docs/accuracy.md]: fp32 / int8 / int4 accuracy of
              models/chronos2-mini on eval/real-series (markdown report)
 ";
@@ -45,6 +47,7 @@ fn main() -> Result<()> {
         "bench" => bench(),
         "accuracy" => accuracy::run(&args[1..]),
         "bench-matrix" => bench_matrix::run(&args[1..]),
+        "bench-python" => bench_python::run(&args[1..]),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
