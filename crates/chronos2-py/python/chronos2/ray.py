@@ -118,10 +118,10 @@ def predict_df(
     kwargs = dict(predict_df_kwargs, prediction_length=prediction_length, batch_size=batch_size)
     load_kwargs = {"quantize": quantize}
 
-    def actors(kwargs: dict) -> dict:
+    def actors(kwargs: dict, min_workers: int) -> dict:
         return dict(
             fn_constructor_args=(model, backend, load_kwargs, kwargs),
-            concurrency=num_workers,
+            compute=ray.data.ActorPoolStrategy(min_size=min_workers, max_size=num_workers),
             batch_format="pandas",
             num_cpus=threads_per_worker,
             runtime_env={"env_vars": {"RAYON_NUM_THREADS": str(threads_per_worker)}},
@@ -137,7 +137,7 @@ def predict_df(
         frame = data.assign(**{_RANK: ranks})
         parts = [frame.iloc[order[a:b]] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
         ds = ray.data.from_pandas(parts)
-        out = ds.map_batches(_Forecaster, batch_size=None, **actors(kwargs)).to_pandas()
+        out = ds.map_batches(_Forecaster, batch_size=None, **actors(kwargs, num_workers)).to_pandas()
         out = out.iloc[np.argsort(out[_RANK].to_numpy(), kind="stable")].drop(columns=[_RANK])
         out = out.reset_index(drop=True)
         return _restore_dtypes(out, data, kwargs)
@@ -148,7 +148,10 @@ def predict_df(
         keyed = data.map_batches(
             lambda b: b.assign(**{_PART: _partition_key(b[id_column], num_partitions)}), batch_format="pandas"
         )
-        return keyed.groupby(_PART).map_groups(_Forecaster, **actors(kwargs))
+        # The pool starts with one actor so that the shuffle before it keeps CPUs to run on, and
+        # grows to num_workers as CPUs free up.
+        grouped = keyed.groupby(_PART, num_partitions=num_partitions)
+        return grouped.map_groups(_Forecaster, **actors(kwargs, 1))
 
     raise ValueError(f"data must be a pandas DataFrame or a ray.data.Dataset, found {type(data).__name__}")
 
@@ -161,4 +164,5 @@ def _restore_dtypes(out: pd.DataFrame, data: pd.DataFrame, kwargs: dict) -> pd.D
     targets = kwargs.get("target", "target")
     targets = [targets] if isinstance(targets, str) else list(targets)
     dtypes = _frames.forecast_dtypes(data, id_column, timestamp_column, targets)
+    dtypes.update({c: np.dtype(np.float32) for c in out.columns[3:]})
     return out.astype({k: v for k, v in dtypes.items() if k in out.columns and out[k].dtype != v})
