@@ -30,8 +30,8 @@ pub fn item_frequencies<'py>(
     };
     let codes = py.allow_threads(|| {
         let mut items: HashMap<String, Vec<usize>> = HashMap::new();
-        for row in 0..ids.len() {
-            if let (Some(label), Some(_)) = (ids.label_at(row), times[row]) {
+        for (row, time) in times.iter().enumerate() {
+            if let (Some(label), Some(_)) = (ids.label_at(row), time) {
                 items.entry(label).or_default().push(row);
             }
         }

@@ -16,7 +16,10 @@ use crate::items::series_inputs;
 use crate::load::load_options;
 use crate::table::{ns_from_naive, table, Table};
 
-type RawColumns<'py> = Vec<(String, String, Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)>;
+type RawColumns<'py> = Vec<crate::table::RawColumn<'py>>;
+
+/// Per item: quantiles `(n_targets, H, Q)` and medians `(n_targets, H)`; the route; warnings.
+type Forecasts<'py> = (Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>, String, Vec<String>);
 
 /// A loaded model.
 #[pyclass(frozen, module = "chronos2._native")]
@@ -132,7 +135,7 @@ impl NativeModel {
         cross_learning: bool,
         max_output_patches: Option<usize>,
         unrolled_quantiles: Option<Vec<f32>>,
-    ) -> PyResult<(Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>, String, Vec<String>)> {
+    ) -> PyResult<Forecasts<'py>> {
         check_batch_size(batch_size)?;
         if prediction_length == Some(0) {
             return Err(value_error("prediction_length must be at least 1"));

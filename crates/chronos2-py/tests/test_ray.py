@@ -17,10 +17,10 @@ FREQS = ["h", "D", "15min", "W-SUN"]
 
 
 def make_series(n, seed=0):
-    """n series of mixed lengths (20..200), id styles and frequencies, rows shuffled within
-    nothing (long format, series after series)."""
+    """n series of mixed lengths (16..160), id styles ('store_7', 'SKU-000008', '9') and
+    frequencies (hourly, daily, 15-minute, weekly), in long format, series after series."""
     rng = np.random.default_rng(seed)
-    lengths = rng.integers(20, 201, n)
+    lengths = rng.integers(16, 161, n)
     freq_of = rng.integers(0, len(FREQS), n)
     styles = np.array(["store_{}", "SKU-{:06d}", "{}"], dtype=object)
     ids = np.array([styles[i % 3].format(i) for i in range(n)], dtype=object)
