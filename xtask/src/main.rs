@@ -5,6 +5,7 @@
 //! - `fixtures`  regenerate the reference fixtures with Python `chronos-forecasting`.
 //! - `bench`     run the criterion forward bench and the PyTorch CPU baseline side by side.
 //! - `bench-matrix` latency table vs PyTorch CPU and the dispatcher's crossover profile.
+//! - `bench-python` end-to-end `predict_df` of the Python package vs chronos-forecasting.
 //! - `accuracy`  fp32 / int8 / int4 forecast accuracy on held-out real series (docs/accuracy.md).
 
 mod accuracy;
