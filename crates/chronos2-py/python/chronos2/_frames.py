@@ -49,7 +49,10 @@ def _mask(arr: pa.ChunkedArray) -> np.ndarray | None:
 def _column(name: str, col: pa.ChunkedArray) -> tuple:
     t = col.type
     if pa.types.is_dictionary(t):
+        # Categories (pandas "category", polars Categorical) stay categories, whatever their values.
         col = col.cast(t.value_type)
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            col = col.cast(pa.string())
         t = col.type
     if pa.types.is_null(t):
         return (name, "f64", np.full(len(col), np.nan), None)
