@@ -2,6 +2,7 @@
 
 mod accuracy;
 mod bench_matrix;
+mod bench_python;
 mod mlx;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +48,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// End-to-end predict_df of the Python package vs chronos-forecasting (20,000 series of
+    /// chronos2-mini, and the full-size model), with where the time goes.
+    BenchPython(bench_python::Args),
     /// fp32 / int8 / int4 accuracy of models/chronos2-mini on eval/real-series (markdown report).
     Accuracy(accuracy::Args),
 }
@@ -58,6 +62,7 @@ fn main() -> Result<()> {
         Task::Fixtures => run(Command::new("python3").arg("scripts/generate_fixtures.py")),
         Task::Bench => bench(),
         Task::BenchMatrix { args } => bench_matrix::run(&args),
+        Task::BenchPython(args) => bench_python::run(&args),
         Task::Accuracy(args) => accuracy::run(&args),
     }
 }

@@ -1,0 +1,45 @@
+//! Library errors as Python exceptions, and a guard so that no panic crosses the FFI boundary.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use chronos2::chronos2_core;
+use chronos2::Error;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::PyErr;
+
+/// `ValueError` for bad input, arguments, backends and model names (the CLI's messages);
+/// `OSError` for files that cannot be read or written; `RuntimeError` for everything else.
+pub fn to_py(e: Error) -> PyErr {
+    let message = e.to_string();
+    match e {
+        Error::InvalidData(_) | Error::InvalidArgument(_) | Error::BackendUnavailable(_) => {
+            PyValueError::new_err(message)
+        }
+        Error::Core(chronos2_core::Error::InvalidInput(_) | chronos2_core::Error::ModelNotFound(_)) => {
+            PyValueError::new_err(message)
+        }
+        Error::Read { .. } | Error::Write { .. } | Error::BundledModel { .. } => PyOSError::new_err(message),
+        Error::Core(chronos2_core::Error::Io { .. }) => PyOSError::new_err(message),
+        Error::Core(_) => PyRuntimeError::new_err(message),
+    }
+}
+
+/// Runs `f`, mapping its error with [`to_py`] and a panic to a `RuntimeError`.
+pub fn guarded<T>(f: impl FnOnce() -> chronos2::Result<T>) -> Result<T, PyErr> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result.map_err(to_py),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            Err(PyRuntimeError::new_err(format!("internal error in chronos2 (please report it): {what}")))
+        }
+    }
+}
+
+/// A `ValueError` with `message`.
+pub fn value_error(message: impl Into<String>) -> PyErr {
+    PyValueError::new_err(message.into())
+}

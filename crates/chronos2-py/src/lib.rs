@@ -1,0 +1,18 @@
+//! Python bindings of chronos2: the extension module `chronos2._native`, used by the
+//! pure-Python package `chronos2` (`python/chronos2`: `Chronos2Pipeline`, `chronos2.ray`).
+
+mod errors;
+mod frequencies;
+mod items;
+mod load;
+mod model;
+mod table;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<model::NativeModel>()?;
+    m.add_function(wrap_pyfunction!(frequencies::item_frequencies, m)?)?;
+    Ok(())
+}
