@@ -1,0 +1,152 @@
+//! Fine-tuning on candle CPU against the reference (`tests/fixtures/finetune/`, written by
+//! `scripts/generate_fixtures.py` with chronos-forecasting 2.3.2 + peft): the validation batch
+//! built from the same tasks, the loss and the gradient of every trainable parameter (full, LoRA,
+//! head, QLoRA on a dequantized base), and five AdamW steps of the reference's `Trainer`.
+
+use chronos2_candle_cpu::train::{CpuTrainModel, TrainSpec};
+use chronos2_core::fixtures::{dims, flat, repo_root};
+use chronos2_core::forecaster::ModelBatch;
+use chronos2_core::pipeline::PreparedInput;
+use chronos2_core::train::{AdamW, AdamWConfig, FinetuneMode, LoraConfig, TrainBatch, TrainDataset, TrainModel};
+use serde_json::Value;
+
+fn case(name: &str) -> Value {
+    let path = repo_root().join(format!("tests/fixtures/finetune/{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("fixture JSON")
+}
+
+fn batch(v: &Value) -> TrainBatch {
+    let cdims = dims(&v["context"]);
+    let tdims = dims(&v["future_target"]);
+    TrainBatch {
+        model: ModelBatch {
+            context: flat(&v["context"]),
+            rows: cdims[0],
+            context_len: cdims[1],
+            group_ids: v["group_ids"].as_array().unwrap().iter().map(|g| g.as_i64().unwrap()).collect(),
+            future_covariates: Some(flat(&v["future_covariates"])),
+            future_len: tdims[1],
+            num_output_patches: v["num_output_patches"].as_u64().unwrap() as usize,
+        },
+        future_target: flat(&v["future_target"]),
+        prediction_length: tdims[1],
+    }
+}
+
+fn prepared(v: &Value) -> Vec<PreparedInput> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let d = dims(&p["context"]);
+            let fd = dims(&p["future_covariates"]);
+            let n = |k: &str| p[k].as_u64().unwrap() as usize;
+            PreparedInput {
+                context: flat(&p["context"]),
+                context_len: d[1],
+                future_covariates: flat(&p["future_covariates"]),
+                prediction_length: fd[1],
+                n_targets: n("n_targets"),
+                n_covariates: n("n_covariates"),
+                n_future_covariates: n("n_future_covariates"),
+            }
+        })
+        .collect()
+}
+
+fn mode(c: &Value) -> FinetuneMode {
+    let bits = c["quantize_bits"].as_u64().map(|b| b as u32);
+    FinetuneMode::parse(c["mode"].as_str().unwrap(), bits).unwrap()
+}
+
+fn model(c: &Value, init: &Value) -> CpuTrainModel {
+    let spec = TrainSpec { mode: mode(c), lora: LoraConfig::default(), seed: 0 };
+    let m = CpuTrainModel::load_dir(&repo_root().join(c["model"].as_str().unwrap()), spec).unwrap();
+    if let Some(init) = init.as_object() {
+        for (name, values) in init {
+            m.set_param(name, &flat(values)).unwrap();
+        }
+    }
+    m
+}
+
+/// The reference's value of our parameter `name`: `shared.weight` is trained as its [REG] row.
+fn reference_of(name: &str, values: &Value) -> Vec<f32> {
+    let v = flat(values);
+    if name == "shared.weight" {
+        let d = v.len() / 2;
+        v[d..].to_vec()
+    } else {
+        v
+    }
+}
+
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |m, x| m.max(x.abs()))
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+fn same_nan(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x.is_nan() && y.is_nan()) || x == y)
+}
+
+const GRAD_CASES: [&str; 9] = [
+    "grad_tiny_full_nan",
+    "grad_tiny_full_covariates",
+    "grad_tiny_lora_nan",
+    "grad_tiny_lora_covariates",
+    "grad_tiny_head_nan",
+    "grad_tiny_head_covariates",
+    "grad_small_lora_covariates",
+    "grad_small_qlora8_covariates",
+    "grad_small_qlora4_covariates",
+];
+
+#[test]
+fn validation_batch_matches_the_reference_dataset() {
+    for name in GRAD_CASES {
+        let c = case(name);
+        let h = c["prediction_length"].as_u64().unwrap() as usize;
+        let ctx = c["context_length"].as_u64().unwrap() as usize;
+        let ds = TrainDataset::new(prepared(&c["prepared"]), ctx, h, h, 256, 16).unwrap();
+        let ours = &ds.validation_batches()[0];
+        let theirs = batch(&c["batch"]);
+        assert_eq!(ours.model.group_ids, theirs.model.group_ids, "{name}");
+        assert_eq!((ours.model.rows, ours.model.context_len), (theirs.model.rows, theirs.model.context_len), "{name}");
+        assert!(same_nan(&ours.model.context, &theirs.model.context), "{name}: context");
+        assert!(same_nan(&ours.future_target, &theirs.future_target), "{name}: future target");
+        assert!(
+            same_nan(ours.model.future_covariates.as_ref().unwrap(), theirs.model.future_covariates.as_ref().unwrap()),
+            "{name}: future covariates"
+        );
+        assert_eq!(ours.model.num_output_patches, theirs.model.num_output_patches);
+    }
+}
+
+#[test]
+fn loss_and_gradients_match_the_reference() {
+    for name in GRAD_CASES {
+        let c = case(name);
+        let mut m = model(&c, &c["lora_init"]);
+        let (loss, grads) = m.loss_and_grads(&batch(&c["batch"])).unwrap();
+        let expected = c["loss"].as_f64().unwrap() as f32;
+        let rel = ((loss - expected) / expected).abs();
+        assert!(rel <= 1e-5, "{name}: loss {loss} vs reference {expected} (relative {rel:e})");
+        let names = m.parameter_names();
+        let reference = c["grads"].as_object().unwrap();
+        assert_eq!(names.len(), reference.len(), "{name}: trainable parameters {names:?}");
+        for (pname, g) in names.iter().zip(&grads) {
+            let r = reference_of(pname, &reference[pname.as_str()]);
+            let noise = c["grad_noise"][pname.as_str()].as_f64().unwrap() as f32;
+            let diff = max_diff(g, &r);
+            // the reference's own float32-vs-float64 spread, times 8, or 1e-6 of the largest value
+            let tol = 8.0 * noise + 1e-6 * max_abs(&r) + 1e-9;
+            assert!(diff <= tol, "{name}: gradient of {pname}: max |diff| {diff:e} > {tol:e} (noise {noise:e})");
+        }
+    }
+}
