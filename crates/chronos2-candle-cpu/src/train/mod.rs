@@ -105,7 +105,11 @@ impl TrainModel for CpuTrainModel {
 
     fn set_parameter_values(&mut self, values: &[Vec<f32>]) -> Result<()> {
         if values.len() != self.params.len() {
-            return Err(Error::InvalidInput(format!("{} parameter values for {} parameters", values.len(), self.params.len())));
+            return Err(Error::InvalidInput(format!(
+                "{} parameter values for {} parameters",
+                values.len(),
+                self.params.len()
+            )));
         }
         self.params.iter().zip(values).try_for_each(|(p, v)| set_var(p, v))
     }
