@@ -12,6 +12,8 @@ use chronos2::bundled::{bundled_model_cache_dir, BUNDLED_MODEL_NAME};
 use chronos2::frame::{Format, Frame};
 use chronos2::{dataframe, Chronos2, Columns, EmbedDfOptions, PredictDfOptions};
 
+mod finetune_cli;
+
 const ABOUT: &str = "Chronos-2 time-series forecasting (a Rust port of amazon/chronos-2)";
 
 const LONG_ABOUT: &str = "\
@@ -73,6 +75,14 @@ chronos2 embed --input data.parquet --target load --pooling all --output embeddi
     /// --quantize) the model's memory footprint.
     #[command(after_help = "Examples:\n  chronos2 info\n  chronos2 info --model amazon/chronos-2 --quantize int8")]
     Info(InfoArgs),
+    /// Fine-tune the model (full, LoRA, QLoRA or head-only), as `Chronos2Pipeline.fit`.
+    #[command(long_about = finetune_cli::FINETUNE_ABOUT, after_help = finetune_cli::FINETUNE_EXAMPLES)]
+    Finetune(finetune_cli::FinetuneArgs),
+    /// Merge a LoRA adapter (or a trained head) into its base model.
+    #[command(
+        after_help = "Examples:\n  chronos2 fuse --model amazon/chronos-2 --adapter my-adapter --output my-model"
+    )]
+    Fuse(finetune_cli::FuseArgs),
 }
 
 #[derive(Args, Debug)]
@@ -124,6 +134,11 @@ struct CommonArgs {
     /// length, from the crossover profile), cpu, or mlx. Default: $CHRONOS2_BACKEND, else auto.
     #[arg(long, value_name = "auto|cpu|mlx")]
     backend: Option<String>,
+
+    /// Adapter applied to the model: a PEFT LoRA directory (adapter_config.json +
+    /// adapter_model.safetensors, as `chronos2 finetune` or peft write it) or a trained head.
+    #[arg(long, value_name = "DIR")]
+    adapter: Option<PathBuf>,
 
     #[command(flatten)]
     speed: SpeedArgs,
@@ -238,6 +253,8 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict(args),
         Command::Embed(args) => embed(args),
         Command::Info(args) => info(args),
+        Command::Finetune(args) => finetune_cli::finetune(args),
+        Command::Fuse(args) => finetune_cli::fuse(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -362,7 +379,12 @@ fn predict(args: PredictArgs) -> Result<()> {
     // Validate the tables before loading the model: bad input fails fast.
     let prepared = dataframe::prepare_predict(&df, future.as_ref(), &cols, args.prediction_length, freq)?;
 
-    let model = load_model(args.common.model.as_deref(), args.common.backend.as_deref(), &args.common.speed)?;
+    let model = finetune_cli::load_model(
+        args.common.model.as_deref(),
+        args.common.adapter.as_deref(),
+        args.common.backend.as_deref(),
+        args.common.speed.load_options()?,
+    )?;
     let quantile_levels = match explicit_levels {
         Some(levels) => levels,
         None => model.model_quantile_levels(),
@@ -411,7 +433,12 @@ fn embed(args: EmbedArgs) -> Result<()> {
     let cols = columns(&args.common)?;
     let df = read_table(&args.common.input, "input")?;
     let prepared = dataframe::prepare_embed(&df, &cols)?;
-    let model = load_model(args.common.model.as_deref(), args.common.backend.as_deref(), &args.common.speed)?;
+    let model = finetune_cli::load_model(
+        args.common.model.as_deref(),
+        args.common.adapter.as_deref(),
+        args.common.backend.as_deref(),
+        args.common.speed.load_options()?,
+    )?;
     let options = EmbedDfOptions {
         columns: cols,
         pooling,
