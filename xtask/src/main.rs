@@ -9,6 +9,7 @@
 
 mod accuracy;
 mod bench_matrix;
+mod finetune_eval;
 mod mlx;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,8 @@ tasks:
              (target/bench-matrix/matrix.{md,json}, profile.json); --help for flags
   accuracy   [--quick] [--output docs/accuracy.md]: fp32 / int8 / int4 accuracy of
              models/chronos2-mini on eval/real-series (markdown report)
+  finetune-eval [--steps N] [--modes lora,head,full]: fine-tune chronos2-mini on the history
+             of eval/real-series, WQL / MASE on the held-out truth vs zero-shot
 ";
 
 fn main() -> Result<()> {
@@ -44,6 +47,7 @@ fn main() -> Result<()> {
         "fixtures" => run(Command::new("python3").arg("scripts/generate_fixtures.py")),
         "bench" => bench(),
         "accuracy" => accuracy::run(&args[1..]),
+        "finetune-eval" => finetune_eval::run(&args[1..]),
         "bench-matrix" => bench_matrix::run(&args[1..]),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");

@@ -261,7 +261,7 @@ impl StepBar {
                 bar.set_position(r.step as u64);
                 bar.set_message(msg);
             }
-            None if r.step % 100 == 0 || r.step == r.steps => eprintln!("step {}/{}: {msg}", r.step, r.steps),
+            None if r.step.is_multiple_of(100) || r.step == r.steps => eprintln!("step {}/{}: {msg}", r.step, r.steps),
             None => {}
         }
     }
