@@ -152,11 +152,17 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     };
     let df = read(&args.input, "input")?;
     let future = args.future.as_deref().map(|p| read(p, "future")).transpose()?;
-    let train = dataframe::prepare_predict(&df, future.as_ref(), &cols, args.prediction_length, None)?;
+    // Training needs no forecast timestamps: without --future (whose timestamps are checked
+    // against the inferred frequency) items of different frequencies are fine.
+    let freq = match future {
+        Some(_) => None,
+        None => Some("D".parse::<chronos2::Freq>().map_err(anyhow::Error::msg)?),
+    };
+    let train = dataframe::prepare_predict(&df, future.as_ref(), &cols, args.prediction_length, freq)?;
     let validation = match &args.validation {
         Some(p) => {
             let v = read(p, "validation")?;
-            Some(dataframe::prepare_predict(&v, future.as_ref(), &cols, args.prediction_length, None)?)
+            Some(dataframe::prepare_predict(&v, future.as_ref(), &cols, args.prediction_length, freq)?)
         }
         None => None,
     };
