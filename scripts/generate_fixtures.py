@@ -988,6 +988,297 @@ def dataframe_cases(pipes):
                 description="tiny, daily across the 2024 leap day, quantile levels [0.05, 0.33 (interpolated), 0.5, 0.99]")
 
 
+
+# --------------------------------------------------------------------------------------
+# Fine-tuning fixtures (tests/fixtures/finetune/): loss and gradients on fixed batches for the
+# full / lora / head modes, five AdamW steps of the reference's Trainer, a LoRA on a quantized
+# (dequantized) base, and a PEFT adapter with its predictions. Run alone with --finetune-only.
+# --------------------------------------------------------------------------------------
+
+FT_DIR = FIX / "finetune"
+LORA_TARGETS = ["self_attention.q", "self_attention.v", "self_attention.k", "self_attention.o",
+                "output_patch_embedding.output_layer"]
+
+
+def ft_write(name: str, case: dict) -> None:
+    path = FT_DIR / f"{name}.json"
+    text = dumps(case) + "\n"
+    json.loads(text)
+    path.write_text(text)
+    print(f"  wrote {path.relative_to(ROOT)} ({len(text) / 1024:.1f} KiB)")
+
+
+def ft_tasks(variant: str, seed: int, prediction_length: int = 16) -> list[dict]:
+    """Training tasks as list-of-dicts inputs; `nan` puts gaps in targets and covariates."""
+    rng = np.random.default_rng(seed)
+    tasks = []
+    lengths = [70, 45, 90, 30] if variant != "covariates" else [60, 80]
+    for i, T in enumerate(lengths):
+        y = f32(seasonal(rng, T, period=12, level=5.0 + i, amp=2.0))
+        if variant == "nan":
+            y[rng.choice(T, size=T // 6, replace=False)] = np.nan
+        tasks.append({"target": y})
+    if variant == "covariates":
+        T = 75
+        a = f32(seasonal(rng, T, 12, level=3.0))
+        b = f32(seasonal(rng, T, 7, level=-1.0))
+        known = f32(rng.normal(size=T))
+        past_only = f32(seasonal(rng, T, 5, level=2.0))
+        a[[5, 17, 40, 70]] = np.nan
+        known[[3, 11]] = np.nan
+        tasks.append({"target": np.stack([a, b]), "past_covariates": {"known": known, "past": past_only},
+                      "future_covariates": {"known": f32(np.zeros(prediction_length))}})
+        T = 50
+        y = f32(seasonal(rng, T, 10, level=4.0))
+        y[[46, 48]] = np.nan
+        tasks.append({"target": y, "past_covariates": {"k2": f32(rng.normal(size=T))},
+                      "future_covariates": {"k2": f32(np.zeros(prediction_length))}})
+    return tasks
+
+
+def ft_prepared(tasks, prediction_length):
+    """Each task prepared on its own (tasks of different shapes cannot share one from_list_of_dicts call)."""
+    return [p for t in tasks for p in preprocess.from_list_of_dicts([t], prediction_length)]
+
+
+def ft_batch(tasks, prediction_length, context_length, min_past, mode, seed=None, batch_size=256):
+    from chronos.chronos2.dataset import Chronos2Dataset, DatasetMode
+    prepared = ft_prepared(tasks, prediction_length)
+    ds = Chronos2Dataset(inputs=prepared, context_length=context_length, prediction_length=prediction_length,
+                         batch_size=batch_size, output_patch_size=16, min_past=min_past,
+                         mode=DatasetMode.VALIDATION if mode == "validation" else DatasetMode.TRAIN)
+    if seed is not None:
+        np.random.seed(seed)
+    batch = next(iter(ds))
+    batch.pop("target_idx_ranges", None)
+    return ds, batch
+
+
+def ft_batch_json(batch) -> dict:
+    return {k: (v if not isinstance(v, torch.Tensor) else v.detach().numpy()) for k, v in batch.items()}
+
+
+def ft_model(path: Path, dtype=torch.float32) -> Chronos2Model:
+    model = Chronos2Model.from_pretrained(str(path), dtype=dtype)
+    return model.to(dtype).train()
+
+
+def ft_make_lora(model: Chronos2Model, seed: int):
+    from peft import LoraConfig, get_peft_model
+    torch.manual_seed(seed)  # peft draws A from the global generator
+    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=list(LORA_TARGETS)))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # B is zero after peft's init: make it non-zero so that A gets gradients
+        for name, p in sorted(peft_model.named_parameters()):
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float32).to(p.dtype) * 0.2)
+    return peft_model
+
+
+def ft_peft_key(name: str) -> str:
+    """`base_model.model.x.lora_A.default.weight` -> the saved PEFT key (adapter name dropped)."""
+    return name.replace(".default.", ".")
+
+
+def ft_set_trainable(model, mode: str) -> None:
+    if mode == "head":
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith("output_patch_embedding."))
+
+
+def ft_trainable(model) -> dict:
+    return {ft_peft_key(n): p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def ft_prepare(path: Path, mode: str, dtype, lora_seed: int, dequantize_bits=None):
+    model = ft_model(path, dtype)
+    if dequantize_bits is not None:
+        ft_dequantize_base(model, dequantize_bits)
+    if mode in ("lora", "qlora"):
+        model = ft_make_lora(model, lora_seed)
+    ft_set_trainable(model, mode)
+    return model
+
+
+def ft_loss_and_grads(model, batch, dtype):
+    args = {k: (v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in batch.items()}
+    model.zero_grad()
+    with torch.enable_grad():
+        loss = model(**args).loss
+        loss.backward()
+    return loss.item(), {n: p.grad.detach().to(torch.float64).numpy().copy() for n, p in ft_trainable(model).items()}
+
+
+def mlx_quantize_dequantize(w: np.ndarray, bits: int, group_size: int = 64) -> np.ndarray:
+    """MLX's affine quantize then dequantize in float32 (a numpy port of crates/chronos2-core/src/quant.rs)."""
+    w = w.astype(np.float32)
+    n_bins = np.float32(2 ** bits - 1)
+    out = np.empty_like(w)
+    flat, res = w.reshape(-1, group_size), out.reshape(-1, group_size)
+    for g in range(flat.shape[0]):
+        group = flat[g]
+        w_min, w_max = np.float32(group.min()), np.float32(group.max())
+        mask = abs(w_min) > abs(w_max)
+        scale = np.float32(max(np.float32((w_max - w_min) / n_bins), np.float32(1e-7)))
+        if not mask:
+            scale = -scale
+        edge = w_min if mask else w_max
+        q0 = np.float32(np.rint(np.float32(edge / scale)))
+        bias = np.float32(0.0)
+        if q0 != 0:
+            scale = np.float32(edge / q0)
+            bias = edge
+        q = np.clip(np.rint(((group - bias) / scale).astype(np.float32)), 0, n_bins).astype(np.float32)
+        res[g] = (scale * q).astype(np.float32) + bias
+    return out
+
+
+def ft_dequantize_base(model: Chronos2Model, bits: int) -> None:
+    """Replaces every linear weight whose input width is a multiple of 64 by its MLX int-`bits` dequantization."""
+    with torch.no_grad():
+        for _, mod in model.named_modules():
+            if isinstance(mod, torch.nn.Linear) and mod.in_features % 64 == 0:
+                mod.weight.copy_(torch.from_numpy(mlx_quantize_dequantize(mod.weight.numpy(), bits)))
+
+
+def ft_grad_case(name, model_ref, path, mode, variant, prediction_length, context_length, dequantize_bits=None):
+    tasks = ft_tasks(variant, seed={"nan": 11, "covariates": 12}[variant] + prediction_length, prediction_length=prediction_length)
+    _, batch = ft_batch(tasks, prediction_length, context_length, prediction_length, "validation")
+    m32 = ft_prepare(path, mode, torch.float32, 77, dequantize_bits)
+    m64 = ft_prepare(path, mode, torch.float64, 77, dequantize_bits)
+    with torch.no_grad():  # the float64 twin starts from exactly the same LoRA matrices
+        p64 = dict(m64.named_parameters())
+        for n, p in m32.named_parameters():
+            p64[n].copy_(p.to(torch.float64))
+    loss, grads = ft_loss_and_grads(m32, batch, torch.float32)
+    loss64, grads64 = ft_loss_and_grads(m64, batch, torch.float64)
+    assert math.isfinite(loss)
+    lora = {n: p for n, p in ft_trainable(m32).items() if "lora_" in n} if mode in ("lora", "qlora") else {}
+    ft_write(name, {
+        "kind": "finetune_grad",
+        "model": model_ref,
+        "mode": mode,
+        "quantize_bits": dequantize_bits,
+        "description": f"{mode} loss and gradients on a validation batch ({variant})",
+        "prepared": prepared_json(ft_prepared(tasks, prediction_length)),
+        "prediction_length": prediction_length,
+        "context_length": context_length,
+        "batch": ft_batch_json(batch),
+        "lora_init": {n: p.detach().numpy() for n, p in lora.items()},
+        "loss": np.float32(loss),
+        "loss_f64": float(loss64),
+        "grads": {n: g.astype(np.float32) for n, g in grads.items()},
+        # per parameter: largest |float32 gradient - float64 gradient| (the fixture's own noise)
+        "grad_noise": {n: float(np.abs(grads[n] - grads64[n]).max()) for n in grads},
+    })
+
+
+def ft_adamw_case(name, model_ref, path, mode, learning_rate, steps=5):
+    """Five steps of the reference's own Trainer (fit's TrainingArguments) on fixed batches."""
+    import tempfile
+    from transformers.training_args import TrainingArguments
+    from chronos.chronos2.trainer import Chronos2Trainer
+    from torch.utils.data import IterableDataset
+
+    tasks = ft_tasks("covariates", seed=5, prediction_length=16)
+    ds, _ = ft_batch(tasks, 16, 64, 16, "train", batch_size=6)
+    np.random.seed(123)
+    it = iter(ds)
+    batches = []
+    while len(batches) < steps:
+        b = next(it)
+        b.pop("target_idx_ranges", None)
+        # a batch of singleton groups leaves group attention's q/k with float-noise gradients,
+        # which Adam's normalisation turns into full steps: keep the batches with a real group
+        if torch.unique(b["group_ids"], return_counts=True)[1].max() > 1:
+            batches.append(b)
+
+    class Fixed(IterableDataset):
+        batch_size = 6
+
+        def __iter__(self):
+            return iter([{k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in b.items()} for b in batches])
+
+    model = ft_prepare(path, mode, torch.float32, 78)
+    init = {n: p.detach().numpy().copy() for n, p in ft_trainable(model).items()}
+    losses = []
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hook = base.register_forward_hook(lambda m, i, o: losses.append(float(o.loss.item())))
+    with tempfile.TemporaryDirectory() as out, torch.enable_grad():
+        args = TrainingArguments(output_dir=out, per_device_train_batch_size=6, learning_rate=learning_rate,
+                                 lr_scheduler_type="linear", warmup_steps=0, optim="adamw_torch_fused",
+                                 logging_strategy="no", report_to="none", max_steps=steps,
+                                 gradient_accumulation_steps=1, dataloader_num_workers=0, save_strategy="no",
+                                 eval_strategy="no", use_cpu=True, disable_tqdm=True, prediction_loss_only=True)
+        trainer = Chronos2Trainer(model=model, args=args, train_dataset=Fixed())
+        trainer.train()
+    hook.remove()
+    assert len(losses) == steps, losses
+    ft_write(name, {
+        "kind": "finetune_adamw",
+        "model": model_ref,
+        "mode": mode,
+        "description": f"{steps} AdamW steps of Chronos2Trainer ({mode}), lr {learning_rate}, linear schedule, "
+                       f"max_grad_norm {args.max_grad_norm}",
+        "learning_rate": learning_rate,
+        "max_grad_norm": args.max_grad_norm,
+        "batches": [ft_batch_json(b) for b in batches],
+        "initial": init,
+        "losses": [np.float32(x) for x in losses],
+        "final": {n: p.detach().numpy() for n, p in ft_trainable(model).items()},
+    })
+
+
+def ft_adapter_case(model_ref, path):
+    """A PEFT adapter saved by peft (random A and B) and the reference pipeline's forecasts with it."""
+    adapter_dir = FT_DIR / "adapters" / "tiny_lora"
+    model = ft_prepare(path, "lora", torch.float32, 79)
+    gen = torch.Generator().manual_seed(80)
+    with torch.no_grad():
+        for n, p in sorted(model.named_parameters()):
+            if "lora_A" in n:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    model.peft_config["default"].base_model_name_or_path = model_ref
+    model.save_pretrained(str(adapter_dir))
+    (adapter_dir / "README.md").unlink(missing_ok=True)  # peft's model card template
+    pipe = Chronos2Pipeline.from_pretrained(str(adapter_dir), dtype=torch.float32)
+    pipe.model.eval()
+    rng = np.random.default_rng(81)
+    context = f32(seasonal(rng, 100, 12, level=6.0))
+    context[[10, 50]] = np.nan
+    with torch.no_grad():
+        quantiles = pipe.predict([torch.from_numpy(context)], prediction_length=20)[0]
+        base = load_pipeline(path).predict([torch.from_numpy(context)], prediction_length=20)[0]
+    assert (quantiles - base).abs().max() > 1e-3, "the adapter must change the forecast"
+    ft_write("adapter_tiny_lora", {
+        "kind": "finetune_adapter",
+        "model": model_ref,
+        "description": "PEFT LoRA adapter written by peft and the reference's forecast through it",
+        "adapter": rel(adapter_dir),
+        "context": context,
+        "prediction_length": 20,
+        "quantiles": quantiles[0].numpy(),
+        "base_quantiles": base[0].numpy(),
+    })
+
+
+def finetune_cases() -> None:
+    if FT_DIR.exists():
+        shutil.rmtree(FT_DIR)
+    FT_DIR.mkdir(parents=True)
+    tiny, small = MODELS_DIR / "tiny", MODELS_DIR / "small"
+    tiny_ref, small_ref = "tests/fixtures/models/tiny", "tests/fixtures/models/small"
+    for mode in ("full", "lora", "head"):
+        for variant in ("nan", "covariates"):
+            ft_grad_case(f"grad_tiny_{mode}_{variant}", tiny_ref, tiny, mode, variant, 20, 64)
+    ft_grad_case("grad_small_lora_covariates", small_ref, small, "lora", "covariates", 24, 128)
+    for bits in (8, 4):
+        ft_grad_case(f"grad_small_qlora{bits}_covariates", small_ref, small, "qlora", "covariates", 24, 128, bits)
+    ft_adamw_case("adamw_tiny_full", tiny_ref, tiny, "full", 1e-3)
+    ft_adamw_case("adamw_tiny_lora", tiny_ref, tiny, "lora", 1e-3)
+    ft_adamw_case("adamw_tiny_head", tiny_ref, tiny, "head", 1e-3)
+    ft_adapter_case(tiny_ref, tiny)
+
 # --------------------------------------------------------------------------------------
 
 
@@ -997,6 +1288,11 @@ def main() -> int:
     logging.getLogger("chronos").setLevel(logging.ERROR)
     logging.getLogger("transformers").setLevel(logging.ERROR)
     torch.set_grad_enabled(False)
+    if "--finetune-only" in sys.argv:  # the committed fixture models are kept; only finetune/ is rewritten
+        print("finetune cases")
+        finetune_cases()
+        print(f"done in {time.time() - t0:.1f} s")
+        return 0
 
     for d in (MODELS_DIR, CASES_DIR, DF_DIR):
         if d.exists():
@@ -1024,6 +1320,8 @@ def main() -> int:
     embed_cases(pipes)
     print("dataframe cases")
     dataframe_cases(pipes)
+    print("finetune cases")
+    finetune_cases()
 
     manifest = {
         "generator": "scripts/generate_fixtures.py",

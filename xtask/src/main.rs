@@ -3,6 +3,7 @@
 mod accuracy;
 mod bench_matrix;
 mod bench_python;
+mod finetune_eval;
 mod mlx;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +52,9 @@ enum Task {
     /// End-to-end predict_df of the Python package vs chronos-forecasting (20,000 series of
     /// chronos2-mini, and the full-size model), with where the time goes.
     BenchPython(bench_python::Args),
+    /// Fine-tune chronos2-mini on the history of eval/real-series per mode, WQL / MASE on the
+    /// held-out truth vs zero-shot.
+    FinetuneEval(finetune_eval::Args),
     /// fp32 / int8 / int4 accuracy of models/chronos2-mini on eval/real-series (markdown report).
     Accuracy(accuracy::Args),
 }
@@ -64,6 +68,7 @@ fn main() -> Result<()> {
         Task::BenchMatrix { args } => bench_matrix::run(&args),
         Task::BenchPython(args) => bench_python::run(&args),
         Task::Accuracy(args) => accuracy::run(&args),
+        Task::FinetuneEval(args) => finetune_eval::run(&args),
     }
 }
 

@@ -7,6 +7,7 @@
 mod ops;
 pub mod quant;
 mod small_matmul;
+pub mod train;
 
 use std::path::Path;
 

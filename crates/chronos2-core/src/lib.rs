@@ -10,6 +10,7 @@
 //! - [`precision`]: the numeric mode of the linear layers (fp32, bf16, int8, int4, w8a8).
 //! - [`dispatch`]: backend choice per call from a measured crossover profile.
 //! - [`pipeline`]: predict / embed on items (ragged, NaN, covariates, groups, long horizons).
+//! - [`train`]: fine-tuning around the model (modes, LoRA config, batches, loss, AdamW).
 
 pub mod config;
 pub mod dispatch;
@@ -23,6 +24,7 @@ pub mod precision;
 pub mod preprocess;
 pub mod quant;
 pub mod quantiles;
+pub mod train;
 pub mod weights;
 
 pub use config::{ChronosConfig, ModelConfig};

@@ -49,6 +49,24 @@ pub trait Ops: Clone + Send + Sync + 'static {
         in_dim: usize,
         bias: Option<&[f32]>,
     ) -> Result<Self::Linear>;
+    /// The model parameter `name` (its Hugging Face key) of the given shape. The graph builds
+    /// every norm weight and the [REG] embedding (the `reg_token_id` row of `shared.weight`)
+    /// through it; a backend that tracks parameters by name (training) overrides it.
+    fn parameter(&self, _name: &str, data: &[f32], shape: &[usize]) -> Result<Self::Tensor> {
+        self.tensor(data, shape)
+    }
+    /// The linear layer `name` (weight `{name}.weight`, bias `{name}.bias`); the graph builds every
+    /// linear through it. A backend that tracks parameters by name (training, LoRA) overrides it.
+    fn linear_parameter(
+        &self,
+        _name: &str,
+        weight: &[f32],
+        out_dim: usize,
+        in_dim: usize,
+        bias: Option<&[f32]>,
+    ) -> Result<Self::Linear> {
+        self.linear_from_host(weight, out_dim, in_dim, bias)
+    }
     /// Builds a linear layer from a weight quantized by [`crate::quant::quantize`] (MLX's affine
     /// scheme) and an optional float bias.
     fn linear_from_quantized(&self, weight: &QuantizedWeight, bias: Option<&[f32]>) -> Result<Self::Linear>;

@@ -17,6 +17,7 @@ pub mod bundled;
 pub mod dataframe;
 pub mod engine;
 pub mod error;
+pub mod finetune;
 pub mod frame;
 pub mod freq;
 pub mod registry;

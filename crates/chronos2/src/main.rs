@@ -30,6 +30,8 @@ next to it), after the rename the new file is complete."
     };
 }
 
+mod finetune_cli;
+
 const ABOUT: &str = "Chronos-2 time-series forecasting (a Rust port of amazon/chronos-2)";
 
 const LONG_ABOUT: &str = "\
@@ -97,6 +99,14 @@ chronos2 embed --input data.parquet --target load --pooling all --output embeddi
     /// --quantize) the model's memory footprint.
     #[command(after_help = "Examples:\n  chronos2 info\n  chronos2 info --model amazon/chronos-2 --quantize int8")]
     Info(InfoArgs),
+    /// Fine-tune the model (full, LoRA, QLoRA or head-only), as `Chronos2Pipeline.fit`.
+    #[command(long_about = finetune_cli::FINETUNE_ABOUT, after_help = finetune_cli::FINETUNE_EXAMPLES)]
+    Finetune(finetune_cli::FinetuneArgs),
+    /// Merge a LoRA adapter (or a trained head) into its base model.
+    #[command(
+        after_help = "Examples:\n  chronos2 fuse --model amazon/chronos-2 --adapter my-adapter --output my-model"
+    )]
+    Fuse(finetune_cli::FuseArgs),
 }
 
 #[derive(Args, Debug)]
@@ -149,6 +159,11 @@ struct CommonArgs {
     /// length, from the crossover profile), cpu, or mlx. Default: $CHRONOS2_BACKEND, else auto.
     #[arg(long, value_enum, ignore_case = true)]
     backend: Option<Backend>,
+
+    /// Adapter applied to the model: a PEFT LoRA directory (adapter_config.json +
+    /// adapter_model.safetensors, as `chronos2 finetune` or peft write it) or a trained head.
+    #[arg(long, value_name = "DIR")]
+    adapter: Option<PathBuf>,
 
     #[command(flatten)]
     speed: SpeedArgs,
@@ -334,6 +349,8 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict(args),
         Command::Embed(args) => embed(args),
         Command::Info(args) => info(args),
+        Command::Finetune(args) => finetune_cli::finetune(args),
+        Command::Fuse(args) => finetune_cli::fuse(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -560,7 +577,12 @@ fn predict(args: PredictArgs) -> Result<()> {
         eprintln!("note: {note}");
     }
 
-    let model = load_model(args.common.model.as_deref(), args.common.backend, &args.common.speed)?;
+    let model = finetune_cli::load_model(
+        args.common.model.as_deref(),
+        args.common.adapter.as_deref(),
+        args.common.backend,
+        args.common.speed.load_options()?,
+    )?;
     let quantile_levels = match explicit_levels {
         Some(levels) => levels,
         None => model.model_quantile_levels(),
@@ -605,7 +627,12 @@ fn embed(args: EmbedArgs) -> Result<()> {
     let cols = columns(&args.common)?;
     let df = read_table(&args.common.input, "input")?;
     let prepared = dataframe::prepare_embed(&df, &cols)?;
-    let model = load_model(args.common.model.as_deref(), args.common.backend, &args.common.speed)?;
+    let model = finetune_cli::load_model(
+        args.common.model.as_deref(),
+        args.common.adapter.as_deref(),
+        args.common.backend,
+        args.common.speed.load_options()?,
+    )?;
     let options =
         EmbedDfOptions { columns: cols, pooling, batch_size: bounded_batch_size(batch_size, false), context_length };
     let progress = Progress::new("embedding", prepared.inputs.len());

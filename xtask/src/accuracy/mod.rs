@@ -7,8 +7,8 @@
 //! the levels 0.05, 0.1, 0.2, ..., 0.9, 0.95. MASE is scaled by the in-sample seasonal-naive
 //! error of the whole history.
 
-mod data;
-mod metrics;
+pub(crate) mod data;
+pub(crate) mod metrics;
 mod report;
 #[cfg(test)]
 mod simulate;
@@ -201,7 +201,7 @@ fn naive_metrics(series: &[Series]) -> Vec<SeriesMetrics> {
 
 /// Forecasts one series alone, as `evaluate.py` does (`predict_quantiles([y], prediction_length=H,
 /// quantile_levels=QL, context_length=2048)`).
-fn forecast(model: &dyn Forecaster, s: &Series) -> Result<Quantiles> {
+pub(crate) fn forecast(model: &dyn Forecaster, s: &Series) -> Result<Quantiles> {
     let input = SeriesInput::univariate(s.history.iter().map(|&v| v as f32).collect());
     let options = PredictOptions {
         quantile_levels: LEVELS.iter().map(|&l| l as f32).collect(),

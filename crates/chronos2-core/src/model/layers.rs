@@ -18,11 +18,11 @@ pub fn load_linear<O: Ops>(
 ) -> Result<O::Linear> {
     let weight = weights.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
     let bias = if bias { Some(weights.get(&format!("{prefix}.bias"), &[out_dim])?) } else { None };
-    ops.linear_from_host(&weight, out_dim, in_dim, bias.as_deref())
+    ops.linear_parameter(prefix, &weight, out_dim, in_dim, bias.as_deref())
 }
 
 fn load_vector<O: Ops>(ops: &O, weights: &Weights, name: &str, len: usize) -> Result<O::Tensor> {
-    ops.tensor(&weights.get(name, &[len])?, &[len])
+    ops.parameter(name, &weights.get(name, &[len])?, &[len])
 }
 
 /// `ResidualBlock`: `output(relu(hidden(x))) + residual(x)`, all with bias.

@@ -125,7 +125,7 @@ impl<O: Ops> Chronos2Model<O> {
         let patch = c.patch_size();
         let reg_embedding = if c.chronos_config.use_reg_token {
             let shared = weights.get("shared.weight", &[2, c.d_model])?;
-            Some(ops.tensor(&shared[c.d_model..], &[1, 1, c.d_model])?)
+            Some(ops.parameter("shared.weight", &shared[c.d_model..], &[1, 1, c.d_model])?)
         } else {
             weights.get("shared.weight", &[1, c.d_model])?;
             None
@@ -135,8 +135,11 @@ impl<O: Ops> Chronos2Model<O> {
         let blocks = (0..c.num_layers)
             .map(|i| EncoderBlock::load(&ops, weights, &format!("encoder.block.{i}"), c))
             .collect::<Result<Vec<_>>>()?;
-        let final_layer_norm =
-            ops.tensor(&weights.get("encoder.final_layer_norm.weight", &[c.d_model])?, &[c.d_model])?;
+        let final_layer_norm = ops.parameter(
+            "encoder.final_layer_norm.weight",
+            &weights.get("encoder.final_layer_norm.weight", &[c.d_model])?,
+            &[c.d_model],
+        )?;
         let output_dim = c.quantiles().len() * patch;
         let output_patch_embedding =
             ResidualBlock::load(&ops, weights, "output_patch_embedding", c.d_model, c.d_ff, output_dim)?;

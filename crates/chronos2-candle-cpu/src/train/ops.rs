@@ -1,0 +1,310 @@
+//! [`Ops`] on candle autograd tensors, for training.
+//!
+//! The hand-written fast kernels of the CPU backend (few-row matmul, fused int8/int4, candle-nn's
+//! rms_norm / rope / softmax custom ops) have no backward, so this implementation writes every
+//! operation with plain differentiable candle ops. Parameters are created through
+//! [`Ops::parameter`] / [`Ops::linear_parameter`], which know their Hugging Face names: those the
+//! fine-tuning mode trains become [`Var`]s registered in a [`ParamStore`], the rest constants.
+//! LoRA adapters are attached to the targeted linears; in QLoRA mode the frozen base weight of a
+//! linear whose input width is a multiple of 64 is quantized and dequantized (MLX's affine
+//! group-64 scheme), so gradients flow through the dequantized base.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use chronos2_core::ops::{LayerFootprint, Ops};
+use chronos2_core::quant::{dequantize, qualifies, quantize, QuantizedWeight};
+use chronos2_core::train::rng::Rng;
+use chronos2_core::train::{FinetuneMode, LoraConfig};
+use chronos2_core::{Error, Result};
+
+use super::params::{ParamRole, ParamStore};
+
+/// Quantization group size of QLoRA bases.
+const QLORA_GROUP_SIZE: usize = 64;
+
+pub(crate) fn err(e: candle_core::Error) -> Error {
+    Error::backend(e)
+}
+
+/// What a training forward trains.
+#[derive(Debug, Clone)]
+pub struct TrainSpec {
+    pub mode: FinetuneMode,
+    pub lora: LoraConfig,
+    /// Seed of the LoRA `A` initialisation.
+    pub seed: u64,
+}
+
+/// Training implementation of the graph's operations (candle CPU, autograd).
+#[derive(Clone)]
+pub struct TrainOps {
+    device: Device,
+    spec: Arc<TrainSpec>,
+    store: Arc<Mutex<ParamStore>>,
+    rng: Arc<Mutex<Rng>>,
+}
+
+/// A LoRA adapter `B A` scaled by `alpha / r`.
+pub struct LoraPair {
+    pub a: Tensor,
+    pub b: Tensor,
+    pub scaling: f64,
+}
+
+/// A linear layer for training: weight `(out, in)`, optional bias, optional LoRA adapter.
+pub struct TrainLinear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    lora: Option<LoraPair>,
+}
+
+impl TrainOps {
+    pub fn new(spec: TrainSpec) -> Self {
+        let seed = spec.seed;
+        TrainOps {
+            device: Device::Cpu,
+            spec: Arc::new(spec),
+            store: Arc::new(Mutex::new(ParamStore::default())),
+            rng: Arc::new(Mutex::new(Rng::new(seed))),
+        }
+    }
+
+    pub fn spec(&self) -> &TrainSpec {
+        &self.spec
+    }
+
+    pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, ParamStore> {
+        self.store.lock().expect("parameter store poisoned")
+    }
+
+    fn constant(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        Tensor::from_slice(data, shape, &self.device).map_err(err)
+    }
+
+    /// A trainable variable registered under `name`, or a constant.
+    fn maybe_var(&self, name: &str, data: &[f32], shape: &[usize], role: ParamRole, trained: bool) -> Result<Tensor> {
+        let t = self.constant(data, shape)?;
+        if !trained {
+            return Ok(t);
+        }
+        let var = Var::from_tensor(&t).map_err(err)?;
+        let tensor = var.as_tensor().clone();
+        self.store().push(name, var, role);
+        Ok(tensor)
+    }
+
+    fn lora_pair(&self, module: &str, out_dim: usize, in_dim: usize) -> Result<LoraPair> {
+        let r = self.spec.lora.rank;
+        // peft: A Kaiming-uniform (a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), B zeros.
+        let bound = 1.0 / (in_dim as f32).sqrt();
+        let a: Vec<f32> = {
+            let mut rng = self.rng.lock().expect("rng poisoned");
+            (0..r * in_dim).map(|_| rng.uniform(bound)).collect()
+        };
+        let a = self.maybe_var(&lora_key(module, "A"), &a, &[r, in_dim], ParamRole::LoraA(module.into()), true)?;
+        let b = self.maybe_var(
+            &lora_key(module, "B"),
+            &vec![0.0; out_dim * r],
+            &[out_dim, r],
+            ParamRole::LoraB(module.into()),
+            true,
+        )?;
+        Ok(LoraPair { a, b, scaling: self.spec.lora.scaling() as f64 })
+    }
+}
+
+/// The PEFT key of a LoRA matrix: `base_model.model.{module}.lora_{A|B}.weight`.
+pub fn lora_key(module: &str, which: &str) -> String {
+    format!("base_model.model.{module}.lora_{which}.weight")
+}
+
+impl Ops for TrainOps {
+    type Tensor = Tensor;
+    type Linear = TrainLinear;
+
+    fn name(&self) -> &'static str {
+        "cpu-train"
+    }
+
+    fn tensor(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        self.constant(data, shape)
+    }
+
+    fn to_vec(&self, x: &Tensor) -> Result<Vec<f32>> {
+        x.to_dtype(DType::F32).and_then(|x| x.flatten_all()).and_then(|x| x.to_vec1()).map_err(err)
+    }
+
+    fn shape(&self, x: &Tensor) -> Vec<usize> {
+        x.dims().to_vec()
+    }
+
+    fn parameter(&self, name: &str, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        self.maybe_var(name, data, shape, ParamRole::Base, self.spec.mode.trains_base(name))
+    }
+
+    fn linear_parameter(
+        &self,
+        name: &str,
+        weight: &[f32],
+        out_dim: usize,
+        in_dim: usize,
+        bias: Option<&[f32]>,
+    ) -> Result<TrainLinear> {
+        self.store().linear_modules.push(name.to_string());
+        let weight_name = format!("{name}.weight");
+        let trained = self.spec.mode.trains_base(&weight_name);
+        let base_weight = match self.spec.mode {
+            FinetuneMode::Qlora { bits } if qualifies(in_dim, QLORA_GROUP_SIZE) => {
+                dequantize(&quantize(weight, out_dim, in_dim, bits, QLORA_GROUP_SIZE)?)
+            }
+            _ => weight.to_vec(),
+        };
+        let weight = self.maybe_var(&weight_name, &base_weight, &[out_dim, in_dim], ParamRole::Base, trained)?;
+        let bias = match bias {
+            Some(b) => {
+                let bias_name = format!("{name}.bias");
+                let trained = self.spec.mode.trains_base(&bias_name);
+                Some(self.maybe_var(&bias_name, b, &[out_dim], ParamRole::Base, trained)?)
+            }
+            None => None,
+        };
+        let lora = if self.spec.mode.uses_lora() && self.spec.lora.targets_module(name) {
+            Some(self.lora_pair(name, out_dim, in_dim)?)
+        } else {
+            None
+        };
+        Ok(TrainLinear { weight, bias, lora })
+    }
+
+    fn linear_from_host(
+        &self,
+        weight: &[f32],
+        out_dim: usize,
+        in_dim: usize,
+        bias: Option<&[f32]>,
+    ) -> Result<TrainLinear> {
+        Ok(TrainLinear {
+            weight: self.constant(weight, &[out_dim, in_dim])?,
+            bias: bias.map(|b| self.constant(b, &[out_dim])).transpose()?,
+            lora: None,
+        })
+    }
+
+    fn linear_from_quantized(&self, weight: &QuantizedWeight, bias: Option<&[f32]>) -> Result<TrainLinear> {
+        self.linear_from_host(&dequantize(weight), weight.out_dim, weight.in_dim, bias)
+    }
+
+    fn linear_float_weights(&self, layer: &TrainLinear) -> Result<Option<(Vec<f32>, Option<Vec<f32>>)>> {
+        Ok(Some((self.to_vec(&layer.weight)?, layer.bias.as_ref().map(|b| self.to_vec(b)).transpose()?)))
+    }
+
+    fn linear_footprint(&self, layer: &TrainLinear) -> LayerFootprint {
+        let (out_dim, in_dim) = layer.weight.dims2().unwrap_or((0, 0));
+        let lora = layer.lora.as_ref().map_or(0, |l| l.a.elem_count() + l.b.elem_count());
+        let params = layer.weight.elem_count() + layer.bias.as_ref().map_or(0, Tensor::elem_count) + lora;
+        LayerFootprint { out_dim, in_dim, params, bytes: params * 4, quantized: false }
+    }
+
+    fn tensor_bytes(&self, x: &Tensor) -> usize {
+        x.elem_count() * x.dtype().size_in_bytes()
+    }
+
+    fn linear(&self, x: &Tensor, layer: &TrainLinear) -> Result<Tensor> {
+        let dims = x.dims();
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim;
+        let out_dim = layer.weight.dim(0).map_err(err)?;
+        let x2 = x.reshape((rows, in_dim)).map_err(err)?;
+        let mut y = x2.matmul(&layer.weight.t().map_err(err)?).map_err(err)?;
+        if let Some(bias) = &layer.bias {
+            y = y.broadcast_add(bias).map_err(err)?;
+        }
+        if let Some(l) = &layer.lora {
+            let low = x2.matmul(&l.a.t().map_err(err)?).map_err(err)?;
+            let delta = low.matmul(&l.b.t().map_err(err)?).and_then(|d| d.affine(l.scaling, 0.0)).map_err(err)?;
+            y = y.add(&delta).map_err(err)?;
+        }
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("non-empty shape") = out_dim;
+        y.reshape(out_dims).map_err(err)
+    }
+
+    fn rms_norm(&self, x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
+        let inv = x
+            .sqr()
+            .and_then(|s| s.mean_keepdim(D::Minus1))
+            .and_then(|v| v.affine(1.0, eps as f64))
+            .and_then(|v| v.sqrt())
+            .and_then(|v| v.recip())
+            .map_err(err)?;
+        x.broadcast_mul(&inv).and_then(|x| x.broadcast_mul(weight)).map_err(err)
+    }
+
+    fn relu(&self, x: &Tensor) -> Result<Tensor> {
+        x.relu().map_err(err)
+    }
+
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        a.add(b).map_err(err)
+    }
+
+    fn mean_keepdim(&self, x: &Tensor, axis: usize) -> Result<Tensor> {
+        x.mean_keepdim(axis).map_err(err)
+    }
+
+    fn select(&self, keep: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let keep = keep.ge(0.5f64).and_then(|k| k.broadcast_as(a.shape())).map_err(err)?;
+        keep.where_cond(a, b).map_err(err)
+    }
+
+    fn reshape(&self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
+        x.reshape(shape).map_err(err)
+    }
+
+    fn permute(&self, x: &Tensor, axes: &[usize]) -> Result<Tensor> {
+        x.permute(axes).map_err(err)
+    }
+
+    fn narrow(&self, x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
+        x.narrow(axis, start, len).map_err(err)
+    }
+
+    fn concat(&self, xs: &[Tensor], axis: usize) -> Result<Tensor> {
+        Tensor::cat(xs, axis).map_err(err)
+    }
+
+    fn take_rows(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor> {
+        let ids: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+        let ids = Tensor::from_vec(ids, indices.len(), &self.device).map_err(err)?;
+        x.index_select(&ids, 0).map_err(err)
+    }
+
+    fn broadcast_to(&self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
+        x.broadcast_as(shape).map_err(err)
+    }
+
+    fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        let half = x.dim(D::Minus1).map_err(err)? / 2;
+        let rotate = || -> candle_core::Result<Tensor> {
+            let x1 = x.narrow(D::Minus1, 0, half)?;
+            let x2 = x.narrow(D::Minus1, half, half)?;
+            let first = x1.broadcast_mul(cos)?.sub(&x2.broadcast_mul(sin)?)?;
+            let second = x2.broadcast_mul(cos)?.add(&x1.broadcast_mul(sin)?)?;
+            Tensor::cat(&[first, second], D::Minus1)
+        };
+        rotate().map_err(err)
+    }
+
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, key_mask: &Tensor) -> Result<Tensor> {
+        let run = || -> candle_core::Result<Tensor> {
+            let scores = q.contiguous()?.matmul(&k.contiguous()?.t()?)?.broadcast_add(key_mask)?;
+            // softmax; the max is a constant shift (softmax's gradient does not depend on it)
+            let max = scores.detach().max_keepdim(D::Minus1)?;
+            let e = scores.broadcast_sub(&max)?.exp()?;
+            let weights = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?;
+            weights.matmul(&v.contiguous()?)
+        };
+        run().map_err(err)
+    }
+}

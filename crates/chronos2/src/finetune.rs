@@ -1,0 +1,201 @@
+//! Fine-tuning and adapters from the facade: `Chronos2Pipeline.fit` semantics (see
+//! [`chronos2_core::train`]) on the candle CPU backend (autograd), writing a full model, a PEFT
+//! adapter or a head; adapters applied to a base by fusing.
+
+use std::path::{Path, PathBuf};
+
+use chronos2_candle_cpu::train::{CpuTrainModel, TrainSpec};
+use chronos2_core::pipeline::{self, SeriesInput};
+use chronos2_core::train::export::{self, Adapter, NamedTensor};
+use chronos2_core::train::{
+    fit, AdamWConfig, FinetuneMode, FitOptions, LoraConfig, StepReport, TrainDataset, TrainModel,
+};
+
+use crate::backend::Backend;
+use crate::engine::LoadOptions;
+use crate::error::{Error, Result};
+use crate::Chronos2;
+
+/// Options of [`Chronos2::finetune`]; defaults follow `fit`.
+#[derive(Debug, Clone)]
+pub struct FinetuneOptions {
+    pub prediction_length: usize,
+    pub mode: FinetuneMode,
+    /// Default 1000.
+    pub steps: usize,
+    /// Default: 1e-6 for full fine-tuning (`fit`'s default), 1e-5 otherwise (the value `fit`'s
+    /// docstring recommends for LoRA).
+    pub learning_rate: Option<f32>,
+    /// Rows (targets + covariates) per batch; whole tasks, so a batch can overshoot. Default 256.
+    pub batch_size: usize,
+    /// Default: the model's context length.
+    pub context_length: Option<usize>,
+    /// Default: the prediction length.
+    pub min_past: Option<usize>,
+    pub lora: LoraConfig,
+    pub seed: u64,
+}
+
+impl FinetuneOptions {
+    pub fn new(prediction_length: usize, mode: FinetuneMode) -> Self {
+        FinetuneOptions {
+            prediction_length,
+            mode,
+            steps: 1000,
+            learning_rate: None,
+            batch_size: 256,
+            context_length: None,
+            min_past: None,
+            lora: LoraConfig::default(),
+            seed: 0,
+        }
+    }
+
+    pub fn resolved_learning_rate(&self) -> f32 {
+        self.learning_rate.unwrap_or(if self.mode == FinetuneMode::Full { 1e-6 } else { 1e-5 })
+    }
+}
+
+/// What a fine-tuning run did.
+#[derive(Debug, Clone)]
+pub struct FinetuneReport {
+    /// Training series dropped for being shorter than `min_past + prediction_length`.
+    pub dropped: usize,
+    pub trainable_params: usize,
+    pub train_losses: Vec<f32>,
+    pub validation_losses: Vec<(usize, f32)>,
+    /// The step whose parameters were written.
+    pub kept_step: usize,
+    /// The output directory (full model, PEFT adapter or head).
+    pub output: PathBuf,
+}
+
+impl Chronos2 {
+    /// Fine-tunes this model on `train` (and selects the best step on `validation`), writing the
+    /// result to `output` (staged in a temporary directory, renamed at the end; nothing is left
+    /// on error). `base_name` is written into adapters as the base model's name.
+    pub fn finetune(
+        &self,
+        train: &[SeriesInput],
+        validation: Option<&[SeriesInput]>,
+        options: &FinetuneOptions,
+        output: &Path,
+        progress: &mut dyn FnMut(&StepReport),
+    ) -> Result<FinetuneReport> {
+        let lr = options.resolved_learning_rate();
+        AdamWConfig::new(lr, options.steps)?;
+        if output.exists() {
+            return Err(Error::InvalidArgument(format!("output {} already exists", output.display())));
+        }
+        let h = options.prediction_length;
+        let config = self.config();
+        let context_length = options.context_length.unwrap_or(config.chronos_config.context_length);
+        let patch = config.patch_size();
+        let dataset = TrainDataset::new(
+            pipeline::prepare(train, h)?,
+            context_length,
+            h,
+            options.min_past.unwrap_or(h),
+            options.batch_size,
+            patch,
+        )?;
+        let validation = match validation {
+            Some(items) => Some(
+                TrainDataset::new(pipeline::prepare(items, h)?, context_length, h, 1, options.batch_size, patch)?
+                    .validation_batches(),
+            ),
+            None => None,
+        };
+        let spec = TrainSpec { mode: options.mode, lora: options.lora.clone(), seed: options.seed };
+        let mut model = CpuTrainModel::load_dir(self.model_dir(), spec)?;
+        let fit_options = FitOptions { steps: options.steps, learning_rate: lr, seed: options.seed };
+        let outcome = fit(&mut model, &dataset, validation.as_deref(), &fit_options, progress)?;
+        let tensors: Vec<NamedTensor> = model
+            .params()
+            .iter()
+            .zip(model.parameter_values()?)
+            .map(|(p, data)| NamedTensor { name: p.name.clone(), shape: p.var.as_tensor().dims().to_vec(), data })
+            .collect();
+        let base_name = self.model_dir().display().to_string();
+        export::write_staged(output, |dir| match options.mode {
+            FinetuneMode::Full => export::write_full_model(dir, self.model_dir(), &tensors, context_length, h),
+            FinetuneMode::Lora | FinetuneMode::Qlora { .. } => {
+                export::write_peft_adapter(dir, &options.lora, &base_name, &tensors)
+            }
+            FinetuneMode::Head => export::write_head(dir, &base_name, &tensors),
+        })?;
+        Ok(FinetuneReport {
+            dropped: dataset.dropped,
+            trainable_params: tensors.iter().map(|t| t.data.len()).sum(),
+            train_losses: outcome.train_losses,
+            validation_losses: outcome.validation_losses,
+            kept_step: outcome.kept_step,
+            output: output.to_path_buf(),
+        })
+    }
+}
+
+/// Writes `base` (a model directory or hub id; `None`: the bundled model) with the adapter at
+/// `adapter` (PEFT LoRA or head) merged in to `output`, loadable by us and by the reference.
+pub fn fuse(base: Option<&str>, adapter: &Path, output: &Path) -> Result<()> {
+    let base_dir = resolve_base(base)?;
+    let adapter = Adapter::load(adapter)?;
+    Ok(export::write_staged(output, |dir| export::write_fused(dir, &base_dir, &adapter))?)
+}
+
+fn resolve_base(base: Option<&str>) -> Result<PathBuf> {
+    Ok(match base {
+        Some(spec) => chronos2_core::hub::resolve_model_dir(spec)?,
+        None => crate::bundled::bundled_model_dir()?,
+    })
+}
+
+/// A loaded model, with an adapter fused in when one was given (a temporary fused copy of the
+/// base, removed on drop).
+pub struct AdaptedModel {
+    pub model: Chronos2,
+    fused_dir: Option<PathBuf>,
+}
+
+impl std::ops::Deref for AdaptedModel {
+    type Target = Chronos2;
+    fn deref(&self) -> &Chronos2 {
+        &self.model
+    }
+}
+
+impl Drop for AdaptedModel {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.fused_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Loads `base`, with the adapter at `adapter` (PEFT LoRA or head) fused in when given.
+pub fn load_with_adapter(
+    base: Option<&str>,
+    adapter: Option<&Path>,
+    backend: Backend,
+    options: LoadOptions,
+) -> Result<AdaptedModel> {
+    let Some(adapter) = adapter else {
+        return Ok(AdaptedModel { model: Chronos2::load_with(base, backend, options)?, fused_dir: None });
+    };
+    let dir = std::env::temp_dir().join(format!("chronos2-adapted-{}-{}", std::process::id(), unique()));
+    fuse(base, adapter, &dir)?;
+    let spec = dir.to_str().ok_or_else(|| Error::InvalidArgument(format!("{} is not UTF-8", dir.display())))?;
+    match Chronos2::load_with(Some(spec), backend, options) {
+        Ok(model) => Ok(AdaptedModel { model, fused_dir: Some(dir) }),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(e)
+        }
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,161 @@
+//! End-to-end tests of `chronos2 finetune`, `chronos2 fuse` and `--adapter` on the tiny fixture
+//! model: the outputs of each mode, an adapter that changes the forecast and fuses to the same
+//! forecast, and every bad input of the issue (clear error, no output directory left).
+//! Parity of the numbers with the reference is in chronos2-candle-cpu's finetune_parity test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chronos2::chronos2_core::train::export::read_safetensors;
+
+const TINY: &str = "tests/fixtures/models/tiny";
+const SMALL: &str = "tests/fixtures/models/small";
+const INPUT: &str = "examples/airpassengers.csv";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chronos2-cli-finetune").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn chronos2(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chronos2"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("CHRONOS2_BACKEND")
+        .output()
+        .expect("run chronos2")
+}
+
+fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "failed: {stderr}");
+    stderr
+}
+
+fn fails_with(args: &[&str], message: &str, output: &Path) {
+    let out = chronos2(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(stderr.contains(message), "{args:?}: expected `{message}` in: {stderr}");
+    assert!(!output.exists(), "{args:?} left {}", output.display());
+    let parent = output.parent().unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(parent).unwrap().filter_map(|e| e.ok()).collect();
+    assert!(leftovers.is_empty(), "{args:?} left {:?}", leftovers.iter().map(|e| e.path()).collect::<Vec<_>>());
+}
+
+fn finetune(mode: &str, out: &Path, extra: &[&str]) -> String {
+    let out = out.to_str().unwrap();
+    let mut args = vec!["finetune", "--input", INPUT, "--mode", mode];
+    if !extra.contains(&"--model") {
+        args.extend_from_slice(&["--model", TINY]);
+    }
+    if !extra.contains(&"--prediction-length") {
+        args.extend_from_slice(&["--prediction-length", "12"]);
+    }
+    args.extend_from_slice(&["--steps", "6", "--batch-size", "4", "--learning-rate", "1e-3", "--output", out]);
+    args.extend_from_slice(extra);
+    ok(&chronos2(&args))
+}
+
+fn forecast(model: &str, adapter: Option<&Path>, out: &Path) -> String {
+    let mut args = vec!["predict", "--model", model, "--input", INPUT, "--prediction-length", "12", "--output"];
+    args.push(out.to_str().unwrap());
+    if let Some(a) = adapter {
+        args.extend_from_slice(&["--adapter", a.to_str().unwrap()]);
+    }
+    ok(&chronos2(&args));
+    std::fs::read_to_string(out).unwrap()
+}
+
+#[test]
+fn lora_writes_a_peft_adapter_that_changes_the_forecast_and_fuses_to_the_same_forecast() {
+    let dir = tmpdir("lora");
+    let adapter = dir.join("adapter");
+    let log = finetune("lora", &adapter, &["--validation", INPUT]);
+    assert!(log.contains("kept step"), "{log}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(adapter.join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!((config["peft_type"].as_str(), config["r"].as_u64()), (Some("LORA"), Some(8)));
+    let tensors = read_safetensors(&adapter.join("adapter_model.safetensors")).unwrap();
+    assert_eq!(tensors.len(), 34, "2 blocks x 2 attentions x q,k,v,o + the head's output layer, A and B");
+    assert!(tensors
+        .iter()
+        .any(|t| t.name == "base_model.model.encoder.block.1.layer.1.self_attention.o.lora_B.weight"));
+    assert!(tensors.iter().any(|t| t.name == "base_model.model.output_patch_embedding.output_layer.lora_A.weight"));
+
+    let base = forecast(TINY, None, &dir.join("base.csv"));
+    let adapted = forecast(TINY, Some(&adapter), &dir.join("adapted.csv"));
+    assert_ne!(base, adapted, "the trained adapter must change the forecast");
+    let fused = dir.join("fused");
+    ok(&chronos2(&[
+        "fuse",
+        "--model",
+        TINY,
+        "--adapter",
+        adapter.to_str().unwrap(),
+        "--output",
+        fused.to_str().unwrap(),
+    ]));
+    assert_eq!(forecast(fused.to_str().unwrap(), None, &dir.join("fused.csv")), adapted);
+}
+
+#[test]
+fn full_head_and_qlora_outputs() {
+    let dir = tmpdir("modes");
+    let full = dir.join("full");
+    finetune("full", &full, &["--context-length", "300", "--prediction-length", "40"]);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(full.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["chronos_config"]["context_length"].as_u64(), Some(300), "raised as fit does");
+    assert!(full.join("model.safetensors").is_file());
+    forecast(full.to_str().unwrap(), None, &dir.join("full.csv"));
+
+    let head = dir.join("head");
+    finetune("head", &head, &[]);
+    let names: Vec<String> =
+        read_safetensors(&head.join("head.safetensors")).unwrap().into_iter().map(|t| t.name).collect();
+    assert!(names.iter().all(|n| n.starts_with("output_patch_embedding.")) && names.len() == 6, "{names:?}");
+    forecast(TINY, Some(&head), &dir.join("head.csv"));
+
+    let qlora = dir.join("qlora");
+    finetune("qlora", &qlora, &["--quantize", "int4", "--model", SMALL]);
+    assert!(qlora.join("adapter_model.safetensors").is_file());
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_leaves_no_output() {
+    let dir = tmpdir("bad");
+    let out = dir.join("out");
+    let o = out.to_str().unwrap();
+    let base = ["finetune", "--model", TINY, "--input", INPUT, "--mode", "lora", "--steps", "3", "--output", o];
+    let with = |extra: &[&'static str]| -> Vec<&str> { base.iter().copied().chain(extra.iter().copied()).collect() };
+    fails_with(&with(&["--prediction-length", "100", "--min-past", "100"]), "no series is long enough", &out);
+    fails_with(&with(&["--prediction-length", "12", "--learning-rate", "0"]), "--learning-rate must be > 0", &out);
+    fails_with(&with(&["--prediction-length", "12", "--learning-rate=-1e-5"]), "--learning-rate must be > 0", &out);
+    let zero_steps: Vec<&str> =
+        with(&["--prediction-length", "12"]).into_iter().map(|a| if a == "3" { "0" } else { a }).collect();
+    fails_with(&zero_steps, "--steps must be at least 1", &out);
+    fails_with(
+        &with(&["--prediction-length", "12", "--lora-targets", "self_attention.z"]),
+        "unknown LoRA target",
+        &out,
+    );
+    fails_with(&with(&["--prediction-length", "12", "--learning-rate", "1e30"]), "training diverged at step", &out);
+
+    // an adapter trained on tiny does not fit small
+    let adapter = tmpdir("bad-adapter").join("adapter");
+    finetune("lora", &adapter, &[]);
+    let a = adapter.to_str().unwrap();
+    fails_with(&["fuse", "--model", SMALL, "--adapter", a, "--output", o], "the adapter does not fit the model", &out);
+    let pred = dir.join("pred.csv");
+    let args = ["predict", "--model", SMALL, "--input", INPUT, "--prediction-length", "4", "--adapter", a];
+    let out_pred = chronos2(&[&args[..], &["--output", pred.to_str().unwrap()]].concat());
+    assert!(!out_pred.status.success() && String::from_utf8_lossy(&out_pred.stderr).contains("does not fit"));
+    assert!(!pred.exists());
+}
