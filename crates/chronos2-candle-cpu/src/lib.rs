@@ -2,14 +2,20 @@
 //!
 //! [`CandleCpuOps`] implements [`chronos2_core::ops::Ops`]; the model graph itself lives in
 //! `chronos2-core`. On macOS the `accelerate` feature routes matmuls through Apple Accelerate
-//! (AMX); on x86_64 the gemm crate's AVX-512 kernels are enabled.
+//! (AMX). Linear layers run on our own GEMM with weights packed once at load ([`gemm`]), the
+//! attention on a fused kernel ([`attention`]); both pick AVX-512, AVX2 or portable code at run
+//! time.
 
+pub mod attention;
+pub mod gemm;
+mod isa;
 mod ops;
 pub mod quant;
-mod small_matmul;
 
 use std::path::Path;
 
+pub use gemm::PackedMatmul;
+pub use isa::Isa;
 pub use ops::{CandleCpuOps, CandleLinear};
 pub use quant::{QuantizedLinear, QuantizedMatmul};
 

@@ -39,7 +39,10 @@ fn footprint_is_measured_and_shrinks_quantized_layers() {
     // The model card's 7,315,872 parameters less the PAD row of `shared.weight`, which the
     // model never reads and we do not keep.
     assert_eq!(fp32.total_params, 7_315_872 - 256);
-    assert_eq!(fp32.bytes, 4 * fp32.total_params);
+    // Float linears are packed in strips of 32 output rows; a layer whose output width is not a
+    // multiple of 32 holds a zero-padded last strip (here 81,920 bytes, 0.3%).
+    let unpadded = 4 * fp32.total_params;
+    assert!(fp32.bytes >= unpadded && fp32.bytes <= unpadded + unpadded / 200, "{fp32:?}");
     assert_eq!(fp32.quantized_params, 0);
     for (bits, max_ratio) in [(8, 0.30), (4, 0.17)] {
         let q = mini(Some(bits)).footprint();
