@@ -105,6 +105,8 @@ struct Head<'a> {
 
 /// Per-task buffers, allocated once per task.
 struct Scratch {
+    /// The query block, `[QB][d]` (rows past the last query stay zero).
+    q: Vec<f32>,
     /// One key block transposed, `[d][KB]`.
     kt: Vec<f32>,
     /// Output accumulators `[QB][d]`.
@@ -113,7 +115,7 @@ struct Scratch {
 
 impl Scratch {
     fn new(d: usize) -> Self {
-        Scratch { kt: vec![0f32; d * KB], acc: vec![0f32; QB * d] }
+        Scratch { q: vec![0f32; QB * d], kt: vec![0f32; d * KB], acc: vec![0f32; QB * d] }
     }
 }
 
@@ -151,51 +153,60 @@ fn head_body(h: &Head, out: &mut [f32], s: &mut Scratch) {
     let mut q0 = 0;
     while q0 < h.q_len {
         let qb = QB.min(h.q_len - q0);
+        s.q.fill(0.0);
+        s.q[..qb * d].copy_from_slice(&h.q[q0 * d..(q0 + qb) * d]);
         let mut max = [f32::NEG_INFINITY; QB];
         let mut sum = [0f32; QB];
-        s.acc[..qb * d].fill(0.0);
+        s.acc.fill(0.0);
         let mut k0 = 0;
         while k0 < h.k_len {
             let kb = KB.min(h.k_len - k0);
-            // Key block transposed: kt[c][j] = k[k0 + j][c] (padding columns stay zero/unused).
+            // Key block transposed: kt[c][j] = k[k0 + j][c] (columns past the block unused).
             for j in 0..kb {
                 let row = &h.k[(k0 + j) * d..(k0 + j + 1) * d];
                 for (c, &val) in row.iter().enumerate() {
                     s.kt[c * KB + j] = val;
                 }
             }
-            let mask = &h.mask[k0..k0 + kb];
-            for i in 0..qb {
-                let qrow = &h.q[(q0 + i) * d..(q0 + i + 1) * d];
-                let mut scores = [0f32; KB];
-                for (c, &qv) in qrow.iter().enumerate() {
-                    let kt: &[f32; KB] = s.kt[c * KB..(c + 1) * KB].try_into().expect("KB columns");
+            // Scores of the QB x KB block: each row of kt serves the QB queries.
+            let mut scores = [[0f32; KB]; QB];
+            for c in 0..d {
+                let kt: &[f32; KB] = s.kt[c * KB..(c + 1) * KB].try_into().expect("KB columns");
+                for (i, row) in scores.iter_mut().enumerate() {
+                    let qv = s.q[i * d + c];
                     for j in 0..KB {
-                        scores[j] += qv * kt[j];
+                        row[j] += qv * kt[j];
                     }
                 }
+            }
+            let mask = &h.mask[k0..k0 + kb];
+            for i in 0..qb {
+                let row = &mut scores[i];
                 let mut block_max = f32::NEG_INFINITY;
                 for j in 0..kb {
-                    scores[j] += mask[j];
-                    block_max = block_max.max(scores[j]);
+                    row[j] += mask[j];
+                    block_max = block_max.max(row[j]);
                 }
                 let new_max = max[i].max(block_max);
                 let rescale = exp(max[i] - new_max);
                 max[i] = new_max;
                 let mut block_sum = 0f32;
-                for score in scores.iter_mut().take(kb) {
-                    *score = exp(*score - new_max);
-                    block_sum += *score;
+                for p in row.iter_mut().take(kb) {
+                    *p = exp(*p - new_max);
+                    block_sum += *p;
                 }
                 sum[i] = sum[i] * rescale + block_sum;
-                let acc = &mut s.acc[i * d..(i + 1) * d];
                 if rescale != 1.0 {
-                    for a in acc.iter_mut() {
+                    for a in &mut s.acc[i * d..(i + 1) * d] {
                         *a *= rescale;
                     }
                 }
-                for (j, &p) in scores.iter().enumerate().take(kb) {
-                    let vrow = &h.v[(k0 + j) * d..(k0 + j + 1) * d];
+            }
+            // Output += P · V: each row of v serves the QB queries.
+            for j in 0..kb {
+                let vrow = &h.v[(k0 + j) * d..(k0 + j + 1) * d];
+                for (i, acc) in s.acc.chunks_exact_mut(d).enumerate().take(qb) {
+                    let p = scores[i][j];
                     for (a, &vv) in acc.iter_mut().zip(vrow) {
                         *a += p * vv;
                     }
