@@ -14,7 +14,7 @@ fn repo() -> PathBuf {
 fn mini(bits: Option<u32>) -> Box<dyn Forecaster> {
     let mut model = chronos2_candle_cpu::load(&repo().join("models/chronos2-mini")).unwrap();
     if let Some(bits) = bits {
-        model.quantize(bits, 64).unwrap();
+        model.set_precision(chronos2_core::Precision::weight_only(bits).unwrap()).unwrap();
     }
     model
 }

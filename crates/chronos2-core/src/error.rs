@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::precision::Precision;
+
 /// Errors raised while loading a model or preparing and running a forecast.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -21,6 +23,13 @@ pub enum Error {
     InvalidInput(String),
     #[error("backend error: {0}")]
     Backend(String),
+    /// The backend cannot run the linear layers in this precision (not implemented there).
+    #[error("backend '{backend}' cannot run {precision} (it runs: {supported})")]
+    UnsupportedPrecision { backend: String, precision: Precision, supported: String },
+    /// The model's linear layers are already quantized: a precision is set once, on the float
+    /// model as loaded.
+    #[error("cannot set {requested}: the model is already quantized (load it again for another precision)")]
+    PrecisionAlreadySet { requested: Precision },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

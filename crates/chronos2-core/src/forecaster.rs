@@ -2,6 +2,7 @@
 
 use crate::config::ModelConfig;
 use crate::error::Result;
+use crate::precision::Precision;
 
 /// One model call: a batch of rows as in `Chronos2Model.forward(context, group_ids,
 /// future_covariates, num_output_patches)` of the reference.
@@ -87,9 +88,12 @@ pub trait Forecaster: Send + Sync {
     fn forecast(&self, batch: &ModelBatch) -> Result<QuantileForecast>;
     /// Runs the encoder and returns its final hidden states (after the final layer norm).
     fn encode(&self, batch: &ModelBatch) -> Result<Encoding>;
-    /// Quantizes, weight-only, every float linear layer whose input width is a multiple of
-    /// `group_size` (MLX's affine scheme, [`crate::quant`]); others stay float.
-    fn quantize(&mut self, bits: u32, group_size: usize) -> Result<()>;
+    /// Puts the model's linear layers in `precision`. [`Precision::Int8`] and [`Precision::Int4`]
+    /// quantize, weight-only, every float linear layer whose input width is a multiple of
+    /// [`crate::quant::DEFAULT_GROUP_SIZE`] (MLX's affine scheme, [`crate::quant`]); others stay
+    /// float. [`Precision::Fp32`] keeps a float model as it is. A precision the backend cannot run
+    /// is [`crate::Error::UnsupportedPrecision`], never a silent fallback to another one.
+    fn set_precision(&mut self, precision: Precision) -> Result<()>;
     /// Parameters and bytes held now.
     fn footprint(&self) -> Footprint;
 }

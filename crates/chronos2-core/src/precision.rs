@@ -49,6 +49,17 @@ impl Precision {
     }
 }
 
+impl Precision {
+    /// The weight-only quantized mode of `bits` (8: [`Precision::Int8`], 4: [`Precision::Int4`]).
+    pub fn weight_only(bits: u32) -> Option<Precision> {
+        match bits {
+            8 => Some(Precision::Int8),
+            4 => Some(Precision::Int4),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Precision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -10,7 +10,7 @@ use std::thread::{self, ThreadId};
 use chronos2_core::forecaster::{Encoding, Footprint, Forecaster, ModelBatch, QuantileForecast};
 use chronos2_core::model::{Chronos2Model, ForwardStructure, GraphOutputs, PreparedForward, Trace};
 use chronos2_core::ops::Ops;
-use chronos2_core::{Error, ModelConfig, Result};
+use chronos2_core::{Error, ModelConfig, Precision, Result};
 use mlx_rs::error::Exception;
 use mlx_rs::Array;
 
@@ -196,12 +196,14 @@ impl Forecaster for MlxModel {
         self.model.encoding_from_hidden(prepared, hidden)
     }
 
-    /// Quantizes the linear layers; drops the compiled graphs (they captured the float weights).
-    fn quantize(&mut self, bits: u32, group_size: usize) -> Result<()> {
+    /// Sets the precision of the linear layers; drops the compiled graphs (they captured the
+    /// float weights).
+    fn set_precision(&mut self, precision: Precision) -> Result<()> {
         self.lock_cache().graphs.clear();
-        let model = Arc::get_mut(&mut self.model)
-            .ok_or_else(|| Error::Backend("quantize: the model is shared by a compiled graph still in use".into()))?;
-        model.quantize(bits, group_size)
+        let model = Arc::get_mut(&mut self.model).ok_or_else(|| {
+            Error::Backend("set_precision: the model is shared by a compiled graph still in use".into())
+        })?;
+        model.set_precision(precision)
     }
 
     fn footprint(&self) -> Footprint {

@@ -200,8 +200,9 @@ fn quantized_compiled_matches_quantized_uncompiled() {
         // A compiled graph of the float model exists before quantizing: quantize drops it.
         let (_, case) = &cases[0];
         let float = compiled.forecast(&model_batch(case)).unwrap();
-        plain.quantize(bits, 64).unwrap();
-        compiled.quantize(bits, 64).unwrap();
+        let precision = chronos2_core::Precision::weight_only(bits).unwrap();
+        plain.set_precision(precision).unwrap();
+        compiled.set_precision(precision).unwrap();
         assert_eq!(compiled.footprint(), plain.footprint());
         for (name, case) in &cases {
             let b = model_batch(case);

@@ -13,8 +13,9 @@ fn quantized_forecasts_match_between_mlx_and_cpu() {
     for bits in [8, 4] {
         let mut mlx = chronos2_mlx::load(&mini).unwrap();
         let mut cpu = chronos2_candle_cpu::load(&mini).unwrap();
-        mlx.quantize(bits, 64).unwrap();
-        cpu.quantize(bits, 64).unwrap();
+        let precision = chronos2_core::Precision::weight_only(bits).unwrap();
+        mlx.set_precision(precision).unwrap();
+        cpu.set_precision(precision).unwrap();
         assert_eq!(mlx.footprint().quantized_params, cpu.footprint().quantized_params);
         for (name, case) in cases("model").into_iter().filter(|(_, c)| model_dir(c).ends_with("chronos2-mini")) {
             let batch = model_batch(&case);

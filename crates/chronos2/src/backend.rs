@@ -104,9 +104,9 @@ impl fmt::Display for Backend {
 
 impl Backend {
     /// The backend from a `--backend` flag, else from `CHRONOS2_BACKEND`, else [`Backend::Auto`].
-    pub fn from_flag_or_env(flag: Option<&str>) -> Result<Backend> {
+    pub fn from_flag_or_env(flag: Option<Backend>) -> Result<Backend> {
         match flag {
-            Some(f) => f.parse(),
+            Some(b) => Ok(b),
             None => match std::env::var(BACKEND_ENV) {
                 Ok(v) if !v.trim().is_empty() => v.parse().map_err(|e| match e {
                     Error::InvalidArgument(m) => Error::InvalidArgument(format!("{BACKEND_ENV}: {m}")),
@@ -172,10 +172,31 @@ mod tests {
         assert!(e.contains("unknown backend 'cuda'") && e.contains("cpu"), "{e}");
     }
 
+    /// Runs [`env_child`] in a child process of this test binary with `CHRONOS2_BACKEND` set: the
+    /// environment is process-global, so it is never changed in this (multi-threaded) process.
     #[test]
     fn flag_wins_over_env() {
-        // Only the flag path is tested here: the environment is process-global.
-        assert_eq!(Backend::from_flag_or_env(Some("cpu")).unwrap(), Backend::Forced(BackendKind::Cpu));
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "backend::tests::env_child", "--ignored", "--test-threads", "1"])
+            .env(BACKEND_ENV, "mlx")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Run by [`flag_wins_over_env`] with `CHRONOS2_BACKEND=mlx`.
+    #[test]
+    #[ignore = "run by flag_wins_over_env in a child process with CHRONOS2_BACKEND set"]
+    fn env_child() {
+        assert_eq!(std::env::var(BACKEND_ENV).as_deref(), Ok("mlx"));
+        assert_eq!(Backend::from_flag_or_env(None).unwrap(), Backend::Forced(BackendKind::Mlx));
+        let flag = Some(Backend::Forced(BackendKind::Cpu));
+        assert_eq!(Backend::from_flag_or_env(flag).unwrap(), Backend::Forced(BackendKind::Cpu));
     }
 
     #[test]

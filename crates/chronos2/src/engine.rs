@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chronos2_core::dispatch::{choose, CallShape, Decision, Profile, Route};
-use chronos2_core::Forecaster;
+use chronos2_core::{Forecaster, Precision};
 
 use crate::backend::{load_backend, Backend, BackendKind};
 use crate::error::{Error, Result};
@@ -21,9 +21,11 @@ pub const PROFILE_ENV: &str = "CHRONOS2_PROFILE";
 /// How each loaded model is prepared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoadOptions {
-    /// Weight-only quantization bits (8 or 4, group size 64), or float weights.
-    pub quantize_bits: Option<u32>,
-    /// Compile the MLX forward (ignored by the CPU backend).
+    /// The numeric mode of the linear layers ([`Forecaster::set_precision`]): fp32 (default),
+    /// bf16, weight-only int8 / int4 (group size 64), or w8a8. A backend that cannot run it is an
+    /// error, never a silent fallback.
+    pub precision: Precision,
+    /// Compile the MLX forward (MLX only; an error without it).
     pub compile: bool,
 }
 
@@ -90,6 +92,19 @@ impl Engines {
     pub fn new(model_dir: &Path, backend: Backend, options: LoadOptions) -> Result<Self> {
         let profile = load_profile()?;
         let available = available_routes();
+        if let Backend::Forced(kind) = backend {
+            kind.usable().map_err(|why| {
+                Error::BackendUnavailable(format!(
+                    "backend '{kind}' is not available: {why}. Available backends: {}",
+                    crate::backend::usable_names()
+                ))
+            })?;
+            if options.compile && kind != BackendKind::Mlx {
+                return Err(Error::InvalidArgument(format!(
+                    "--compile applies to the MLX backend only (backend here: {kind})"
+                )));
+            }
+        }
         if options.compile && !available.iter().any(|r| r.compiled) {
             return Err(Error::InvalidArgument(format!(
                 "--compile compiles the MLX forward, and MLX compile is not available in this build (available backends: {})",
@@ -105,15 +120,7 @@ impl Engines {
             loaded: Mutex::new(HashMap::new()),
         };
         let first = match backend {
-            Backend::Forced(kind) => {
-                kind.usable().map_err(|why| {
-                    Error::BackendUnavailable(format!(
-                        "backend '{kind}' is not available: {why}. Available backends: {}",
-                        crate::backend::usable_names()
-                    ))
-                })?;
-                Route::new(kind.name(), kind == BackendKind::Mlx && options.compile)
-            }
+            Backend::Forced(kind) => Route::new(kind.name(), kind == BackendKind::Mlx && options.compile),
             Backend::Auto => Route::new(BackendKind::Cpu.name(), false),
         };
         engines.get(&first)?;
@@ -148,9 +155,7 @@ impl Engines {
             return Ok(model.clone());
         }
         let mut model = load_backend(kind_of(route), &self.model_dir, route.compiled)?;
-        if let Some(bits) = self.options.quantize_bits {
-            model.quantize(bits, chronos2_core::quant::DEFAULT_GROUP_SIZE)?;
-        }
+        model.set_precision(self.options.precision)?;
         let model: Arc<dyn Forecaster> = Arc::from(model);
         self.loaded.lock().expect("engine map poisoned").insert(route.clone(), model.clone());
         Ok(model)

@@ -31,6 +31,7 @@ use chronos2_core::{Forecaster, ModelConfig};
 
 pub use backend::{Backend, BackendKind};
 pub use chronos2_core;
+pub use chronos2_core::Precision;
 pub use dataframe::{Columns, EmbeddingEntry, PreparedFrame};
 use engine::Engines;
 pub use engine::LoadOptions;
@@ -114,19 +115,6 @@ pub fn pooling_name(p: Pooling) -> &'static str {
     }
 }
 
-/// Parses `reg_token`, `mean_context`, `last_context_patch` or `all`.
-pub fn parse_pooling(s: &str) -> Result<Pooling> {
-    match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
-        "reg_token" | "reg" => Ok(Pooling::RegToken),
-        "mean_context" | "mean" => Ok(Pooling::MeanContext),
-        "last_context_patch" | "last" => Ok(Pooling::LastContextPatch),
-        "all" | "none" => Ok(Pooling::All),
-        other => Err(Error::InvalidArgument(format!(
-            "unknown pooling '{other}' (expected reg_token, mean_context, last_context_patch or all)"
-        ))),
-    }
-}
-
 /// Parses `0.1,0.5,0.9` (or `all` = the model's levels, given as `model_levels`).
 pub fn parse_quantile_levels(s: &str, model_levels: &[f64]) -> Result<Vec<f64>> {
     if s.trim().eq_ignore_ascii_case("all") {
@@ -172,15 +160,8 @@ impl Chronos2 {
         Self::load_with(model, backend, LoadOptions::default())
     }
 
-    /// Like [`Chronos2::load`], quantizing the weights and/or compiling the MLX forward.
+    /// Like [`Chronos2::load`], in another precision and/or compiling the MLX forward.
     pub fn load_with(model: Option<&str>, backend: Backend, options: LoadOptions) -> Result<Self> {
-        if let Some(bits) = options.quantize_bits {
-            if bits != 8 && bits != 4 {
-                return Err(Error::InvalidArgument(format!(
-                    "quantization to {bits} bits: expected 8 (int8) or 4 (int4)"
-                )));
-            }
-        }
         let model_dir = match model {
             Some(spec) => chronos2_core::hub::resolve_model_dir(spec)?,
             None => bundled::bundled_model_dir()?,
@@ -230,7 +211,7 @@ impl Chronos2 {
             rows: rows.min(batch_size.max(1)).max(1),
             context: longest.min(max_context).max(1),
             prediction_length,
-            quantization_bits: self.engines.options().quantize_bits.map(|b| b as u8),
+            quantization_bits: self.engines.options().precision.weight_bits().map(|b| b as u8),
         }
     }
 

@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use chronos2::backend::{Backend, BackendKind, BACKEND_ENV};
 use chronos2::bundled::{bundled_model_cache_dir, BUNDLED_MODEL_NAME};
+use chronos2::chronos2_core::pipeline::Pooling;
 use chronos2::frame::{Format, Frame};
-use chronos2::{dataframe, Chronos2, Columns, EmbedDfOptions, PredictDfOptions};
+use chronos2::{dataframe, Chronos2, Columns, EmbedDfOptions, Precision, PredictDfOptions};
 
 const ABOUT: &str = "Chronos-2 time-series forecasting (a Rust port of amazon/chronos-2)";
 
@@ -82,8 +83,8 @@ struct InfoArgs {
     model: Option<String>,
 
     /// Backend to load the model on for the footprint (auto, cpu, mlx).
-    #[arg(long, value_name = "auto|cpu|mlx")]
-    backend: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    backend: Option<BackendArg>,
 
     #[command(flatten)]
     speed: SpeedArgs,
@@ -122,19 +123,98 @@ struct CommonArgs {
 
     /// Backend: auto (per call, the backend expected to be fastest for its batch and context
     /// length, from the crossover profile), cpu, or mlx. Default: $CHRONOS2_BACKEND, else auto.
-    #[arg(long, value_name = "auto|cpu|mlx")]
-    backend: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    backend: Option<BackendArg>,
 
     #[command(flatten)]
     speed: SpeedArgs,
 }
 
+/// `--backend`.
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum BackendArg {
+    Auto,
+    Cpu,
+    Mlx,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(b: BackendArg) -> Backend {
+        match b {
+            BackendArg::Auto => Backend::Auto,
+            BackendArg::Cpu => Backend::Forced(BackendKind::Cpu),
+            BackendArg::Mlx => Backend::Forced(BackendKind::Mlx),
+        }
+    }
+}
+
+/// `--quantize`.
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum QuantizeArg {
+    /// Weight-only int8 (group 64, MLX's affine scheme).
+    #[value(alias = "8")]
+    Int8,
+    /// Weight-only int4 (group 64, MLX's affine scheme).
+    #[value(alias = "4")]
+    Int4,
+    /// int8 weights and int8 activations (per token and group of 64).
+    W8a8,
+}
+
+impl From<QuantizeArg> for Precision {
+    fn from(q: QuantizeArg) -> Precision {
+        match q {
+            QuantizeArg::Int8 => Precision::Int8,
+            QuantizeArg::Int4 => Precision::Int4,
+            QuantizeArg::W8a8 => Precision::W8a8,
+        }
+    }
+}
+
+/// `--dtype`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum DtypeArg {
+    Fp32,
+    Bf16,
+}
+
+/// `--pooling`.
+#[derive(ValueEnum, Debug, Clone, Copy)]
+#[value(rename_all = "snake_case")]
+enum PoolingArg {
+    #[value(alias = "reg")]
+    RegToken,
+    #[value(alias = "mean")]
+    MeanContext,
+    #[value(alias = "last")]
+    LastContextPatch,
+    #[value(alias = "none")]
+    All,
+}
+
+impl From<PoolingArg> for Pooling {
+    fn from(p: PoolingArg) -> Pooling {
+        match p {
+            PoolingArg::RegToken => Pooling::RegToken,
+            PoolingArg::MeanContext => Pooling::MeanContext,
+            PoolingArg::LastContextPatch => Pooling::LastContextPatch,
+            PoolingArg::All => Pooling::All,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 struct SpeedArgs {
-    /// Weight-only quantization of the linear layers (group size 64, MLX's affine scheme): int8 or
-    /// int4. Smaller and faster for small batches; see docs/accuracy.md for the accuracy cost.
-    #[arg(long, value_name = "int8|int4")]
-    quantize: Option<String>,
+    /// Quantization of the linear layers: int8 or int4 (weight-only, group size 64, MLX's affine
+    /// scheme; smaller and faster for small batches, see docs/accuracy.md for the accuracy cost),
+    /// or w8a8 (int8 weights and activations). A backend that cannot run it is an error.
+    #[arg(long, value_enum, ignore_case = true)]
+    quantize: Option<QuantizeArg>,
+
+    /// Float type of the linear layers: fp32 (default) or bf16 (weights in bf16, fp32
+    /// accumulation). Not combined with --quantize.
+    #[arg(long, value_enum, ignore_case = true)]
+    dtype: Option<DtypeArg>,
 
     /// Compile the MLX forward graph (cached per input shape). MLX backend only.
     #[arg(long)]
@@ -143,13 +223,16 @@ struct SpeedArgs {
 
 impl SpeedArgs {
     fn load_options(&self) -> Result<chronos2::LoadOptions> {
-        let quantize_bits = match self.quantize.as_deref().map(str::to_ascii_lowercase).as_deref() {
-            None => None,
-            Some("int8") | Some("8") => Some(8),
-            Some("int4") | Some("4") => Some(4),
-            Some(other) => bail!("--quantize {other}: expected int8 or int4"),
+        let precision = match (self.dtype, self.quantize) {
+            (Some(DtypeArg::Bf16), Some(q)) => bail!(
+                "--dtype bf16 and --quantize {} both set the precision of the linear layers: pass one of them",
+                q.to_possible_value().expect("no skipped variants").get_name()
+            ),
+            (Some(DtypeArg::Bf16), None) => Precision::Bf16,
+            (_, Some(q)) => q.into(),
+            (_, None) => Precision::Fp32,
         };
-        Ok(chronos2::LoadOptions { quantize_bits, compile: self.compile })
+        Ok(chronos2::LoadOptions { precision, compile: self.compile })
     }
 }
 
@@ -196,8 +279,8 @@ struct EmbedArgs {
 
     /// How the hidden states of a series are reduced: reg_token (the [REG] token), mean_context
     /// (mean over observed context patches), last_context_patch, or all (no pooling).
-    #[arg(long, value_name = "MODE", default_value = "reg_token")]
-    pooling: String,
+    #[arg(long, value_enum, ignore_case = true, default_value = "reg_token")]
+    pooling: PoolingArg,
 
     /// Output file (.json or .parquet).
     #[arg(long, value_name = "FILE")]
@@ -284,8 +367,8 @@ fn check_output(path: &Path, allowed: &[Format], what: &str) -> Result<Format> {
     Ok(format)
 }
 
-fn load_model(model: Option<&str>, backend: Option<&str>, speed: &SpeedArgs) -> Result<Chronos2> {
-    let backend = Backend::from_flag_or_env(backend)?;
+fn load_model(model: Option<&str>, backend: Option<BackendArg>, speed: &SpeedArgs) -> Result<Chronos2> {
+    let backend = Backend::from_flag_or_env(backend.map(Backend::from))?;
     let options = speed.load_options()?;
     let loaded = Chronos2::load_with(model, backend, options).with_context(|| match model {
         Some(m) => format!("cannot load model {m}"),
@@ -362,7 +445,7 @@ fn predict(args: PredictArgs) -> Result<()> {
     // Validate the tables before loading the model: bad input fails fast.
     let prepared = dataframe::prepare_predict(&df, future.as_ref(), &cols, args.prediction_length, freq)?;
 
-    let model = load_model(args.common.model.as_deref(), args.common.backend.as_deref(), &args.common.speed)?;
+    let model = load_model(args.common.model.as_deref(), args.common.backend, &args.common.speed)?;
     let quantile_levels = match explicit_levels {
         Some(levels) => levels,
         None => model.model_quantile_levels(),
@@ -407,11 +490,11 @@ fn embed(args: EmbedArgs) -> Result<()> {
     if args.common.context_length == Some(0) {
         bail!("--context-length must be at least 1");
     }
-    let pooling = chronos2::parse_pooling(&args.pooling).context("--pooling")?;
+    let pooling = Pooling::from(args.pooling);
     let cols = columns(&args.common)?;
     let df = read_table(&args.common.input, "input")?;
     let prepared = dataframe::prepare_embed(&df, &cols)?;
-    let model = load_model(args.common.model.as_deref(), args.common.backend.as_deref(), &args.common.speed)?;
+    let model = load_model(args.common.model.as_deref(), args.common.backend, &args.common.speed)?;
     let options = EmbedDfOptions {
         columns: cols,
         pooling,
@@ -446,7 +529,7 @@ fn info(args: InfoArgs) -> Result<()> {
     if let Ok(device) = chronos2_mlx::check_available() {
         println!("MLX device: {device}");
     }
-    match Backend::from_flag_or_env(args.backend.as_deref()) {
+    match Backend::from_flag_or_env(args.backend.map(Backend::from)) {
         Ok(b) => println!("requested backend: {b} (set with --backend or {BACKEND_ENV})"),
         Err(e) => println!("requested backend: invalid: {e}"),
     }
@@ -458,8 +541,8 @@ fn info(args: InfoArgs) -> Result<()> {
         chronos2::engine::user_profile_path().map(|p| p.display().to_string()).unwrap_or_default()
     );
     println!("bundled model: {BUNDLED_MODEL_NAME} (extracted to {})", bundled_model_cache_dir().display());
-    if args.model.is_some() || args.speed.quantize.is_some() {
-        let model = load_model(args.model.as_deref(), args.backend.as_deref(), &args.speed)?;
+    if args.model.is_some() || args.speed.quantize.is_some() || args.speed.dtype.is_some() {
+        let model = load_model(args.model.as_deref(), args.backend, &args.speed)?;
         let f = model.footprint();
         let mb = |b: usize| b as f64 / 1e6;
         println!("model: {}", model.model_dir().display());

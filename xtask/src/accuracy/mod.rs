@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use chronos2_core::pipeline::{predict, PredictOptions, SeriesInput};
-use chronos2_core::Forecaster;
+use chronos2_core::{Forecaster, Precision};
 
 use data::Series;
 use metrics::{Quantiles, SeriesMetrics, LEVELS};
@@ -66,16 +66,15 @@ pub struct WeightMemory {
     pub quantized_params: usize,
 }
 
-/// Group size of the quantized modes (MLX's default, the library's).
-const GROUP_SIZE: usize = chronos2_core::quant::DEFAULT_GROUP_SIZE;
-
 /// Loads the model on the CPU backend and, for a quantized mode, quantizes it in place
-/// (`Forecaster::quantize(bits, 64)`: every linear layer whose input width is a multiple of 64).
+/// (`Forecaster::set_precision`: int8/int4 quantize every linear layer whose input width is a
+/// multiple of 64).
 fn load_mode(mode: Mode, model_dir: &Path) -> Result<(Box<dyn Forecaster>, WeightMemory)> {
     let mut model =
         chronos2_candle_cpu::load(model_dir).with_context(|| format!("cannot load {}", model_dir.display()))?;
     if let Some(bits) = mode.bits {
-        model.quantize(bits, GROUP_SIZE).with_context(|| format!("cannot quantize to int{bits}"))?;
+        let precision = Precision::weight_only(bits).with_context(|| format!("no weight-only mode of {bits} bits"))?;
+        model.set_precision(precision).with_context(|| format!("cannot quantize to {precision}"))?;
     }
     let f = model.footprint();
     let memory =
@@ -340,7 +339,7 @@ mod tests {
         for mode in &MODES[1..] {
             let bits = mode.bits.unwrap();
             let (quantized, memory) = load_mode(*mode, &dir).unwrap();
-            let sim = simulate::SimulatedModel::create(&dir, bits, GROUP_SIZE).unwrap();
+            let sim = simulate::SimulatedModel::create(&dir, bits, chronos2_core::quant::DEFAULT_GROUP_SIZE).unwrap();
             let simulated = chronos2_candle_cpu::load(&sim.dir).unwrap();
             // The library measures its buffers: the MLX-layout size of the quantized layers
             // (`quant::footprint_bytes`) plus the kernel's padding of output rows to strips of

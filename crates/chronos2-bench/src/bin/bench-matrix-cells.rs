@@ -64,7 +64,8 @@ fn main() {
         }
         let mut model = load(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
         if let Some(bits) = bits {
-            model.quantize(bits, 64).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let precision = chronos2_core::Precision::weight_only(bits).expect("8 or 4 bits");
+            model.set_precision(precision).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         let mut cells = serde_json::Map::new();
         let mut too_slow = false;

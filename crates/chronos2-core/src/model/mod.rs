@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::forecaster::{Encoding, Footprint, Forecaster, ModelBatch, QuantileForecast};
 use crate::hub::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::ops::Ops;
+use crate::precision::Precision;
 use crate::preprocess::{additive_mask, denormalize, patch_batch, rotary_tables, PatchedInput};
 use crate::weights::Weights;
 
@@ -422,8 +423,20 @@ impl<O: Ops> Forecaster for Chronos2Model<O> {
         self.forecast_from_head(&prepared, &self.ops.to_vec(&out.head)?)
     }
 
-    fn quantize(&mut self, bits: u32, group_size: usize) -> Result<()> {
-        self.quantize_layers(bits, group_size)
+    /// fp32 (a no-op on the float model as loaded), int8 and int4 (weight-only, group 64) run on
+    /// every [`Ops`]; the other precisions are not implemented by this generic model.
+    fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        let quantized = self.measure_footprint().quantized_params > 0;
+        match (precision, precision.weight_bits()) {
+            (Precision::Bf16 | Precision::W8a8, _) => Err(Error::UnsupportedPrecision {
+                backend: self.ops.name().to_string(),
+                precision,
+                supported: "fp32, int8, int4".into(),
+            }),
+            _ if quantized => Err(Error::PrecisionAlreadySet { requested: precision }),
+            (_, Some(bits)) => self.quantize_layers(bits, crate::quant::DEFAULT_GROUP_SIZE),
+            (_, None) => Ok(()),
+        }
     }
 
     fn footprint(&self) -> Footprint {

@@ -91,9 +91,13 @@ impl Forecaster for MockModel {
         Ok(QuantileForecast { values, rows, num_quantiles: levels.len(), horizon: h })
     }
 
-    /// The pipeline never quantizes; a mock has no weights to quantize.
-    fn quantize(&mut self, bits: u32, _group_size: usize) -> Result<()> {
-        Err(crate::Error::InvalidInput(format!("the mock model has no weights to quantize to {bits} bits")))
+    /// The pipeline never changes precision; a mock has no weights to convert.
+    fn set_precision(&mut self, precision: crate::Precision) -> Result<()> {
+        Err(crate::Error::UnsupportedPrecision {
+            backend: "mock".into(),
+            precision,
+            supported: "none (no weights)".into(),
+        })
     }
 
     fn footprint(&self) -> crate::forecaster::Footprint {
