@@ -3,10 +3,10 @@
 use candle_core::{DType, Device, Tensor};
 use chronos2_core::ops::{LayerFootprint, Ops};
 use chronos2_core::quant::QuantizedWeight;
-use chronos2_core::{Error, Result};
+use chronos2_core::{Error, Precision, Result};
 
 use crate::attention::{self, AttentionShape};
-use crate::gemm::PackedMatmul;
+use crate::gemm::{Bf16Matmul, PackedMatmul};
 use crate::isa::Isa;
 use crate::quant::QuantizedLinear;
 
@@ -38,7 +38,15 @@ impl Default for CandleCpuOps {
 /// A linear layer: a float weight packed once for the GEMM kernel with an optional bias, or an
 /// MLX-style affine quantized weight run by the fused int8/int4 kernel.
 pub enum CandleLinear {
-    Float { matmul: PackedMatmul, bias: Option<Vec<f32>> },
+    Float {
+        matmul: PackedMatmul,
+        bias: Option<Vec<f32>>,
+    },
+    /// Weight stored in bf16, computed in fp32.
+    Bf16 {
+        matmul: Bf16Matmul,
+        bias: Option<Vec<f32>>,
+    },
     Quantized(QuantizedLinear),
 }
 
@@ -98,16 +106,54 @@ impl Ops for CandleCpuOps {
         QuantizedLinear::new(weight.clone(), bias.map(<[f32]>::to_vec)).map(CandleLinear::Quantized).map_err(err)
     }
 
+    fn supports_precision(&self, precision: Precision) -> bool {
+        matches!(precision, Precision::Fp32 | Precision::Bf16 | Precision::Int8 | Precision::Int4)
+    }
+
+    fn linear_in_precision(
+        &self,
+        weight: &[f32],
+        out_dim: usize,
+        in_dim: usize,
+        bias: Option<&[f32]>,
+        precision: Precision,
+    ) -> Result<CandleLinear> {
+        if precision != Precision::Bf16 {
+            return Err(Error::UnsupportedPrecision {
+                backend: self.name().to_string(),
+                precision,
+                supported: "fp32, bf16, int8, int4".into(),
+            });
+        }
+        if bias.is_some_and(|b| b.len() != out_dim) {
+            return Err(Error::InvalidInput(format!("linear bias does not have {out_dim} values")));
+        }
+        Ok(CandleLinear::Bf16 {
+            matmul: Bf16Matmul::new(weight, out_dim, in_dim).map_err(err)?,
+            bias: bias.map(<[f32]>::to_vec),
+        })
+    }
+
     fn linear_float_weights(&self, layer: &CandleLinear) -> Result<Option<(Vec<f32>, Option<Vec<f32>>)>> {
         match layer {
             CandleLinear::Float { matmul, bias } => Ok(Some((matmul.unpack(), bias.clone()))),
-            CandleLinear::Quantized(_) => Ok(None),
+            CandleLinear::Bf16 { .. } | CandleLinear::Quantized(_) => Ok(None),
         }
     }
 
     fn linear_footprint(&self, layer: &CandleLinear) -> LayerFootprint {
         match layer {
             CandleLinear::Float { matmul, bias } => {
+                let bias_len = bias.as_ref().map_or(0, Vec::len);
+                LayerFootprint {
+                    out_dim: matmul.out_dim(),
+                    in_dim: matmul.in_dim(),
+                    params: matmul.out_dim() * matmul.in_dim() + bias_len,
+                    bytes: matmul.footprint_bytes() + 4 * bias_len,
+                    quantized: false,
+                }
+            }
+            CandleLinear::Bf16 { matmul, bias } => {
                 let bias_len = bias.as_ref().map_or(0, Vec::len);
                 LayerFootprint {
                     out_dim: matmul.out_dim(),
@@ -132,19 +178,24 @@ impl Ops for CandleCpuOps {
     }
 
     fn linear(&self, x: &Tensor, layer: &CandleLinear) -> Result<Tensor> {
-        let (matmul, bias) = match layer {
-            CandleLinear::Float { matmul, bias } => (matmul, bias),
-            CandleLinear::Quantized(q) => return q.forward(x).map_err(err),
+        let (in_dim, out_dim) = match layer {
+            CandleLinear::Float { matmul, .. } => (matmul.in_dim(), matmul.out_dim()),
+            CandleLinear::Bf16 { matmul, .. } => (matmul.in_dim(), matmul.out_dim()),
+            CandleLinear::Quantized(q) => (q.in_dim(), q.out_dim()),
         };
         let dims = x.dims();
-        let (in_dim, out_dim) = (matmul.in_dim(), matmul.out_dim());
         if dims.last() != Some(&in_dim) {
             return Err(Error::InvalidInput(format!("linear: input shape {dims:?}, expected last axis {in_dim}")));
         }
         let rows = x.elem_count() / in_dim;
         let y = with_f32(x, |xs| {
             let mut y = vec![0f32; rows * out_dim];
-            matmul.matmul(xs, rows, bias.as_deref(), &mut y).map_err(err)?;
+            match layer {
+                CandleLinear::Float { matmul, bias } => matmul.matmul(xs, rows, bias.as_deref(), &mut y),
+                CandleLinear::Bf16 { matmul, bias } => matmul.matmul(xs, rows, bias.as_deref(), &mut y),
+                CandleLinear::Quantized(q) => q.matmul().matmul(xs, rows, q.bias(), &mut y),
+            }
+            .map_err(err)?;
             Ok(y)
         })?;
         let mut out_dims = dims.to_vec();

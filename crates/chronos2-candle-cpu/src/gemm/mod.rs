@@ -19,9 +19,13 @@
 //! block (`m <= mr`, batch-1 latency) `k` is not blocked and each weight byte is read once.
 //! The hot loop does not allocate (per-task scratch is allocated before it).
 //!
+//! Weights: f32 ([`PackedMatmul`]), bf16 ([`Bf16Matmul`], widened per panel) and MLX-affine
+//! int8/int4 ([`crate::quant::QuantizedMatmul`], dequantized per panel or inside the kernel).
+//!
 //! Micro-kernels (`mr × 32` tile, outer products): AVX-512F (`mr` 12), AVX2 + FMA (`mr` 6) and
 //! a portable one, chosen at run time ([`Isa`]).
 
+mod bf16;
 mod generic;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
@@ -29,6 +33,7 @@ pub(crate) mod x86;
 use rayon::prelude::*;
 
 pub use crate::isa::Isa;
+pub use bf16::{from_bf16, to_bf16, Bf16Matmul};
 
 /// Output rows per strip of the kernel layout.
 pub(crate) const STRIP: usize = 32;
@@ -67,6 +72,8 @@ pub(crate) trait StripSource: Sync {
     /// `s`, `k0`, `kc` within the weight, `k0` and `kc` multiples of [`Self::k_align`] (or `kc`
     /// reaching `in_dim`); `scratch` valid for `32 · kc` floats when [`Self::needs_scratch`].
     unsafe fn panel(&self, s: usize, k0: usize, kc: usize, scratch: *mut f32) -> *const f32;
+    /// Whether [`Self::fused_tile`] computes tiles.
+    fn has_fused_tile(&self) -> bool;
     /// For one row block: computes the tile directly from the stored weight (fused
     /// dequantization); returns `false` if this weight has no such kernel.
     ///
@@ -114,8 +121,9 @@ pub(crate) fn run<W: StripSource>(
     }
     let mr = isa.mr();
     let align = w.k_align();
-    // One row block: no k blocking (the weight is streamed once). Otherwise panels of KC.
-    let kc = if m <= mr { k } else { (KC / align).max(1) * align };
+    // One row block with weights read in place or dequantized inside the kernel: no k blocking
+    // (the weight is streamed once). Otherwise panels of KC, in L1.
+    let kc = if m <= mr && (!w.needs_scratch() || w.has_fused_tile()) { k } else { (KC / align).max(1) * align };
     let xp = pack_x(x, m, k, kc, mr);
     let strips = n.div_ceil(STRIP);
     let threads = rayon::current_num_threads().max(1);
@@ -342,6 +350,10 @@ impl StripSource for PackedMatmul {
     }
 
     fn needs_scratch(&self) -> bool {
+        false
+    }
+
+    fn has_fused_tile(&self) -> bool {
         false
     }
 

@@ -80,3 +80,28 @@ fn unpack_returns_the_weight_and_bad_arguments_are_errors() {
     assert!(mm.matmul(&vec![0f32; 2 * k], 2, None, &mut y[1..]).is_err());
     assert!(mm.matmul(&[], 0, None, &mut []).is_ok());
 }
+
+#[test]
+fn bf16_weights_match_the_product_with_the_rounded_weight() {
+    use super::{from_bf16, to_bf16, Bf16Matmul};
+    // Round to nearest even, exact widening, NaN kept.
+    assert_eq!(to_bf16(1.0), 0x3F80);
+    assert_eq!(from_bf16(to_bf16(1.0 + 1.0 / 256.0)), 1.0); // tie: to even
+    assert_eq!(from_bf16(to_bf16(1.0 + 3.0 / 256.0)), 1.0 + 4.0 / 256.0);
+    assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+    for (n, k) in [(33, 48), (70, 600)] {
+        let w = values(n * k, 4, 0.1);
+        let rounded: Vec<f32> = w.iter().map(|&v| from_bf16(to_bf16(v))).collect();
+        for m in [1, 3, 17, 65] {
+            let x = values(m * k, m as u64, 1.0);
+            let (want, mag) = naive(&x, m, &rounded, n, k, None);
+            for isa in Isa::all_available() {
+                let mm = Bf16Matmul::with_isa(&w, n, k, isa).unwrap();
+                assert_eq!(mm.unpack(), rounded);
+                let mut y = vec![f32::NAN; m * n];
+                mm.matmul(&x, m, None, &mut y).unwrap();
+                check(&y, &want, &mag, &format!("bf16 {isa:?} ({m}x{k})x({k}x{n})"));
+            }
+        }
+    }
+}

@@ -172,6 +172,10 @@ impl StripSource for QuantizedMatmul {
         true
     }
 
+    fn has_fused_tile(&self) -> bool {
+        true
+    }
+
     unsafe fn panel(&self, s: usize, k0: usize, kc: usize, scratch: *mut f32) -> *const f32 {
         let (q, sb) = self.strip_at(s, k0);
         let (bits, gs) = (self.bits, self.group_size);
