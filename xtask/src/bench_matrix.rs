@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
-use chronos2_core::dispatch::{choose, CallShape, Profile, ProfileEntry, Route, Timing};
+use chronos2_core::dispatch::{choose, CallShape, Profile, ProfileEntry, RouteKey, Timing};
+use chronos2_core::Precision;
 use serde_json::{json, Value};
 
 use crate::{cargo, repo_root};
@@ -249,30 +250,32 @@ pub fn run(args: &[String]) -> Result<()> {
                 .filter(|c| c.4 == bits)
                 .filter_map(|&(key, _, backend, compiled, _)| {
                     cell(&rust, key, shape)
-                        .map(|v| Timing { route: Route::new(backend, compiled), median_ms: ms(v, "median_ms") })
+                        .map(|v| Timing { route: route_key(backend, compiled), median_ms: ms(v, "median_ms") })
                 })
                 .collect();
             if !timings.is_empty() {
-                let shape =
-                    CallShape { rows: rows_n, context, prediction_length: PREDICTION_LENGTH, quantization_bits: bits };
-                entries.push(ProfileEntry { shape, timings, winner: None });
+                let shape = CallShape { rows: rows_n, context, prediction_length: PREDICTION_LENGTH };
+                let precision = bits.map_or(Some(Precision::Fp32), |b| Precision::weight_only(b.into()));
+                let precision = precision.context("a column's quantization bits")?;
+                entries.push(ProfileEntry { shape, precision, timings, winner: None, origin: None });
             }
         }
     }
     let profile = Profile { source: format!("bench-matrix {date} on {machine}, {threads} threads"), entries };
-    let mut routes: Vec<Route> = Vec::new();
+    let mut routes: Vec<RouteKey> = Vec::new();
     for c in COLUMNS {
-        let route = Route::new(c.2, c.3);
+        let route = route_key(c.2, c.3);
         if !routes.contains(&route) {
             routes.push(route);
         }
     }
     writeln!(md, "\nDispatcher (`auto`) with this profile, per row: pick vs fastest measured fp32 cell")?;
     writeln!(md, "\n| batch x context | dispatcher pick | fastest measured |\n|---|---|---|")?;
-    for entry in profile.entries.iter().filter(|e| e.shape.quantization_bits.is_none()) {
-        let available: Vec<Route> =
+    for entry in profile.entries.iter().filter(|e| e.precision == Precision::Fp32) {
+        let available: Vec<RouteKey> =
             routes.iter().filter(|r| entry.timings.iter().any(|t| &t.route == *r)).cloned().collect();
-        let pick = choose(&profile, &available, &entry.shape).route;
+        let pick = choose(&profile, &available, &entry.shape, entry.precision)?
+            .map_or_else(|| "none".to_string(), |d| d.route.to_string());
         let fastest = entry
             .timings
             .iter()
@@ -286,7 +289,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let json = json!({"date": date, "machine": machine, "threads": threads, "runs": a.runs, "warmup": a.warmup,
         "prediction_length": PREDICTION_LENGTH, "torch": torch, "rust": rust, "mlx": mlx_note});
     std::fs::write(out_dir.join("matrix.json"), serde_json::to_string_pretty(&json)?)?;
-    std::fs::write(out_dir.join("profile.json"), profile.to_json())?;
+    std::fs::write(out_dir.join("profile.json"), profile.to_json()?)?;
     if a.write_profile {
         let path = match std::env::var_os("CHRONOS2_PROFILE") {
             Some(p) => PathBuf::from(p),
@@ -299,12 +302,17 @@ pub fn run(args: &[String]) -> Result<()> {
             }
         };
         std::fs::create_dir_all(path.parent().expect("file in a directory"))?;
-        std::fs::write(&path, profile.to_json())?;
+        std::fs::write(&path, profile.to_json()?)?;
         eprintln!("bench-matrix: profile written to {}", path.display());
     }
     println!("{md}");
     eprintln!("bench-matrix: wrote {}", out_dir.join("matrix.{md,json}").display());
     Ok(())
+}
+
+/// The facade's profile key of a route (`cpu`, `mlx`, `mlx+compile`).
+fn route_key(backend: &str, compiled: bool) -> RouteKey {
+    RouteKey::new(if compiled { format!("{backend}+compile") } else { backend.to_string() })
 }
 
 /// Today's date (UTC) as YYYY-MM-DD, from the system clock.

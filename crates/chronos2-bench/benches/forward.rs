@@ -14,6 +14,7 @@ fn forward(c: &mut Criterion) {
     if !dir.join("model.safetensors").exists() {
         write_random_model(&dir, &full_size_config_json(), 42).expect("write synthetic model");
     }
+    #[cfg_attr(not(feature = "mlx"), allow(unused_mut))]
     let mut backends: Vec<(&str, Box<dyn chronos2_core::Forecaster>)> =
         vec![("forward_cpu_fp32", chronos2_candle_cpu::load(&dir).expect("load synthetic model"))];
     #[cfg(feature = "mlx")]

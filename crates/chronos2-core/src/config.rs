@@ -97,7 +97,7 @@ impl ModelConfig {
         if c.quantiles.is_empty() || c.quantiles.windows(2).any(|w| w[0] >= w[1]) {
             return Err("chronos_config.quantiles must be a non-empty increasing list".to_string());
         }
-        if self.d_kv % 2 != 0 {
+        if !self.d_kv.is_multiple_of(2) {
             return Err(format!("d_kv ({}) must be even for rotary embeddings", self.d_kv));
         }
         if self.num_layers == 0 || self.num_heads == 0 || self.d_model == 0 {

@@ -34,7 +34,9 @@ pub use mlx_rs;
 mod model;
 
 #[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
-pub use model::{load, load_model, load_model_with, load_with, MlxModel, MlxOptions, COMPILE_CACHE_CAPACITY};
+pub use model::{
+    load, load_model, load_model_with, load_with, MlxModel, MlxOptions, WithCompile, COMPILE_CACHE_CAPACITY,
+};
 
 /// Whether MLX works on this machine: builds and evaluates a tiny graph on MLX's default
 /// device. `Ok` holds a short description of that device (e.g. `"Device(gpu, 0)"` on Apple

@@ -120,10 +120,30 @@ impl MlxModel {
         self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// This model with compilation on or off for the calls made through the returned view: a
+    /// per-call choice on the same weights and the same cache of compiled graphs.
+    pub fn with_compile(&self, compile: bool) -> WithCompile<'_> {
+        WithCompile { model: self, compile }
+    }
+
+    fn forecast_with(&self, batch: &ModelBatch, compile: bool) -> Result<QuantileForecast> {
+        let prepared = self.model.prepare(batch)?;
+        let out = self.run_graph(&prepared, compile)?;
+        let head = self.model.ops().to_vec(&out.head)?;
+        self.model.forecast_from_head(&prepared, &head)
+    }
+
+    fn encode_with(&self, batch: &ModelBatch, compile: bool) -> Result<Encoding> {
+        let prepared = self.model.prepare(batch)?;
+        let out = self.run_graph(&prepared, compile)?;
+        let hidden = self.model.ops().to_vec(&out.hidden)?;
+        self.model.encoding_from_hidden(prepared, hidden)
+    }
+
     /// The device graph of `prepared`, compiled or not: lazy `hidden` and `head`.
-    fn run_graph(&self, prepared: &PreparedForward) -> Result<GraphOutputs<MlxTensor>> {
+    fn run_graph(&self, prepared: &PreparedForward, compile: bool) -> Result<GraphOutputs<MlxTensor>> {
         let inputs = self.model.upload(prepared)?;
-        if !self.compile {
+        if !compile {
             return self.model.graph(&prepared.structure, &inputs, &mut |_| Ok(()));
         }
         let arrays: Vec<Array> = inputs.into_iter().map(MlxTensor::into_array).collect();
@@ -183,17 +203,11 @@ impl Forecaster for MlxModel {
     }
 
     fn forecast(&self, batch: &ModelBatch) -> Result<QuantileForecast> {
-        let prepared = self.model.prepare(batch)?;
-        let out = self.run_graph(&prepared)?;
-        let head = self.model.ops().to_vec(&out.head)?;
-        self.model.forecast_from_head(&prepared, &head)
+        self.forecast_with(batch, self.compile)
     }
 
     fn encode(&self, batch: &ModelBatch) -> Result<Encoding> {
-        let prepared = self.model.prepare(batch)?;
-        let out = self.run_graph(&prepared)?;
-        let hidden = self.model.ops().to_vec(&out.hidden)?;
-        self.model.encoding_from_hidden(prepared, hidden)
+        self.encode_with(batch, self.compile)
     }
 
     /// Sets the precision of the linear layers; drops the compiled graphs (they captured the
@@ -204,6 +218,40 @@ impl Forecaster for MlxModel {
             Error::Backend("set_precision: the model is shared by a compiled graph still in use".into())
         })?;
         model.set_precision(precision)
+    }
+
+    fn footprint(&self) -> Footprint {
+        self.model.footprint()
+    }
+}
+
+/// An [`MlxModel`] with compilation chosen for the calls made through it
+/// ([`MlxModel::with_compile`]).
+pub struct WithCompile<'a> {
+    model: &'a MlxModel,
+    compile: bool,
+}
+
+impl Forecaster for WithCompile<'_> {
+    fn config(&self) -> &ModelConfig {
+        self.model.config()
+    }
+
+    fn backend_name(&self) -> &str {
+        self.model.backend_name()
+    }
+
+    fn forecast(&self, batch: &ModelBatch) -> Result<QuantileForecast> {
+        self.model.forecast_with(batch, self.compile)
+    }
+
+    fn encode(&self, batch: &ModelBatch) -> Result<Encoding> {
+        self.model.encode_with(batch, self.compile)
+    }
+
+    /// A view borrows the model: its precision is set on the [`MlxModel`] itself.
+    fn set_precision(&mut self, _precision: Precision) -> Result<()> {
+        Err(Error::Backend("the precision is set on the MlxModel, not on a per-call compile view".into()))
     }
 
     fn footprint(&self) -> Footprint {

@@ -1,22 +1,29 @@
-//! Loaded models per route, and the per-call choice among them ([`Backend::Auto`]).
+//! The per-call route choice ([`Backend::Auto`]) over the models of the [`Registry`].
 //!
-//! A forced backend is loaded at once. With `auto`, every call asks the dispatcher
-//! ([`chronos2_core::dispatch::choose`]) which route is expected to be fastest for its shape,
-//! from the crossover profile ([`load_profile`]), and the route's model is loaded on first use.
+//! A forced backend is loaded at once. With `auto`, every call asks the profile arithmetic
+//! ([`chronos2_core::dispatch::choose`]) which usable route is expected to be fastest for its
+//! shape and precision, from the crossover profile ([`load_profile`]), and the route's backend is
+//! loaded on first use. A call in a precision that the profile measured on no usable route runs on
+//! the CPU backend, and the decision says why.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use chronos2_core::dispatch::{choose, CallShape, Decision, Profile, Route};
+use chronos2_core::dispatch::{choose, CallShape, Profile};
 use chronos2_core::{Forecaster, Precision};
 
-use crate::backend::{load_backend, Backend, BackendKind};
-use crate::error::{Error, Result};
+use crate::backend::{Backend, BackendKind, Route};
+use crate::error::{Error, ProfileError, Result};
+use crate::registry::{check_usable, usable_backends, usable_names, LoadedModel, Registry};
 
 /// Environment variable naming a crossover profile file (JSON, from
 /// `cargo xtask bench-matrix --write-profile`).
 pub const PROFILE_ENV: &str = "CHRONOS2_PROFILE";
+
+/// The built-in profile of Linux x86_64: `bench-matrix` on a 2-core Xeon.
+const LINUX_X86_PROFILE: (&str, &str) = ("linux-x86_64.json", include_str!("../profiles/linux-x86_64.json"));
+/// The built-in profile of Apple silicon: the source article's crossover (winners only).
+const APPLE_SILICON_PROFILE: (&str, &str) = ("apple-silicon.json", include_str!("../profiles/apple-silicon.json"));
 
 /// How each loaded model is prepared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -25,8 +32,16 @@ pub struct LoadOptions {
     /// bf16, weight-only int8 / int4 (group size 64), or w8a8. A backend that cannot run it is an
     /// error, never a silent fallback.
     pub precision: Precision,
-    /// Compile the MLX forward (MLX only; an error without it).
+    /// Compile the forward of a backend that compiles it (MLX); an error when no such backend is
+    /// usable. With `auto`, MLX routes are then always compiled.
     pub compile: bool,
+}
+
+/// The route of a call and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub route: Route,
+    pub reason: String,
 }
 
 /// The profile the dispatcher uses: `$CHRONOS2_PROFILE`, else the user's
@@ -39,11 +54,33 @@ pub fn load_profile() -> Result<Profile> {
     match path {
         Some(path) => {
             let text = std::fs::read_to_string(&path)
-                .map_err(|e| Error::Read { path: path.clone(), message: e.to_string() })?;
-            Profile::from_json(&text).map_err(|message| Error::Read { path, message })
+                .map_err(|e| Error::Profile { path: path.clone(), source: ProfileError::Io(e) })?;
+            parse_profile(&text).map_err(|source| Error::Profile { path, source })
         }
-        None => Ok(Profile::builtin()),
+        None => builtin_profile(),
     }
+}
+
+/// The built-in profile of the platform this was compiled for.
+pub fn builtin_profile() -> Result<Profile> {
+    let (name, text) =
+        if cfg!(all(target_os = "macos", target_arch = "aarch64")) { APPLE_SILICON_PROFILE } else { LINUX_X86_PROFILE };
+    parse_profile(text).map_err(|source| Error::Profile { path: PathBuf::from("built-in").join(name), source })
+}
+
+/// Parses a profile; every route it names must be a route of the registry (an unknown name is
+/// an error, never read as some other backend).
+fn parse_profile(text: &str) -> std::result::Result<Profile, ProfileError> {
+    let profile = Profile::from_json(text)?;
+    for entry in &profile.entries {
+        for key in entry.timings.iter().map(|t| &t.route).chain(entry.winner.as_ref()) {
+            if Route::from_key(key, entry.precision).is_none() {
+                let known = Route::all_keys().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                return Err(ProfileError::UnknownRoute { key: key.clone(), known });
+            }
+        }
+    }
+    Ok(profile)
 }
 
 /// `$XDG_CONFIG_HOME/chronos2/profile.json` or `~/.config/chronos2/profile.json`.
@@ -54,36 +91,14 @@ pub fn user_profile_path() -> Option<PathBuf> {
     Some(base.join("chronos2").join("profile.json"))
 }
 
-fn kind_of(route: &Route) -> BackendKind {
-    if route.backend == BackendKind::Mlx.name() {
-        BackendKind::Mlx
-    } else {
-        BackendKind::Cpu
-    }
-}
-
-/// Routes usable in this build and on this machine, CPU first.
-pub fn available_routes() -> Vec<Route> {
-    let mut routes = Vec::new();
-    for kind in [BackendKind::Cpu, BackendKind::Mlx] {
-        if kind.usable().is_ok() {
-            routes.push(Route::new(kind.name(), false));
-            if kind == BackendKind::Mlx && crate::backend::MLX_COMPILE_SUPPORTED {
-                routes.push(Route::new(kind.name(), true));
-            }
-        }
-    }
-    routes
-}
-
-/// The models of one [`crate::Chronos2`], loaded lazily per route.
+/// The models of one [`crate::Chronos2`] and the choice of a route per call.
 pub struct Engines {
-    model_dir: PathBuf,
+    registry: Registry,
     backend: Backend,
     options: LoadOptions,
     profile: Profile,
-    available: Vec<Route>,
-    loaded: Mutex<HashMap<Route, Arc<dyn Forecaster>>>,
+    /// The model loaded at construction (the forced backend, or the CPU one with `auto`).
+    primary: Arc<LoadedModel>,
 }
 
 impl Engines {
@@ -91,85 +106,84 @@ impl Engines {
     /// provides the config) is loaded now so that errors surface here.
     pub fn new(model_dir: &Path, backend: Backend, options: LoadOptions) -> Result<Self> {
         let profile = load_profile()?;
-        let available = available_routes();
-        if let Backend::Forced(kind) = backend {
-            kind.usable().map_err(|why| {
-                Error::BackendUnavailable(format!(
-                    "backend '{kind}' is not available: {why}. Available backends: {}",
-                    crate::backend::usable_names()
-                ))
-            })?;
-            if options.compile && kind != BackendKind::Mlx {
-                return Err(Error::InvalidArgument(format!(
-                    "--compile applies to the MLX backend only (backend here: {kind})"
-                )));
-            }
-        }
-        if options.compile && !available.iter().any(|r| r.compiled) {
-            return Err(Error::InvalidArgument(format!(
-                "--compile compiles the MLX forward, and MLX compile is not available in this build (available backends: {})",
-                crate::backend::usable_names()
-            )));
-        }
-        let engines = Engines {
-            model_dir: model_dir.to_path_buf(),
-            backend,
-            options,
-            profile,
-            available,
-            loaded: Mutex::new(HashMap::new()),
-        };
         let first = match backend {
-            Backend::Forced(kind) => Route::new(kind.name(), kind == BackendKind::Mlx && options.compile),
-            Backend::Auto => Route::new(BackendKind::Cpu.name(), false),
+            Backend::Forced(kind) => {
+                check_usable(kind)?;
+                if options.compile && !kind.compiles_forward() {
+                    return Err(Error::CompileUnsupported { backend: kind });
+                }
+                kind
+            }
+            Backend::Auto => {
+                if options.compile && !usable_backends().iter().any(|k| k.compiles_forward()) {
+                    return Err(Error::CompileUnavailable { available: usable_names() });
+                }
+                BackendKind::Cpu
+            }
         };
-        engines.get(&first)?;
-        Ok(engines)
+        let registry = Registry::new(model_dir);
+        let primary = registry.model(first, options.precision)?;
+        Ok(Engines { registry, backend, options, profile, primary })
+    }
+
+    /// The routes `auto` chooses among: every usable backend, compiled and not where it compiles
+    /// its forward (only compiled with [`LoadOptions::compile`]), CPU first.
+    fn auto_routes(&self) -> Vec<Route> {
+        let precision = self.options.precision;
+        usable_backends()
+            .into_iter()
+            .flat_map(|k| {
+                let compiles = k.compiles_forward();
+                [false, true]
+                    .into_iter()
+                    .filter(move |&c| if c { compiles } else { !(compiles && self.options.compile) })
+                    .map(move |c| Route::new(k, c, precision))
+            })
+            .collect()
     }
 
     /// The route for a call of this shape, and why.
-    pub fn decide(&self, shape: &CallShape) -> Decision {
-        match self.backend {
-            Backend::Forced(kind) => {
-                let route = Route::new(kind.name(), kind == BackendKind::Mlx && self.options.compile);
-                Decision { reason: format!("{route}: forced (--backend / CHRONOS2_BACKEND)"), route }
-            }
-            Backend::Auto => {
-                let available: Vec<Route> = if self.options.compile {
-                    self.available
-                        .iter()
-                        .filter(|r| r.backend != BackendKind::Mlx.name() || r.compiled)
-                        .cloned()
-                        .collect()
-                } else {
-                    self.available.clone()
-                };
-                choose(&self.profile, &available, shape)
-            }
+    pub fn decide(&self, shape: &CallShape) -> Result<Decision> {
+        let precision = self.options.precision;
+        if let Backend::Forced(kind) = self.backend {
+            let route = Route::new(kind, self.options.compile, precision);
+            return Ok(Decision { reason: format!("{route}: forced (--backend / CHRONOS2_BACKEND)"), route });
         }
+        let routes = self.auto_routes();
+        let keys: Vec<_> = routes.iter().map(Route::key).collect();
+        if let Some(choice) = choose(&self.profile, &keys, shape, precision)? {
+            let route = *routes.iter().find(|r| r.key() == choice.route).ok_or_else(|| Error::Profile {
+                path: PathBuf::from(&self.profile.source),
+                source: ProfileError::UnknownRoute { key: choice.route.clone(), known: keys_text(&keys) },
+            })?;
+            return Ok(Decision { route, reason: choice.reason });
+        }
+        let route = Route::new(BackendKind::Cpu, false, precision);
+        let measured = self.profile.routes_measured_in(precision);
+        let measured = if measured.is_empty() {
+            "none".to_string()
+        } else {
+            measured.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        };
+        let reason = format!(
+            "{route}: the profile ({}) measured no route usable here in {precision} (measured in {precision}: \
+             {measured}; usable: {}); a call goes only to a route measured in its precision, else to the CPU backend",
+            self.profile.source,
+            keys_text(&keys),
+        );
+        Ok(Decision { route, reason })
     }
 
-    /// The model of `route`, loading it on first use.
-    pub fn get(&self, route: &Route) -> Result<Arc<dyn Forecaster>> {
-        if let Some(model) = self.loaded.lock().expect("engine map poisoned").get(route) {
-            return Ok(model.clone());
-        }
-        let mut model = load_backend(kind_of(route), &self.model_dir, route.compiled)?;
-        model.set_precision(self.options.precision)?;
-        let model: Arc<dyn Forecaster> = Arc::from(model);
-        self.loaded.lock().expect("engine map poisoned").insert(route.clone(), model.clone());
-        Ok(model)
+    /// Runs `f` on the model of the route chosen for a call of this shape.
+    pub fn run<T>(&self, shape: &CallShape, f: impl FnOnce(&dyn Forecaster) -> Result<T>) -> Result<T> {
+        let decision = self.decide(shape)?;
+        log::debug!("backend: {}", decision.reason);
+        self.registry.run(&decision.route, f)
     }
 
-    /// Any loaded model (for the config and footprint).
-    pub fn any(&self) -> Arc<dyn Forecaster> {
-        self.loaded
-            .lock()
-            .expect("engine map poisoned")
-            .values()
-            .next()
-            .cloned()
-            .expect("one model is loaded at construction")
+    /// The model loaded at construction (config, footprint).
+    pub fn primary(&self) -> &dyn Forecaster {
+        self.primary.forecaster()
     }
 
     pub fn options(&self) -> LoadOptions {
@@ -178,5 +192,137 @@ impl Engines {
 
     pub fn profile(&self) -> &Profile {
         &self.profile
+    }
+}
+
+fn keys_text(keys: &[chronos2_core::dispatch::RouteKey]) -> String {
+    keys.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(rows: usize, context: usize) -> CallShape {
+        CallShape { rows, context, prediction_length: 24 }
+    }
+
+    fn key(k: &str) -> chronos2_core::dispatch::RouteKey {
+        chronos2_core::dispatch::RouteKey::new(k)
+    }
+
+    fn all_keys() -> Vec<chronos2_core::dispatch::RouteKey> {
+        Route::all_keys()
+    }
+
+    fn pick(p: &Profile, keys: &[chronos2_core::dispatch::RouteKey], s: CallShape, precision: Precision) -> String {
+        choose(p, keys, &s, precision).unwrap().map(|d| d.route.to_string()).unwrap_or_else(|| "fallback".into())
+    }
+
+    #[test]
+    fn builtin_profiles_parse_and_name_only_registry_routes() {
+        for (name, text) in [LINUX_X86_PROFILE, APPLE_SILICON_PROFILE] {
+            let p = parse_profile(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!p.entries.is_empty(), "{name}");
+        }
+        builtin_profile().unwrap();
+    }
+
+    #[test]
+    fn unknown_route_names_are_errors() {
+        let text = r#"{"source": "x", "entries": [{"shape": {"rows": 1, "context": 128, "prediction_length": 24},
+            "timings": [{"route": "mxl", "median_ms": 5.0}]}]}"#;
+        let e = parse_profile(text).unwrap_err().to_string();
+        assert_eq!(e, "unknown route 'mxl' (routes: cpu, mlx, mlx+compile)");
+    }
+
+    #[test]
+    fn apple_builtin_follows_article_crossover_and_marks_origins() {
+        let p = parse_profile(APPLE_SILICON_PROFILE.1).unwrap();
+        let fp32 = |r, c| pick(&p, &all_keys(), shape(r, c), Precision::Fp32);
+        assert_eq!(fp32(1, 128), "cpu");
+        assert_eq!(fp32(2, 512), "mlx+compile");
+        assert_eq!(fp32(8, 128), "mlx+compile");
+        assert_eq!(fp32(16, 1024), "mlx");
+        assert_eq!(fp32(64, 2048), "mlx");
+        // Every point says whether it is the article's or interpolated from it.
+        let article =
+            p.entries.iter().filter(|e| e.origin.as_deref().is_some_and(|o| o.starts_with("article"))).count();
+        assert_eq!(article, 3);
+        assert!(p.entries.iter().all(|e| e.origin.is_some()));
+        // The article measured fp32 only: quantized calls are not routed from it.
+        assert_eq!(pick(&p, &all_keys(), shape(8, 512), Precision::Int4), "fallback");
+    }
+
+    #[test]
+    fn linux_builtin_picks_cpu_without_mlx_and_measured_winners_with_it() {
+        let p = parse_profile(LINUX_X86_PROFILE.1).unwrap();
+        let cpu_only = [key("cpu")];
+        assert_eq!(pick(&p, &cpu_only, shape(64, 512), Precision::Fp32), "cpu");
+        assert_eq!(pick(&p, &all_keys(), shape(1, 128), Precision::Fp32), "cpu");
+        assert!(pick(&p, &all_keys(), shape(32, 512), Precision::Fp32).starts_with("mlx"));
+        assert_eq!(pick(&p, &all_keys(), shape(8, 512), Precision::Int8), "cpu");
+        // int4 was not measured: no route is chosen from the fp32 or int8 timings.
+        assert_eq!(pick(&p, &all_keys(), shape(8, 512), Precision::Int4), "fallback");
+    }
+
+    fn engines(backend: Backend, options: LoadOptions) -> Result<Engines> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/tiny");
+        Engines::new(&dir, backend, options)
+    }
+
+    /// With the built-in profile, `auto` sends an int4 call (measured nowhere) to the CPU and
+    /// says why; an fp32 call follows the profile.
+    #[test]
+    fn unmeasured_precision_goes_to_cpu_and_says_why() {
+        let int4 = LoadOptions { precision: Precision::Int4, compile: false };
+        let e =
+            Engines { profile: parse_profile(LINUX_X86_PROFILE.1).unwrap(), ..engines(Backend::Auto, int4).unwrap() };
+        let d = e.decide(&shape(32, 512)).unwrap();
+        assert_eq!(d.route, Route::new(BackendKind::Cpu, false, Precision::Int4));
+        assert!(d.reason.contains("measured no route usable here in int4"), "{}", d.reason);
+        assert!(d.reason.contains("measured in int4: none"), "{}", d.reason);
+        let int8 = Engines {
+            profile: parse_profile(LINUX_X86_PROFILE.1).unwrap(),
+            ..engines(Backend::Auto, LoadOptions { precision: Precision::Int8, compile: false }).unwrap()
+        };
+        let d = int8.decide(&shape(8, 512)).unwrap();
+        assert_eq!(d.route.backend, BackendKind::Cpu);
+        assert!(d.reason.contains("nearest profiled shape 8x512"), "{}", d.reason);
+    }
+
+    #[test]
+    fn forced_backend_is_explained() {
+        let e = engines(Backend::Forced(BackendKind::Cpu), LoadOptions::default()).unwrap();
+        let d = e.decide(&shape(8, 512)).unwrap();
+        assert_eq!(d.route, Route::new(BackendKind::Cpu, false, Precision::Fp32));
+        assert_eq!(d.reason, "cpu: forced (--backend / CHRONOS2_BACKEND)");
+    }
+
+    #[test]
+    fn compile_on_cpu_is_a_clear_error() {
+        let options = LoadOptions { precision: Precision::Fp32, compile: true };
+        let e = engines(Backend::Forced(BackendKind::Cpu), options).err().unwrap().to_string();
+        assert_eq!(e, "--compile applies to the MLX backend only (backend here: cpu)");
+    }
+
+    #[test]
+    #[cfg(not(feature = "mlx"))]
+    fn forcing_mlx_without_it_names_usable_backends() {
+        let e = engines(Backend::Forced(BackendKind::Mlx), LoadOptions::default()).err().unwrap();
+        assert_eq!(e.to_string(), "backend 'mlx' is not available here (usable backends: cpu)");
+        let source = std::error::Error::source(&e).expect("the reason is the source").to_string();
+        assert_eq!(source, "not compiled in (rebuild with `--features mlx`)");
+        let options = LoadOptions { precision: Precision::Fp32, compile: true };
+        let e = engines(Backend::Auto, options).err().unwrap().to_string();
+        assert!(e.contains("no usable backend compiles its forward"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_precision_is_an_error_with_its_source() {
+        let options = LoadOptions { precision: Precision::W8a8, compile: false };
+        let e = engines(Backend::Forced(BackendKind::Cpu), options).err().unwrap();
+        assert!(matches!(e, Error::Core(chronos2_core::Error::UnsupportedPrecision { .. })), "{e:?}");
+        assert_eq!(e.to_string(), "backend 'cpu' cannot run w8a8 (it runs: fp32, int8, int4)");
     }
 }

@@ -2,6 +2,11 @@
 
 use std::path::PathBuf;
 
+use chronos2_core::dispatch::{DispatchError, RouteKey};
+use chronos2_core::Precision;
+
+use crate::registry::{BackendKind, Unavailable};
+
 /// Errors of loading, reading/validating tables, predicting and writing results.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -18,14 +23,53 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
     /// The requested backend is not available in this build or on this machine.
-    #[error("{0}")]
-    BackendUnavailable(String),
+    #[error("backend '{backend}' is not available here (usable backends: {available})")]
+    BackendUnavailable {
+        backend: BackendKind,
+        #[source]
+        reason: Unavailable,
+        available: String,
+    },
+    /// `--compile` with a forced backend that does not compile its forward.
+    #[error("--compile applies to the MLX backend only (backend here: {backend})")]
+    CompileUnsupported { backend: BackendKind },
+    /// `--compile` with `auto`, and no usable backend compiles its forward.
+    #[error(
+        "--compile compiles the MLX forward, and no usable backend compiles its forward (usable backends: {available})"
+    )]
+    CompileUnavailable { available: String },
+    /// A backend's model was loaded in one precision and a route asked for another.
+    #[error("backend '{backend}' holds its model in {loaded}, not {requested}")]
+    PrecisionMismatch { backend: BackendKind, loaded: Precision, requested: Precision },
+    /// The dispatch profile could not be used.
+    #[error("dispatch profile {path}")]
+    Profile {
+        path: PathBuf,
+        #[source]
+        source: ProfileError,
+    },
+    /// The route choice could not be made.
+    #[error(transparent)]
+    Dispatch(#[from] DispatchError),
     /// The bundled model could not be extracted.
     #[error("cannot prepare the bundled model in {path}: {message}")]
     BundledModel { path: PathBuf, message: String },
     /// Model loading or inference failed.
     #[error(transparent)]
     Core(#[from] chronos2_core::Error),
+}
+
+/// Why a dispatch profile could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("cannot read it")]
+    Io(#[source] std::io::Error),
+    #[error(transparent)]
+    Invalid(#[from] DispatchError),
+    /// The profile names a route that is not one of the registry's (a typo, or a backend of
+    /// another build): never read as some other route.
+    #[error("unknown route '{key}' (routes: {known})")]
+    UnknownRoute { key: RouteKey, known: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

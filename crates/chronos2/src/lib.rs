@@ -19,22 +19,21 @@ pub mod engine;
 pub mod error;
 pub mod frame;
 pub mod freq;
+pub mod registry;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use chronos2_core::dispatch::{CallShape, Decision};
+use chronos2_core::dispatch::CallShape;
 use chronos2_core::forecaster::Footprint;
+use std::path::{Path, PathBuf};
 
 use chronos2_core::pipeline::{self, ItemEmbedding, ItemForecast, Pooling, PredictOptions, SeriesInput};
-use chronos2_core::{Forecaster, ModelConfig};
+use chronos2_core::ModelConfig;
 
-pub use backend::{Backend, BackendKind};
+pub use backend::{Backend, BackendKind, Route};
 pub use chronos2_core;
 pub use chronos2_core::Precision;
 pub use dataframe::{Columns, EmbeddingEntry, PreparedFrame};
 use engine::Engines;
-pub use engine::LoadOptions;
+pub use engine::{Decision, LoadOptions};
 pub use error::{Error, Result};
 pub use freq::Freq;
 
@@ -167,7 +166,7 @@ impl Chronos2 {
             None => bundled::bundled_model_dir()?,
         };
         let engines = Engines::new(&model_dir, backend, options)?;
-        let config = engines.any().config().clone();
+        let config = engines.primary().config().clone();
         Ok(Chronos2 { engines, config, model_dir })
     }
 
@@ -182,11 +181,11 @@ impl Chronos2 {
 
     /// Memory held by the model (of the first backend loaded), measured from its buffers.
     pub fn footprint(&self) -> Footprint {
-        self.engines.any().footprint()
+        self.engines.primary().footprint()
     }
 
-    /// Which backend a [`Chronos2::predict`] call with these items and options runs on, and why.
-    pub fn decide(&self, items: &[SeriesInput], options: &PredictOptions) -> Decision {
+    /// Which route a [`Chronos2::predict`] call with these items and options runs on, and why.
+    pub fn decide(&self, items: &[SeriesInput], options: &PredictOptions) -> Result<Decision> {
         self.engines.decide(&self.call_shape(
             items,
             options.batch_size,
@@ -210,15 +209,8 @@ impl Chronos2 {
         CallShape {
             rows: rows.min(batch_size.max(1)).max(1),
             context: longest.min(max_context).max(1),
-            prediction_length,
-            quantization_bits: self.engines.options().precision.weight_bits().map(|b| b as u8),
+            prediction_length: prediction_length.max(1),
         }
-    }
-
-    fn engine(&self, shape: CallShape) -> Result<Arc<dyn Forecaster>> {
-        let decision = self.engines.decide(&shape);
-        log::debug!("backend: {}", decision.reason);
-        self.engines.get(&decision.route)
     }
 
     /// The model's quantile levels as the decimals they were written as (`0.01`, `0.05`, ...).
@@ -233,13 +225,13 @@ impl Chronos2 {
         options: &PredictOptions,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<ItemForecast>> {
-        let engine = self.engine(self.call_shape(
+        let shape = self.call_shape(
             items,
             options.batch_size,
             options.context_length,
             options.resolved_prediction_length(&self.config),
-        ))?;
-        Ok(pipeline::predict(engine.as_ref(), items, options, progress)?)
+        );
+        self.engines.run(&shape, |model| Ok(pipeline::predict(model, items, options, progress)?))
     }
 
     /// Embeds items ([`chronos2_core::pipeline::embed`]).
@@ -251,8 +243,9 @@ impl Chronos2 {
         pooling: Pooling,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<ItemEmbedding>> {
-        let engine = self.engine(self.call_shape(items, batch_size, context_length, self.config.patch_size()))?;
-        Ok(pipeline::embed(engine.as_ref(), items, batch_size, context_length, pooling, progress)?)
+        let shape = self.call_shape(items, batch_size, context_length, self.config.patch_size());
+        self.engines
+            .run(&shape, |model| Ok(pipeline::embed(model, items, batch_size, context_length, pooling, progress)?))
     }
 
     /// `predict_df` of the reference: forecasts every item of a long-format table (`future` holds

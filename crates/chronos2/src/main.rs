@@ -84,7 +84,7 @@ struct InfoArgs {
 
     /// Backend to load the model on for the footprint (auto, cpu, mlx).
     #[arg(long, value_enum, ignore_case = true)]
-    backend: Option<BackendArg>,
+    backend: Option<Backend>,
 
     #[command(flatten)]
     speed: SpeedArgs,
@@ -124,28 +124,10 @@ struct CommonArgs {
     /// Backend: auto (per call, the backend expected to be fastest for its batch and context
     /// length, from the crossover profile), cpu, or mlx. Default: $CHRONOS2_BACKEND, else auto.
     #[arg(long, value_enum, ignore_case = true)]
-    backend: Option<BackendArg>,
+    backend: Option<Backend>,
 
     #[command(flatten)]
     speed: SpeedArgs,
-}
-
-/// `--backend`.
-#[derive(ValueEnum, Debug, Clone, Copy)]
-enum BackendArg {
-    Auto,
-    Cpu,
-    Mlx,
-}
-
-impl From<BackendArg> for Backend {
-    fn from(b: BackendArg) -> Backend {
-        match b {
-            BackendArg::Auto => Backend::Auto,
-            BackendArg::Cpu => Backend::Forced(BackendKind::Cpu),
-            BackendArg::Mlx => Backend::Forced(BackendKind::Mlx),
-        }
-    }
 }
 
 /// `--quantize`.
@@ -367,8 +349,8 @@ fn check_output(path: &Path, allowed: &[Format], what: &str) -> Result<Format> {
     Ok(format)
 }
 
-fn load_model(model: Option<&str>, backend: Option<BackendArg>, speed: &SpeedArgs) -> Result<Chronos2> {
-    let backend = Backend::from_flag_or_env(backend.map(Backend::from))?;
+fn load_model(model: Option<&str>, backend: Option<Backend>, speed: &SpeedArgs) -> Result<Chronos2> {
+    let backend = Backend::from_flag_or_env(backend)?;
     let options = speed.load_options()?;
     let loaded = Chronos2::load_with(model, backend, options).with_context(|| match model {
         Some(m) => format!("cannot load model {m}"),
@@ -463,7 +445,7 @@ fn predict(args: PredictArgs) -> Result<()> {
         eprintln!("warning: {warning}");
     }
     if args.explain_backend {
-        eprintln!("backend: {}", model.decide(&prepared.inputs, &options.predict_options()).reason);
+        eprintln!("backend: {}", model.decide(&prepared.inputs, &options.predict_options())?.reason);
     }
     let progress = Progress::new("forecasting", prepared.inputs.len());
     let forecasts = model.predict_prepared(&prepared, &options, &mut |done, total| progress.update(done, total));
@@ -518,10 +500,10 @@ fn info(args: InfoArgs) -> Result<()> {
     println!("chronos2 {}", env!("CARGO_PKG_VERSION"));
     println!("backends:");
     for kind in BackendKind::ALL {
-        let status = match (kind.compiled(), kind.usable()) {
-            (true, Ok(())) => "compiled in, usable".to_string(),
-            (true, Err(why)) => format!("compiled in, not usable: {why}"),
-            (false, _) => "not compiled in".to_string(),
+        let status = match kind.usable() {
+            Ok(()) => "compiled in, usable".to_string(),
+            Err(why) if kind.compiled() => format!("compiled in, not usable: {why}"),
+            Err(_) => "not compiled in".to_string(),
         };
         println!("  {:<4} {status}", kind.name());
     }
@@ -529,7 +511,7 @@ fn info(args: InfoArgs) -> Result<()> {
     if let Ok(device) = chronos2_mlx::check_available() {
         println!("MLX device: {device}");
     }
-    match Backend::from_flag_or_env(args.backend.map(Backend::from)) {
+    match Backend::from_flag_or_env(args.backend) {
         Ok(b) => println!("requested backend: {b} (set with --backend or {BACKEND_ENV})"),
         Err(e) => println!("requested backend: invalid: {e}"),
     }

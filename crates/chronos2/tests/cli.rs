@@ -438,6 +438,46 @@ fn explain_backend_says_what_runs_and_why() {
     assert_success(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("backend: cpu for 2x") && err.contains("nearest profiled shape"), "{err}");
+    // int4 is measured by no route of the built-in profile: the CPU backend, and why.
+    let out = chronos2(&[
+        "predict",
+        "--input",
+        "examples/airpassengers.csv",
+        "--prediction-length",
+        "3",
+        "--explain-backend",
+        "--backend",
+        "auto",
+        "--quantize",
+        "int4",
+    ]);
+    assert_success(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("backend: cpu int4: the profile (built-in"), "{err}");
+    assert!(err.contains("measured no route usable here in int4 (measured in int4: none"), "{err}");
+}
+
+/// A user profile naming a route that is not one of the registry's is an error that names the
+/// file and the route, never read as the CPU backend.
+#[test]
+fn profile_with_unknown_route_is_an_error() {
+    let dir = tmpdir("bad-profile");
+    let profile = write(
+        &dir,
+        "profile.json",
+        r#"{"source": "typo", "entries": [{"shape": {"rows": 1, "context": 128, "prediction_length": 24},
+            "precision": "fp32", "timings": [{"route": "mxl", "median_ms": 5.0}]}]}"#,
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_chronos2"))
+        .args(["predict", "--model", TINY, "--prediction-length", "2", "--input", "examples/airpassengers.csv"])
+        .current_dir(root())
+        .env("CHRONOS2_PROFILE", &profile)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&format!("dispatch profile {profile}")), "{err}");
+    assert!(err.contains("unknown route 'mxl' (routes: cpu, mlx, mlx+compile)"), "{err}");
 }
 
 #[test]
@@ -641,7 +681,7 @@ fn option_errors_are_clear() {
         &dir,
         "csv",
         &with(&["--backend", "mlx"]),
-        &["backend 'mlx' is not available", "Available backends: cpu"],
+        &["backend 'mlx' is not available", "usable backends: cpu", "--features mlx"],
     );
     expect_failure(&dir, "xlsx", &base, &["unsupported file type"]);
     let missing_model = ["predict", "--model", "/no/such/model", "--prediction-length", "2", "--input", good.as_str()];

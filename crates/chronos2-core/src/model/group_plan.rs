@@ -90,7 +90,7 @@ impl GroupPlan {
                 }
             }
         }
-        let any_hidden = visible.iter().any(|&v| v == 0.0);
+        let any_hidden = visible.contains(&0.0);
         GroupPlan { layout: GroupLayout { order, inverse, runs }, visible, any_hidden }
     }
 }
