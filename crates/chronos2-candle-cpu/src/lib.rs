@@ -2,15 +2,18 @@
 //!
 //! [`CandleCpuOps`] implements [`chronos2_core::ops::Ops`]; the model graph itself lives in
 //! `chronos2-core`. On macOS the `accelerate` feature routes matmuls through Apple Accelerate
-//! (AMX). Linear layers run on our own GEMM with weights packed once at load ([`gemm`]), the
+//! (AMX) for the float linears and the attention. Elsewhere linear layers run on our own GEMM with weights packed once at load ([`gemm`]), the
 //! attention on a fused kernel ([`attention`]); both pick AVX-512, AVX2 or portable code at run
 //! time.
 
+#[cfg(all(feature = "accelerate", target_os = "macos"))]
+mod accelerate;
 pub mod attention;
 pub mod gemm;
 mod isa;
 mod ops;
 pub mod quant;
+pub mod w8a8;
 
 use std::path::Path;
 

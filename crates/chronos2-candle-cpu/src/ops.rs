@@ -5,10 +5,17 @@ use chronos2_core::ops::{LayerFootprint, Ops};
 use chronos2_core::quant::QuantizedWeight;
 use chronos2_core::{Error, Precision, Result};
 
+#[cfg(all(feature = "accelerate", target_os = "macos"))]
+use crate::accelerate::AccelerateMatmul as FloatMatmul;
+#[cfg(not(all(feature = "accelerate", target_os = "macos")))]
 use crate::attention::{self, AttentionShape};
-use crate::gemm::{Bf16Matmul, PackedMatmul};
+use crate::gemm::Bf16Matmul;
+#[cfg(not(all(feature = "accelerate", target_os = "macos")))]
+use crate::gemm::PackedMatmul as FloatMatmul;
+#[cfg(not(all(feature = "accelerate", target_os = "macos")))]
 use crate::isa::Isa;
 use crate::quant::QuantizedLinear;
+use crate::w8a8::W8a8Matmul;
 
 #[cfg(all(feature = "accelerate", target_os = "macos"))]
 extern crate accelerate_src;
@@ -35,11 +42,12 @@ impl Default for CandleCpuOps {
     }
 }
 
-/// A linear layer: a float weight packed once for the GEMM kernel with an optional bias, or an
-/// MLX-style affine quantized weight run by the fused int8/int4 kernel.
+/// A linear layer: a float weight packed once for the GEMM kernel (on macOS with Accelerate: held
+/// for Accelerate's `sgemm`) with an optional bias, a bf16 weight, or an MLX-style affine
+/// quantized weight run by the fused int8/int4 kernel.
 pub enum CandleLinear {
     Float {
-        matmul: PackedMatmul,
+        matmul: FloatMatmul,
         bias: Option<Vec<f32>>,
     },
     /// Weight stored in bf16, computed in fp32.
@@ -48,6 +56,21 @@ pub enum CandleLinear {
         bias: Option<Vec<f32>>,
     },
     Quantized(QuantizedLinear),
+    /// int8 weights (MLX group-64) times activations quantized per token and group of 64.
+    W8a8 {
+        matmul: W8a8Matmul,
+        bias: Option<Vec<f32>>,
+    },
+}
+
+#[cfg(all(feature = "accelerate", target_os = "macos"))]
+fn float_weights(matmul: &FloatMatmul) -> Result<Vec<f32>> {
+    matmul.unpack().map_err(err)
+}
+
+#[cfg(not(all(feature = "accelerate", target_os = "macos")))]
+fn float_weights(matmul: &FloatMatmul) -> Result<Vec<f32>> {
+    Ok(matmul.unpack())
 }
 
 /// Runs `f` on the row-major f32 data of `x` (made contiguous and f32 first if needed).
@@ -97,7 +120,7 @@ impl Ops for CandleCpuOps {
             }
         }
         Ok(CandleLinear::Float {
-            matmul: PackedMatmul::new(weight, out_dim, in_dim).map_err(err)?,
+            matmul: FloatMatmul::new(weight, out_dim, in_dim).map_err(err)?,
             bias: bias.map(<[f32]>::to_vec),
         })
     }
@@ -107,7 +130,9 @@ impl Ops for CandleCpuOps {
     }
 
     fn supports_precision(&self, precision: Precision) -> bool {
-        matches!(precision, Precision::Fp32 | Precision::Bf16 | Precision::Int8 | Precision::Int4)
+        // w8a8 runs everywhere: VNNI where the CPU has it, else a portable kernel with the same numbers.
+        let _ = precision;
+        true
     }
 
     fn linear_in_precision(
@@ -118,26 +143,28 @@ impl Ops for CandleCpuOps {
         bias: Option<&[f32]>,
         precision: Precision,
     ) -> Result<CandleLinear> {
-        if precision != Precision::Bf16 {
-            return Err(Error::UnsupportedPrecision {
-                backend: self.name().to_string(),
-                precision,
-                supported: "fp32, bf16, int8, int4".into(),
-            });
-        }
         if bias.is_some_and(|b| b.len() != out_dim) {
             return Err(Error::InvalidInput(format!("linear bias does not have {out_dim} values")));
         }
-        Ok(CandleLinear::Bf16 {
-            matmul: Bf16Matmul::new(weight, out_dim, in_dim).map_err(err)?,
-            bias: bias.map(<[f32]>::to_vec),
-        })
+        let bias = bias.map(<[f32]>::to_vec);
+        match precision {
+            Precision::Bf16 => {
+                Ok(CandleLinear::Bf16 { matmul: Bf16Matmul::new(weight, out_dim, in_dim).map_err(err)?, bias })
+            }
+            Precision::W8a8 => {
+                let q = chronos2_core::quant::quantize(weight, out_dim, in_dim, 8, crate::w8a8::GROUP)?;
+                Ok(CandleLinear::W8a8 { matmul: W8a8Matmul::new(&q).map_err(err)?, bias })
+            }
+            Precision::Fp32 | Precision::Int8 | Precision::Int4 => Err(Error::InvalidInput(format!(
+                "linear_in_precision builds bf16 and w8a8 layers, not {precision}"
+            ))),
+        }
     }
 
     fn linear_float_weights(&self, layer: &CandleLinear) -> Result<Option<(Vec<f32>, Option<Vec<f32>>)>> {
         match layer {
-            CandleLinear::Float { matmul, bias } => Ok(Some((matmul.unpack(), bias.clone()))),
-            CandleLinear::Bf16 { .. } | CandleLinear::Quantized(_) => Ok(None),
+            CandleLinear::Float { matmul, bias } => Ok(Some((float_weights(matmul)?, bias.clone()))),
+            CandleLinear::Bf16 { .. } | CandleLinear::Quantized(_) | CandleLinear::W8a8 { .. } => Ok(None),
         }
     }
 
@@ -163,6 +190,16 @@ impl Ops for CandleCpuOps {
                     quantized: false,
                 }
             }
+            CandleLinear::W8a8 { matmul, bias } => {
+                let bias_len = bias.as_ref().map_or(0, Vec::len);
+                LayerFootprint {
+                    out_dim: matmul.out_dim(),
+                    in_dim: matmul.in_dim(),
+                    params: matmul.out_dim() * matmul.in_dim() + bias_len,
+                    bytes: matmul.footprint_bytes() + 4 * bias_len,
+                    quantized: true,
+                }
+            }
             CandleLinear::Quantized(q) => LayerFootprint {
                 out_dim: q.out_dim(),
                 in_dim: q.in_dim(),
@@ -182,6 +219,7 @@ impl Ops for CandleCpuOps {
             CandleLinear::Float { matmul, .. } => (matmul.in_dim(), matmul.out_dim()),
             CandleLinear::Bf16 { matmul, .. } => (matmul.in_dim(), matmul.out_dim()),
             CandleLinear::Quantized(q) => (q.in_dim(), q.out_dim()),
+            CandleLinear::W8a8 { matmul, .. } => (matmul.in_dim(), matmul.out_dim()),
         };
         let dims = x.dims();
         if dims.last() != Some(&in_dim) {
@@ -194,6 +232,7 @@ impl Ops for CandleCpuOps {
                 CandleLinear::Float { matmul, bias } => matmul.matmul(xs, rows, bias.as_deref(), &mut y),
                 CandleLinear::Bf16 { matmul, bias } => matmul.matmul(xs, rows, bias.as_deref(), &mut y),
                 CandleLinear::Quantized(q) => q.matmul().matmul(xs, rows, q.bias(), &mut y),
+                CandleLinear::W8a8 { matmul, bias } => matmul.matmul(xs, rows, bias.as_deref(), &mut y),
             }
             .map_err(err)?;
             Ok(y)
@@ -254,6 +293,12 @@ impl Ops for CandleCpuOps {
         candle_nn::rotary_emb::rope(&x.contiguous().map_err(err)?, cos, sin).map_err(err)
     }
 
+    #[cfg(all(feature = "accelerate", target_os = "macos"))]
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, key_mask: &Tensor) -> Result<Tensor> {
+        crate::accelerate::attention(q, k, v, key_mask).map_err(err)
+    }
+
+    #[cfg(not(all(feature = "accelerate", target_os = "macos")))]
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, key_mask: &Tensor) -> Result<Tensor> {
         let (batch, heads, q_len, d) = q.dims4().map_err(err)?;
         let k_len = k.dim(2).map_err(err)?;
