@@ -129,9 +129,9 @@ impl Ops for CandleCpuOps {
         QuantizedLinear::new(weight.clone(), bias.map(<[f32]>::to_vec)).map(CandleLinear::Quantized).map_err(err)
     }
 
-    fn supports_precision(&self, precision: Precision) -> bool {
-        // w8a8 runs everywhere: VNNI where the CPU has it, else a portable kernel with the same numbers.
-        let _ = precision;
+    /// Every precision; w8a8 runs on AVX512-VNNI where the CPU has it, else on a portable kernel
+    /// with the same numbers.
+    fn supports_precision(&self, _precision: Precision) -> bool {
         true
     }
 
@@ -155,9 +155,9 @@ impl Ops for CandleCpuOps {
                 let q = chronos2_core::quant::quantize(weight, out_dim, in_dim, 8, crate::w8a8::GROUP)?;
                 Ok(CandleLinear::W8a8 { matmul: W8a8Matmul::new(&q).map_err(err)?, bias })
             }
-            Precision::Fp32 | Precision::Int8 | Precision::Int4 => Err(Error::InvalidInput(format!(
-                "linear_in_precision builds bf16 and w8a8 layers, not {precision}"
-            ))),
+            Precision::Fp32 | Precision::Int8 | Precision::Int4 => {
+                Err(Error::InvalidInput(format!("linear_in_precision builds bf16 and w8a8 layers, not {precision}")))
+            }
         }
     }
 

@@ -122,7 +122,11 @@ impl W8a8Matmul {
     /// Like [`new`](Self::new) with a given kernel (for tests).
     pub fn with_isa(w: &QuantizedWeight, isa: W8a8Isa) -> candle_core::Result<Self> {
         if w.bits != 8 || w.group_size != GROUP {
-            candle_core::bail!("w8a8: needs 8-bit weights in groups of {GROUP}, got {} bits, group {}", w.bits, w.group_size);
+            candle_core::bail!(
+                "w8a8: needs 8-bit weights in groups of {GROUP}, got {} bits, group {}",
+                w.bits,
+                w.group_size
+            );
         }
         if !isa.available() {
             candle_core::bail!("w8a8: {isa:?} is not supported by this CPU");
@@ -196,7 +200,15 @@ impl W8a8Matmul {
 
     /// # Safety
     /// `y` points to `m × out_dim` floats whose columns of strips `first..last` no one else touches.
-    unsafe fn run_strips(&self, xq: &QuantizedRows, m: usize, bias: Option<&[f32]>, y: SendPtr, first: usize, last: usize) {
+    unsafe fn run_strips(
+        &self,
+        xq: &QuantizedRows,
+        m: usize,
+        bias: Option<&[f32]>,
+        y: SendPtr,
+        first: usize,
+        last: usize,
+    ) {
         let (n, k) = (self.out_dim, self.in_dim);
         let groups = k / GROUP;
         let mut tile = [[0f32; STRIP]; MR];
