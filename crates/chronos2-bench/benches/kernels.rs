@@ -1,14 +1,18 @@
 //! CPU kernels at the full-size model's shapes: the packed fp32 GEMM against candle's matmul
-//! (gemm crate, which packs the weight on every call), and the fused time attention against
-//! the materialised `softmax(q kᵀ + mask) v` in candle ops.
+//! (gemm crate, which packs the weight on every call), the same products with bf16, int8
+//! (weight-only) and w8a8 weights, and the fused time attention against the materialised
+//! `softmax(q kᵀ + mask) v` in candle ops.
 //!
 //! `cargo bench -p chronos2-bench --bench kernels`. Read ratios within one run: on a shared
 //! machine absolute numbers move between runs.
 
 use candle_core::{Device, Tensor};
 use chronos2_candle_cpu::attention::{attention, AttentionShape};
-use chronos2_candle_cpu::{Isa, PackedMatmul};
+use chronos2_candle_cpu::gemm::Bf16Matmul;
+use chronos2_candle_cpu::w8a8::W8a8Matmul;
+use chronos2_candle_cpu::{Isa, PackedMatmul, QuantizedMatmul};
 use chronos2_core::fixtures::random_values as values;
+use chronos2_core::quant::quantize;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// Token rows of the model's calls: 1x128 (11), 8x128 (88), 8x512 (280), 32x512 (1120), 64x512 (2240).
@@ -19,6 +23,10 @@ fn gemm(c: &mut Criterion) {
     for (k, n) in [(768usize, 768usize), (768, 3072), (3072, 768)] {
         let w = values(n * k, 1, 0.05);
         let packed = PackedMatmul::new(&w, n, k).unwrap();
+        let bf16 = Bf16Matmul::new(&w, n, k).unwrap();
+        let q8 = quantize(&w, n, k, 8, 64).unwrap();
+        let int8 = QuantizedMatmul::new(&q8).unwrap();
+        let w8a8 = W8a8Matmul::new(&q8).unwrap();
         let wt = Tensor::from_slice(&w, (n, k), &dev).unwrap();
         let mut group = c.benchmark_group(format!("gemm_{k}to{n}"));
         group.sample_size(10);
@@ -30,6 +38,9 @@ fn gemm(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("packed", m), |b| {
                 b.iter(|| packed.matmul(&x, m, None, &mut y).unwrap())
             });
+            group.bench_function(BenchmarkId::new("bf16", m), |b| b.iter(|| bf16.matmul(&x, m, None, &mut y).unwrap()));
+            group.bench_function(BenchmarkId::new("int8", m), |b| b.iter(|| int8.matmul(&x, m, None, &mut y).unwrap()));
+            group.bench_function(BenchmarkId::new("w8a8", m), |b| b.iter(|| w8a8.matmul(&x, m, None, &mut y).unwrap()));
             group.bench_function(BenchmarkId::new("candle", m), |b| b.iter(|| xt.matmul(&wt.t().unwrap()).unwrap()));
         }
         group.finish();
