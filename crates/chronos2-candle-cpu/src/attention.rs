@@ -203,10 +203,9 @@ fn head_body(h: &Head, out: &mut [f32], s: &mut Scratch) {
                 }
             }
             // Output += P · V: each row of v serves the QB queries.
-            for j in 0..kb {
-                let vrow = &h.v[(k0 + j) * d..(k0 + j + 1) * d];
-                for (i, acc) in s.acc.chunks_exact_mut(d).enumerate().take(qb) {
-                    let p = scores[i][j];
+            for (j, vrow) in h.v[k0 * d..(k0 + kb) * d].chunks_exact(d).enumerate() {
+                for (acc, row) in s.acc.chunks_exact_mut(d).zip(&scores).take(qb) {
+                    let p = row[j];
                     for (a, &vv) in acc.iter_mut().zip(vrow) {
                         *a += p * vv;
                     }

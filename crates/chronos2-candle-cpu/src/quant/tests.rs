@@ -158,7 +158,7 @@ fn rejects_unsupported_weights() {
     assert!(layer.forward_slice(&[0.0; 63], 1).is_err());
     let mut y = vec![0f32; 31];
     assert!(layer.matmul().matmul(&[0.0; 64], 1, None, &mut y).is_err());
-    assert!(layer.matmul().matmul(&[0.0; 64], 1, Some(&[0.0; 5]), &mut vec![0f32; 32]).is_err());
+    assert!(layer.matmul().matmul(&[0.0; 64], 1, Some(&[0.0; 5]), &mut [0f32; 32]).is_err());
 }
 
 #[test]
