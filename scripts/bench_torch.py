@@ -1,9 +1,12 @@
 """PyTorch CPU (chronos-forecasting 2.3.2) latency of the full-size Chronos-2 forward, for
 side-by-side comparison with `cargo bench -p chronos2-bench --bench forward`.
 
-    python3 scripts/bench_torch.py [--threads 2] [--runs 20] [--shapes 1x128,8x512] [--json OUT]
+    python3 scripts/bench_torch.py [--threads 2] [--runs 20] [--shapes 1x128,8x512]
+                                   [--dtypes fp32,bf16] [--json OUT]
 
-Random init (speed does not depend on the weights), fp32, prediction length 24 (2 patches).
+Random init (speed does not depend on the weights), prediction length 24 (2 patches). fp32, and
+with `--dtypes fp32,bf16` also the same model cast to bfloat16 (`model.to(torch.bfloat16)`, the
+context stays float32), measured in the same process.
 """
 import argparse
 import json
@@ -31,17 +34,7 @@ def full_size_model() -> Chronos2Model:
     return Chronos2Model(config).eval()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--shapes", default="1x128,8x512")
-    parser.add_argument("--json", help="write {shape: {median_ms, p10_ms, p90_ms, runs}} here")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    model = full_size_model()
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+def time_shapes(model: Chronos2Model, args: argparse.Namespace, dtype: str) -> dict:
     results = {}
     for shape in args.shapes.split(","):
         rows, length = map(int, shape.split("x"))
@@ -53,13 +46,35 @@ def main() -> None:
                 model(context=context, num_output_patches=2)
                 if i >= args.warmup:
                     times.append((time.perf_counter() - start) * 1000)
-        print(f"{shape}: median {statistics.median(times):.1f} ms  (min {min(times):.1f}, max {max(times):.1f})", flush=True)
+        print(f"{dtype} {shape}: median {statistics.median(times):.1f} ms  (min {min(times):.1f}, max {max(times):.1f})", flush=True)
         p10, p50, p90 = np.percentile(times, [10, 50, 90])
         results[shape] = {"median_ms": p50, "p10_ms": p10, "p90_ms": p90, "runs": len(times)}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--shapes", default="1x128,8x512")
+    parser.add_argument("--dtypes", default="fp32", help="comma-separated: fp32, bf16")
+    parser.add_argument("--json", help="write {cells: {shape: {median_ms, p10_ms, p90_ms, runs}}, cells_bf16: ...} here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = full_size_model()
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    out = {}
+    for dtype in args.dtypes.split(","):
+        if dtype not in ("fp32", "bf16"):
+            raise SystemExit(f"unknown dtype {dtype!r} (expected fp32 or bf16)")
+        if dtype == "bf16":
+            model = model.to(torch.bfloat16)
+        out["cells" if dtype == "fp32" else "cells_bf16"] = time_shapes(model, args, dtype)
     if args.json:
         meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version()}
         with open(args.json, "w") as f:
-            json.dump({"meta": meta, "cells": results}, f, indent=1)
+            json.dump({"meta": meta, **out}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use chronos2_core::dispatch::{choose, CallShape, Profile, ProfileEntry, RouteKey, Timing};
 use chronos2_core::Precision;
+use clap::Parser;
 use serde_json::{json, Value};
 
 use crate::{cargo, repo_root};
@@ -17,72 +18,106 @@ const CORE_SHAPES: &str = "1x128,8x128,8x512";
 const EXTENDED_SHAPES: &str = "1x512,32x512,1x2048,8x2048,64x512";
 const PREDICTION_LENGTH: usize = 24;
 
-/// Columns: (key in the cells JSON, header, dispatcher route, quantization bits).
-const COLUMNS: [(&str, &str, &str, bool, Option<u8>); 6] = [
-    ("cpu_fp32", "candle CPU fp32", "cpu", false, None),
-    ("cpu_int8", "candle CPU int8", "cpu", false, Some(8)),
-    ("mlx_fp32", "MLX fp32", "mlx", false, None),
-    ("mlx_int8", "MLX int8", "mlx", false, Some(8)),
-    ("mlx_int8_compile", "MLX int8+compile", "mlx", true, Some(8)),
-    ("mlx_fp32_compile", "MLX fp32+compile", "mlx", true, None),
+/// A Rust column of the matrix.
+struct Column {
+    /// Key in the cells JSON of `bench-matrix-cells`.
+    key: &'static str,
+    header: &'static str,
+    /// Dispatcher route: backend and MLX compile.
+    backend: &'static str,
+    compiled: bool,
+    precision: Precision,
+}
+
+const fn col(
+    key: &'static str,
+    header: &'static str,
+    backend: &'static str,
+    compiled: bool,
+    precision: Precision,
+) -> Column {
+    Column { key, header, backend, compiled, precision }
+}
+
+const COLUMNS: [Column; 11] = [
+    col("cpu_fp32", "candle CPU fp32", "cpu", false, Precision::Fp32),
+    col("cpu_bf16", "candle CPU bf16", "cpu", false, Precision::Bf16),
+    col("cpu_int8", "candle CPU int8", "cpu", false, Precision::Int8),
+    col("cpu_int4", "candle CPU int4", "cpu", false, Precision::Int4),
+    col("cpu_w8a8", "candle CPU w8a8", "cpu", false, Precision::W8a8),
+    col("mlx_fp32", "MLX fp32", "mlx", false, Precision::Fp32),
+    col("mlx_bf16", "MLX bf16", "mlx", false, Precision::Bf16),
+    col("mlx_int8", "MLX int8", "mlx", false, Precision::Int8),
+    col("mlx_int4", "MLX int4", "mlx", false, Precision::Int4),
+    col("mlx_int8_compile", "MLX int8+compile", "mlx", true, Precision::Int8),
+    col("mlx_fp32_compile", "MLX fp32+compile", "mlx", true, Precision::Fp32),
 ];
 
-const USAGE: &str = "usage: cargo xtask bench-matrix [--quick] [--runs N] [--warmup N] [--no-extended]
-                              [--no-torch] [--no-mlx] [--write-profile]
-  --quick          core rows only, 3 runs after 1 warm-up
-  --runs N         timed runs per cell (default 10), after --warmup N (default 3)
-  --no-extended    only the article's rows (1x128, 8x128, 8x512)
-  --no-torch       skip the PyTorch column (marked \"not measured\")
-  --no-mlx         skip the MLX columns
-  --write-profile  also install the measured profile for the dispatcher
-                   ($CHRONOS2_PROFILE, else ~/.config/chronos2/profile.json)";
-
+/// `cargo xtask bench-matrix`: latency of PyTorch CPU (fp32 and bf16) vs our backends in every
+/// precision, written to target/bench-matrix/matrix.{md,json} and profile.json.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask bench-matrix")]
 struct Args {
-    runs: usize,
-    warmup: usize,
-    shapes: String,
-    torch: bool,
-    mlx: bool,
+    /// Core rows only, 3 runs after 1 warm-up.
+    #[arg(long)]
+    quick: bool,
+    /// Timed runs per cell.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Untimed warm-up runs per cell.
+    #[arg(long, default_value_t = 3)]
+    warmup: u32,
+    /// Only the article's rows (1x128, 8x128, 8x512).
+    #[arg(long)]
+    no_extended: bool,
+    /// Skip the PyTorch columns (marked "not measured").
+    #[arg(long)]
+    no_torch: bool,
+    /// Skip the MLX columns.
+    #[arg(long)]
+    no_mlx: bool,
+    /// Also install the measured profile for the dispatcher ($CHRONOS2_PROFILE, else
+    /// ~/.config/chronos2/profile.json).
+    #[arg(long)]
     write_profile: bool,
+    /// Python with chronos-forecasting 2.3.2 and torch for the PyTorch columns (default:
+    /// $CHRONOS2_PYTHON, else python3).
+    #[arg(long)]
+    python: Option<String>,
+}
+
+impl Args {
+    fn runs(&self) -> usize {
+        if self.quick {
+            3
+        } else {
+            self.runs as usize
+        }
+    }
+
+    fn warmup(&self) -> usize {
+        if self.quick {
+            1
+        } else {
+            self.warmup as usize
+        }
+    }
+
+    fn python(&self) -> String {
+        self.python.clone().or_else(|| std::env::var("CHRONOS2_PYTHON").ok()).unwrap_or_else(|| "python3".into())
+    }
+
+    fn shapes(&self) -> String {
+        if self.quick || self.no_extended {
+            CORE_SHAPES.into()
+        } else {
+            format!("{CORE_SHAPES},{EXTENDED_SHAPES}")
+        }
+    }
 }
 
 fn parse(args: &[String]) -> Result<Args> {
-    let mut a = Args {
-        runs: 10,
-        warmup: 3,
-        shapes: format!("{CORE_SHAPES},{EXTENDED_SHAPES}"),
-        torch: true,
-        mlx: true,
-        write_profile: false,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut number = |name: &str| -> Result<usize> {
-            it.next()
-                .with_context(|| format!("{name} needs a value"))?
-                .parse()
-                .with_context(|| format!("{name} needs a number"))
-        };
-        match flag.as_str() {
-            "--quick" => {
-                a.runs = 3;
-                a.warmup = 1;
-                a.shapes = CORE_SHAPES.into();
-            }
-            "--runs" => a.runs = number("--runs")?.max(1),
-            "--warmup" => a.warmup = number("--warmup")?,
-            "--no-extended" => a.shapes = CORE_SHAPES.into(),
-            "--no-torch" => a.torch = false,
-            "--no-mlx" => a.mlx = false,
-            "--write-profile" => a.write_profile = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => bail!("unknown flag {other}\n{USAGE}"),
-        }
-    }
-    Ok(a)
+    Ok(Args::try_parse_from(std::iter::once("bench-matrix".to_string()).chain(args.iter().cloned()))?)
 }
 
 fn machine() -> (String, usize) {
@@ -99,31 +134,43 @@ fn machine() -> (String, usize) {
     (format!("{cpu}, {} {}", std::env::consts::OS, std::env::consts::ARCH), threads)
 }
 
-fn mlx_config() -> Option<PathBuf> {
+/// How the MLX columns are built: `None` when MLX is not available here.
+enum MlxBuild {
+    /// macOS: the stock mlx-rs crates (Metal), no extra configuration.
+    Stock,
+    /// Linux: MLX's CPU backend prepared by scripts/prepare-mlx-linux.sh (a cargo config).
+    Prepared(PathBuf),
+}
+
+fn mlx_build() -> Option<MlxBuild> {
+    if cfg!(target_os = "macos") {
+        return Some(MlxBuild::Stock);
+    }
     let path = std::env::var_os("CHRONOS2_MLX_CARGO_CONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/mlx-prefix/cargo-config.toml"));
-    path.is_file().then_some(path)
+    path.is_file().then_some(MlxBuild::Prepared(path))
 }
 
 fn torch_cells(a: &Args, out_dir: &Path, threads: usize) -> Result<Value> {
     let out = out_dir.join("torch.json");
-    let status = Command::new("python3")
+    let python = a.python();
+    let status = Command::new(&python)
         .current_dir(repo_root())
-        .args(["scripts/bench_torch.py", "--threads", &threads.to_string(), "--runs", &a.runs.to_string()])
-        .args(["--warmup", &a.warmup.to_string(), "--shapes", &a.shapes, "--json"])
+        .args(["scripts/bench_torch.py", "--threads", &threads.to_string(), "--runs", &a.runs().to_string()])
+        .args(["--warmup", &a.warmup().to_string(), "--shapes", &a.shapes(), "--dtypes", "fp32,bf16", "--json"])
         .arg(&out)
         .stdout(Stdio::inherit())
         .status()
-        .context("cannot start python3")?;
+        .with_context(|| format!("cannot start {python}"))?;
     if !status.success() {
-        bail!("scripts/bench_torch.py failed ({status}): is chronos-forecasting installed?");
+        bail!("scripts/bench_torch.py failed ({status}): is chronos-forecasting installed (CHRONOS2_PYTHON)?");
     }
     let text = std::fs::read_to_string(&out)?;
     Ok(serde_json::from_str(&text)?)
 }
 
-fn rust_cells(a: &Args, mlx: Option<&Path>) -> Result<Value> {
+fn rust_cells(a: &Args, mlx: Option<&MlxBuild>) -> Result<Value> {
     let mut cmd = cargo();
     cmd.current_dir(repo_root()).args([
         "run",
@@ -134,10 +181,18 @@ fn rust_cells(a: &Args, mlx: Option<&Path>) -> Result<Value> {
         "--bin",
         "bench-matrix-cells",
     ]);
-    if let Some(config) = mlx {
-        cmd.args(["--features", "mlx", "--config"]).arg(config).env("CARGO_TARGET_DIR", repo_root().join("target/mlx"));
+    match mlx {
+        Some(MlxBuild::Prepared(config)) => {
+            cmd.args(["--features", "mlx", "--config"])
+                .arg(config)
+                .env("CARGO_TARGET_DIR", repo_root().join("target/mlx"));
+        }
+        Some(MlxBuild::Stock) => {
+            cmd.args(["--features", "mlx"]);
+        }
+        None => {}
     }
-    cmd.args(["--", "--shapes", &a.shapes, "--runs", &a.runs.to_string(), "--warmup", &a.warmup.to_string()]);
+    cmd.args(["--", "--shapes", &a.shapes(), "--runs", &a.runs().to_string(), "--warmup", &a.warmup().to_string()]);
     cmd.args(["--prediction-length", &PREDICTION_LENGTH.to_string()]);
     let output = cmd.stderr(Stdio::inherit()).output().context("cannot run bench-matrix-cells")?;
     if !output.status.success() {
@@ -159,75 +214,67 @@ pub fn run(args: &[String]) -> Result<()> {
     let out_dir = repo_root().join("target/bench-matrix");
     std::fs::create_dir_all(&out_dir)?;
     let (machine, threads) = machine();
-    let mlx = if a.mlx { mlx_config() } else { None };
-    eprintln!(
-        "bench-matrix: {machine}, {threads} threads, {} runs after {} warm-up, shapes {}",
-        a.runs, a.warmup, a.shapes
-    );
-    let torch = if a.torch {
+    let mlx = if a.no_mlx { None } else { mlx_build() };
+    let (runs, warmup, shapes_arg) = (a.runs(), a.warmup(), a.shapes());
+    eprintln!("bench-matrix: {machine}, {threads} threads, {runs} runs after {warmup} warm-up, shapes {shapes_arg}");
+    let torch = if a.no_torch {
+        None
+    } else {
         match torch_cells(&a, &out_dir, threads) {
             Ok(v) => Some(v),
             Err(e) => {
-                eprintln!("bench-matrix: PyTorch column not measured: {e:#}");
+                eprintln!("bench-matrix: PyTorch columns not measured: {e:#}");
                 None
             }
         }
-    } else {
-        None
     };
-    let rust = rust_cells(&a, mlx.as_deref())?;
-    let mlx_note = match (a.mlx, &mlx) {
-        (false, _) => "skipped (--no-mlx)",
-        (true, None) => "not built: run `eval \"$(scripts/prepare-mlx-linux.sh)\"` first",
-        (true, Some(_)) => "",
+    let rust = rust_cells(&a, mlx.as_ref())?;
+    let mlx_note = match (a.no_mlx, &mlx) {
+        (true, _) => "skipped (--no-mlx)",
+        (false, None) => "not built: run `eval \"$(scripts/prepare-mlx-linux.sh)\"` first",
+        (false, Some(_)) => "",
     };
 
-    let shapes: Vec<&str> = a.shapes.split(',').collect();
-    let torch_cell = |shape: &str| torch.as_ref().and_then(|t| t["cells"].get(shape)).filter(|v| v.is_object());
+    let shapes: Vec<&str> = shapes_arg.split(',').collect();
+    let torch_cell = |table: &str, shape: &str| {
+        torch.as_ref().and_then(|t| t.get(table)).and_then(|c| c.get(shape)).filter(|v| v.is_object()).cloned()
+    };
     let date = chrono_free_date();
     let mut md = String::new();
     writeln!(md, "### Forward latency, full-size Chronos-2 (768/12/12/3072, random weights), prediction length {PREDICTION_LENGTH}\n")?;
-    writeln!(md, "Measured {date} on {machine}, {threads} threads; median (p10–p90) of {} runs after {} warm-up; ratio = PyTorch CPU median / ours (>1 = faster than PyTorch).\n", a.runs, a.warmup)?;
-    let mut header = String::from("| batch x context | PyTorch CPU |");
-    let mut rule = String::from("|---|---|");
-    for (_, title, ..) in COLUMNS {
-        header.push_str(&format!(" {title} |"));
+    writeln!(md, "Measured {date} on {machine}, {threads} threads; median (p10–p90) of {runs} runs after {warmup} warm-up; ratio = PyTorch CPU fp32 median / this cell's (>1 = faster than PyTorch fp32).\n")?;
+    let mut header = String::from("| batch x context | PyTorch CPU fp32 | PyTorch CPU bf16 |");
+    let mut rule = String::from("|---|---|---|");
+    for c in &COLUMNS {
+        header.push_str(&format!(" {} |", c.header));
         rule.push_str("---|");
     }
     writeln!(md, "{header}\n{rule}")?;
     let mut rows: Vec<(String, String, f64)> = shapes.iter().map(|s| (s.to_string(), s.to_string(), 1.0)).collect();
-    if shapes.contains(&"8x128") {
-        rows.insert(
-            shapes.iter().position(|s| *s == "8x128").unwrap() + 1,
-            ("8x128 per series".into(), "8x128".into(), 8.0),
-        );
+    if let Some(at) = shapes.iter().position(|s| *s == "8x128") {
+        rows.insert(at + 1, ("8x128 per series".into(), "8x128".into(), 8.0));
     }
     for (label, shape, divisor) in &rows {
-        let base = torch_cell(shape).map(|v| ms(v, "median_ms") / divisor);
+        let base = torch_cell("cells", shape).map(|v| ms(&v, "median_ms") / divisor);
         let fmt = |v: &Value| {
+            let ratio = base.map(|b| format!(", {:.2}x", b / (ms(v, "median_ms") / divisor))).unwrap_or_default();
             format!(
-                "{:.1} ({:.1}–{:.1})",
+                "{:.1} ({:.1}–{:.1}){ratio}",
                 ms(v, "median_ms") / divisor,
                 ms(v, "p10_ms") / divisor,
                 ms(v, "p90_ms") / divisor
             )
         };
-        let mut line = format!("| {label} | {} |", torch_cell(shape).map(fmt).unwrap_or_else(|| "not measured".into()));
-        for (key, ..) in COLUMNS {
-            let text = match cell(&rust, key, shape) {
-                Some(v) => {
-                    let ratio =
-                        base.map(|b| format!(", {:.2}x", b / (ms(v, "median_ms") / divisor))).unwrap_or_default();
-                    format!("{}{ratio}", fmt(v))
-                }
-                None if key.starts_with("mlx") && !mlx_note.is_empty() => "not built".into(),
-                None if rust
-                    .get(key)
-                    .and_then(|c| c.get(shape.as_str()))
-                    .is_some_and(|v| v.get("skipped").is_some()) =>
-                {
-                    "skipped (> 5 s at a smaller shape)".into()
-                }
+        let torch_text =
+            |table: &str| torch_cell(table, shape).map(|v| fmt(&v)).unwrap_or_else(|| "not measured".into());
+        let mut line = format!("| {label} | {} | {} |", torch_text("cells"), torch_text("cells_bf16"));
+        for c in &COLUMNS {
+            let raw = rust.get(c.key).and_then(|col| col.get(shape.as_str()));
+            let text = match cell(&rust, c.key, shape) {
+                Some(v) => fmt(v),
+                None if c.backend == "mlx" && !mlx_note.is_empty() => "not built".into(),
+                None if raw.is_some_and(|v| v.get("skipped").is_some()) => "skipped (> 5 s at a smaller shape)".into(),
+                None if raw.is_some_and(|v| v.get("unsupported").is_some()) => "unsupported".into(),
                 None => "n/a".into(),
             };
             line.push_str(&format!(" {text} |"));
@@ -239,39 +286,40 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     writeln!(md, "\nFor reference (NOT measured here): the source article's Apple M4 Max figures known to us are PyTorch CPU 81 ms at 1x128 and 411 ms at 8x128; its other cells are not reproduced.")?;
 
-    // Profile: every measured route per shape; the dispatcher's pick per row.
+    // Profile: every measured route per shape and precision; the dispatcher's pick per row.
     let mut entries = Vec::new();
     for shape in &shapes {
         let (rows_n, context) =
             shape.split_once('x').map(|(r, c)| (r.parse().unwrap_or(1), c.parse().unwrap_or(1))).unwrap_or((1, 1));
-        for bits in [None, Some(8u8)] {
+        for precision in Precision::ALL {
             let timings: Vec<Timing> = COLUMNS
                 .iter()
-                .filter(|c| c.4 == bits)
-                .filter_map(|&(key, _, backend, compiled, _)| {
-                    cell(&rust, key, shape)
-                        .map(|v| Timing { route: route_key(backend, compiled), median_ms: ms(v, "median_ms") })
+                .filter(|c| c.precision == precision)
+                .filter_map(|c| {
+                    cell(&rust, c.key, shape)
+                        .map(|v| Timing { route: route_key(c.backend, c.compiled), median_ms: ms(v, "median_ms") })
                 })
                 .collect();
             if !timings.is_empty() {
                 let shape = CallShape { rows: rows_n, context, prediction_length: PREDICTION_LENGTH };
-                let precision = bits.map_or(Some(Precision::Fp32), |b| Precision::weight_only(b.into()));
-                let precision = precision.context("a column's quantization bits")?;
                 entries.push(ProfileEntry { shape, precision, timings, winner: None, origin: None });
             }
         }
     }
     let profile = Profile { source: format!("bench-matrix {date} on {machine}, {threads} threads"), entries };
     let mut routes: Vec<RouteKey> = Vec::new();
-    for c in COLUMNS {
-        let route = route_key(c.2, c.3);
+    for c in &COLUMNS {
+        let route = route_key(c.backend, c.compiled);
         if !routes.contains(&route) {
             routes.push(route);
         }
     }
-    writeln!(md, "\nDispatcher (`auto`) with this profile, per row: pick vs fastest measured fp32 cell")?;
-    writeln!(md, "\n| batch x context | dispatcher pick | fastest measured |\n|---|---|---|")?;
-    for entry in profile.entries.iter().filter(|e| e.precision == Precision::Fp32) {
+    writeln!(
+        md,
+        "\nDispatcher (`auto`) with this profile, per row and measured precision: pick vs fastest measured cell"
+    )?;
+    writeln!(md, "\n| batch x context | precision | dispatcher pick | fastest measured |\n|---|---|---|---|")?;
+    for entry in &profile.entries {
         let available: Vec<RouteKey> =
             routes.iter().filter(|r| entry.timings.iter().any(|t| &t.route == *r)).cloned().collect();
         let pick = choose(&profile, &available, &entry.shape, entry.precision)?
@@ -282,11 +330,11 @@ pub fn run(args: &[String]) -> Result<()> {
             .min_by(|x, y| x.median_ms.total_cmp(&y.median_ms))
             .map(|t| t.route.to_string())
             .unwrap_or_default();
-        writeln!(md, "| {}x{} | {pick} | {fastest} |", entry.shape.rows, entry.shape.context)?;
+        writeln!(md, "| {}x{} | {} | {pick} | {fastest} |", entry.shape.rows, entry.shape.context, entry.precision)?;
     }
 
     std::fs::write(out_dir.join("matrix.md"), &md)?;
-    let json = json!({"date": date, "machine": machine, "threads": threads, "runs": a.runs, "warmup": a.warmup,
+    let json = json!({"date": date, "machine": machine, "threads": threads, "runs": runs, "warmup": warmup,
         "prediction_length": PREDICTION_LENGTH, "torch": torch, "rust": rust, "mlx": mlx_note});
     std::fs::write(out_dir.join("matrix.json"), serde_json::to_string_pretty(&json)?)?;
     std::fs::write(out_dir.join("profile.json"), profile.to_json()?)?;
@@ -340,7 +388,10 @@ mod tests {
     #[test]
     fn quick_flag_limits_rows_and_runs() {
         let a = parse(&["--quick".to_string()]).unwrap();
-        assert_eq!((a.runs, a.warmup, a.shapes.as_str()), (3, 1, CORE_SHAPES));
+        assert_eq!((a.runs(), a.warmup(), a.shapes().as_str()), (3, 1, CORE_SHAPES));
+        let a = parse(&["--runs".to_string(), "4".to_string(), "--no-torch".to_string()]).unwrap();
+        assert_eq!((a.runs(), a.warmup(), a.no_torch), (4, 3, true));
+        assert!(parse(&["--runs".to_string(), "0".to_string()]).is_err());
         assert!(parse(&["--bogus".to_string()]).is_err());
     }
 

@@ -2,15 +2,24 @@
 //!
 //! [`CandleCpuOps`] implements [`chronos2_core::ops::Ops`]; the model graph itself lives in
 //! `chronos2-core`. On macOS the `accelerate` feature routes matmuls through Apple Accelerate
-//! (AMX); on x86_64 the gemm crate's AVX-512 kernels are enabled.
+//! (AMX) for the float linears and the attention. Elsewhere linear layers run on our own GEMM
+//! with weights packed once at load ([`gemm`]), the attention on a fused kernel ([`attention`]); both pick AVX-512, AVX2 or portable code at run
+//! time.
 
+#[cfg(all(feature = "accelerate", target_os = "macos"))]
+mod accelerate;
+pub mod attention;
+pub mod gemm;
+mod isa;
 mod ops;
 pub mod quant;
-mod small_matmul;
 pub mod train;
+pub mod w8a8;
 
 use std::path::Path;
 
+pub use gemm::PackedMatmul;
+pub use isa::Isa;
 pub use ops::{CandleCpuOps, CandleLinear};
 pub use quant::{QuantizedLinear, QuantizedMatmul};
 

@@ -3,10 +3,19 @@
 use candle_core::{DType, Device, Tensor};
 use chronos2_core::ops::{LayerFootprint, Ops};
 use chronos2_core::quant::QuantizedWeight;
-use chronos2_core::{Error, Result};
+use chronos2_core::{Error, Precision, Result};
 
+#[cfg(all(feature = "accelerate", target_os = "macos"))]
+use crate::accelerate::AccelerateMatmul as FloatMatmul;
+#[cfg(not(all(feature = "accelerate", target_os = "macos")))]
+use crate::attention::{self, AttentionShape};
+use crate::gemm::Bf16Matmul;
+#[cfg(not(all(feature = "accelerate", target_os = "macos")))]
+use crate::gemm::PackedMatmul as FloatMatmul;
+#[cfg(not(all(feature = "accelerate", target_os = "macos")))]
+use crate::isa::Isa;
 use crate::quant::QuantizedLinear;
-use crate::small_matmul;
+use crate::w8a8::W8a8Matmul;
 
 #[cfg(all(feature = "accelerate", target_os = "macos"))]
 extern crate accelerate_src;
@@ -27,41 +36,55 @@ impl CandleCpuOps {
     }
 }
 
-impl CandleCpuOps {
-    /// `x (rows, in) · weight (out, in)^T` for few rows, streaming the weight once.
-    fn linear_few_rows(
-        &self,
-        x: &Tensor,
-        weight: &Tensor,
-        rows: usize,
-        out_dim: usize,
-        in_dim: usize,
-    ) -> Result<Tensor> {
-        let x = x.flatten_all().and_then(|x| x.to_vec1::<f32>()).map_err(err)?;
-        let (storage, layout) = weight.storage_and_layout();
-        let candle_core::Storage::Cpu(cpu) = &*storage else {
-            return Err(Error::Backend("weight is not in CPU memory".into()));
-        };
-        let data = cpu.as_slice::<f32>().map_err(err)?;
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            return Err(Error::Backend("weight is not contiguous".into()));
-        };
-        let y = small_matmul::matmul_small(&x, rows, &data[start..end], out_dim, in_dim);
-        Tensor::from_vec(y, (rows, out_dim), &self.device).map_err(err)
-    }
-}
-
 impl Default for CandleCpuOps {
     fn default() -> Self {
         Self::new()
     }
 }
 
-/// A linear layer: a float weight `(out, in)` as stored by PyTorch with an optional bias, or
-/// an MLX-style affine quantized weight run by the fused int8/int4 kernel.
+/// A linear layer: a float weight packed once for the GEMM kernel (on macOS with Accelerate: held
+/// for Accelerate's `sgemm`) with an optional bias, a bf16 weight, or an MLX-style affine
+/// quantized weight run by the fused int8/int4 kernel.
 pub enum CandleLinear {
-    Float { weight: Tensor, bias: Option<Tensor> },
+    Float {
+        matmul: FloatMatmul,
+        bias: Option<Vec<f32>>,
+    },
+    /// Weight stored in bf16, computed in fp32.
+    Bf16 {
+        matmul: Bf16Matmul,
+        bias: Option<Vec<f32>>,
+    },
     Quantized(QuantizedLinear),
+    /// int8 weights (MLX group-64) times activations quantized per token and group of 64.
+    W8a8 {
+        matmul: W8a8Matmul,
+        bias: Option<Vec<f32>>,
+    },
+}
+
+#[cfg(all(feature = "accelerate", target_os = "macos"))]
+fn float_weights(matmul: &FloatMatmul) -> Result<Vec<f32>> {
+    matmul.unpack().map_err(err)
+}
+
+#[cfg(not(all(feature = "accelerate", target_os = "macos")))]
+fn float_weights(matmul: &FloatMatmul) -> Result<Vec<f32>> {
+    Ok(matmul.unpack())
+}
+
+/// Runs `f` on the row-major f32 data of `x` (made contiguous and f32 first if needed).
+fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let x = if x.dtype() == DType::F32 { x.contiguous() } else { x.to_dtype(DType::F32) }.map_err(err)?;
+    let (storage, layout) = x.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        return Err(Error::Backend("tensor is not in CPU memory".into()));
+    };
+    let data = cpu.as_slice::<f32>().map_err(err)?;
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        return Err(Error::Backend("tensor is not contiguous".into()));
+    };
+    f(&data[start..end])
 }
 
 impl Ops for CandleCpuOps {
@@ -91,9 +114,14 @@ impl Ops for CandleCpuOps {
         in_dim: usize,
         bias: Option<&[f32]>,
     ) -> Result<CandleLinear> {
+        if let Some(b) = bias {
+            if b.len() != out_dim {
+                return Err(Error::InvalidInput(format!("linear bias has {} values, expected {out_dim}", b.len())));
+            }
+        }
         Ok(CandleLinear::Float {
-            weight: self.tensor(weight, &[out_dim, in_dim])?,
-            bias: bias.map(|b| self.tensor(b, &[out_dim])).transpose()?,
+            matmul: FloatMatmul::new(weight, out_dim, in_dim).map_err(err)?,
+            bias: bias.map(<[f32]>::to_vec),
         })
     }
 
@@ -101,22 +129,76 @@ impl Ops for CandleCpuOps {
         QuantizedLinear::new(weight.clone(), bias.map(<[f32]>::to_vec)).map(CandleLinear::Quantized).map_err(err)
     }
 
+    /// Every precision; w8a8 runs on AVX512-VNNI where the CPU has it, else on a portable kernel
+    /// with the same numbers.
+    fn supports_precision(&self, _precision: Precision) -> bool {
+        true
+    }
+
+    fn linear_in_precision(
+        &self,
+        weight: &[f32],
+        out_dim: usize,
+        in_dim: usize,
+        bias: Option<&[f32]>,
+        precision: Precision,
+    ) -> Result<CandleLinear> {
+        if bias.is_some_and(|b| b.len() != out_dim) {
+            return Err(Error::InvalidInput(format!("linear bias does not have {out_dim} values")));
+        }
+        let bias = bias.map(<[f32]>::to_vec);
+        match precision {
+            Precision::Bf16 => {
+                Ok(CandleLinear::Bf16 { matmul: Bf16Matmul::new(weight, out_dim, in_dim).map_err(err)?, bias })
+            }
+            Precision::W8a8 => {
+                let q = chronos2_core::quant::quantize(weight, out_dim, in_dim, 8, crate::w8a8::GROUP)?;
+                Ok(CandleLinear::W8a8 { matmul: W8a8Matmul::new(&q).map_err(err)?, bias })
+            }
+            Precision::Fp32 | Precision::Int8 | Precision::Int4 => {
+                Err(Error::InvalidInput(format!("linear_in_precision builds bf16 and w8a8 layers, not {precision}")))
+            }
+        }
+    }
+
     fn linear_float_weights(&self, layer: &CandleLinear) -> Result<Option<(Vec<f32>, Option<Vec<f32>>)>> {
         match layer {
-            CandleLinear::Float { weight, bias } => {
-                Ok(Some((self.to_vec(weight)?, bias.as_ref().map(|b| self.to_vec(b)).transpose()?)))
-            }
-            CandleLinear::Quantized(_) => Ok(None),
+            CandleLinear::Float { matmul, bias } => Ok(Some((float_weights(matmul)?, bias.clone()))),
+            CandleLinear::Bf16 { .. } | CandleLinear::Quantized(_) | CandleLinear::W8a8 { .. } => Ok(None),
         }
     }
 
     fn linear_footprint(&self, layer: &CandleLinear) -> LayerFootprint {
         match layer {
-            CandleLinear::Float { weight, bias } => {
-                let params = weight.elem_count() + bias.as_ref().map_or(0, Tensor::elem_count);
-                let bytes = self.tensor_bytes(weight) + bias.as_ref().map_or(0, |b| self.tensor_bytes(b));
-                let (out_dim, in_dim) = weight.dims2().unwrap_or((0, 0));
-                LayerFootprint { out_dim, in_dim, params, bytes, quantized: false }
+            CandleLinear::Float { matmul, bias } => {
+                let bias_len = bias.as_ref().map_or(0, Vec::len);
+                LayerFootprint {
+                    out_dim: matmul.out_dim(),
+                    in_dim: matmul.in_dim(),
+                    params: matmul.out_dim() * matmul.in_dim() + bias_len,
+                    bytes: matmul.footprint_bytes() + 4 * bias_len,
+                    quantized: false,
+                }
+            }
+            CandleLinear::Bf16 { matmul, bias } => {
+                let bias_len = bias.as_ref().map_or(0, Vec::len);
+                LayerFootprint {
+                    out_dim: matmul.out_dim(),
+                    in_dim: matmul.in_dim(),
+                    params: matmul.out_dim() * matmul.in_dim() + bias_len,
+                    bytes: matmul.footprint_bytes() + 4 * bias_len,
+                    quantized: false,
+                }
+            }
+            CandleLinear::W8a8 { matmul, bias } => {
+                let bias_len = bias.as_ref().map_or(0, Vec::len);
+                LayerFootprint {
+                    out_dim: matmul.out_dim(),
+                    in_dim: matmul.in_dim(),
+                    params: matmul.out_dim() * matmul.in_dim() + bias_len,
+                    bytes: matmul.footprint_bytes() + 4 * bias_len,
+                    quantized: true,
+                }
             }
             CandleLinear::Quantized(q) => LayerFootprint {
                 out_dim: q.out_dim(),
@@ -133,26 +215,31 @@ impl Ops for CandleCpuOps {
     }
 
     fn linear(&self, x: &Tensor, layer: &CandleLinear) -> Result<Tensor> {
-        let (weight, bias) = match layer {
-            CandleLinear::Float { weight, bias } => (weight, bias),
-            CandleLinear::Quantized(q) => return q.forward(x).map_err(err),
+        let (in_dim, out_dim) = match layer {
+            CandleLinear::Float { matmul, .. } => (matmul.in_dim(), matmul.out_dim()),
+            CandleLinear::Bf16 { matmul, .. } => (matmul.in_dim(), matmul.out_dim()),
+            CandleLinear::Quantized(q) => (q.in_dim(), q.out_dim()),
+            CandleLinear::W8a8 { matmul, .. } => (matmul.in_dim(), matmul.out_dim()),
         };
         let dims = x.dims();
-        let in_dim = dims[dims.len() - 1];
-        let rows = x.elem_count() / in_dim;
-        let out_dim = weight.dim(0).map_err(err)?;
-        let x2 = x.reshape((rows, in_dim)).map_err(err)?;
-        let mut y = if rows <= small_matmul::MAX_ROWS && x2.dtype() == DType::F32 {
-            self.linear_few_rows(&x2, weight, rows, out_dim, in_dim)?
-        } else {
-            x2.matmul(&weight.t().map_err(err)?).map_err(err)?
-        };
-        if let Some(bias) = bias {
-            y = y.broadcast_add(bias).map_err(err)?;
+        if dims.last() != Some(&in_dim) {
+            return Err(Error::InvalidInput(format!("linear: input shape {dims:?}, expected last axis {in_dim}")));
         }
+        let rows = x.elem_count() / in_dim;
+        let y = with_f32(x, |xs| {
+            let mut y = vec![0f32; rows * out_dim];
+            match layer {
+                CandleLinear::Float { matmul, bias } => matmul.matmul(xs, rows, bias.as_deref(), &mut y),
+                CandleLinear::Bf16 { matmul, bias } => matmul.matmul(xs, rows, bias.as_deref(), &mut y),
+                CandleLinear::Quantized(q) => q.matmul().matmul(xs, rows, q.bias(), &mut y),
+                CandleLinear::W8a8 { matmul, bias } => matmul.matmul(xs, rows, bias.as_deref(), &mut y),
+            }
+            .map_err(err)?;
+            Ok(y)
+        })?;
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-empty shape") = out_dim;
-        y.reshape(out_dims).map_err(err)
+        Tensor::from_vec(y, out_dims, &self.device).map_err(err)
     }
 
     fn rms_norm(&self, x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
@@ -206,10 +293,32 @@ impl Ops for CandleCpuOps {
         candle_nn::rotary_emb::rope(&x.contiguous().map_err(err)?, cos, sin).map_err(err)
     }
 
+    #[cfg(all(feature = "accelerate", target_os = "macos"))]
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, key_mask: &Tensor) -> Result<Tensor> {
-        let scores =
-            q.contiguous().and_then(|q| q.matmul(&k.t()?)).and_then(|s| s.broadcast_add(key_mask)).map_err(err)?;
-        let weights = candle_nn::ops::softmax_last_dim(&scores).map_err(err)?;
-        weights.matmul(&v.contiguous().map_err(err)?).map_err(err)
+        crate::accelerate::attention(q, k, v, key_mask).map_err(err)
+    }
+
+    #[cfg(not(all(feature = "accelerate", target_os = "macos")))]
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, key_mask: &Tensor) -> Result<Tensor> {
+        let (batch, heads, q_len, d) = q.dims4().map_err(err)?;
+        let k_len = k.dim(2).map_err(err)?;
+        let shape = AttentionShape { batch, heads, q_len, k_len, d };
+        if k.dims() != [batch, heads, k_len, d] || v.dims() != k.dims() || key_mask.elem_count() != batch * k_len {
+            return Err(Error::InvalidInput(format!(
+                "attention: q {:?}, k {:?}, v {:?}, mask {:?} do not fit together",
+                q.dims(),
+                k.dims(),
+                v.dims(),
+                key_mask.dims()
+            )));
+        }
+        let out = with_f32(q, |q| {
+            with_f32(k, |k| {
+                with_f32(v, |v| {
+                    with_f32(key_mask, |mask| attention::attention(q, k, v, mask, shape, Isa::detect()).map_err(err))
+                })
+            })
+        })?;
+        Tensor::from_vec(out, (batch, heads, q_len, d), &self.device).map_err(err)
     }
 }

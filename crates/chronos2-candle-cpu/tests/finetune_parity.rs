@@ -4,10 +4,10 @@
 //! head, QLoRA on a dequantized base), and five AdamW steps of the reference's `Trainer`.
 
 use chronos2_candle_cpu::train::{CpuTrainModel, TrainSpec};
-use chronos2_core::fixtures::{dims, flat, repo_root};
 use chronos2_core::forecaster::ModelBatch;
 use chronos2_core::pipeline::PreparedInput;
 use chronos2_core::train::{AdamW, AdamWConfig, FinetuneMode, LoraConfig, TrainBatch, TrainDataset, TrainModel};
+use chronos2_test_fixtures::{dims, flat, repo_root};
 use serde_json::Value;
 
 fn case(name: &str) -> Value {

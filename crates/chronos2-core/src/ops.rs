@@ -8,7 +8,8 @@
 //! Shapes are row-major. All inputs built by the core are `f32`; a backend may compute in another
 //! dtype internally but returns `f32` from [`Ops::to_vec`].
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::precision::Precision;
 use crate::quant::QuantizedWeight;
 
 /// Size of one linear layer as held by a backend.
@@ -70,6 +71,34 @@ pub trait Ops: Clone + Send + Sync + 'static {
     /// Builds a linear layer from a weight quantized by [`crate::quant::quantize`] (MLX's affine
     /// scheme) and an optional float bias.
     fn linear_from_quantized(&self, weight: &QuantizedWeight, bias: Option<&[f32]>) -> Result<Self::Linear>;
+    /// Whether this backend runs the linear layers in `precision`. fp32, int8 and int4 (weight-only,
+    /// [`Ops::linear_from_quantized`]) run everywhere; bf16 and w8a8 only where a backend
+    /// implements [`Ops::linear_in_precision`].
+    fn supports_precision(&self, precision: Precision) -> bool {
+        matches!(precision, Precision::Fp32 | Precision::Int8 | Precision::Int4)
+    }
+    /// Builds a layer in `precision` (bf16 or w8a8, where [`Ops::supports_precision`]) from a host
+    /// weight `(out_dim, in_dim)` and an optional bias.
+    fn linear_in_precision(
+        &self,
+        weight: &[f32],
+        out_dim: usize,
+        in_dim: usize,
+        bias: Option<&[f32]>,
+        precision: Precision,
+    ) -> Result<Self::Linear> {
+        let _ = (weight, out_dim, in_dim, bias);
+        Err(Error::UnsupportedPrecision {
+            backend: self.name().to_string(),
+            precision,
+            supported: Precision::ALL
+                .iter()
+                .filter(|p| self.supports_precision(**p))
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
     /// The float `(out_dim, in_dim)` weight and bias of a layer, or `None` if it is quantized.
     #[allow(clippy::type_complexity)]
     fn linear_float_weights(&self, layer: &Self::Linear) -> Result<Option<(Vec<f32>, Option<Vec<f32>>)>>;

@@ -12,13 +12,19 @@ use pyo3::PyErr;
 pub fn to_py(e: Error) -> PyErr {
     let message = e.to_string();
     match e {
-        Error::InvalidData(_) | Error::InvalidArgument(_) | Error::BackendUnavailable(_) => {
-            PyValueError::new_err(message)
-        }
+        Error::InvalidData(_)
+        | Error::InvalidArgument(_)
+        | Error::BackendUnavailable { .. }
+        | Error::CompileUnsupported { .. }
+        | Error::CompileUnavailable { .. }
+        | Error::PrecisionMismatch { .. } => PyValueError::new_err(message),
         Error::Core(chronos2_core::Error::InvalidInput(_) | chronos2_core::Error::ModelNotFound(_)) => {
             PyValueError::new_err(message)
         }
-        Error::Read { .. } | Error::Write { .. } | Error::BundledModel { .. } => PyOSError::new_err(message),
+        Error::Read { .. } | Error::Write { .. } | Error::BundledModel { .. } | Error::Profile { .. } => {
+            PyOSError::new_err(message)
+        }
+        Error::Dispatch(_) => PyRuntimeError::new_err(message),
         Error::Core(chronos2_core::Error::Io { .. }) => PyOSError::new_err(message),
         Error::Core(_) => PyRuntimeError::new_err(message),
     }

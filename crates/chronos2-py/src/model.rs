@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
-use chronos2::chronos2_core::pipeline::{PredictOptions, SeriesInput};
-use chronos2::{parse_pooling, Backend, Chronos2, Columns, EmbedDfOptions, Freq, PredictDfOptions};
+use chronos2::chronos2_core::pipeline::{Pooling, PredictOptions, SeriesInput};
+use chronos2::{pooling_name, Backend, Chronos2, Columns, EmbedDfOptions, Freq, PredictDfOptions};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -59,8 +59,8 @@ impl NativeModel {
         }
     }
 
-    fn route(&self, items: &[SeriesInput], options: &PredictOptions) -> String {
-        self.model.decide(items, options).route.to_string()
+    fn route(&self, items: &[SeriesInput], options: &PredictOptions) -> PyResult<String> {
+        self.model.decide(items, options).map(|d| d.route.to_string()).map_err(to_py)
     }
 }
 
@@ -76,7 +76,7 @@ impl NativeModel {
         quantize: Option<String>,
         dtype: Option<String>,
     ) -> PyResult<Self> {
-        let backend: Backend = backend.parse().map_err(to_py)?;
+        let backend: Backend = backend.parse().map_err(|e| value_error(format!("{e}")))?;
         let options = load_options(quantize.as_deref(), dtype.as_deref()).map_err(value_error)?;
         let model = py.allow_threads(|| guarded(|| Chronos2::load_with(model.as_deref(), backend, options)))?;
         Ok(NativeModel { model, backend })
@@ -148,7 +148,7 @@ impl NativeModel {
             options.unrolled_quantiles = u;
         }
         let warnings = options.warnings(self.model.config());
-        let route = self.route(&items, &options);
+        let route = self.route(&items, &options)?;
         let forecasts = py.allow_threads(|| guarded(|| self.model.predict(&items, &options, &mut |_, _| {})))?;
         let (mut quantiles, mut medians) = (Vec::new(), Vec::new());
         for f in forecasts {
@@ -172,8 +172,8 @@ impl NativeModel {
     ) -> PyResult<(Vec<Bound<'py, PyAny>>, Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>, String)> {
         check_batch_size(batch_size)?;
         let items = series_inputs(items)?;
-        let route = self.route(&items, &self.predict_options(None, None, batch_size, context_length, false));
-        let pooling = chronos2::chronos2_core::pipeline::Pooling::All;
+        let route = self.route(&items, &self.predict_options(None, None, batch_size, context_length, false))?;
+        let pooling = Pooling::All;
         let out = py.allow_threads(|| {
             guarded(|| self.model.embed(&items, batch_size, context_length, pooling, &mut |_, _| {}))
         })?;
@@ -236,7 +236,7 @@ impl NativeModel {
                     options.freq,
                 )?;
                 let prepare_s = start.elapsed().as_secs_f64();
-                let route = self.route(&prepared.inputs, &options.predict_options());
+                let route = self.model.decide(&prepared.inputs, &options.predict_options())?.route.to_string();
                 let start = Instant::now();
                 let forecasts = self.model.predict_prepared(&prepared, &options, &mut |_, _| {})?;
                 Ok((prepared, forecasts, route, prepare_s, start.elapsed().as_secs_f64()))
@@ -293,7 +293,7 @@ impl NativeModel {
         pooling: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
         check_batch_size(batch_size)?;
-        let pooling = parse_pooling(pooling).map_err(to_py)?;
+        let pooling = parse_pooling(pooling)?;
         let Table { frame, id_first_rows } = table(columns, &timestamp_column, Some(&id_column))?;
         let options = EmbedDfOptions {
             columns: Columns { id: id_column, timestamp: timestamp_column, targets },
@@ -301,7 +301,7 @@ impl NativeModel {
             batch_size,
             context_length,
         };
-        let route = self.route(&[], &self.predict_options(None, None, batch_size, context_length, false));
+        let route = self.route(&[], &self.predict_options(None, None, batch_size, context_length, false))?;
         let embedded = py.allow_threads(|| guarded(|| self.model.embed_df(&frame, &options, &mut |_, _| {})))?;
         let first_rows = embedded
             .entries
@@ -316,7 +316,7 @@ impl NativeModel {
         out.set_item("loc", PyArray1::from_vec(py, embedded.entries.iter().map(|e| e.loc).collect()))?;
         out.set_item("scale", PyArray1::from_vec(py, embedded.entries.iter().map(|e| e.scale).collect()))?;
         let d = self.model.config().d_model;
-        if pooling == chronos2::chronos2_core::pipeline::Pooling::All {
+        if pooling == Pooling::All {
             let mut arrays = Vec::with_capacity(embedded.entries.len());
             for e in embedded.entries {
                 let tokens = e.vectors.len();
@@ -331,4 +331,17 @@ impl NativeModel {
         out.set_item("route", route)?;
         Ok(out)
     }
+}
+
+/// `reg_token`, `mean_context`, `last_context_patch` or `all` (the CLI's `--pooling` names).
+fn parse_pooling(name: &str) -> PyResult<Pooling> {
+    let wanted = name.trim().to_ascii_lowercase().replace('-', "_");
+    [Pooling::RegToken, Pooling::MeanContext, Pooling::LastContextPatch, Pooling::All]
+        .into_iter()
+        .find(|&p| pooling_name(p) == wanted)
+        .ok_or_else(|| {
+            value_error(format!(
+                "unknown pooling '{name}' (expected reg_token, mean_context, last_context_patch or all)"
+            ))
+        })
 }

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime};
-use chronos2::frame::{parse_timestamp, ColumnData, Frame};
+use chronos2::frame::{parse_timestamp, ColumnData, Frame, Zone};
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 
@@ -65,8 +65,11 @@ fn parse_labelled_timestamps(codes: &[i32], labels: &[String]) -> Option<ColumnD
         offset = off;
         parsed.push(t);
     }
-    let values = codes.iter().map(|&c| usize::try_from(c).ok().map(|c| parsed[c])).collect::<Option<Vec<_>>>()?;
-    Some(ColumnData::Timestamp(values.into_iter().map(Some).collect(), offset))
+    // A zoned column holds UTC instants (the frame's convention).
+    let to_instant = |t: NaiveDateTime| t - chrono::TimeDelta::seconds(offset.unwrap_or(0) as i64);
+    let values =
+        codes.iter().map(|&c| usize::try_from(c).ok().map(|c| to_instant(parsed[c]))).collect::<Option<Vec<_>>>()?;
+    Some(ColumnData::Timestamp(values.into_iter().map(Some).collect(), offset.map(Zone::Fixed)))
 }
 
 /// The first row of each distinct key (missing keys skipped), in row order.

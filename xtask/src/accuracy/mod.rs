@@ -35,13 +35,24 @@ const QUICK_SERIES: [&str; 8] =
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Mode {
     pub name: &'static str,
-    /// Weight bits of the quantized linear layers; `None` = the float model.
-    pub bits: Option<u32>,
+    /// Precision of the linear layers.
+    pub precision: Precision,
+}
+
+impl Mode {
+    pub fn is_fp32(&self) -> bool {
+        self.precision == Precision::Fp32
+    }
 }
 
 /// The modes, fp32 first (the others are compared with it).
-pub const MODES: [Mode; 3] =
-    [Mode { name: "fp32", bits: None }, Mode { name: "int8", bits: Some(8) }, Mode { name: "int4", bits: Some(4) }];
+pub const MODES: [Mode; 5] = [
+    Mode { name: "fp32", precision: Precision::Fp32 },
+    Mode { name: "bf16", precision: Precision::Bf16 },
+    Mode { name: "int8", precision: Precision::Int8 },
+    Mode { name: "w8a8", precision: Precision::W8a8 },
+    Mode { name: "int4", precision: Precision::Int4 },
+];
 
 /// Weights a mode holds in memory, as the library measures them (`Forecaster::footprint`).
 #[derive(Debug, Clone, PartialEq)]
@@ -59,10 +70,7 @@ pub struct WeightMemory {
 fn load_mode(mode: Mode, model_dir: &Path) -> Result<(Box<dyn Forecaster>, WeightMemory)> {
     let mut model =
         chronos2_candle_cpu::load(model_dir).with_context(|| format!("cannot load {}", model_dir.display()))?;
-    if let Some(bits) = mode.bits {
-        let precision = Precision::weight_only(bits).with_context(|| format!("no weight-only mode of {bits} bits"))?;
-        model.set_precision(precision).with_context(|| format!("cannot quantize to {precision}"))?;
-    }
+    model.set_precision(mode.precision).with_context(|| format!("cannot set {}", mode.precision))?;
     let f = model.footprint();
     let memory =
         WeightMemory { bytes: f.bytes as u64, total_params: f.total_params, quantized_params: f.quantized_params };
@@ -132,7 +140,7 @@ pub fn run(args: &Args) -> Result<()> {
     for mode in MODES {
         let (model, memory) = match load_mode(mode, &model_dir) {
             Ok(loaded) => loaded,
-            Err(e) if mode.bits.is_some() => {
+            Err(e) if !mode.is_fp32() => {
                 eprintln!("accuracy: skipping {}: {e:#}", mode.name);
                 skipped.push(Skipped { mode, reason: format!("{e:#}") });
                 continue;
@@ -320,8 +328,9 @@ mod tests {
         let dir = root.join("models/chronos2-mini");
         let series = data::load(&root.join("eval/real-series")).unwrap();
         let (fp32, _) = load_mode(MODES[0], &dir).unwrap();
-        for mode in &MODES[1..] {
-            let bits = mode.bits.unwrap();
+        // The weight-only modes (w8a8 also quantizes activations; bf16 rounds every weight).
+        for mode in MODES.iter().filter(|m| matches!(m.precision, Precision::Int8 | Precision::Int4)) {
+            let bits = mode.precision.weight_bits().unwrap_or(8);
             let (quantized, memory) = load_mode(*mode, &dir).unwrap();
             let sim = simulate::SimulatedModel::create(&dir, bits, chronos2_core::quant::DEFAULT_GROUP_SIZE).unwrap();
             let simulated = chronos2_candle_cpu::load(&sim.dir).unwrap();

@@ -142,20 +142,20 @@ pub fn render(r: &Report) -> String {
         "| seasonal naive | {:.3} | | {:.3} | {:.3} | 1.000 | {:.3} | 1.000 | {:.3} | {:.3} | - | - | - |",
         naive.mean_mae, naive.mean_mase, naive.median_mase, naive.mean_wql, naive.cov80, naive.cov90
     );
-    let fp32 = r.runs.iter().find(|m| m.mode.bits.is_none());
+    let fp32 = r.runs.iter().find(|m| m.mode.is_fp32());
     let fp32_summary = fp32.map(|f| summarize(&f.metrics, r.naive));
     let deviations: Vec<Option<Deviation>> = r
         .runs
         .iter()
         .map(|run| match fp32 {
-            Some(f) if run.mode.bits.is_some() => Some(deviation(run, f)),
+            Some(f) if !run.mode.is_fp32() => Some(deviation(run, f)),
             _ => None,
         })
         .collect();
     for (run, dev) in r.runs.iter().zip(&deviations) {
         let m = summarize(&run.metrics, r.naive);
-        let delta = match (&fp32_summary, run.mode.bits) {
-            (Some(f), Some(_)) => format!("{:+.3}%", 100.0 * (m.mean_mae / f.mean_mae - 1.0)),
+        let delta = match (&fp32_summary, run.mode.is_fp32()) {
+            (Some(f), false) => format!("{:+.3}%", 100.0 * (m.mean_mae / f.mean_mae - 1.0)),
             _ => "—".into(),
         };
         let dev = dev.as_ref().map_or("—".into(), |d| format!("{} / {}", pct(d.mean), pct(d.max)));
@@ -288,11 +288,11 @@ pub fn render(r: &Report) -> String {
 /// `evaluate.py`'s results file, plus the deviation from fp32).
 pub fn per_series_csv(series: &[Series], naive: &[SeriesMetrics], runs: &[ModeRun]) -> String {
     let mut s = String::from("model,id,season,H,MAE,MASE,cov80,cov90,WQL,dev_mean,dev_max\n");
-    let fp32 = runs.iter().find(|m| m.mode.bits.is_none());
+    let fp32 = runs.iter().find(|m| m.mode.is_fp32());
     let mut rows = |name: &str, metrics: &[SeriesMetrics], run: Option<&ModeRun>| {
         for (i, (ser, m)) in series.iter().zip(metrics).enumerate() {
             let dev = match (run, fp32) {
-                (Some(r), Some(f)) if r.mode.bits.is_some() => {
+                (Some(r), Some(f)) if !r.mode.is_fp32() => {
                     let d = metrics::deviation_shares(&r.forecasts[i], &f.forecasts[i]);
                     format!("{},{}", metrics::mean(&d), d.iter().copied().fold(0.0, f64::max))
                 }
@@ -338,7 +338,7 @@ fn worst_series(series: &[Series], runs: &[ModeRun], deviations: &[Option<Deviat
 /// The memory cell of the summary: MB, and % of fp32 for the quantized modes.
 fn memory_cell(run: &ModeRun, fp32: Option<&ModeRun>) -> String {
     match fp32 {
-        Some(f) if run.mode.bits.is_some() => format!(
+        Some(f) if !run.mode.is_fp32() => format!(
             "{} ({:.1}% of fp32)",
             mb(run.memory.bytes),
             100.0 * run.memory.bytes as f64 / f.memory.bytes as f64
@@ -468,9 +468,9 @@ mod tests {
         ModeRun {
             mode,
             memory: WeightMemory {
-                bytes: if mode.bits.is_some() { 250_000 } else { 1_000_000 },
+                bytes: if !mode.is_fp32() { 250_000 } else { 1_000_000 },
                 total_params: 1000,
-                quantized_params: if mode.bits.is_some() { 990 } else { 0 },
+                quantized_params: if !mode.is_fp32() { 990 } else { 0 },
             },
             forecasts,
             metrics,
@@ -501,8 +501,9 @@ mod tests {
         ];
         let naive = crate::accuracy::naive_metrics(&series);
         // int8's median is 0.1 off fp32's, whose 10-90 spread is 2: a deviation of 5% everywhere.
-        let runs = vec![fake_run(MODES[0], 0.0, &series), fake_run(MODES[1], 0.1, &series)];
-        let skipped = vec![Skipped { mode: MODES[2], reason: "no loader".into() }];
+        let mode = |name: &str| *MODES.iter().find(|m| m.name == name).unwrap();
+        let runs = vec![fake_run(mode("fp32"), 0.0, &series), fake_run(mode("int8"), 0.1, &series)];
+        let skipped = vec![Skipped { mode: mode("int4"), reason: "no loader".into() }];
         let doc = render(&Report {
             series: &series,
             naive: &naive,

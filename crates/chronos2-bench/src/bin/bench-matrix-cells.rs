@@ -1,95 +1,122 @@
 //! Times the Rust columns of the benchmark matrix on a full-size random model and prints them
-//! as JSON (`{"<column>": {"<shape>": {median_ms, p10_ms, p90_ms, runs} | null}}`).
+//! as JSON (`{"<column>": {"<shape>": {median_ms, p10_ms, p90_ms, runs} | {skipped} | {unsupported}}}`).
 //! Driven by `cargo xtask bench-matrix`; run directly with
 //! `cargo run --release -p chronos2-bench --bin bench-matrix-cells -- --shapes 1x128,8x512 --runs 10 --warmup 3`.
 
 use std::io::Write;
 use std::path::Path;
 
+use anyhow::{Context, Result};
 use chronos2_bench::matrix::{time_forecast, Shape, Stats};
 use chronos2_bench::{full_size_config_json, write_random_model};
-use chronos2_core::Forecaster;
+use chronos2_core::{Error, Forecaster, Precision};
+use clap::Parser;
+use serde_json::{json, Map, Value};
 
 /// A column stops (its larger shapes are marked skipped) once a cell's median exceeds this.
 const SLOW_CELL_MS: f64 = 5000.0;
 
 type Loader = fn(&Path) -> chronos2_core::Result<Box<dyn Forecaster>>;
 
-/// A column: name, backend loader, quantization bits.
-fn columns() -> Vec<(&'static str, Loader, Option<u32>)> {
+/// Times model forwards per (column, shape) and prints JSON on stdout.
+#[derive(Debug, Parser)]
+#[command(name = "bench-matrix-cells")]
+struct Args {
+    /// Shapes as BATCHxCONTEXT, comma-separated.
+    #[arg(long, default_value = "1x128,8x128,8x512", value_delimiter = ',', value_parser = parse_shape)]
+    shapes: Vec<Shape>,
+    /// Timed runs per cell.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Untimed warm-up runs per cell.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    #[arg(long, default_value_t = 24)]
+    prediction_length: usize,
+    /// Only these columns (comma-separated keys such as cpu_fp32,cpu_bf16).
+    #[arg(long, value_delimiter = ',')]
+    columns: Option<Vec<String>>,
+}
+
+/// A column: key, backend loader, precision of the linear layers.
+fn columns() -> Vec<(&'static str, Loader, Precision)> {
+    let cpu: Loader = chronos2_candle_cpu::load;
     #[allow(unused_mut)]
-    let mut cols: Vec<(&'static str, Loader, Option<u32>)> =
-        vec![("cpu_fp32", chronos2_candle_cpu::load, None), ("cpu_int8", chronos2_candle_cpu::load, Some(8))];
+    let mut cols = vec![
+        ("cpu_fp32", cpu, Precision::Fp32),
+        ("cpu_bf16", cpu, Precision::Bf16),
+        ("cpu_int8", cpu, Precision::Int8),
+        ("cpu_int4", cpu, Precision::Int4),
+        ("cpu_w8a8", cpu, Precision::W8a8),
+    ];
     #[cfg(feature = "mlx")]
     {
-        cols.push(("mlx_fp32", chronos2_mlx::load, None));
-        cols.push(("mlx_int8", chronos2_mlx::load, Some(8)));
+        let mlx: Loader = chronos2_mlx::load;
         let compiled: Loader = |dir| chronos2_mlx::load_with(dir, chronos2_mlx::MlxOptions { compile: true });
-        cols.push(("mlx_int8_compile", compiled, Some(8)));
-        cols.push(("mlx_fp32_compile", compiled, None));
+        cols.push(("mlx_fp32", mlx, Precision::Fp32));
+        cols.push(("mlx_bf16", mlx, Precision::Bf16));
+        cols.push(("mlx_int8", mlx, Precision::Int8));
+        cols.push(("mlx_int4", mlx, Precision::Int4));
+        cols.push(("mlx_int8_compile", compiled, Precision::Int8));
+        cols.push(("mlx_fp32_compile", compiled, Precision::Fp32));
     }
     cols
 }
 
-fn parse_shape(s: &str) -> Shape {
-    let (rows, context) = s.split_once('x').expect("shape like 8x512");
-    Shape { rows: rows.parse().expect("rows"), context: context.parse().expect("context") }
+fn parse_shape(s: &str) -> Result<Shape, String> {
+    let parsed =
+        s.trim().split_once('x').and_then(|(r, c)| Some(Shape { rows: r.parse().ok()?, context: c.parse().ok()? }));
+    parsed
+        .filter(|s| s.rows > 0 && s.context > 0)
+        .ok_or_else(|| format!("shape '{s}' is not BATCHxCONTEXT, e.g. 8x512"))
 }
 
-fn main() {
-    let mut shapes = "1x128,8x128,8x512".to_string();
-    let (mut runs, mut warmup, mut prediction_length) = (10usize, 3usize, 24usize);
-    let mut only: Option<String> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        match flag.as_str() {
-            "--shapes" => shapes = value(),
-            "--runs" => runs = value().parse().expect("--runs N"),
-            "--warmup" => warmup = value().parse().expect("--warmup N"),
-            "--prediction-length" => prediction_length = value().parse().expect("--prediction-length H"),
-            "--columns" => only = Some(value()),
-            other => panic!("unknown flag {other}"),
-        }
-    }
-    let shapes: Vec<Shape> = shapes.split(',').map(parse_shape).collect();
+fn main() -> Result<()> {
+    let args = Args::parse();
     let dir = std::env::temp_dir().join("chronos2-bench-full-size");
     if !dir.join("model.safetensors").exists() {
-        write_random_model(&dir, &full_size_config_json(), 42).expect("write synthetic model");
+        write_random_model(&dir, &full_size_config_json(), 42).context("write the synthetic full-size model")?;
     }
-    let mut out = serde_json::Map::new();
-    for (name, load, bits) in columns() {
-        if only.as_deref().is_some_and(|o| !o.split(',').any(|c| c == name)) {
+    let mut out = Map::new();
+    for (name, load, precision) in columns() {
+        if args.columns.as_ref().is_some_and(|only| !only.iter().any(|c| c == name)) {
             continue;
         }
-        let mut model = load(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
-        if let Some(bits) = bits {
-            let precision = chronos2_core::Precision::weight_only(bits).expect("8 or 4 bits");
-            model.set_precision(precision).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut model = load(&dir).with_context(|| format!("{name}: load"))?;
+        match model.set_precision(precision) {
+            Ok(()) => {}
+            Err(e @ Error::UnsupportedPrecision { .. }) => {
+                eprintln!("{name}: {e}");
+                let cells = args.shapes.iter().map(|s| (s.to_string(), json!({"unsupported": e.to_string()})));
+                out.insert(name.to_string(), Value::Object(cells.collect()));
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("{name}: set precision {precision}")),
         }
-        let mut cells = serde_json::Map::new();
+        let mut cells = Map::new();
         let mut too_slow = false;
-        for &shape in &shapes {
+        for &shape in &args.shapes {
             if too_slow {
                 eprintln!("{name} {shape} ... skipped (an earlier cell took over {SLOW_CELL_MS} ms)");
                 cells.insert(
                     shape.to_string(),
-                    serde_json::json!({"skipped": format!("slower than {SLOW_CELL_MS} ms at a smaller shape")}),
+                    json!({"skipped": format!("slower than {SLOW_CELL_MS} ms at a smaller shape")}),
                 );
                 continue;
             }
             eprint!("{name} {shape} ... ");
-            let stats: Stats = time_forecast(model.as_ref(), shape, prediction_length, warmup, runs)
-                .unwrap_or_else(|e| panic!("{name} {shape}: {e}"));
+            let stats: Stats =
+                time_forecast(model.as_ref(), shape, args.prediction_length, args.warmup, args.runs.max(1))
+                    .with_context(|| format!("{name} {shape}"))?;
             eprintln!("{:.1} ms", stats.median_ms);
             too_slow = stats.median_ms > SLOW_CELL_MS;
             cells.insert(
                 shape.to_string(),
-                serde_json::json!({"median_ms": stats.median_ms, "p10_ms": stats.p10_ms, "p90_ms": stats.p90_ms, "runs": stats.runs}),
+                json!({"median_ms": stats.median_ms, "p10_ms": stats.p10_ms, "p90_ms": stats.p90_ms, "runs": stats.runs}),
             );
         }
-        out.insert(name.to_string(), serde_json::Value::Object(cells));
+        out.insert(name.to_string(), Value::Object(cells));
     }
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", serde_json::Value::Object(out)).expect("write stdout");
+    writeln!(std::io::stdout().lock(), "{}", Value::Object(out)).context("write stdout")?;
+    Ok(())
 }

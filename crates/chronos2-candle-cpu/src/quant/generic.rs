@@ -1,7 +1,7 @@
 //! Portable micro-kernels over the strip layout: plain Rust on fixed-size arrays, which LLVM
 //! vectorises (SSE on x86_64, NEON on aarch64).
 
-use super::{PanelTile, Tile, MR_MAX, STRIP};
+use super::{Tile, MR_MAX, STRIP};
 
 /// Dequantizes one `k` of the strip into `w` and accumulates `x[i, k] · w` into `acc`.
 #[inline(always)]
@@ -89,26 +89,5 @@ pub(crate) unsafe fn panel(bits: u32, q: *const u8, sb: *const f32, kc: usize, g
             let c = if bits == 8 { q[k * STRIP + j] } else { (q[(k / 2) * STRIP + j] >> (4 * (k % 2))) & 0xF };
             out[j] = c as f32 * s[j] + b[j];
         }
-    }
-}
-
-/// `mr × 32` tile of `x` times an f32 panel.
-///
-/// # Safety
-/// `t` must describe valid memory (see [`PanelTile`]) with `mr <= MR_MAX`.
-pub(crate) unsafe fn tile_f32(t: &PanelTile) {
-    let mut acc = [[0f32; STRIP]; MR_MAX];
-    let w = std::slice::from_raw_parts(t.w, t.kc * STRIP);
-    for k in 0..t.kc {
-        let wk = &w[k * STRIP..(k + 1) * STRIP];
-        for (i, row) in acc.iter_mut().enumerate().take(t.mr) {
-            let xv = *t.x.add(k * t.mr + i);
-            for j in 0..STRIP {
-                row[j] += xv * wk[j];
-            }
-        }
-    }
-    for (i, row) in acc.iter().enumerate().take(t.mr) {
-        std::ptr::copy_nonoverlapping(row.as_ptr(), t.out.add(i * STRIP), STRIP);
     }
 }

@@ -10,21 +10,13 @@
 //! `k`), and per group the strip's 32 scales and 32 biases are contiguous. Same bytes as the MLX
 //! layout, different order; nothing is dequantized at load.
 //!
-//! The micro-kernel computes a tile of up to `MR` rows of `x` (12 with AVX-512) by one strip
-//! (32 outputs) as a sum of outer products, `x` packed per row block as `[k][MR]` so that the
-//! broadcasts of `x[i, k]` are contiguous:
-//!
-//! - one row block (`m <= MR`, the small-batch / latency case): dequantization is fused into the
-//!   kernel — for each `k` the strip's 32 codes become `w = scale · q + bias` (two 16-lane
-//!   vectors: zero-extend, convert, one FMA with the group's scale and bias vectors) and
-//!   `x[i, k] · w` is accumulated into `MR × 2` vector accumulators; the weight is read once.
-//! - several row blocks: each strip is dequantized once per block of `k` (256) into an f32
-//!   panel `[k][32]` in L1, and every row block runs a plain f32 outer-product kernel on it, so
-//!   the FMA units are not shared with dequantization work as `m` grows.
-//!
-//! `k` is blocked so that the block of `x` stays in L2. Threads split the output columns
-//! (strips) with rayon. (MLX's identity `Σ x (s q + b) = s (x · q) + b Σ x` is not needed: the
-//! per-`k` dequantization FMA is shared by the `MR` rows, or done once per panel.)
+//! The matmul runs on the shared GEMM driver ([`crate::gemm`]): with one row block (`m <= mr`,
+//! the small-batch / latency case) dequantization is fused into the micro-kernel — for each `k`
+//! the strip's 32 codes become `w = scale · q + bias` and `x[i, k] · w` is accumulated into
+//! `mr × 2` vector accumulators, the weight read once; with several row blocks each panel
+//! (`[256][32]`) is dequantized once into an f32 scratch buffer in L1 and every row block of the
+//! L2 block of rows runs the f32 micro-kernel on it, so int8/int4 cost no more than fp32 at
+//! many rows.
 //!
 //! Code paths, chosen at run time: AVX-512F (x86_64), AVX2 + FMA (x86_64), and a portable one
 //! (plain Rust over the same layout, auto-vectorised; NEON on aarch64).
@@ -33,77 +25,11 @@ mod generic;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-use std::sync::OnceLock;
-
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use chronos2_core::quant::QuantizedWeight;
-use rayon::prelude::*;
 
-/// Output rows per strip of the kernel layout.
-pub(crate) const STRIP: usize = 32;
-/// Largest row block of any micro-kernel.
-pub(crate) const MR_MAX: usize = 12;
-/// Bytes of `x` (one block of `k`, all rows) meant to stay in L2.
-const X_BLOCK_BYTES: usize = 512 * 1024;
-/// Longest block of `k` dequantized into an f32 panel (32 × 512 floats = 64 KiB).
-const PANEL_K: usize = 128;
-
-/// Which micro-kernels run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
-    /// Plain Rust (auto-vectorised).
-    Generic,
-    /// AVX2 + FMA, 8-lane.
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    /// AVX-512F, 16-lane.
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-impl Isa {
-    /// The best kernel set this CPU supports (detected once).
-    pub fn detect() -> Isa {
-        static ISA: OnceLock<Isa> = OnceLock::new();
-        *ISA.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::env::var_os("CHRONOS2_QUANT_GENERIC").is_some() {
-                    return Isa::Generic;
-                }
-                if is_x86_feature_detected!("avx512f") && std::env::var_os("CHRONOS2_QUANT_NO_AVX512").is_none() {
-                    return Isa::Avx512;
-                }
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                    return Isa::Avx2;
-                }
-            }
-            Isa::Generic
-        })
-    }
-
-    /// Whether this CPU can run `self`.
-    pub fn available(self) -> bool {
-        match self {
-            Isa::Generic => true,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => is_x86_feature_detected!("avx512f"),
-        }
-    }
-
-    /// Rows of `x` per micro-kernel call.
-    fn mr(self) -> usize {
-        match self {
-            Isa::Generic => 8,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => 6,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => 12,
-        }
-    }
-}
+use crate::gemm::{self, StripSource, MR_MAX, STRIP};
+pub use crate::isa::Isa;
 
 /// Arguments of one micro-kernel call: `tile[i][j] = Σ_{k < kc} x[i, k] · w[j, k]` for
 /// `i < mr`, `j < 32`, where `w` is the strip's dequantized weight over one block of `k`.
@@ -124,18 +50,6 @@ pub(crate) struct Tile {
     pub out: *mut f32,
 }
 
-/// Arguments of one f32 panel call: `tile[i][j] = Σ_{k < kc} x[i, k] · panel[k][j]`.
-pub(crate) struct PanelTile {
-    /// Packed `[kc][mr]` as in [`Tile`].
-    pub x: *const f32,
-    /// `[kc][32]` dequantized weights of the strip.
-    pub w: *const f32,
-    pub kc: usize,
-    pub mr: usize,
-    /// Output, `mr × 32`, row-major.
-    pub out: *mut f32,
-}
-
 /// The weight of a quantized matmul in kernel layout (see the module docs).
 #[derive(Debug, Clone)]
 pub struct QuantizedMatmul {
@@ -143,7 +57,6 @@ pub struct QuantizedMatmul {
     group_size: usize,
     out_dim: usize,
     in_dim: usize,
-    strips: usize,
     /// Codes, strip-major: `strips × in_dim × 32 × bits / 8` bytes.
     q: Vec<u8>,
     /// Scales and biases, strip-major: `strips × groups × 64` (32 scales, 32 biases).
@@ -207,7 +120,7 @@ impl QuantizedMatmul {
                 sb[base + STRIP + j] = w.biases[row * groups + g];
             }
         }
-        Ok(QuantizedMatmul { bits: w.bits, group_size: w.group_size, out_dim: n, in_dim: k, strips, q, sb, isa })
+        Ok(QuantizedMatmul { bits: w.bits, group_size: w.group_size, out_dim: n, in_dim: k, q, sb, isa })
     }
 
     pub fn bits(&self) -> u32 {
@@ -235,202 +148,79 @@ impl QuantizedMatmul {
         self.q.len() + 4 * self.sb.len()
     }
 
-    /// `y (m, out) = x (m, in) · dequant(W)^T (+ bias)`, `x` and `y` row-major.
-    pub fn matmul(&self, x: &[f32], m: usize, bias: Option<&[f32]>, y: &mut [f32]) {
-        let (n, k) = (self.out_dim, self.in_dim);
-        assert_eq!(x.len(), m * k, "x must be (m, in_dim)");
-        assert_eq!(y.len(), m * n, "y must be (m, out_dim)");
-        if let Some(b) = bias {
-            assert_eq!(b.len(), n, "bias must have out_dim values");
-        }
-        if m == 0 {
-            return;
-        }
-        // Block k so that one block of x (all m rows) stays in L2.
-        // With more than one row block, each strip is dequantized once per block of k into an
-        // f32 panel shared by the row blocks; with one, dequantization is fused into the kernel.
-        let gs = self.group_size;
-        let mut kc = if m * k * 4 <= X_BLOCK_BYTES { k } else { (X_BLOCK_BYTES / (m * 4) / gs).max(1) * gs };
-        let panels = m > self.isa.mr();
-        if panels {
-            kc = kc.min((PANEL_K / gs).max(1) * gs);
-        }
-        // Pack x once: per block of k, each row block of `mr` rows as [kcur][mr] (contiguous
-        // broadcasts in the micro-kernels). Block (k0, r0) starts at `k0 · m + r0 · kcur`.
-        let mr = self.isa.mr();
-        let mut xp = vec![0f32; m * k];
-        {
-            let mut jobs: Vec<(usize, usize, &mut [f32])> = Vec::new();
-            let mut rest = &mut xp[..];
-            let mut k0 = 0;
-            while k0 < k {
-                let kcur = kc.min(k - k0);
-                let mut r0 = 0;
-                while r0 < m {
-                    let rows = mr.min(m - r0);
-                    let (block, tail) = std::mem::take(&mut rest).split_at_mut(rows * kcur);
-                    jobs.push((k0, r0, block));
-                    rest = tail;
-                    r0 += rows;
-                }
-                k0 += kcur;
-            }
-            let pack = |(k0, r0, block): &mut (usize, usize, &mut [f32])| {
-                let (k0, r0) = (*k0, *r0);
-                let rows = block.len() / kc.min(k - k0);
-                for i in 0..rows {
-                    let src = &x[(r0 + i) * k + k0..(r0 + i) * k + k0 + block.len() / rows];
-                    for (kk, &v) in src.iter().enumerate() {
-                        block[kk * rows + i] = v;
-                    }
-                }
-            };
-            if m * k >= 1 << 16 {
-                jobs.par_iter_mut().for_each(pack);
-            } else {
-                jobs.iter_mut().for_each(pack);
-            }
-        }
-        // Split the strips over the threads; a few chunks per thread for balance.
-        let threads = rayon::current_num_threads().max(1);
-        let tasks = if m * n * k < 1 << 18 { 1 } else { (threads * 4).min(self.strips) };
-        let per_task = self.strips.div_ceil(tasks);
-        let yp = SendPtr(y.as_mut_ptr());
-        let run = |first: usize| {
-            let last = (first + per_task).min(self.strips);
-            // SAFETY: each task writes only the columns of its own strips [first, last).
-            unsafe { self.run_strips(&xp, m, bias, yp, (first, last), kc, panels) };
-        };
-        if tasks == 1 {
-            run(0);
-        } else {
-            (0..self.strips).step_by(per_task).collect::<Vec<_>>().into_par_iter().for_each(run);
-        }
-    }
-
-    /// Computes the columns of strips `[strips.0, strips.1)` of `y` from packed `x`.
-    ///
-    /// # Safety
-    /// `y` must point to `m × out_dim` floats that no one else touches in these columns.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn run_strips(
-        &self,
-        xp: &[f32],
-        m: usize,
-        bias: Option<&[f32]>,
-        y: SendPtr,
-        strips: (usize, usize),
-        kc: usize,
-        panels: bool,
-    ) {
-        let (n, k, gs) = (self.out_dim, self.in_dim, self.group_size);
-        let groups = k / gs;
-        let strip_bytes = k * STRIP * self.bits as usize / 8;
-        let mr_max = self.isa.mr();
-        let mut tile = [0f32; MR_MAX * STRIP];
-        let mut panel = if panels { vec![0f32; kc * STRIP] } else { Vec::new() };
-        let mut k0 = 0;
-        while k0 < k {
-            let kcur = kc.min(k - k0);
-            for s in strips.0..strips.1 {
-                let n0 = s * STRIP;
-                let cols = STRIP.min(n - n0);
-                let q = self.q.as_ptr().add(s * strip_bytes + k0 * STRIP * self.bits as usize / 8);
-                let sb = self.sb.as_ptr().add((s * groups + k0 / gs) * 2 * STRIP);
-                if panels {
-                    self.dequantize_panel(q, sb, kcur, panel.as_mut_ptr());
-                }
-                let mut r0 = 0;
-                while r0 < m {
-                    let mr = mr_max.min(m - r0);
-                    let xb = xp.as_ptr().add(k0 * m + r0 * kcur);
-                    if panels {
-                        let t = PanelTile { x: xb, w: panel.as_ptr(), kc: kcur, mr, out: tile.as_mut_ptr() };
-                        self.panel_kernel(&t);
-                    } else {
-                        let t = Tile { x: xb, q, sb, kc: kcur, group_size: gs, mr, out: tile.as_mut_ptr() };
-                        self.kernel(&t);
-                    }
-                    for i in 0..mr {
-                        let yrow = std::slice::from_raw_parts_mut(y.0.add((r0 + i) * n + n0), cols);
-                        let trow = &tile[i * STRIP..i * STRIP + cols];
-                        if k0 > 0 {
-                            for (yv, tv) in yrow.iter_mut().zip(trow) {
-                                *yv += tv;
-                            }
-                        } else if let Some(b) = bias {
-                            for ((yv, tv), bv) in yrow.iter_mut().zip(trow).zip(&b[n0..n0 + cols]) {
-                                *yv = tv + bv;
-                            }
-                        } else {
-                            yrow.copy_from_slice(trow);
-                        }
-                    }
-                    r0 += mr;
-                }
-            }
-            k0 += kcur;
-        }
-    }
-
-    #[inline]
-    unsafe fn dequantize_panel(&self, q: *const u8, sb: *const f32, kc: usize, panel: *mut f32) {
-        let (bits, gs) = (self.bits, self.group_size);
-        match self.isa {
-            Isa::Generic => generic::panel(bits, q, sb, kc, gs, panel),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => x86::avx2_panel(bits, q, sb, kc, gs, panel),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => x86::avx512_panel(bits, q, sb, kc, gs, panel),
-        }
-    }
-
-    #[inline]
-    unsafe fn panel_kernel(&self, t: &PanelTile) {
-        match self.isa {
-            Isa::Generic => generic::tile_f32(t),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => x86::avx2_f32(t),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => x86::avx512_f32(t),
-        }
-    }
-
-    #[inline]
-    unsafe fn kernel(&self, t: &Tile) {
-        match self.isa {
-            Isa::Generic => {
-                if self.bits == 8 {
-                    generic::tile_q8(t)
-                } else {
-                    generic::tile_q4(t)
-                }
-            }
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                if self.bits == 8 {
-                    x86::avx2_q8(t)
-                } else {
-                    x86::avx2_q4(t)
-                }
-            }
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
-                if self.bits == 8 {
-                    x86::avx512_q8(t)
-                } else {
-                    x86::avx512_q4(t)
-                }
-            }
-        }
+    /// `y (m, out) = x (m, in) · dequant(W)^T (+ bias)`, `x` and `y` row-major; mis-sized
+    /// arguments are an error.
+    pub fn matmul(&self, x: &[f32], m: usize, bias: Option<&[f32]>, y: &mut [f32]) -> candle_core::Result<()> {
+        gemm::run(self, self.isa, x, m, bias, y)
     }
 }
 
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: tasks write disjoint column ranges (see `run_strips`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
+impl StripSource for QuantizedMatmul {
+    fn out_dim(&self) -> usize {
+        self.out_dim
+    }
+
+    fn in_dim(&self) -> usize {
+        self.in_dim
+    }
+
+    fn k_align(&self) -> usize {
+        self.group_size
+    }
+
+    fn needs_scratch(&self) -> bool {
+        true
+    }
+
+    fn has_fused_tile(&self) -> bool {
+        true
+    }
+
+    unsafe fn panel(&self, s: usize, k0: usize, kc: usize, scratch: *mut f32) -> *const f32 {
+        let (q, sb) = self.strip_at(s, k0);
+        let (bits, gs) = (self.bits, self.group_size);
+        match self.isa {
+            Isa::Generic => generic::panel(bits, q, sb, kc, gs, scratch),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::avx2_panel(bits, q, sb, kc, gs, scratch),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::avx512_panel(bits, q, sb, kc, gs, scratch),
+        }
+        scratch
+    }
+
+    unsafe fn fused_tile(&self, s: usize, k0: usize, kc: usize, x: *const f32, mr: usize, out: *mut f32) -> bool {
+        let (q, sb) = self.strip_at(s, k0);
+        let t = Tile { x, q, sb, kc, group_size: self.group_size, mr, out };
+        match (self.isa, self.bits) {
+            (Isa::Generic, 8) => generic::tile_q8(&t),
+            (Isa::Generic, _) => generic::tile_q4(&t),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, 8) => x86::avx2_q8(&t),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, _) => x86::avx2_q4(&t),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 8) => x86::avx512_q8(&t),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, _) => x86::avx512_q4(&t),
+        }
+        true
+    }
+}
+
+impl QuantizedMatmul {
+    /// Codes and scales/biases of strip `s` at input index `k0` (a multiple of the group size).
+    ///
+    /// # Safety
+    /// `s < strips`, `k0 < in_dim`.
+    unsafe fn strip_at(&self, s: usize, k0: usize) -> (*const u8, *const f32) {
+        let strip_bytes = self.in_dim * STRIP * self.bits as usize / 8;
+        let groups = self.in_dim / self.group_size;
+        let q = self.q.as_ptr().add(s * strip_bytes + k0 * STRIP * self.bits as usize / 8);
+        let sb = self.sb.as_ptr().add((s * groups + k0 / self.group_size) * 2 * STRIP);
+        (q, sb)
+    }
+}
 
 /// A quantized linear layer `y = x W^T (+ b)` over the last axis of a candle tensor.
 #[derive(Debug, Clone)]
@@ -505,10 +295,10 @@ impl QuantizedLinear {
     }
 
     /// Plain-slice form of [`forward`](Self::forward): `x` is `(m, in_dim)` row-major.
-    pub fn forward_slice(&self, x: &[f32], m: usize) -> Vec<f32> {
+    pub fn forward_slice(&self, x: &[f32], m: usize) -> candle_core::Result<Vec<f32>> {
         let mut y = vec![0f32; m * self.matmul.out_dim];
-        self.matmul.matmul(x, m, self.bias.as_deref(), &mut y);
-        y
+        self.matmul.matmul(x, m, self.bias.as_deref(), &mut y)?;
+        Ok(y)
     }
 }
 
@@ -530,7 +320,7 @@ impl CustomOp1 for QuantizedLinear {
             candle_core::bail!("quantized linear: input has {in_dim} features, expected {}", self.matmul.in_dim);
         }
         let m = (end - start) / in_dim;
-        let y = self.forward_slice(&data[start..end], m);
+        let y = self.forward_slice(&data[start..end], m)?;
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-empty shape") = self.matmul.out_dim;
         Ok((CpuStorage::F32(y), Shape::from(out_dims)))

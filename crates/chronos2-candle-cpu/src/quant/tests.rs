@@ -5,13 +5,7 @@ use chronos2_test_fixtures::{random_values as values, xorshift_weights};
 use super::{Isa, QuantizedLinear, QuantizedMatmul};
 
 fn isas() -> Vec<Isa> {
-    #[allow(unused_mut)]
-    let mut v = vec![Isa::Generic];
-    #[cfg(target_arch = "x86_64")]
-    {
-        v.extend([Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.available()));
-    }
-    v
+    Isa::all_available()
 }
 
 /// `x · dequantize(W)^T + b`, naive, in f64 (eight independent partial sums per dot product),
@@ -69,7 +63,7 @@ fn small_shapes_every_kernel_bits_group_and_bias() {
                     for isa in isas() {
                         let mm = QuantizedMatmul::with_isa(&w, isa).unwrap();
                         let mut y = vec![f32::NAN; m * n];
-                        mm.matmul(&x, m, b, &mut y);
+                        mm.matmul(&x, m, b, &mut y).unwrap();
                         check(
                             &y,
                             &want,
@@ -95,7 +89,7 @@ fn model_shapes_match_naive_dequantized_matmul() {
                 let x = values(m * k, 77 + m as u64, 1.0);
                 let (want, mag) = reference(&x, m, &w, Some(&bias));
                 let mut y = vec![f32::NAN; m * n];
-                mm.matmul(&x, m, Some(&bias), &mut y);
+                mm.matmul(&x, m, Some(&bias), &mut y).unwrap();
                 check(&y, &want, &mag, &format!("{:?} {bits} bits ({m}x{k})x({k}x{n})", mm.isa()));
             }
         }
@@ -113,7 +107,7 @@ fn every_kernel_on_a_k_blocked_shape() {
         for isa in isas() {
             let mm = QuantizedMatmul::with_isa(&w, isa).unwrap();
             let mut y = vec![f32::NAN; m * n];
-            mm.matmul(&x, m, None, &mut y);
+            mm.matmul(&x, m, None, &mut y).unwrap();
             check(&y, &want, &mag, &format!("{isa:?} {bits} bits k-blocked"));
         }
     }
@@ -128,7 +122,7 @@ fn candle_forward_over_leading_axes() {
     // Same layer through the float entry point.
     let wf = values(n * k, 21, 0.05);
     let same = QuantizedLinear::quantize(&wf, n, k, Some(&bias), 4, 64).unwrap();
-    assert_eq!(same.forward_slice(&values(k, 1, 1.0), 1), layer.forward_slice(&values(k, 1, 1.0), 1));
+    assert_eq!(same.forward_slice(&values(k, 1, 1.0), 1).unwrap(), layer.forward_slice(&values(k, 1, 1.0), 1).unwrap());
     let x = values(2 * 3 * k, 6, 1.0);
     let xt = Tensor::from_slice(&x, (2, 3, k), &Device::Cpu).unwrap();
     let y = layer.forward(&xt).unwrap();
@@ -159,7 +153,12 @@ fn rejects_unsupported_weights() {
     // Codes plus scales and biases, strips padded to 32 rows: 32 x 64 bytes + 32 x 2 x 4 bytes.
     assert_eq!(layer.footprint_bytes(), 32 * 64 + 32 * 2 * 4);
     // m = 0 is fine.
-    assert!(layer.forward_slice(&[], 0).is_empty());
+    assert!(layer.forward_slice(&[], 0).unwrap().is_empty());
+    // Mis-sized arguments are errors, not panics.
+    assert!(layer.forward_slice(&[0.0; 63], 1).is_err());
+    let mut y = vec![0f32; 31];
+    assert!(layer.matmul().matmul(&[0.0; 64], 1, None, &mut y).is_err());
+    assert!(layer.matmul().matmul(&[0.0; 64], 1, Some(&[0.0; 5]), &mut [0f32; 32]).is_err());
 }
 
 #[test]
@@ -228,7 +227,8 @@ fn outputs_match_mlx_quantized_matmul() {
         for isa in isas() {
             let y = QuantizedLinear::from_matmul(QuantizedMatmul::with_isa(&q, isa).unwrap(), None)
                 .unwrap()
-                .forward_slice(&x, 3);
+                .forward_slice(&x, 3)
+                .unwrap();
             for (i, (&g, &e)) in y.iter().zip(&want).enumerate() {
                 assert!((g - e).abs() <= 5e-7, "{isa:?} {bits} bits, output {i}: {g} vs MLX {e}");
             }

@@ -5,16 +5,8 @@
 
 use std::arch::x86_64::*;
 
-use super::{PanelTile, Tile, STRIP};
-
-macro_rules! dispatch_mr {
-    ($kernel:ident, $t:expr, $($n:literal)*) => {
-        match $t.mr {
-            $($n => $kernel::<$n>($t),)*
-            mr => unreachable!("row block {mr} too large for {}", stringify!($kernel)),
-        }
-    };
-}
+use super::{Tile, STRIP};
+use crate::gemm::x86::{dispatch_mr, x_at};
 
 /// # Safety
 /// The CPU must support AVX-512F; `t` must describe valid memory with `mr <= 12`.
@@ -38,12 +30,6 @@ pub(crate) unsafe fn avx2_q8(t: &Tile) {
 /// The CPU must support AVX2 and FMA; `t` must describe valid memory with `mr <= 6`.
 pub(crate) unsafe fn avx2_q4(t: &Tile) {
     dispatch_mr!(q4_avx2, t, 1 2 3 4 5 6)
-}
-
-/// `x[i, k]` of a packed `[kc][MR]` row block.
-#[inline(always)]
-unsafe fn x_at<const MR: usize>(x: *const f32, i: usize, k: usize) -> f32 {
-    *x.add(k * MR + i)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -221,31 +207,6 @@ pub(crate) unsafe fn avx512_panel(bits: u32, q: *const u8, sb: *const f32, kc: u
 }
 
 /// # Safety
-/// The CPU must support AVX-512F; `t` must describe valid memory with `mr <= 12`.
-pub(crate) unsafe fn avx512_f32(t: &PanelTile) {
-    dispatch_mr!(f32_avx512, t, 1 2 3 4 5 6 7 8 9 10 11 12)
-}
-
-#[target_feature(enable = "avx512f")]
-unsafe fn f32_avx512<const MR: usize>(t: &PanelTile) {
-    let mut a0 = [_mm512_setzero_ps(); MR];
-    let mut a1 = [_mm512_setzero_ps(); MR];
-    for k in 0..t.kc {
-        let w0 = _mm512_loadu_ps(t.w.add(k * STRIP));
-        let w1 = _mm512_loadu_ps(t.w.add(k * STRIP + 16));
-        for i in 0..MR {
-            let xv = _mm512_set1_ps(x_at::<MR>(t.x, i, k));
-            a0[i] = _mm512_fmadd_ps(xv, w0, a0[i]);
-            a1[i] = _mm512_fmadd_ps(xv, w1, a1[i]);
-        }
-    }
-    for i in 0..MR {
-        _mm512_storeu_ps(t.out.add(i * STRIP), a0[i]);
-        _mm512_storeu_ps(t.out.add(i * STRIP + 16), a1[i]);
-    }
-}
-
-/// # Safety
 /// The CPU must support AVX2 and FMA; arguments as for [`avx512_panel`].
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn avx2_panel(bits: u32, q: *const u8, sb: *const f32, kc: usize, gs: usize, panel: *mut f32) {
@@ -280,33 +241,6 @@ pub(crate) unsafe fn avx2_panel(bits: u32, q: *const u8, sb: *const f32, kc: usi
                     _mm_and_si128(_mm_srli_epi16::<4>(v1), low),
                 );
             }
-        }
-    }
-}
-
-/// # Safety
-/// The CPU must support AVX2 and FMA; `t` must describe valid memory with `mr <= 6`.
-pub(crate) unsafe fn avx2_f32(t: &PanelTile) {
-    dispatch_mr!(f32_avx2, t, 1 2 3 4 5 6)
-}
-
-#[target_feature(enable = "avx2,fma")]
-unsafe fn f32_avx2<const MR: usize>(t: &PanelTile) {
-    for h in 0..2 {
-        let mut a0 = [_mm256_setzero_ps(); MR];
-        let mut a1 = [_mm256_setzero_ps(); MR];
-        for k in 0..t.kc {
-            let w0 = _mm256_loadu_ps(t.w.add(k * STRIP + h * 16));
-            let w1 = _mm256_loadu_ps(t.w.add(k * STRIP + h * 16 + 8));
-            for i in 0..MR {
-                let xv = _mm256_set1_ps(x_at::<MR>(t.x, i, k));
-                a0[i] = _mm256_fmadd_ps(xv, w0, a0[i]);
-                a1[i] = _mm256_fmadd_ps(xv, w1, a1[i]);
-            }
-        }
-        for i in 0..MR {
-            _mm256_storeu_ps(t.out.add(i * STRIP + h * 16), a0[i]);
-            _mm256_storeu_ps(t.out.add(i * STRIP + h * 16 + 8), a1[i]);
         }
     }
 }

@@ -183,6 +183,23 @@ impl<O: Ops> Chronos2Model<O> {
         Ok(())
     }
 
+    /// Rebuilds the float linear layers in `precision` through [`Ops::linear_in_precision`]:
+    /// every one for bf16; for w8a8 those whose input width is a multiple of the group size
+    /// (the others stay fp32, as with weight-only quantization).
+    fn convert_layers(&mut self, precision: Precision) -> Result<()> {
+        let ops = self.ops.clone();
+        for layer in self.linears_mut() {
+            let shape = ops.linear_footprint(layer);
+            if precision == Precision::W8a8 && !crate::quant::qualifies(shape.in_dim, crate::quant::DEFAULT_GROUP_SIZE)
+            {
+                continue;
+            }
+            let Some((weight, bias)) = ops.linear_float_weights(layer)? else { continue };
+            *layer = ops.linear_in_precision(&weight, shape.out_dim, shape.in_dim, bias.as_deref(), precision)?;
+        }
+        Ok(())
+    }
+
     fn measure_footprint(&self) -> Footprint {
         let ops = &self.ops;
         let mut f = Footprint::default();
@@ -427,18 +444,26 @@ impl<O: Ops> Forecaster for Chronos2Model<O> {
     }
 
     /// fp32 (a no-op on the float model as loaded), int8 and int4 (weight-only, group 64) run on
-    /// every [`Ops`]; the other precisions are not implemented by this generic model.
+    /// every [`Ops`]; bf16 and w8a8 where the backend implements them
+    /// ([`Ops::supports_precision`]).
     fn set_precision(&mut self, precision: Precision) -> Result<()> {
-        let quantized = self.measure_footprint().quantized_params > 0;
-        match (precision, precision.weight_bits()) {
-            (Precision::Bf16 | Precision::W8a8, _) => Err(Error::UnsupportedPrecision {
+        if !self.ops.supports_precision(precision) {
+            let supported: Vec<&str> =
+                Precision::ALL.iter().filter(|p| self.ops.supports_precision(**p)).map(|p| p.name()).collect();
+            return Err(Error::UnsupportedPrecision {
                 backend: self.ops.name().to_string(),
                 precision,
-                supported: "fp32, int8, int4".into(),
-            }),
-            _ if quantized => Err(Error::PrecisionAlreadySet { requested: precision }),
-            (_, Some(bits)) => self.quantize_layers(bits, crate::quant::DEFAULT_GROUP_SIZE),
-            (_, None) => Ok(()),
+                supported: supported.join(", "),
+            });
+        }
+        if self.measure_footprint().quantized_params > 0 {
+            return Err(Error::PrecisionAlreadySet { requested: precision });
+        }
+        match precision {
+            Precision::Fp32 => Ok(()),
+            Precision::Int8 => self.quantize_layers(8, crate::quant::DEFAULT_GROUP_SIZE),
+            Precision::Int4 => self.quantize_layers(4, crate::quant::DEFAULT_GROUP_SIZE),
+            Precision::Bf16 | Precision::W8a8 => self.convert_layers(precision),
         }
     }
 

@@ -1,0 +1,107 @@
+use chronos2_test_fixtures::random_values as values;
+
+use super::{Isa, PackedMatmul};
+
+/// `x · W^T + b` in f64, with the per-element bound `Σ |x_k w_k|` for the tolerance.
+fn naive(x: &[f32], m: usize, w: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
+    let mut y = vec![0f32; m * n];
+    let mut mag = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let (mut acc, mut abs) = (bias.map_or(0.0, |b| b[j] as f64), bias.map_or(0.0, |b| b[j].abs() as f64));
+            for t in 0..k {
+                let p = x[i * k + t] as f64 * w[j * k + t] as f64;
+                acc += p;
+                abs += p.abs();
+            }
+            y[i * n + j] = acc as f32;
+            mag[i * n + j] = abs as f32;
+        }
+    }
+    (y, mag)
+}
+
+fn check(got: &[f32], want: &[f32], mag: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (idx, ((&g, &w), &a)) in got.iter().zip(want).zip(mag).enumerate() {
+        let tol = 1e-5 * a + 1e-6;
+        assert!((g - w).abs() <= tol, "{what}: element {idx}: got {g}, want {w} (tol {tol})");
+    }
+}
+
+#[test]
+fn odd_shapes_on_every_kernel_set() {
+    // Rows 1, 3, 17, 65 (partial row blocks, several L2 blocks of rows at 65 with AVX2's 6-row
+    // blocks); widths not a multiple of the 32-row strip; k below, at and across the 256 block.
+    for (n, k) in [(1, 5), (33, 48), (70, 257), (100, 600)] {
+        let w = values(n * k, n as u64, 0.1);
+        let bias = values(n, 3, 0.5);
+        for m in [1, 3, 17, 65, 200] {
+            let x = values(m * k, m as u64 + 9, 1.0);
+            for b in [None, Some(&bias[..])] {
+                let (want, mag) = naive(&x, m, &w, n, k, b);
+                for isa in Isa::all_available() {
+                    let mm = PackedMatmul::with_isa(&w, n, k, isa).unwrap();
+                    let mut y = vec![f32::NAN; m * n];
+                    mm.matmul(&x, m, b, &mut y).unwrap();
+                    check(&y, &want, &mag, &format!("{isa:?} ({m}x{k})x({k}x{n}) bias {}", b.is_some()));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn model_shapes_with_parallel_tasks() {
+    for (n, k) in [(3072, 768), (768, 3072)] {
+        let w = values(n * k, 5, 0.05);
+        let mm = PackedMatmul::new(&w, n, k).unwrap();
+        for m in [11, 131] {
+            let x = values(m * k, 6 + m as u64, 1.0);
+            let (want, mag) = naive(&x, m, &w, n, k, None);
+            let mut y = vec![f32::NAN; m * n];
+            mm.matmul(&x, m, None, &mut y).unwrap();
+            check(&y, &want, &mag, &format!("{:?} ({m}x{k})x({k}x{n})", mm.isa()));
+        }
+    }
+}
+
+#[test]
+fn unpack_returns_the_weight_and_bad_arguments_are_errors() {
+    let (n, k) = (37, 11);
+    let w = values(n * k, 1, 1.0);
+    let mm = PackedMatmul::new(&w, n, k).unwrap();
+    assert_eq!(mm.unpack(), w);
+    assert_eq!(mm.footprint_bytes(), 64 * k * 4);
+    assert!(PackedMatmul::new(&w[1..], n, k).is_err());
+    let mut y = vec![0f32; 2 * n];
+    assert!(mm.matmul(&vec![0f32; 2 * k + 1], 2, None, &mut y).is_err());
+    assert!(mm.matmul(&vec![0f32; 2 * k], 2, Some(&[0.0; 3]), &mut y).is_err());
+    assert!(mm.matmul(&vec![0f32; 2 * k], 2, None, &mut y[1..]).is_err());
+    assert!(mm.matmul(&[], 0, None, &mut []).is_ok());
+}
+
+#[test]
+fn bf16_weights_match_the_product_with_the_rounded_weight() {
+    use super::{from_bf16, to_bf16, Bf16Matmul};
+    // Round to nearest even, exact widening, NaN kept.
+    assert_eq!(to_bf16(1.0), 0x3F80);
+    assert_eq!(from_bf16(to_bf16(1.0 + 1.0 / 256.0)), 1.0); // tie: to even
+    assert_eq!(from_bf16(to_bf16(1.0 + 3.0 / 256.0)), 1.0 + 4.0 / 256.0);
+    assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+    for (n, k) in [(33, 48), (70, 600)] {
+        let w = values(n * k, 4, 0.1);
+        let rounded: Vec<f32> = w.iter().map(|&v| from_bf16(to_bf16(v))).collect();
+        for m in [1, 3, 17, 65] {
+            let x = values(m * k, m as u64, 1.0);
+            let (want, mag) = naive(&x, m, &rounded, n, k, None);
+            for isa in Isa::all_available() {
+                let mm = Bf16Matmul::with_isa(&w, n, k, isa).unwrap();
+                assert_eq!(mm.unpack(), rounded);
+                let mut y = vec![f32::NAN; m * n];
+                mm.matmul(&x, m, None, &mut y).unwrap();
+                check(&y, &want, &mag, &format!("bf16 {isa:?} ({m}x{k})x({k}x{n})"));
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+use chronos2_core::quant::{dequantize, quantize, QuantizedWeight};
+use chronos2_test_fixtures::random_values as values;
+
+use super::{W8a8Isa, W8a8Matmul, GROUP};
+
+fn weight(n: usize, k: usize, seed: u64) -> QuantizedWeight {
+    quantize(&values(n * k, seed, 0.05), n, k, 8, GROUP).unwrap()
+}
+
+/// The product with the dequantized weight of `x` quantized per row and group of 64 (symmetric,
+/// max |x| / 127, round half away from zero), in f64; and the bound `Σ |x_k w_k|`.
+fn reference(x: &[f32], m: usize, w: &QuantizedWeight) -> (Vec<f64>, Vec<f64>) {
+    let (n, k) = (w.out_dim, w.in_dim);
+    let wd = dequantize(w);
+    let mut xd = vec![0f64; m * k];
+    for (row, out) in x.chunks(k).zip(xd.chunks_mut(k)) {
+        for (g, o) in row.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
+            let max = g.iter().fold(0f32, |a, v| a.max(v.abs()));
+            for (v, d) in g.iter().zip(o.iter_mut()) {
+                let q = if max > 0.0 { (v * (127.0 / max)).round() } else { 0.0 };
+                *d = q as f64 * (max / 127.0) as f64;
+            }
+        }
+    }
+    let (mut y, mut mag) = (vec![0f64; m * n], vec![0f64; m * n]);
+    for i in 0..m {
+        for j in 0..n {
+            for t in 0..k {
+                let p = xd[i * k + t] * wd[j * k + t] as f64;
+                y[i * n + j] += p;
+                mag[i * n + j] += p.abs();
+            }
+        }
+    }
+    (y, mag)
+}
+
+#[test]
+fn every_kernel_gives_identical_numbers_close_to_the_quantized_product() {
+    for (n, k) in [(1, 64), (33, 128), (70, 192), (96, 768)] {
+        let w = weight(n, k, n as u64);
+        let bias = values(n, 2, 0.5);
+        for m in [1, 3, 17, 65] {
+            let mut x = values(m * k, 10 + m as u64, 1.0);
+            // A row group of zeros (scale 0) stays exact.
+            x[..GROUP].fill(0.0);
+            let (want, mag) = reference(&x, m, &w);
+            let mut first: Option<Vec<f32>> = None;
+            for isa in W8a8Isa::all_available() {
+                let mm = W8a8Matmul::with_isa(&w, isa).unwrap();
+                let mut y = vec![f32::NAN; m * n];
+                mm.matmul(&x, m, Some(&bias), &mut y).unwrap();
+                for (idx, &g) in y.iter().enumerate() {
+                    let expect = want[idx] + bias[idx % n] as f64;
+                    let tol = 1e-5 * (mag[idx] + bias[idx % n].abs() as f64) + 1e-6;
+                    assert!((g as f64 - expect).abs() <= tol, "{isa:?} ({m}x{k})x({k}x{n}) [{idx}]: {g} vs {expect}");
+                }
+                match &first {
+                    None => first = Some(y),
+                    Some(f) => assert_eq!(&y, f, "{isa:?} differs from the portable kernel ({m}x{k})x({k}x{n})"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn stays_within_the_activation_quantization_error_of_the_float_product() {
+    // Against the unquantized x: each group's activation error is at most sx / 2 per element.
+    let (m, n, k) = (5, 40, 256);
+    let w = weight(n, k, 3);
+    let wd = dequantize(&w);
+    let x = values(m * k, 4, 1.0);
+    let mut y = vec![0f32; m * n];
+    W8a8Matmul::new(&w).unwrap().matmul(&x, m, None, &mut y).unwrap();
+    for i in 0..m {
+        for j in 0..n {
+            let (mut exact, mut bound) = (0f64, 0f64);
+            for g in 0..k / GROUP {
+                let xs = &x[i * k + g * GROUP..i * k + (g + 1) * GROUP];
+                let sx = xs.iter().fold(0f32, |a, v| a.max(v.abs())) as f64 / 127.0;
+                for t in g * GROUP..(g + 1) * GROUP {
+                    exact += x[i * k + t] as f64 * wd[j * k + t] as f64;
+                    bound += wd[j * k + t].abs() as f64 * sx / 2.0;
+                }
+            }
+            assert!((y[i * n + j] as f64 - exact).abs() <= bound * 1.01 + 1e-6, "[{i},{j}]");
+        }
+    }
+}
+
+#[test]
+fn rejects_other_formats_and_mis_sized_calls() {
+    let w = values(32 * 128, 1, 0.1);
+    assert!(W8a8Matmul::new(&quantize(&w, 32, 128, 4, 64).unwrap()).is_err());
+    assert!(W8a8Matmul::new(&quantize(&w, 32, 128, 8, 128).unwrap()).is_err());
+    let mm = W8a8Matmul::new(&quantize(&w, 32, 128, 8, 64).unwrap()).unwrap();
+    assert_eq!(mm.footprint_bytes(), 32 * 128 + 2 * 2 * 32 * 4);
+    let mut y = vec![0f32; 32];
+    assert!(mm.matmul(&[0.0; 127], 1, None, &mut y).is_err());
+    assert!(mm.matmul(&[0.0; 128], 1, Some(&[0.0; 3]), &mut y).is_err());
+    assert!(mm.matmul(&[], 0, None, &mut []).is_ok());
+}
