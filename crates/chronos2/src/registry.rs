@@ -214,3 +214,44 @@ impl Registry {
         BackendKind::ALL.iter().find_map(|k| loaded.get(k).cloned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(model: &str) -> Registry {
+        Registry::new(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(model))
+    }
+
+    fn tiny() -> Registry {
+        registry("tests/fixtures/models/tiny")
+    }
+
+    #[test]
+    fn holds_one_model_per_backend_in_one_precision() {
+        // chronos2-mini: its layers are wide enough (multiples of 64) to be quantized.
+        let registry = registry("models/chronos2-mini");
+        let first = registry.model(BackendKind::Cpu, Precision::Int8).unwrap();
+        let again = registry.model(BackendKind::Cpu, Precision::Int8).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the CPU model was loaded twice");
+        assert!(first.forecaster().footprint().quantized_params > 0);
+        let e = registry.model(BackendKind::Cpu, Precision::Fp32).err().unwrap();
+        assert_eq!(e.to_string(), "backend 'cpu' holds its model in int8, not fp32");
+    }
+
+    #[test]
+    fn compile_is_refused_for_backends_that_do_not_compile() {
+        let route = Route::new(BackendKind::Cpu, true, Precision::Fp32);
+        let e = tiny().run(&route, |_| Ok(())).unwrap_err();
+        assert!(matches!(e, Error::CompileUnsupported { backend: BackendKind::Cpu }), "{e:?}");
+    }
+
+    #[test]
+    fn availability_names_every_backend_and_the_cpu_is_usable() {
+        assert_eq!(BackendKind::ALL.map(BackendKind::name), ["cpu", "mlx"]);
+        assert_eq!(BackendKind::ALL.map(|k| BackendKind::from_name(k.name())), BackendKind::ALL.map(Some));
+        assert!(BackendKind::Cpu.usable().is_ok());
+        assert_eq!(BackendKind::Mlx.usable().is_ok(), cfg!(feature = "mlx") && BackendKind::Mlx.probe().is_ok());
+        assert!(usable_names().starts_with("cpu"));
+    }
+}
