@@ -115,7 +115,8 @@ pub struct LoadedModel {
 }
 
 enum BackendModel {
-    Cpu(chronos2_candle_cpu::CpuModel),
+    // Boxed: the CPU model holds its weights inline, the MLX one behind an `Arc`.
+    Cpu(Box<chronos2_candle_cpu::CpuModel>),
     #[cfg(feature = "mlx")]
     Mlx(chronos2_mlx::MlxModel),
 }
@@ -124,7 +125,7 @@ impl LoadedModel {
     fn load(kind: BackendKind, model_dir: &Path, precision: Precision) -> Result<LoadedModel> {
         check_usable(kind)?;
         let mut model = match kind {
-            BackendKind::Cpu => BackendModel::Cpu(chronos2_candle_cpu::load_model(model_dir)?),
+            BackendKind::Cpu => BackendModel::Cpu(Box::new(chronos2_candle_cpu::load_model(model_dir)?)),
             #[cfg(feature = "mlx")]
             BackendKind::Mlx => BackendModel::Mlx(chronos2_mlx::load_model(model_dir)?),
             #[cfg(not(feature = "mlx"))]
@@ -140,7 +141,7 @@ impl LoadedModel {
     /// The model, run uncompiled (config, footprint).
     pub fn forecaster(&self) -> &dyn Forecaster {
         match &self.model {
-            BackendModel::Cpu(m) => m,
+            BackendModel::Cpu(m) => m.as_ref(),
             #[cfg(feature = "mlx")]
             BackendModel::Mlx(m) => m,
         }
@@ -152,7 +153,7 @@ impl LoadedModel {
         match &self.model {
             BackendModel::Cpu(m) => {
                 debug_assert!(!compile, "Registry::run refuses compile for the CPU backend");
-                f(m)
+                f(m.as_ref())
             }
             #[cfg(feature = "mlx")]
             BackendModel::Mlx(m) => f(&m.with_compile(compile)),
@@ -163,7 +164,7 @@ impl LoadedModel {
 impl BackendModel {
     fn forecaster_mut(&mut self) -> &mut dyn Forecaster {
         match self {
-            BackendModel::Cpu(m) => m,
+            BackendModel::Cpu(m) => m.as_mut(),
             #[cfg(feature = "mlx")]
             BackendModel::Mlx(m) => m,
         }
