@@ -115,7 +115,8 @@ pub struct LoadedModel {
 }
 
 enum BackendModel {
-    Cpu(chronos2_candle_cpu::CpuModel),
+    // Boxed: the CPU model holds its weights inline, the MLX one behind an `Arc`.
+    Cpu(Box<chronos2_candle_cpu::CpuModel>),
     #[cfg(feature = "mlx")]
     Mlx(chronos2_mlx::MlxModel),
 }
@@ -124,7 +125,7 @@ impl LoadedModel {
     fn load(kind: BackendKind, model_dir: &Path, precision: Precision) -> Result<LoadedModel> {
         check_usable(kind)?;
         let mut model = match kind {
-            BackendKind::Cpu => BackendModel::Cpu(chronos2_candle_cpu::load_model(model_dir)?),
+            BackendKind::Cpu => BackendModel::Cpu(Box::new(chronos2_candle_cpu::load_model(model_dir)?)),
             #[cfg(feature = "mlx")]
             BackendKind::Mlx => BackendModel::Mlx(chronos2_mlx::load_model(model_dir)?),
             #[cfg(not(feature = "mlx"))]
@@ -140,7 +141,7 @@ impl LoadedModel {
     /// The model, run uncompiled (config, footprint).
     pub fn forecaster(&self) -> &dyn Forecaster {
         match &self.model {
-            BackendModel::Cpu(m) => m,
+            BackendModel::Cpu(m) => m.as_ref(),
             #[cfg(feature = "mlx")]
             BackendModel::Mlx(m) => m,
         }
@@ -152,7 +153,7 @@ impl LoadedModel {
         match &self.model {
             BackendModel::Cpu(m) => {
                 debug_assert!(!compile, "Registry::run refuses compile for the CPU backend");
-                f(m)
+                f(m.as_ref())
             }
             #[cfg(feature = "mlx")]
             BackendModel::Mlx(m) => f(&m.with_compile(compile)),
@@ -163,7 +164,7 @@ impl LoadedModel {
 impl BackendModel {
     fn forecaster_mut(&mut self) -> &mut dyn Forecaster {
         match self {
-            BackendModel::Cpu(m) => m,
+            BackendModel::Cpu(m) => m.as_mut(),
             #[cfg(feature = "mlx")]
             BackendModel::Mlx(m) => m,
         }
@@ -212,5 +213,46 @@ impl Registry {
     pub fn first_loaded(&self) -> Option<Arc<LoadedModel>> {
         let loaded = self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         BackendKind::ALL.iter().find_map(|k| loaded.get(k).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(model: &str) -> Registry {
+        Registry::new(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(model))
+    }
+
+    fn tiny() -> Registry {
+        registry("tests/fixtures/models/tiny")
+    }
+
+    #[test]
+    fn holds_one_model_per_backend_in_one_precision() {
+        // chronos2-mini: its layers are wide enough (multiples of 64) to be quantized.
+        let registry = registry("models/chronos2-mini");
+        let first = registry.model(BackendKind::Cpu, Precision::Int8).unwrap();
+        let again = registry.model(BackendKind::Cpu, Precision::Int8).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the CPU model was loaded twice");
+        assert!(first.forecaster().footprint().quantized_params > 0);
+        let e = registry.model(BackendKind::Cpu, Precision::Fp32).err().unwrap();
+        assert_eq!(e.to_string(), "backend 'cpu' holds its model in int8, not fp32");
+    }
+
+    #[test]
+    fn compile_is_refused_for_backends_that_do_not_compile() {
+        let route = Route::new(BackendKind::Cpu, true, Precision::Fp32);
+        let e = tiny().run(&route, |_| Ok(())).unwrap_err();
+        assert!(matches!(e, Error::CompileUnsupported { backend: BackendKind::Cpu }), "{e:?}");
+    }
+
+    #[test]
+    fn availability_names_every_backend_and_the_cpu_is_usable() {
+        assert_eq!(BackendKind::ALL.map(BackendKind::name), ["cpu", "mlx"]);
+        assert_eq!(BackendKind::ALL.map(|k| BackendKind::from_name(k.name())), BackendKind::ALL.map(Some));
+        assert!(BackendKind::Cpu.usable().is_ok());
+        assert_eq!(BackendKind::Mlx.usable().is_ok(), cfg!(feature = "mlx") && BackendKind::Mlx.probe().is_ok());
+        assert!(usable_names().starts_with("cpu"));
     }
 }
