@@ -115,7 +115,7 @@ pub fn run(args: &Args) -> Result<()> {
             .collect();
         let dir = std::env::temp_dir().join(format!("chronos2-finetune-eval-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let written = write_model(&dir, &base, mode, &tensors, &args);
+        let written = write_model(&dir, &base, mode, &tensors, args);
         let metrics = written.and_then(|()| evaluate(&dir.join("model"), &series));
         let _ = std::fs::remove_dir_all(&dir);
         rows.push(Row {
@@ -127,7 +127,7 @@ pub fn run(args: &Args) -> Result<()> {
             last_loss: *outcome.train_losses.last().expect("steps >= 1"),
         });
     }
-    let doc = render(&rows, &series, &args);
+    let doc = render(&rows, &series, args);
     print!("{doc}");
     if let Some(out) = &args.output {
         std::fs::write(root.join(out), &doc).with_context(|| format!("cannot write {}", out.display()))?;
