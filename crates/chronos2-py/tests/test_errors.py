@@ -161,5 +161,18 @@ def test_bad_options_and_loading(tiny):
         Chronos2Pipeline.from_pretrained("/no/such/model")
     with pytest.raises(ValueError, match="unknown quantize 'int2'"):
         Chronos2Pipeline.from_pretrained(TINY, quantize="int2")
-    with pytest.raises(ValueError, match="dtype 'bfloat16' is not supported"):
-        Chronos2Pipeline.from_pretrained(TINY, dtype="bfloat16")
+    with pytest.raises(ValueError, match="dtype 'float16' is not supported"):
+        Chronos2Pipeline.from_pretrained(TINY, dtype="float16")
+    with pytest.raises(ValueError, match="cannot be combined"):
+        Chronos2Pipeline.from_pretrained(TINY, quantize="int8", dtype="bfloat16")
+
+
+def test_bfloat16_and_w8a8_load_and_forecast():
+    """The CPU backend runs bf16 and w8a8: shapes as fp32, finite values close to fp32's."""
+    x = np.sin(np.arange(64, dtype=np.float32) / 4) * 10 + 20
+    ref = Chronos2Pipeline.from_pretrained(TINY, backend="cpu").predict([x], prediction_length=4)[0]
+    for kwargs in ({"dtype": "bfloat16"}, {"quantize": "w8a8"}):
+        out = Chronos2Pipeline.from_pretrained(TINY, backend="cpu", **kwargs).predict([x], prediction_length=4)[0]
+        assert out.shape == ref.shape, kwargs
+        assert np.isfinite(out).all(), kwargs
+        assert np.abs(out - ref).max() <= 0.1 * (np.abs(ref).max() + 1), kwargs
