@@ -9,7 +9,6 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use chronos2_core::dispatch::{choose, CallShape, Profile, ProfileEntry, RouteKey, Timing};
 use chronos2_core::Precision;
-use clap::Parser;
 use serde_json::{json, Value};
 
 use crate::{cargo, repo_root};
@@ -55,9 +54,9 @@ const COLUMNS: [Column; 11] = [
 
 /// `cargo xtask bench-matrix`: latency of PyTorch CPU (fp32 and bf16) vs our backends in every
 /// precision, written to target/bench-matrix/matrix.{md,json} and profile.json.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Args)]
 #[command(name = "cargo xtask bench-matrix")]
-struct Args {
+pub struct Args {
     /// Core rows only, 3 runs after 1 warm-up.
     #[arg(long)]
     quick: bool,
@@ -114,10 +113,6 @@ impl Args {
             format!("{CORE_SHAPES},{EXTENDED_SHAPES}")
         }
     }
-}
-
-fn parse(args: &[String]) -> Result<Args> {
-    Ok(Args::try_parse_from(std::iter::once("bench-matrix".to_string()).chain(args.iter().cloned()))?)
 }
 
 fn machine() -> (String, usize) {
@@ -209,8 +204,7 @@ fn ms(v: &Value, key: &str) -> f64 {
     v[key].as_f64().unwrap_or(f64::NAN)
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let a = parse(args)?;
+pub fn run(a: &Args) -> Result<()> {
     let out_dir = repo_root().join("target/bench-matrix");
     std::fs::create_dir_all(&out_dir)?;
     let (machine, threads) = machine();
@@ -220,7 +214,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let torch = if a.no_torch {
         None
     } else {
-        match torch_cells(&a, &out_dir, threads) {
+        match torch_cells(a, &out_dir, threads) {
             Ok(v) => Some(v),
             Err(e) => {
                 eprintln!("bench-matrix: PyTorch columns not measured: {e:#}");
@@ -228,7 +222,7 @@ pub fn run(args: &[String]) -> Result<()> {
             }
         }
     };
-    let rust = rust_cells(&a, mlx.as_ref())?;
+    let rust = rust_cells(a, mlx.as_ref())?;
     let mlx_note = match (a.no_mlx, &mlx) {
         (true, _) => "skipped (--no-mlx)",
         (false, None) => "not built: run `eval \"$(scripts/prepare-mlx-linux.sh)\"` first",
@@ -384,6 +378,17 @@ fn chrono_free_date() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(list: &[String]) -> Result<Args, clap::Error> {
+        Cli::try_parse_from(std::iter::once("bench-matrix".to_string()).chain(list.iter().cloned())).map(|c| c.args)
+    }
 
     #[test]
     fn quick_flag_limits_rows_and_runs() {
