@@ -12,6 +12,7 @@ pub mod attention;
 pub mod gemm;
 mod isa;
 mod ops;
+mod plain_ops;
 pub mod quant;
 pub mod train;
 pub mod w8a8;

@@ -241,48 +241,7 @@ impl Ops for TrainOps {
         x.broadcast_mul(&inv).and_then(|x| x.broadcast_mul(weight)).map_err(err)
     }
 
-    fn relu(&self, x: &Tensor) -> Result<Tensor> {
-        x.relu().map_err(err)
-    }
-
-    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        a.add(b).map_err(err)
-    }
-
-    fn mean_keepdim(&self, x: &Tensor, axis: usize) -> Result<Tensor> {
-        x.mean_keepdim(axis).map_err(err)
-    }
-
-    fn select(&self, keep: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        let keep = keep.ge(0.5f64).and_then(|k| k.broadcast_as(a.shape())).map_err(err)?;
-        keep.where_cond(a, b).map_err(err)
-    }
-
-    fn reshape(&self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
-        x.reshape(shape).map_err(err)
-    }
-
-    fn permute(&self, x: &Tensor, axes: &[usize]) -> Result<Tensor> {
-        x.permute(axes).map_err(err)
-    }
-
-    fn narrow(&self, x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
-        x.narrow(axis, start, len).map_err(err)
-    }
-
-    fn concat(&self, xs: &[Tensor], axis: usize) -> Result<Tensor> {
-        Tensor::cat(xs, axis).map_err(err)
-    }
-
-    fn take_rows(&self, x: &Tensor, indices: &[usize]) -> Result<Tensor> {
-        let ids: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
-        let ids = Tensor::from_vec(ids, indices.len(), &self.device).map_err(err)?;
-        x.index_select(&ids, 0).map_err(err)
-    }
-
-    fn broadcast_to(&self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
-        x.broadcast_as(shape).map_err(err)
-    }
+    crate::plain_ops::plain_candle_ops!();
 
     fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         let half = x.dim(D::Minus1).map_err(err)? / 2;
