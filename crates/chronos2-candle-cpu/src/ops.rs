@@ -24,6 +24,25 @@ fn err(e: candle_core::Error) -> Error {
     Error::backend(e)
 }
 
+/// The footprint of a linear layer whose weight is one `(out_dim, in_dim)` matrix of
+/// `weight_bytes`, plus an fp32 bias.
+fn dense_footprint(
+    out_dim: usize,
+    in_dim: usize,
+    weight_bytes: usize,
+    bias: &Option<Vec<f32>>,
+    quantized: bool,
+) -> LayerFootprint {
+    let bias_len = bias.as_ref().map_or(0, Vec::len);
+    LayerFootprint {
+        out_dim,
+        in_dim,
+        params: out_dim * in_dim + bias_len,
+        bytes: weight_bytes + 4 * bias_len,
+        quantized,
+    }
+}
+
 /// candle CPU implementation of the model-graph operations.
 #[derive(Debug, Clone)]
 pub struct CandleCpuOps {
@@ -171,34 +190,13 @@ impl Ops for CandleCpuOps {
     fn linear_footprint(&self, layer: &CandleLinear) -> LayerFootprint {
         match layer {
             CandleLinear::Float { matmul, bias } => {
-                let bias_len = bias.as_ref().map_or(0, Vec::len);
-                LayerFootprint {
-                    out_dim: matmul.out_dim(),
-                    in_dim: matmul.in_dim(),
-                    params: matmul.out_dim() * matmul.in_dim() + bias_len,
-                    bytes: matmul.footprint_bytes() + 4 * bias_len,
-                    quantized: false,
-                }
+                dense_footprint(matmul.out_dim(), matmul.in_dim(), matmul.footprint_bytes(), bias, false)
             }
             CandleLinear::Bf16 { matmul, bias } => {
-                let bias_len = bias.as_ref().map_or(0, Vec::len);
-                LayerFootprint {
-                    out_dim: matmul.out_dim(),
-                    in_dim: matmul.in_dim(),
-                    params: matmul.out_dim() * matmul.in_dim() + bias_len,
-                    bytes: matmul.footprint_bytes() + 4 * bias_len,
-                    quantized: false,
-                }
+                dense_footprint(matmul.out_dim(), matmul.in_dim(), matmul.footprint_bytes(), bias, false)
             }
             CandleLinear::W8a8 { matmul, bias } => {
-                let bias_len = bias.as_ref().map_or(0, Vec::len);
-                LayerFootprint {
-                    out_dim: matmul.out_dim(),
-                    in_dim: matmul.in_dim(),
-                    params: matmul.out_dim() * matmul.in_dim() + bias_len,
-                    bytes: matmul.footprint_bytes() + 4 * bias_len,
-                    quantized: true,
-                }
+                dense_footprint(matmul.out_dim(), matmul.in_dim(), matmul.footprint_bytes(), bias, true)
             }
             CandleLinear::Quantized(q) => LayerFootprint {
                 out_dim: q.out_dim(),
