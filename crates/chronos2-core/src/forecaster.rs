@@ -1,8 +1,9 @@
 //! The object-safe model interface held by the pipeline and the dispatcher.
 
 use crate::config::ModelConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::precision::Precision;
+use crate::train::Adapter;
 
 /// One model call: a batch of rows as in `Chronos2Model.forward(context, group_ids,
 /// future_covariates, num_output_patches)` of the reference.
@@ -70,6 +71,10 @@ pub struct Footprint {
     pub bytes: usize,
     /// Bytes of the quantized layers as held now (codes, scales, biases, float bias).
     pub quantized_layer_bytes: usize,
+    /// Parameters of the adapters loaded for use at run time (not in `total_params`).
+    pub adapter_params: usize,
+    /// Bytes of those adapters (not in `bytes`).
+    pub adapter_bytes: usize,
 }
 
 impl Footprint {
@@ -96,4 +101,69 @@ pub trait Forecaster: Send + Sync {
     fn set_precision(&mut self, precision: Precision) -> Result<()>;
     /// Parameters and bytes held now.
     fn footprint(&self) -> Footprint;
+
+    /// Uploads `adapter` under `name` for [`Forecaster::forecast_adapted`] (replacing one of
+    /// that name), sharing the base weights. Fails when it does not fit the model, or when the
+    /// backend cannot apply adapters at run time.
+    fn add_adapter(&self, name: &str, adapter: &Adapter) -> Result<()> {
+        let _ = (name, adapter);
+        Err(Error::InvalidInput(format!("backend '{}' cannot apply adapters at run time", self.backend_name())))
+    }
+    /// Drops the adapter `name`; whether it was loaded.
+    fn remove_adapter(&self, name: &str) -> bool {
+        let _ = name;
+        false
+    }
+    /// Whether an adapter `name` is loaded.
+    fn has_adapter(&self, name: &str) -> bool {
+        let _ = name;
+        false
+    }
+    /// [`Forecaster::forecast`] with the loaded adapter `adapter` (`None`: the base model).
+    fn forecast_adapted(&self, batch: &ModelBatch, adapter: Option<&str>) -> Result<QuantileForecast> {
+        match adapter {
+            None => self.forecast(batch),
+            Some(name) => Err(Error::InvalidInput(format!("no adapter named `{name}` is loaded"))),
+        }
+    }
+    /// [`Forecaster::encode`] with the loaded adapter `adapter` (`None`: the base model).
+    fn encode_adapted(&self, batch: &ModelBatch, adapter: Option<&str>) -> Result<Encoding> {
+        match adapter {
+            None => self.encode(batch),
+            Some(name) => Err(Error::InvalidInput(format!("no adapter named `{name}` is loaded"))),
+        }
+    }
+}
+
+/// A model run with one of its loaded adapters (or none) on every call: what the pipeline's
+/// predict / embed see when an adapter is active.
+pub struct WithAdapter<'a> {
+    pub model: &'a dyn Forecaster,
+    pub adapter: Option<&'a str>,
+}
+
+impl Forecaster for WithAdapter<'_> {
+    fn config(&self) -> &ModelConfig {
+        self.model.config()
+    }
+
+    fn backend_name(&self) -> &str {
+        self.model.backend_name()
+    }
+
+    fn forecast(&self, batch: &ModelBatch) -> Result<QuantileForecast> {
+        self.model.forecast_adapted(batch, self.adapter)
+    }
+
+    fn encode(&self, batch: &ModelBatch) -> Result<Encoding> {
+        self.model.encode_adapted(batch, self.adapter)
+    }
+
+    fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        Err(Error::PrecisionAlreadySet { requested: precision })
+    }
+
+    fn footprint(&self) -> Footprint {
+        self.model.footprint()
+    }
 }

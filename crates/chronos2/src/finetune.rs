@@ -1,15 +1,20 @@
 //! Fine-tuning and adapters from the facade: `Chronos2Pipeline.fit` semantics (see
 //! [`chronos2_core::train`]) on the candle CPU backend (autograd), writing a full model, a PEFT
-//! adapter or a head; adapters applied to a base by fusing.
+//! (or npz) adapter or a head and returning it in memory; adapters loaded by name and switched
+//! at run time on the shared base weights ([`Chronos2::load_adapter`], [`Chronos2::set_adapter`]),
+//! or fused into a copy of the base ([`fuse`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chronos2_candle_cpu::train::{CpuTrainModel, TrainSpec};
+use chronos2_core::forecaster::WithAdapter;
 use chronos2_core::pipeline::{self, SeriesInput};
 use chronos2_core::train::export::{self, Adapter, NamedTensor};
 use chronos2_core::train::{
     fit, AdamWConfig, FinetuneMode, FitOptions, LoraConfig, StepReport, TrainDataset, TrainModel,
 };
+use chronos2_core::Forecaster;
 
 use crate::backend::Backend;
 use crate::engine::LoadOptions;
@@ -34,6 +39,30 @@ pub struct FinetuneOptions {
     pub min_past: Option<usize>,
     pub lora: LoraConfig,
     pub seed: u64,
+    /// How a LoRA adapter is written: PEFT safetensors (default) or MLX-style npz.
+    pub format: AdapterFormat,
+}
+
+/// The file layout of a written LoRA adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdapterFormat {
+    /// `adapter_config.json` + `adapter_model.safetensors` (peft's `save_pretrained`).
+    #[default]
+    Peft,
+    /// `adapters.npz` (`{module}.lora_a` `(in, r)`, `{module}.lora_b` `(r, out)`, as mlx-lm) +
+    /// an mlx-lm `adapter_config.json`.
+    Npz,
+}
+
+impl AdapterFormat {
+    /// `peft` (or `safetensors`) | `npz`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "peft" | "safetensors" => Ok(AdapterFormat::Peft),
+            "npz" => Ok(AdapterFormat::Npz),
+            other => Err(Error::InvalidArgument(format!("unknown adapter format `{other}` (peft, npz)"))),
+        }
+    }
 }
 
 impl FinetuneOptions {
@@ -48,6 +77,7 @@ impl FinetuneOptions {
             min_past: None,
             lora: LoraConfig::default(),
             seed: 0,
+            format: AdapterFormat::default(),
         }
     }
 
@@ -56,8 +86,17 @@ impl FinetuneOptions {
     }
 }
 
+/// The result of a fine-tuning run, in memory.
+#[derive(Debug)]
+pub enum Trained {
+    /// LoRA / QLoRA adapters or a trained head: ready for [`Chronos2::insert_adapter`].
+    Adapter(Adapter),
+    /// A fully fine-tuned model, loaded from the written directory on the backend of the base.
+    Model(Box<Chronos2>),
+}
+
 /// What a fine-tuning run did.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FinetuneReport {
     /// Training series dropped for being shorter than `min_past + prediction_length`.
     pub dropped: usize,
@@ -68,6 +107,8 @@ pub struct FinetuneReport {
     pub kept_step: usize,
     /// The output directory (full model, PEFT adapter or head).
     pub output: PathBuf,
+    /// The trained adapter or model, usable at once.
+    pub trained: Trained,
 }
 
 impl Chronos2 {
@@ -84,6 +125,12 @@ impl Chronos2 {
     ) -> Result<FinetuneReport> {
         let lr = options.resolved_learning_rate();
         AdamWConfig::new(lr, options.steps)?;
+        if options.format == AdapterFormat::Npz && !options.mode.uses_lora() {
+            return Err(Error::InvalidArgument(format!(
+                "the npz format is for LoRA adapters (--mode lora or qlora), not --mode {}",
+                options.mode.name()
+            )));
+        }
         if output.exists() {
             return Err(Error::InvalidArgument(format!("output {} already exists", output.display())));
         }
@@ -119,19 +166,97 @@ impl Chronos2 {
         let base_name = self.model_dir().display().to_string();
         export::write_staged(output, |dir| match options.mode {
             FinetuneMode::Full => export::write_full_model(dir, self.model_dir(), &tensors, context_length, h),
-            FinetuneMode::Lora | FinetuneMode::Qlora { .. } => {
-                export::write_peft_adapter(dir, &options.lora, &base_name, &tensors)
-            }
+            FinetuneMode::Lora | FinetuneMode::Qlora { .. } => match options.format {
+                AdapterFormat::Peft => export::write_peft_adapter(dir, &options.lora, &base_name, &tensors),
+                AdapterFormat::Npz => export::write_npz_adapter(dir, &options.lora, &base_name, &tensors),
+            },
             FinetuneMode::Head => export::write_head(dir, &base_name, &tensors),
         })?;
+        let trainable_params = tensors.iter().map(|t| t.data.len()).sum();
+        let trained = match options.mode {
+            FinetuneMode::Full => {
+                let dir = output
+                    .to_str()
+                    .ok_or_else(|| Error::InvalidArgument(format!("{} is not UTF-8", output.display())))?;
+                Trained::Model(Box::new(Chronos2::load_with(Some(dir), self.backend, self.engines.options())?))
+            }
+            FinetuneMode::Lora | FinetuneMode::Qlora { .. } => Trained::Adapter(
+                Adapter::lora_from_peft_tensors(tensors, options.lora.scaling(), Some(base_name))
+                    .map_err(Error::InvalidArgument)?,
+            ),
+            FinetuneMode::Head => Trained::Adapter(Adapter::Replace { tensors, base: Some(base_name) }),
+        };
         Ok(FinetuneReport {
             dropped: dataset.dropped,
-            trainable_params: tensors.iter().map(|t| t.data.len()).sum(),
+            trainable_params,
             train_losses: outcome.train_losses,
             validation_losses: outcome.validation_losses,
             kept_step: outcome.kept_step,
             output: output.to_path_buf(),
+            trained,
         })
+    }
+
+    /// Loads the adapter at `path` (a PEFT LoRA directory, an MLX-style `.npz` LoRA, or a trained
+    /// head) under `name`, for [`Chronos2::set_adapter`]. The base weights are shared, not copied:
+    /// each adapter holds only its own matrices. Fails when the adapter does not fit the model or
+    /// `name` is taken.
+    pub fn load_adapter(&mut self, name: &str, path: &Path) -> Result<()> {
+        let adapter = Adapter::load(path)?;
+        self.insert_adapter(name, adapter)
+    }
+
+    /// Adds an adapter held in memory (e.g. [`Trained::Adapter`] of [`Chronos2::finetune`]) under
+    /// `name`; as [`Chronos2::load_adapter`].
+    pub fn insert_adapter(&mut self, name: &str, adapter: Adapter) -> Result<()> {
+        if name.is_empty() {
+            return Err(Error::InvalidArgument("an adapter name cannot be empty".into()));
+        }
+        if self.adapters.contains_key(name) {
+            return Err(Error::InvalidArgument(format!("an adapter named `{name}` is already loaded")));
+        }
+        // Uploaded to the model loaded now (which checks that it fits); other backends get it on
+        // their first call with it.
+        self.engines.primary().add_adapter(name, &adapter)?;
+        self.adapters.insert(name.to_string(), Arc::new(adapter));
+        Ok(())
+    }
+
+    /// Makes every following predict / embed run with the loaded adapter `name`, or with the base
+    /// model (`None`). Nothing is reloaded or copied.
+    pub fn set_adapter(&mut self, name: Option<&str>) -> Result<()> {
+        if let Some(name) = name {
+            if !self.adapters.contains_key(name) {
+                let loaded: Vec<&str> = self.adapters.keys().map(String::as_str).collect();
+                return Err(Error::InvalidArgument(format!(
+                    "no adapter named `{name}` is loaded (loaded: {})",
+                    if loaded.is_empty() { "none".to_string() } else { loaded.join(", ") }
+                )));
+            }
+        }
+        self.active_adapter = name.map(String::from);
+        Ok(())
+    }
+
+    /// The adapter calls run with now.
+    pub fn active_adapter(&self) -> Option<&str> {
+        self.active_adapter.as_deref()
+    }
+
+    /// The names of the loaded adapters.
+    pub fn adapter_names(&self) -> Vec<&str> {
+        self.adapters.keys().map(String::as_str).collect()
+    }
+
+    /// `model` run with the active adapter, uploaded to it first if this backend has not got it yet.
+    pub(crate) fn adapted<'a>(&'a self, model: &'a dyn Forecaster) -> Result<WithAdapter<'a>> {
+        if let Some(name) = self.active_adapter.as_deref() {
+            if !model.has_adapter(name) {
+                let adapter = self.adapters.get(name).expect("set_adapter checks the name");
+                model.add_adapter(name, adapter)?;
+            }
+        }
+        Ok(WithAdapter { model, adapter: self.active_adapter.as_deref() })
     }
 }
 

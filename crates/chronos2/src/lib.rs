@@ -24,7 +24,10 @@ pub mod registry;
 
 use chronos2_core::dispatch::CallShape;
 use chronos2_core::forecaster::Footprint;
+use chronos2_core::train::Adapter;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chronos2_core::pipeline::{self, ItemEmbedding, ItemForecast, Pooling, PredictOptions, SeriesInput};
 use chronos2_core::ModelConfig;
@@ -139,8 +142,13 @@ pub fn parse_quantile_levels(s: &str, model_levels: &[f64]) -> Result<Vec<f64>> 
 /// of this build ([`Backend::Auto`], see [`engine`]).
 pub struct Chronos2 {
     engines: Engines,
+    backend: Backend,
     config: ModelConfig,
     model_dir: PathBuf,
+    /// Adapters loaded by name ([`Chronos2::load_adapter`]), applied at run time.
+    adapters: BTreeMap<String, Arc<Adapter>>,
+    /// The adapter every call runs with ([`Chronos2::set_adapter`]); `None`: the base model.
+    active_adapter: Option<String>,
 }
 
 impl std::fmt::Debug for Chronos2 {
@@ -148,6 +156,8 @@ impl std::fmt::Debug for Chronos2 {
         f.debug_struct("Chronos2")
             .field("model_dir", &self.model_dir)
             .field("options", &self.engines.options())
+            .field("adapters", &self.adapters.keys().collect::<Vec<_>>())
+            .field("active_adapter", &self.active_adapter)
             .finish()
     }
 }
@@ -168,7 +178,7 @@ impl Chronos2 {
         };
         let engines = Engines::new(&model_dir, backend, options)?;
         let config = engines.primary().config().clone();
-        Ok(Chronos2 { engines, config, model_dir })
+        Ok(Chronos2 { engines, backend, config, model_dir, adapters: BTreeMap::new(), active_adapter: None })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -180,7 +190,8 @@ impl Chronos2 {
         &self.model_dir
     }
 
-    /// Memory held by the model (of the first backend loaded), measured from its buffers.
+    /// Memory held by the model (of the first backend loaded), measured from its buffers; the
+    /// adapters loaded for run time are counted apart (`adapter_bytes`).
     pub fn footprint(&self) -> Footprint {
         self.engines.primary().footprint()
     }
@@ -219,7 +230,7 @@ impl Chronos2 {
         self.config().quantiles().iter().map(|q| q.to_string().parse::<f64>().unwrap_or(*q as f64)).collect()
     }
 
-    /// Forecasts items ([`chronos2_core::pipeline::predict`]).
+    /// Forecasts items ([`chronos2_core::pipeline::predict`]), with the active adapter if any.
     pub fn predict(
         &self,
         items: &[SeriesInput],
@@ -232,10 +243,10 @@ impl Chronos2 {
             options.context_length,
             options.resolved_prediction_length(&self.config),
         );
-        self.engines.run(&shape, |model| Ok(pipeline::predict(model, items, options, progress)?))
+        self.engines.run(&shape, |model| Ok(pipeline::predict(&self.adapted(model)?, items, options, progress)?))
     }
 
-    /// Embeds items ([`chronos2_core::pipeline::embed`]).
+    /// Embeds items ([`chronos2_core::pipeline::embed`]), with the active adapter if any.
     pub fn embed(
         &self,
         items: &[SeriesInput],
@@ -245,8 +256,9 @@ impl Chronos2 {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<ItemEmbedding>> {
         let shape = self.call_shape(items, batch_size, context_length, self.config.patch_size());
-        self.engines
-            .run(&shape, |model| Ok(pipeline::embed(model, items, batch_size, context_length, pooling, progress)?))
+        self.engines.run(&shape, |model| {
+            Ok(pipeline::embed(&self.adapted(model)?, items, batch_size, context_length, pooling, progress)?)
+        })
     }
 
     /// `predict_df` of the reference: forecasts every item of a long-format table (`future` holds

@@ -5,7 +5,27 @@ use crate::error::Result;
 use crate::ops::Ops;
 use crate::weights::Weights;
 
+use super::adapters::RuntimeAdapter;
 use super::group_plan::GroupLayout;
+
+/// A linear layer of the model under its module name (e.g.
+/// `encoder.block.0.layer.0.self_attention.q`), where run-time adapters attach.
+pub struct ModelLinear<O: Ops> {
+    pub module: String,
+    pub has_bias: bool,
+    pub layer: O::Linear,
+}
+
+impl<O: Ops> ModelLinear<O> {
+    /// `x W^T (+ b)`, or with the active adapter's layer for this module: LoRA adds
+    /// `(x A^T) (scaling B)^T` to the base output, a replacement runs instead of the base.
+    pub fn forward(&self, ops: &O, x: &O::Tensor, adapter: Option<&RuntimeAdapter<O>>) -> Result<O::Tensor> {
+        match adapter {
+            Some(adapter) => adapter.linear(ops, &self.module, &self.layer, x),
+            None => ops.linear(x, &self.layer),
+        }
+    }
+}
 
 /// Reads a linear layer `prefix.weight` (and `prefix.bias` when `bias`).
 pub fn load_linear<O: Ops>(
@@ -15,10 +35,11 @@ pub fn load_linear<O: Ops>(
     in_dim: usize,
     out_dim: usize,
     bias: bool,
-) -> Result<O::Linear> {
+) -> Result<ModelLinear<O>> {
     let weight = weights.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
-    let bias = if bias { Some(weights.get(&format!("{prefix}.bias"), &[out_dim])?) } else { None };
-    ops.linear_parameter(prefix, &weight, out_dim, in_dim, bias.as_deref())
+    let bias_values = if bias { Some(weights.get(&format!("{prefix}.bias"), &[out_dim])?) } else { None };
+    let layer = ops.linear_parameter(prefix, &weight, out_dim, in_dim, bias_values.as_deref())?;
+    Ok(ModelLinear { module: prefix.to_string(), has_bias: bias, layer })
 }
 
 fn load_vector<O: Ops>(ops: &O, weights: &Weights, name: &str, len: usize) -> Result<O::Tensor> {
@@ -27,9 +48,9 @@ fn load_vector<O: Ops>(ops: &O, weights: &Weights, name: &str, len: usize) -> Re
 
 /// `ResidualBlock`: `output(relu(hidden(x))) + residual(x)`, all with bias.
 pub struct ResidualBlock<O: Ops> {
-    hidden_layer: O::Linear,
-    output_layer: O::Linear,
-    residual_layer: O::Linear,
+    hidden_layer: ModelLinear<O>,
+    output_layer: ModelLinear<O>,
+    residual_layer: ModelLinear<O>,
 }
 
 impl<O: Ops> ResidualBlock<O> {
@@ -41,35 +62,35 @@ impl<O: Ops> ResidualBlock<O> {
         })
     }
 
-    pub fn linears(&self) -> [&O::Linear; 3] {
+    pub fn linears(&self) -> [&ModelLinear<O>; 3] {
         [&self.hidden_layer, &self.output_layer, &self.residual_layer]
     }
 
-    pub fn linears_mut(&mut self) -> [&mut O::Linear; 3] {
+    pub fn linears_mut(&mut self) -> [&mut ModelLinear<O>; 3] {
         [&mut self.hidden_layer, &mut self.output_layer, &mut self.residual_layer]
     }
 
-    pub fn forward(&self, ops: &O, x: &O::Tensor) -> Result<O::Tensor> {
-        let hidden = ops.relu(&ops.linear(x, &self.hidden_layer)?)?;
-        let out = ops.linear(&hidden, &self.output_layer)?;
-        ops.add(&out, &ops.linear(x, &self.residual_layer)?)
+    pub fn forward(&self, ops: &O, x: &O::Tensor, adapter: Option<&RuntimeAdapter<O>>) -> Result<O::Tensor> {
+        let hidden = ops.relu(&self.hidden_layer.forward(ops, x, adapter)?)?;
+        let out = self.output_layer.forward(ops, &hidden, adapter)?;
+        ops.add(&out, &self.residual_layer.forward(ops, x, adapter)?)
     }
 }
 
 /// The q/k/v/o projections of one attention layer (no bias).
 struct Projections<O: Ops> {
-    q: O::Linear,
-    k: O::Linear,
-    v: O::Linear,
-    o: O::Linear,
+    q: ModelLinear<O>,
+    k: ModelLinear<O>,
+    v: ModelLinear<O>,
+    o: ModelLinear<O>,
 }
 
 impl<O: Ops> Projections<O> {
-    fn linears(&self) -> [&O::Linear; 4] {
+    fn linears(&self) -> [&ModelLinear<O>; 4] {
         [&self.q, &self.k, &self.v, &self.o]
     }
 
-    fn linears_mut(&mut self) -> [&mut O::Linear; 4] {
+    fn linears_mut(&mut self) -> [&mut ModelLinear<O>; 4] {
         [&mut self.q, &mut self.k, &mut self.v, &mut self.o]
     }
 
@@ -103,6 +124,8 @@ pub struct LayerContext<'a, O: Ops> {
     /// `(rows, seq_len, 1)`: 1 where group attention has a visible key (see
     /// [`GroupPlan`](super::GroupPlan)).
     pub group_visible: Option<O::Tensor>,
+    /// The adapter this forward runs with (`None`: the base model).
+    pub adapter: Option<&'a RuntimeAdapter<O>>,
 }
 
 /// `TimeSelfAttention`: pre-norm MHA along time with RoPE, no scaling, residual.
@@ -125,15 +148,15 @@ impl<O: Ops> TimeSelfAttention<O> {
             let t = ops.reshape(&t, &[cx.rows, cx.seq_len, cx.heads, cx.d_kv])?;
             ops.permute(&t, &[0, 2, 1, 3])
         };
-        let q = heads(ops.linear(&normed, &self.proj.q)?)?;
-        let k = heads(ops.linear(&normed, &self.proj.k)?)?;
-        let v = heads(ops.linear(&normed, &self.proj.v)?)?;
+        let q = heads(self.proj.q.forward(ops, &normed, cx.adapter)?)?;
+        let k = heads(self.proj.k.forward(ops, &normed, cx.adapter)?)?;
+        let v = heads(self.proj.v.forward(ops, &normed, cx.adapter)?)?;
         let q = ops.rope(&q, &cx.cos, &cx.sin)?;
         let k = ops.rope(&k, &cx.cos, &cx.sin)?;
         let out = ops.attention(&q, &k, &v, &cx.time_mask)?;
         let out = ops.permute(&out, &[0, 2, 1, 3])?;
         let out = ops.reshape(&out, &[cx.rows, cx.seq_len, cx.heads * cx.d_kv])?;
-        ops.add(x, &ops.linear(&out, &self.proj.o)?)
+        ops.add(x, &self.proj.o.forward(ops, &out, cx.adapter)?)
     }
 }
 
@@ -154,15 +177,15 @@ impl<O: Ops> GroupSelfAttention<O> {
     pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>) -> Result<O::Tensor> {
         let plan = cx.group;
         let normed = ops.rms_norm(x, &self.layer_norm, cx.eps)?;
-        let v = ops.linear(&normed, &self.proj.v)?;
+        let v = self.proj.v.forward(ops, &normed, cx.adapter)?;
         let needs_attention = plan.runs.iter().any(|run| run.size > 1);
         let attended = if needs_attention {
             let gathered = |t: O::Tensor| match &plan.order {
                 Some(order) => ops.take_rows(&t, order),
                 None => Ok(t),
             };
-            let q = gathered(ops.linear(&normed, &self.proj.q)?)?;
-            let k = gathered(ops.linear(&normed, &self.proj.k)?)?;
+            let q = gathered(self.proj.q.forward(ops, &normed, cx.adapter)?)?;
+            let k = gathered(self.proj.k.forward(ops, &normed, cx.adapter)?)?;
             let v = gathered(v.clone())?;
             let mut parts = Vec::with_capacity(plan.runs.len());
             for (run, mask) in plan.runs.iter().zip(&cx.group_masks) {
@@ -202,15 +225,15 @@ impl<O: Ops> GroupSelfAttention<O> {
             }
             None => attended,
         };
-        ops.add(x, &ops.linear(&attended, &self.proj.o)?)
+        ops.add(x, &self.proj.o.forward(ops, &attended, cx.adapter)?)
     }
 }
 
 /// `FeedForward`: pre-norm `wo(relu(wi(x)))`, residual.
 pub struct FeedForward<O: Ops> {
     layer_norm: O::Tensor,
-    wi: O::Linear,
-    wo: O::Linear,
+    wi: ModelLinear<O>,
+    wo: ModelLinear<O>,
 }
 
 impl<O: Ops> FeedForward<O> {
@@ -224,8 +247,8 @@ impl<O: Ops> FeedForward<O> {
 
     pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>) -> Result<O::Tensor> {
         let normed = ops.rms_norm(x, &self.layer_norm, cx.eps)?;
-        let hidden = ops.relu(&ops.linear(&normed, &self.wi)?)?;
-        ops.add(x, &ops.linear(&hidden, &self.wo)?)
+        let hidden = ops.relu(&self.wi.forward(ops, &normed, cx.adapter)?)?;
+        ops.add(x, &self.wo.forward(ops, &hidden, cx.adapter)?)
     }
 }
 
@@ -246,8 +269,8 @@ impl<O: Ops> EncoderBlock<O> {
     }
 
     /// Every linear layer of the block.
-    pub fn linears(&self) -> Vec<&O::Linear> {
-        let mut out: Vec<&O::Linear> = Vec::with_capacity(10);
+    pub fn linears(&self) -> Vec<&ModelLinear<O>> {
+        let mut out: Vec<&ModelLinear<O>> = Vec::with_capacity(10);
         out.extend(self.time_attention.proj.linears());
         out.extend(self.group_attention.proj.linears());
         out.push(&self.feed_forward.wi);
@@ -256,8 +279,8 @@ impl<O: Ops> EncoderBlock<O> {
     }
 
     /// Every linear layer of the block, mutably.
-    pub fn linears_mut(&mut self) -> Vec<&mut O::Linear> {
-        let mut out: Vec<&mut O::Linear> = Vec::with_capacity(10);
+    pub fn linears_mut(&mut self) -> Vec<&mut ModelLinear<O>> {
+        let mut out: Vec<&mut ModelLinear<O>> = Vec::with_capacity(10);
         out.extend(self.time_attention.proj.linears_mut());
         out.extend(self.group_attention.proj.linears_mut());
         out.push(&mut self.feed_forward.wi);

@@ -11,13 +11,15 @@
 //! reads nothing back. `forecast`, `encode` and `trace` all run that one graph; a backend may
 //! compile it, cached under the forward's [`ForwardStructure`] (shapes + group layout).
 
+mod adapters;
 mod group_plan;
 mod layers;
 
 use std::path::Path;
 
+pub use adapters::{AdapterSet, RuntimeAdapter};
 pub use group_plan::{GroupLayout, GroupPlan, GroupRun};
-use layers::{EncoderBlock, LayerContext, ResidualBlock};
+use layers::{EncoderBlock, LayerContext, ModelLinear, ResidualBlock};
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
@@ -26,6 +28,7 @@ use crate::hub::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::ops::Ops;
 use crate::precision::Precision;
 use crate::preprocess::{additive_mask, denormalize, patch_batch, rotary_tables, PatchedInput};
+use crate::train::Adapter;
 use crate::weights::Weights;
 
 /// Chronos-2 on backend `O`.
@@ -38,6 +41,8 @@ pub struct Chronos2Model<O: Ops> {
     blocks: Vec<EncoderBlock<O>>,
     final_layer_norm: O::Tensor,
     output_patch_embedding: ResidualBlock<O>,
+    /// Adapters applied at run time, by name ([`Chronos2Model::add_adapter`]).
+    adapters: AdapterSet<O>,
 }
 
 /// Host copies of the intermediate states of one forward, for layer-by-layer comparisons.
@@ -152,6 +157,7 @@ impl<O: Ops> Chronos2Model<O> {
             blocks,
             final_layer_norm,
             output_patch_embedding,
+            adapters: AdapterSet::default(),
         })
     }
 
@@ -159,14 +165,38 @@ impl<O: Ops> Chronos2Model<O> {
         &self.ops
     }
 
+    fn linears(&self) -> Vec<&ModelLinear<O>> {
+        let mut out: Vec<&ModelLinear<O>> = Vec::new();
+        out.extend(self.input_patch_embedding.linears());
+        for block in &self.blocks {
+            out.extend(block.linears());
+        }
+        out.extend(self.output_patch_embedding.linears());
+        out
+    }
+
     fn linears_mut(&mut self) -> Vec<&mut O::Linear> {
-        let mut out: Vec<&mut O::Linear> = Vec::new();
+        let mut out: Vec<&mut ModelLinear<O>> = Vec::new();
         out.extend(self.input_patch_embedding.linears_mut());
         for block in &mut self.blocks {
             out.extend(block.linears_mut());
         }
         out.extend(self.output_patch_embedding.linears_mut());
-        out
+        out.into_iter().map(|l| &mut l.layer).collect()
+    }
+
+    /// Uploads `adapter` (LoRA, or replaced linear layers such as a trained head) under `name`,
+    /// replacing an adapter of that name. The base weights are shared, never copied. Fails when
+    /// the adapter does not fit the model.
+    pub fn add_adapter(&self, name: &str, adapter: &Adapter) -> Result<()> {
+        let built = RuntimeAdapter::build(&self.ops, adapter, &self.linears())?;
+        self.adapters.insert(name, built);
+        Ok(())
+    }
+
+    /// The adapters loaded on this model.
+    pub fn adapters(&self) -> &AdapterSet<O> {
+        &self.adapters
     }
 
     fn quantize_layers(&mut self, bits: u32, group_size: usize) -> Result<()> {
@@ -216,14 +246,8 @@ impl<O: Ops> Chronos2Model<O> {
                 add_tensor(&mut f, norm);
             }
         }
-        let linears = self
-            .input_patch_embedding
-            .linears()
-            .into_iter()
-            .chain(self.blocks.iter().flat_map(|b| b.linears()))
-            .chain(self.output_patch_embedding.linears());
-        for layer in linears {
-            let l = ops.linear_footprint(layer);
+        for layer in self.linears() {
+            let l = ops.linear_footprint(&layer.layer);
             f.total_params += l.params;
             f.bytes += l.bytes;
             if l.quantized {
@@ -231,6 +255,7 @@ impl<O: Ops> Chronos2Model<O> {
                 f.quantized_layer_bytes += l.bytes;
             }
         }
+        (f.adapter_params, f.adapter_bytes) = self.adapters.footprint();
         f
     }
 
@@ -309,6 +334,17 @@ impl<O: Ops> Chronos2Model<O> {
         inputs: &[O::Tensor],
         observe: &mut dyn FnMut(&O::Tensor) -> Result<()>,
     ) -> Result<GraphOutputs<O::Tensor>> {
+        self.graph_with(structure, inputs, None, observe)
+    }
+
+    /// [`Chronos2Model::graph`] with `adapter` applied to the linear layers it adapts.
+    pub fn graph_with(
+        &self,
+        structure: &ForwardStructure,
+        inputs: &[O::Tensor],
+        adapter: Option<&RuntimeAdapter<O>>,
+        observe: &mut dyn FnMut(&O::Tensor) -> Result<()>,
+    ) -> Result<GraphOutputs<O::Tensor>> {
         let ops = &self.ops;
         let c = &self.config;
         let s = structure;
@@ -336,8 +372,9 @@ impl<O: Ops> Chronos2Model<O> {
             group: &s.group,
             group_masks,
             group_visible,
+            adapter,
         };
-        let mut hidden = self.embed_tokens(s, features)?;
+        let mut hidden = self.embed_tokens(s, features, adapter)?;
         observe(&hidden)?;
         for block in &self.blocks {
             hidden = block.forward(ops, &hidden, &cx)?;
@@ -345,14 +382,19 @@ impl<O: Ops> Chronos2Model<O> {
         }
         let hidden = ops.rms_norm(&hidden, &self.final_layer_norm, cx.eps)?;
         let future = ops.narrow(&hidden, 1, s.seq_len - s.num_output_patches, s.num_output_patches)?;
-        let head = self.output_patch_embedding.forward(ops, &future)?;
+        let head = self.output_patch_embedding.forward(ops, &future, adapter)?;
         Ok(GraphOutputs { hidden, head })
     }
 
     /// Patch embedding + [REG] + future tokens: `(rows, seq_len, d_model)`.
-    fn embed_tokens(&self, s: &ForwardStructure, features: &O::Tensor) -> Result<O::Tensor> {
+    fn embed_tokens(
+        &self,
+        s: &ForwardStructure,
+        features: &O::Tensor,
+        adapter: Option<&RuntimeAdapter<O>>,
+    ) -> Result<O::Tensor> {
         let ops = &self.ops;
-        let embedded = self.input_patch_embedding.forward(ops, features)?;
+        let embedded = self.input_patch_embedding.forward(ops, features, adapter)?;
         let Some(reg) = &self.reg_embedding else { return Ok(embedded) };
         let context = ops.narrow(&embedded, 1, 0, s.num_context_patches)?;
         let future = ops.narrow(&embedded, 1, s.num_context_patches, s.num_output_patches)?;
@@ -438,9 +480,27 @@ impl<O: Ops> Forecaster for Chronos2Model<O> {
     }
 
     fn forecast(&self, batch: &ModelBatch) -> Result<QuantileForecast> {
+        self.forecast_adapted(batch, None)
+    }
+
+    fn forecast_adapted(&self, batch: &ModelBatch, adapter: Option<&str>) -> Result<QuantileForecast> {
+        let adapter = adapter.map(|name| self.adapters.get(name)).transpose()?;
         let prepared = self.prepare(batch)?;
-        let out = self.graph(&prepared.structure, &self.upload(&prepared)?, &mut |_| Ok(()))?;
+        let out =
+            self.graph_with(&prepared.structure, &self.upload(&prepared)?, adapter.as_deref(), &mut |_| Ok(()))?;
         self.forecast_from_head(&prepared, &self.ops.to_vec(&out.head)?)
+    }
+
+    fn add_adapter(&self, name: &str, adapter: &Adapter) -> Result<()> {
+        Chronos2Model::add_adapter(self, name, adapter)
+    }
+
+    fn remove_adapter(&self, name: &str) -> bool {
+        self.adapters.remove(name)
+    }
+
+    fn has_adapter(&self, name: &str) -> bool {
+        self.adapters.contains(name)
     }
 
     /// fp32 (a no-op on the float model as loaded), int8 and int4 (weight-only, group 64) run on
@@ -472,8 +532,14 @@ impl<O: Ops> Forecaster for Chronos2Model<O> {
     }
 
     fn encode(&self, batch: &ModelBatch) -> Result<Encoding> {
+        self.encode_adapted(batch, None)
+    }
+
+    fn encode_adapted(&self, batch: &ModelBatch, adapter: Option<&str>) -> Result<Encoding> {
+        let adapter = adapter.map(|name| self.adapters.get(name)).transpose()?;
         let prepared = self.prepare(batch)?;
-        let out = self.graph(&prepared.structure, &self.upload(&prepared)?, &mut |_| Ok(()))?;
+        let out =
+            self.graph_with(&prepared.structure, &self.upload(&prepared)?, adapter.as_deref(), &mut |_| Ok(()))?;
         let hidden = self.ops.to_vec(&out.hidden)?;
         self.encoding_from_hidden(prepared, hidden)
     }

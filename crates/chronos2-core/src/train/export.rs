@@ -4,6 +4,8 @@
 //!   and `model.safetensors` with every base tensor, trained values in place;
 //! - lora / qlora: a PEFT adapter, `adapter_config.json` + `adapter_model.safetensors` with keys
 //!   `base_model.model.{module}.lora_{A|B}.weight` (the layout of peft's `save_pretrained`);
+//!   or, with `--format npz`, MLX style: `adapters.npz` + an mlx-lm `adapter_config.json`
+//!   ([`Adapter::write_npz`]);
 //! - head: `head.safetensors` (the `output_patch_embedding.*` tensors) + `head_config.json`
 //!   naming the base model.
 //!
@@ -19,6 +21,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::hub::{CONFIG_FILE, WEIGHTS_FILE};
 
+pub use super::adapter::Adapter;
 use super::mode::LoraConfig;
 
 pub const ADAPTER_CONFIG_FILE: &str = "adapter_config.json";
@@ -38,7 +41,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io { path: path.to_path_buf(), source }
 }
 
-fn weights_error(path: &Path, message: impl std::fmt::Display) -> Error {
+pub(super) fn weights_error(path: &Path, message: impl std::fmt::Display) -> Error {
     Error::Weights { path: path.to_path_buf(), message: message.to_string() }
 }
 
@@ -78,12 +81,12 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>> {
     Ok(out)
 }
 
-fn read_json(path: &Path) -> Result<Value> {
+pub(super) fn read_json(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
     serde_json::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), message: e.to_string() })
 }
 
-fn write_json(path: &Path, value: &Value) -> Result<()> {
+pub(super) fn write_json(path: &Path, value: &Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).expect("JSON value serialises");
     std::fs::write(path, text + "\n").map_err(io(path))
 }
@@ -181,128 +184,18 @@ pub fn write_peft_adapter(dir: &Path, lora: &LoraConfig, base_model: &str, tenso
     write_safetensors(&dir.join(ADAPTER_WEIGHTS_FILE), tensors)
 }
 
+/// A LoRA adapter MLX style ([`Adapter::write_npz`]) from tensors under PEFT keys.
+pub fn write_npz_adapter(dir: &Path, lora: &LoraConfig, base_model: &str, tensors: &[NamedTensor]) -> Result<()> {
+    let adapter = Adapter::lora_from_peft_tensors(tensors.to_vec(), lora.scaling(), Some(base_model.to_string()))
+        .map_err(Error::InvalidInput)?;
+    adapter.write_npz(dir, lora)
+}
+
 /// A trained head: its tensors and a config naming the base.
 pub fn write_head(dir: &Path, base_model: &str, tensors: &[NamedTensor]) -> Result<()> {
     let config = json!({"base_model_name_or_path": base_model, "mode": "head", "modules": ["output_patch_embedding"]});
     write_json(&dir.join(HEAD_CONFIG_FILE), &config)?;
     write_safetensors(&dir.join(HEAD_WEIGHTS_FILE), tensors)
-}
-
-/// An adapter read back: LoRA pairs, or replacement tensors (a head).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Adapter {
-    /// Per module: `A (r, in)`, `B (out, r)`, and the scaling `alpha / r`.
-    Lora { pairs: BTreeMap<String, (NamedTensor, NamedTensor)>, scaling: f32, base: Option<String> },
-    /// Tensors that replace the base's (a trained head).
-    Replace { tensors: Vec<NamedTensor>, base: Option<String> },
-}
-
-impl Adapter {
-    /// Reads a PEFT adapter directory (ours, peft's, the upstream `dummy-chronos2-lora`) or a
-    /// head directory.
-    pub fn load(path: &Path) -> Result<Self> {
-        if path.join(ADAPTER_CONFIG_FILE).is_file() {
-            return Self::load_peft(path);
-        }
-        if path.join(HEAD_CONFIG_FILE).is_file() {
-            let config = read_json(&path.join(HEAD_CONFIG_FILE))?;
-            let base = config.get("base_model_name_or_path").and_then(Value::as_str).map(String::from);
-            return Ok(Adapter::Replace { tensors: read_safetensors(&path.join(HEAD_WEIGHTS_FILE))?, base });
-        }
-        Err(Error::InvalidInput(format!(
-            "{} is not an adapter: expected {ADAPTER_CONFIG_FILE} + {ADAPTER_WEIGHTS_FILE} (PEFT LoRA) or \
-             {HEAD_CONFIG_FILE} + {HEAD_WEIGHTS_FILE} (head)",
-            path.display()
-        )))
-    }
-
-    fn load_peft(dir: &Path) -> Result<Self> {
-        let config_path = dir.join(ADAPTER_CONFIG_FILE);
-        let config = read_json(&config_path)?;
-        let bad = |m: &str| Error::Config { path: config_path.clone(), message: m.to_string() };
-        if config.get("peft_type").and_then(Value::as_str) != Some("LORA") {
-            return Err(bad("peft_type is not LORA"));
-        }
-        let r = config.get("r").and_then(Value::as_f64).ok_or_else(|| bad("no `r`"))? as f32;
-        let alpha = config.get("lora_alpha").and_then(Value::as_f64).ok_or_else(|| bad("no `lora_alpha`"))? as f32;
-        if config.get("use_rslora").and_then(Value::as_bool) == Some(true)
-            || config.get("use_dora").and_then(Value::as_bool) == Some(true)
-        {
-            return Err(bad("rsLoRA and DoRA adapters are not supported"));
-        }
-        let base = config.get("base_model_name_or_path").and_then(Value::as_str).map(String::from);
-        let weights_path = dir.join(ADAPTER_WEIGHTS_FILE);
-        let mut a = BTreeMap::new();
-        let mut b = BTreeMap::new();
-        for t in read_safetensors(&weights_path)? {
-            let parsed = t
-                .name
-                .strip_prefix("base_model.model.")
-                .and_then(|n| n.strip_suffix(".weight"))
-                .and_then(|n| n.rsplit_once(".lora_"));
-            match parsed {
-                Some((module, "A")) => a.insert(module.to_string(), t),
-                Some((module, "B")) => b.insert(module.to_string(), t),
-                _ => return Err(weights_error(&weights_path, format!("unexpected adapter tensor `{}`", t.name))),
-            };
-        }
-        let mut pairs = BTreeMap::new();
-        for (module, ta) in a {
-            let tb = b
-                .remove(&module)
-                .ok_or_else(|| weights_error(&weights_path, format!("`{module}` has lora_A but no lora_B")))?;
-            pairs.insert(module, (ta, tb));
-        }
-        if let Some(module) = b.keys().next() {
-            return Err(weights_error(&weights_path, format!("`{module}` has lora_B but no lora_A")));
-        }
-        Ok(Adapter::Lora { pairs, scaling: alpha / r, base })
-    }
-
-    /// Applies the adapter to base tensors: `W += scaling * B A` per LoRA module, or replaces
-    /// tensors. Fails if a module or tensor is missing from the base or has another shape.
-    pub fn apply(&self, base: &mut [NamedTensor]) -> Result<()> {
-        let mut index: HashMap<String, usize> = base.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        let mismatch = |m: String| Error::InvalidInput(format!("the adapter does not fit the model: {m}"));
-        match self {
-            Adapter::Lora { pairs, scaling, .. } => {
-                for (module, (a, b)) in pairs {
-                    let key = format!("{module}.weight");
-                    let i = *index.get(&key).ok_or_else(|| mismatch(format!("the model has no linear `{module}`")))?;
-                    let w = &mut base[i];
-                    let (out_dim, in_dim) = (w.shape[0], *w.shape.get(1).unwrap_or(&0));
-                    let r = a.shape[0];
-                    if a.shape != [r, in_dim] || b.shape != [out_dim, r] {
-                        return Err(mismatch(format!(
-                            "`{module}` is {out_dim}x{in_dim}, its LoRA A {:?} and B {:?}",
-                            a.shape, b.shape
-                        )));
-                    }
-                    for o in 0..out_dim {
-                        for k in 0..in_dim {
-                            let delta: f32 = (0..r).map(|j| b.data[o * r + j] * a.data[j * in_dim + k]).sum();
-                            w.data[o * in_dim + k] += scaling * delta;
-                        }
-                    }
-                }
-            }
-            Adapter::Replace { tensors, .. } => {
-                for t in tensors {
-                    let i = index
-                        .remove(&t.name)
-                        .ok_or_else(|| mismatch(format!("the model has no tensor `{}`", t.name)))?;
-                    if base[i].shape != t.shape {
-                        return Err(mismatch(format!(
-                            "`{}` is {:?} in the model, {:?} in the adapter",
-                            t.name, base[i].shape, t.shape
-                        )));
-                    }
-                    base[i].data.clone_from(&t.data);
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Writes `base_dir` with `adapter` merged in (`config.json` + `model.safetensors`) to `dir`.

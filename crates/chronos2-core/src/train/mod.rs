@@ -4,20 +4,25 @@
 //! - [`mode`]: the fine-tuning modes (full, LoRA, QLoRA, head) and the LoRA configuration.
 //! - [`dataset`]: training stream (uniform series, uniform cut point) and validation batches.
 //! - [`loss`]: the loss targets and mask on the host, and the reduction of `_compute_loss`.
-//! - [`export`]: outputs per mode (full model, PEFT adapter, head), adapters read back, fuse.
+//! - [`export`]: outputs per mode (full model, PEFT or npz adapter, head), fuse.
+//! - [`adapter`]: adapters read back (PEFT, MLX-style npz, head) and fused into base tensors.
+//! - [`npz`]: numpy `.npz` archives (read and written).
 //! - [`fit`]: the training loop (validation every 100 steps, best checkpoint kept).
 //! - [`adamw`]: AdamW with HF Trainer defaults, linear schedule, gradient-norm clipping.
 //! - [`rng`]: the small seeded generator used for sampling and LoRA initialisation.
 
 pub mod adamw;
+pub mod adapter;
 pub mod dataset;
 pub mod export;
 pub mod fit;
 pub mod loss;
 pub mod mode;
+pub mod npz;
 pub mod rng;
 
 pub use adamw::{AdamW, AdamWConfig};
+pub use adapter::Adapter;
 pub use dataset::{TrainBatch, TrainDataset};
 pub use fit::{fit, FitOptions, FitOutcome, StepReport};
 pub use loss::LossTargets;

@@ -1,0 +1,218 @@
+//! Adapters at run time: several loaded by name on one base, switched with `set_adapter`, each
+//! forecasting (and embedding) what the base with that adapter fused in does; the base weights
+//! are not copied; bad names and adapters that do not fit are clear errors.
+
+use std::path::{Path, PathBuf};
+
+use chronos2::chronos2_core::pipeline::{ItemForecast, Pooling, PredictOptions, SeriesInput};
+use chronos2::chronos2_core::train::export::{read_safetensors, write_head, write_peft_adapter, NamedTensor};
+use chronos2::chronos2_core::train::{Adapter, LoraConfig};
+use chronos2::finetune::fuse;
+use chronos2::{Backend, BackendKind, Chronos2, LoadOptions, Precision};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tiny() -> PathBuf {
+    root().join("tests/fixtures/models/tiny")
+}
+
+/// The reference's LoRA adapter of the tiny model (written by peft).
+fn reference_lora() -> PathBuf {
+    root().join("tests/fixtures/finetune/adapters/tiny_lora")
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("chronos2-adapters-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn cpu(model: &Path, precision: Precision) -> Chronos2 {
+    let options = LoadOptions { precision, compile: false };
+    Chronos2::load_with(Some(model.to_str().unwrap()), Backend::Forced(BackendKind::Cpu), options).unwrap()
+}
+
+fn items() -> Vec<SeriesInput> {
+    let series = |phase: f32, len: usize| -> Vec<f32> {
+        (0..len).map(|t| 10.0 + 3.0 * ((t as f32) * 0.3 + phase).sin() + 0.05 * t as f32).collect()
+    };
+    let mut with_gap = series(1.0, 90);
+    with_gap[40] = f32::NAN;
+    vec![SeriesInput::univariate(series(0.0, 120)), SeriesInput::univariate(with_gap)]
+}
+
+fn forecast(model: &Chronos2) -> Vec<f32> {
+    let out: Vec<ItemForecast> = model.predict(&items(), &PredictOptions::new(20), &mut |_, _| {}).unwrap();
+    out.iter().flat_map(|f| f.quantiles.iter().copied()).collect()
+}
+
+fn embedding(model: &Chronos2) -> Vec<f32> {
+    let out = model.embed(&items(), 256, None, Pooling::MeanContext, &mut |_, _| {}).unwrap();
+    out.iter().flat_map(|e| e.values.iter().copied()).collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn max_abs(a: &[f32]) -> f32 {
+    a.iter().map(|v| v.abs()).fold(0.0, f32::max)
+}
+
+/// A second LoRA for the tiny model: the reference's, with other values.
+fn other_lora(dir: &Path) -> PathBuf {
+    let tensors: Vec<NamedTensor> = read_safetensors(&reference_lora().join("adapter_model.safetensors"))
+        .unwrap()
+        .into_iter()
+        .map(|mut t| {
+            t.data.iter_mut().enumerate().for_each(|(i, v)| *v = -2.0 * *v + 0.05 * (i as f32 * 0.7).sin());
+            t
+        })
+        .collect();
+    std::fs::create_dir_all(dir).unwrap();
+    write_peft_adapter(dir, &LoraConfig::default(), "tiny", &tensors).unwrap();
+    dir.to_path_buf()
+}
+
+/// A trained head for the tiny model: its `output_patch_embedding` tensors, perturbed.
+fn head(dir: &Path) -> PathBuf {
+    let tensors: Vec<NamedTensor> = read_safetensors(&tiny().join("model.safetensors"))
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.name.starts_with("output_patch_embedding."))
+        .map(|mut t| {
+            t.data.iter_mut().enumerate().for_each(|(i, v)| *v += 0.02 * (i as f32 * 1.3).cos());
+            t
+        })
+        .collect();
+    std::fs::create_dir_all(dir).unwrap();
+    write_head(dir, "tiny", &tensors).unwrap();
+    dir.to_path_buf()
+}
+
+/// The base with `adapter` fused into a copy (the reference's way), loaded.
+fn fused(adapter: &Path, name: &str) -> (Chronos2, PathBuf) {
+    let out = temp(&format!("fused-{name}"));
+    fuse(Some(tiny().to_str().unwrap()), adapter, &out).unwrap();
+    (cpu(&out, Precision::Fp32), out)
+}
+
+#[test]
+fn switching_adapters_gives_each_fused_model_and_none_gives_the_base() {
+    let work = temp("switch");
+    let other = other_lora(&work.join("other"));
+    let head = head(&work.join("head"));
+    let mut model = cpu(&tiny(), Precision::Fp32);
+    let base_forecast = forecast(&model);
+    let base_embedding = embedding(&model);
+    let base_footprint = model.footprint();
+    model.load_adapter("reference", &reference_lora()).unwrap();
+    model.load_adapter("other", &other).unwrap();
+    model.load_adapter("head", &head).unwrap();
+    assert_eq!(model.adapter_names(), ["head", "other", "reference"]);
+
+    // The base is not copied: its buffers are unchanged, the adapters hold only their matrices.
+    let footprint = model.footprint();
+    assert_eq!((footprint.total_params, footprint.bytes), (base_footprint.total_params, base_footprint.bytes));
+    let values: usize =
+        [reference_lora(), other.clone(), head.clone()].iter().map(|p| Adapter::load(p).unwrap().num_values()).sum();
+    assert_eq!(footprint.adapter_params, values);
+    assert!(footprint.adapter_bytes >= 4 * values);
+
+    for (name, path) in [
+        ("reference", reference_lora()),
+        ("other", other.clone()),
+        ("head", head.clone()),
+        ("reference", reference_lora()),
+    ] {
+        model.set_adapter(Some(name)).unwrap();
+        assert_eq!(model.active_adapter(), Some(name));
+        let (fused_model, fused_dir) = fused(&path, name);
+        let (expected, got) = (forecast(&fused_model), forecast(&model));
+        let diff = max_diff(&got, &expected);
+        assert!(diff <= 1e-5 * max_abs(&expected), "{name}: forecast differs from the fused model by {diff}");
+        assert!(max_diff(&base_forecast, &expected) > 100.0 * diff.max(1e-7), "{name} must change the forecast");
+        let (expected, got) = (embedding(&fused_model), embedding(&model));
+        let diff = max_diff(&got, &expected);
+        assert!(diff <= 1e-5 * max_abs(&expected), "{name}: embedding differs from the fused model by {diff}");
+        std::fs::remove_dir_all(fused_dir).unwrap();
+    }
+    model.set_adapter(None).unwrap();
+    assert_eq!(forecast(&model), base_forecast);
+    assert_eq!(embedding(&model), base_embedding);
+    std::fs::remove_dir_all(work).unwrap();
+}
+
+#[test]
+fn bad_names_and_adapters_that_do_not_fit_are_errors() {
+    let mut model = cpu(&tiny(), Precision::Fp32);
+    let e = model.set_adapter(Some("missing")).unwrap_err().to_string();
+    assert!(e.contains("no adapter named `missing` is loaded (loaded: none)"), "{e}");
+    model.load_adapter("a", &reference_lora()).unwrap();
+    let e = model.load_adapter("a", &reference_lora()).unwrap_err().to_string();
+    assert!(e.contains("an adapter named `a` is already loaded"), "{e}");
+    let e = model.set_adapter(Some("b")).unwrap_err().to_string();
+    assert!(e.contains("(loaded: a)"), "{e}");
+    assert_eq!(model.active_adapter(), None);
+
+    // The tiny model's adapter on the small model: other shapes.
+    let mut small = cpu(&root().join("tests/fixtures/models/small"), Precision::Fp32);
+    let e = small.load_adapter("tiny", &reference_lora()).unwrap_err().to_string();
+    assert!(e.contains("the adapter does not fit the model"), "{e}");
+    assert!(small.adapter_names().is_empty());
+    let e = small.load_adapter("x", &root().join("tests/fixtures/models/tiny")).unwrap_err().to_string();
+    assert!(e.contains("is not an adapter"), "{e}");
+}
+
+/// On an int8 base the adapter runs in fp32 beside the quantized layers: it changes the int8
+/// forecast as it changes the fp32 one (the same correction, up to the quantization error).
+#[test]
+fn adapters_run_on_a_quantized_base() {
+    let work = temp("quantized");
+    let mini = root().join("models/chronos2-mini");
+    // A LoRA for chronos2-mini on every default target, with deterministic values.
+    let config = LoraConfig::default();
+    let base = read_safetensors(&mini.join("model.safetensors")).unwrap();
+    let mut tensors = Vec::new();
+    for t in base.iter().filter(|t| t.shape.len() == 2) {
+        let module = t.name.strip_suffix(".weight").unwrap();
+        if !config.targets_module(module) {
+            continue;
+        }
+        let (out_dim, in_dim, r) = (t.shape[0], t.shape[1], config.rank);
+        let values = |n: usize, s: f32, k: f32| (0..n).map(|i| s * (i as f32 * k).sin()).collect::<Vec<_>>();
+        tensors.push(NamedTensor {
+            name: format!("base_model.model.{module}.lora_A.weight"),
+            shape: vec![r, in_dim],
+            data: values(r * in_dim, 1.0 / (in_dim as f32).sqrt(), 0.37),
+        });
+        tensors.push(NamedTensor {
+            name: format!("base_model.model.{module}.lora_B.weight"),
+            shape: vec![out_dim, r],
+            data: values(out_dim * r, 0.02, 0.91),
+        });
+    }
+    std::fs::create_dir_all(&work).unwrap();
+    write_peft_adapter(&work, &config, "chronos2-mini", &tensors).unwrap();
+
+    let shift = |precision: Precision| -> (Vec<f32>, Vec<f32>) {
+        let mut model = cpu(&mini, precision);
+        let base = forecast(&model);
+        model.load_adapter("lora", &work).unwrap();
+        model.set_adapter(Some("lora")).unwrap();
+        let adapted = forecast(&model);
+        (base, adapted)
+    };
+    let (fp32_base, fp32_adapted) = shift(Precision::Fp32);
+    let (int8_base, int8_adapted) = shift(Precision::Int8);
+    let fp32_shift: Vec<f32> = fp32_adapted.iter().zip(&fp32_base).map(|(a, b)| a - b).collect();
+    let int8_shift: Vec<f32> = int8_adapted.iter().zip(&int8_base).map(|(a, b)| a - b).collect();
+    let quantization_error = max_diff(&int8_base, &fp32_base);
+    let shift_error = max_diff(&int8_shift, &fp32_shift);
+    assert!(max_abs(&fp32_shift) > 10.0 * shift_error, "shift {} vs error {shift_error}", max_abs(&fp32_shift));
+    assert!(shift_error <= 4.0 * quantization_error.max(1e-6), "{shift_error} vs {quantization_error}");
+    std::fs::remove_dir_all(work).unwrap();
+}
