@@ -8,7 +8,7 @@ use clap::Args;
 
 use chronos2::backend::{Backend, BackendKind};
 use chronos2::chronos2_core::train::{FinetuneMode, LoraConfig, StepReport};
-use chronos2::finetune::{self, AdaptedModel, FinetuneOptions};
+use chronos2::finetune::{self, AdaptedModel, AdapterFormat, FinetuneOptions};
 use chronos2::frame::Frame;
 use chronos2::{dataframe, Columns};
 
@@ -22,8 +22,9 @@ to 1), linear learning-rate decay without warmup. With --validation, the validat
 window of each series) is computed every 100 steps and at the end, and the best step is kept.
 
 Modes: full (every parameter; writes config.json + model.safetensors), lora (LoRA adapters on a
-float base; writes a PEFT adapter: adapter_config.json + adapter_model.safetensors), qlora (LoRA on
-an int8/int4 group-64 quantized base, adapters in fp32; writes a PEFT adapter), head (only
+float base; writes a PEFT adapter: adapter_config.json + adapter_model.safetensors, or with
+--format npz an MLX-style adapters.npz + adapter_config.json), qlora (LoRA on an int8/int4
+group-64 quantized base, adapters in fp32; writes a LoRA adapter as lora does), head (only
 output_patch_embedding; writes head.safetensors + head_config.json). The output directory is
 written to a temporary directory and renamed at the end.";
 
@@ -32,6 +33,7 @@ Examples:
   chronos2 finetune --input train.csv --prediction-length 24 --mode lora --steps 200 --output my-adapter
   chronos2 finetune --input train.csv --validation val.csv --prediction-length 12 --mode full \\
       --learning-rate 1e-5 --batch-size 64 --output my-model
+  chronos2 finetune --input train.csv --prediction-length 24 --mode lora --format npz --output my-npz-adapter
   chronos2 predict --input train.csv --prediction-length 24 --adapter my-adapter";
 
 #[derive(Args, Debug)]
@@ -80,6 +82,10 @@ pub struct FinetuneArgs {
     lora_targets: Option<Vec<String>>,
     #[arg(long, value_name = "S", default_value_t = 0)]
     seed: u64,
+    /// Layout of a LoRA adapter: peft (adapter_model.safetensors, loadable by the reference) or
+    /// npz (MLX style: adapters.npz with mlx-lm's `{module}.lora_a` (in, r) / `lora_b` (r, out)).
+    #[arg(long, value_name = "peft|npz", default_value = "peft")]
+    format: String,
     /// Training runs on cpu (MLX training is not implemented yet).
     #[arg(long, value_name = "cpu|mlx")]
     backend: Option<String>,
@@ -99,8 +105,9 @@ pub struct FuseArgs {
     /// Base model directory or Hugging Face id. Default: bundled chronos2-mini.
     #[arg(long, value_name = "DIR|HF_ID")]
     model: Option<String>,
-    /// Adapter directory (PEFT LoRA: adapter_config.json + adapter_model.safetensors, or a head).
-    #[arg(long, value_name = "DIR")]
+    /// Adapter: a PEFT LoRA directory (adapter_config.json + adapter_model.safetensors), an
+    /// MLX-style LoRA (a directory with adapters.npz, or the .npz file) or a head directory.
+    #[arg(long, value_name = "DIR|FILE.npz")]
     adapter: PathBuf,
     /// Output model directory (config.json + model.safetensors; must not exist).
     #[arg(long, value_name = "DIR")]
@@ -126,6 +133,10 @@ fn parse_mode(args: &FinetuneArgs) -> Result<FinetuneMode> {
 
 pub fn finetune(args: FinetuneArgs) -> Result<()> {
     let mode = parse_mode(&args)?;
+    let format = AdapterFormat::parse(&args.format)?;
+    if format == AdapterFormat::Npz && !mode.uses_lora() {
+        bail!("--format npz writes LoRA adapters (--mode lora or qlora), not --mode {}", mode.name());
+    }
     if args.prediction_length == 0 {
         bail!("--prediction-length must be at least 1");
     }
@@ -179,6 +190,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     options.context_length = args.context_length;
     options.min_past = args.min_past;
     options.seed = args.seed;
+    options.format = format;
     options.lora = LoraConfig {
         rank: args.lora_rank,
         alpha: args.lora_alpha,

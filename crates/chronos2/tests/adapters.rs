@@ -216,3 +216,52 @@ fn adapters_run_on_a_quantized_base() {
     assert!(shift_error <= 4.0 * quantization_error.max(1e-6), "{shift_error} vs {quantization_error}");
     std::fs::remove_dir_all(work).unwrap();
 }
+
+/// `Chronos2::finetune` returns what it trained, usable at once: a LoRA adapter or a head to load
+/// by name (forecasting as the written output fused into the base), a full model loaded.
+#[test]
+fn finetune_returns_the_trained_adapter_or_model() {
+    use chronos2::chronos2_core::train::FinetuneMode;
+    use chronos2::finetune::{FinetuneOptions, Trained};
+
+    let work = temp("finetune");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut model = cpu(&tiny(), Precision::Fp32);
+    let base_forecast = forecast(&model);
+    for mode in [FinetuneMode::Lora, FinetuneMode::Head, FinetuneMode::Full] {
+        let mut options = FinetuneOptions::new(12, mode);
+        (options.steps, options.batch_size, options.learning_rate) = (4, 4, Some(1e-3));
+        let output = work.join(mode.name());
+        let report = model.finetune(&items(), None, &options, &output, &mut |_| {}).unwrap();
+        let expected = match mode {
+            FinetuneMode::Full => forecast(&cpu(&output, Precision::Fp32)),
+            _ => {
+                let (fused_model, fused_dir) = fused(&output, mode.name());
+                let f = forecast(&fused_model);
+                std::fs::remove_dir_all(fused_dir).unwrap();
+                f
+            }
+        };
+        let got = match report.trained {
+            Trained::Adapter(adapter) => {
+                model.insert_adapter(mode.name(), adapter).unwrap();
+                model.set_adapter(Some(mode.name())).unwrap();
+                let f = forecast(&model);
+                model.set_adapter(None).unwrap();
+                f
+            }
+            Trained::Model(trained) => {
+                assert_eq!(mode, FinetuneMode::Full);
+                forecast(&trained)
+            }
+        };
+        let diff = max_diff(&got, &expected);
+        assert!(diff <= 1e-5 * max_abs(&expected), "{}: {diff}", mode.name());
+        assert!(
+            max_diff(&base_forecast, &expected) > 100.0 * diff.max(1e-7),
+            "{} must change the forecast",
+            mode.name()
+        );
+    }
+    std::fs::remove_dir_all(work).unwrap();
+}

@@ -105,6 +105,29 @@ fn lora_writes_a_peft_adapter_that_changes_the_forecast_and_fuses_to_the_same_fo
     assert_eq!(forecast(fused.to_str().unwrap(), None, &dir.join("fused.csv")), adapted);
 }
 
+/// `--format npz` writes the same adapter MLX style; predict and fuse read it (the directory or
+/// the .npz file) and forecast what the PEFT adapter of the same run forecasts.
+#[test]
+fn npz_adapter_forecasts_as_the_peft_adapter_of_the_same_run() {
+    let dir = tmpdir("npz");
+    let peft = dir.join("peft");
+    let npz = dir.join("npz");
+    finetune("lora", &peft, &["--seed", "3"]);
+    finetune("lora", &npz, &["--seed", "3", "--format", "npz"]);
+    assert!(npz.join("adapters.npz").is_file() && !npz.join("adapter_model.safetensors").exists());
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(npz.join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(config["lora_parameters"]["rank"].as_u64(), Some(8));
+    assert_eq!(config["lora_parameters"]["scale"].as_f64(), Some(2.0));
+    let from_peft = forecast(TINY, Some(&peft), &dir.join("peft.csv"));
+    assert_eq!(forecast(TINY, Some(&npz), &dir.join("npz.csv")), from_peft);
+    assert_eq!(forecast(TINY, Some(&npz.join("adapters.npz")), &dir.join("npz-file.csv")), from_peft);
+    let fused = dir.join("fused");
+    let args = ["fuse", "--model", TINY, "--adapter", npz.to_str().unwrap(), "--output", fused.to_str().unwrap()];
+    ok(&chronos2(&args));
+    assert_eq!(forecast(fused.to_str().unwrap(), None, &dir.join("fused.csv")), from_peft);
+}
+
 #[test]
 fn full_head_and_qlora_outputs() {
     let dir = tmpdir("modes");
@@ -147,6 +170,12 @@ fn bad_input_is_a_clear_error_and_leaves_no_output() {
         &out,
     );
     fails_with(&with(&["--prediction-length", "12", "--learning-rate", "1e30"]), "training diverged at step", &out);
+    let head_npz: Vec<&str> = with(&["--prediction-length", "12", "--format", "npz"])
+        .into_iter()
+        .map(|a| if a == "lora" { "head" } else { a })
+        .collect();
+    fails_with(&head_npz, "--format npz writes LoRA adapters", &out);
+    fails_with(&with(&["--prediction-length", "12", "--format", "gguf"]), "unknown adapter format `gguf`", &out);
 
     // an adapter trained on tiny does not fit small
     let adapter = tmpdir("bad-adapter").join("adapter");
