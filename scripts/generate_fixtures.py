@@ -27,8 +27,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -1262,10 +1264,93 @@ def ft_adapter_case(model_ref, path):
     })
 
 
+def ft_npz_adapter_case() -> None:
+    """The PEFT adapter of ft_adapter_case rewritten by numpy's np.savez in mlx-lm's LoRA layout
+    (`{module}.lora_a` = A^T (in, r), `{module}.lora_b` = B^T (r, out)) with an mlx-lm
+    adapter_config.json: the reference's forecast through the PEFT adapter is its forecast."""
+    from safetensors.numpy import load_file
+    src = FT_DIR / "adapters" / "tiny_lora"
+    dst = FT_DIR / "adapters" / "tiny_lora_npz"
+    dst.mkdir(parents=True, exist_ok=True)
+    config = json.loads((src / "adapter_config.json").read_text())
+    arrays = {}
+    for key, value in load_file(str(src / "adapter_model.safetensors")).items():
+        module, which = key.removeprefix("base_model.model.").removesuffix(".weight").rsplit(".lora_", 1)
+        arrays[f"{module}.lora_{which.lower()}"] = np.ascontiguousarray(value.astype(np.float32).T)
+    np.savez(dst / "adapters.npz", **arrays)
+    (dst / "adapter_config.json").write_text(json.dumps({
+        "fine_tune_type": "lora",
+        "lora_parameters": {"rank": config["r"], "scale": config["lora_alpha"] / config["r"], "dropout": 0.0,
+                            "keys": config["target_modules"]},
+    }, indent=2) + "\n")
+    print(f"  wrote {rel(dst)} ({len(arrays)} arrays)")
+
+
+# Our adapter and fused model (written by our CLI from the tiny model, fixed seed), which the
+# reference loads below. Created once with these commands (run from the repository root) and
+# committed; regenerated only when missing.
+OURS_DIR = FT_DIR / "ours"
+OURS_COMMANDS = [
+    ["cargo", "run", "-q", "-p", "chronos2", "--", "finetune", "--model", "tests/fixtures/models/tiny",
+     "--input", "examples/airpassengers.csv", "--prediction-length", "12", "--mode", "lora", "--steps", "20",
+     "--batch-size", "4", "--learning-rate", "1e-3", "--seed", "7", "--output", "tests/fixtures/finetune/ours/lora"],
+    ["cargo", "run", "-q", "-p", "chronos2", "--", "fuse", "--model", "tests/fixtures/models/tiny",
+     "--adapter", "tests/fixtures/finetune/ours/lora", "--output", "tests/fixtures/finetune/ours/fused"],
+]
+
+
+def ft_ours_case(model_ref, path) -> None:
+    """The reference loads our PEFT adapter (on its base, through peft) and our fused model, and
+    forecasts with them."""
+    import subprocess
+    if not OURS_DIR.exists():
+        OURS_DIR.mkdir(parents=True)
+        for cmd in OURS_COMMANDS:
+            subprocess.run(cmd, cwd=ROOT, check=True)
+    rng = np.random.default_rng(82)
+    context = f32(seasonal(rng, 110, 12, level=8.0, trend=0.02))
+    context[[7, 66]] = np.nan
+
+    def forecast(pipe):
+        pipe.model.eval()
+        with torch.no_grad():
+            return pipe.predict([torch.from_numpy(context)], prediction_length=12)[0][0].numpy()
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # our adapter names its base relative to the repository root
+    try:
+        adapter = forecast(Chronos2Pipeline.from_pretrained(str(OURS_DIR / "lora"), dtype=torch.float32))
+    finally:
+        os.chdir(cwd)
+    fused = forecast(load_pipeline(OURS_DIR / "fused"))
+    base = forecast(load_pipeline(path))
+    assert np.abs(adapter - base).max() > 1e-3, "our adapter must change the reference's forecast"
+    ft_write("ours_loaded_by_reference", {
+        "kind": "finetune_ours",
+        "model": model_ref,
+        "description": "our LoRA adapter (chronos2 finetune) and our fused model (chronos2 fuse), loaded and "
+                       "run by the reference's Chronos2Pipeline",
+        "adapter": rel(OURS_DIR / "lora"),
+        "fused": rel(OURS_DIR / "fused"),
+        "context": context,
+        "prediction_length": 12,
+        "adapter_quantiles": adapter,
+        "fused_quantiles": fused,
+        "base_quantiles": base,
+    })
+
+
 def finetune_cases() -> None:
+    # our adapter and fused model are kept (they are inputs of ft_ours_case, written by our CLI)
+    kept = None
+    if OURS_DIR.exists():
+        kept = Path(tempfile.mkdtemp()) / "ours"
+        shutil.move(str(OURS_DIR), kept)
     if FT_DIR.exists():
         shutil.rmtree(FT_DIR)
     FT_DIR.mkdir(parents=True)
+    if kept is not None:
+        shutil.move(str(kept), OURS_DIR)
     tiny, small = MODELS_DIR / "tiny", MODELS_DIR / "small"
     tiny_ref, small_ref = "tests/fixtures/models/tiny", "tests/fixtures/models/small"
     for mode in ("full", "lora", "head"):
@@ -1278,6 +1363,8 @@ def finetune_cases() -> None:
     ft_adamw_case("adamw_tiny_lora", tiny_ref, tiny, "lora", 1e-3)
     ft_adamw_case("adamw_tiny_head", tiny_ref, tiny, "head", 1e-3)
     ft_adapter_case(tiny_ref, tiny)
+    ft_npz_adapter_case()
+    ft_ours_case(tiny_ref, tiny)
 
 # --------------------------------------------------------------------------------------
 
@@ -1288,6 +1375,12 @@ def main() -> int:
     logging.getLogger("chronos").setLevel(logging.ERROR)
     logging.getLogger("transformers").setLevel(logging.ERROR)
     torch.set_grad_enabled(False)
+    if "--finetune-adapters-only" in sys.argv:  # only the npz adapter and the reference loading ours
+        FT_DIR.mkdir(parents=True, exist_ok=True)
+        ft_npz_adapter_case()
+        ft_ours_case("tests/fixtures/models/tiny", MODELS_DIR / "tiny")
+        print(f"done in {time.time() - t0:.1f} s")
+        return 0
     if "--finetune-only" in sys.argv:  # the committed fixture models are kept; only finetune/ is rewritten
         print("finetune cases")
         finetune_cases()

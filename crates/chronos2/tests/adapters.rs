@@ -265,3 +265,78 @@ fn finetune_returns_the_trained_adapter_or_model() {
     }
     std::fs::remove_dir_all(work).unwrap();
 }
+
+fn fixture(name: &str) -> serde_json::Value {
+    let path = root().join(format!("tests/fixtures/finetune/{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A JSON array of numbers (`null` = NaN), flattened.
+fn flat(v: &serde_json::Value) -> Vec<f32> {
+    match v {
+        serde_json::Value::Array(items) => items.iter().flat_map(flat).collect(),
+        serde_json::Value::Null => vec![f32::NAN],
+        other => vec![other.as_f64().unwrap() as f32],
+    }
+}
+
+/// Our forecast of one context at the model's 21 levels, laid out as the reference's
+/// `(levels, horizon)`.
+fn forecast_levels(model: &Chronos2, context: Vec<f32>, h: usize) -> Vec<f32> {
+    let mut options = PredictOptions::new(h);
+    options.quantile_levels = model.config().quantiles().to_vec();
+    let out = model.predict(&[SeriesInput::univariate(context)], &options, &mut |_, _| {}).unwrap();
+    let levels = options.quantile_levels.len();
+    (0..levels).flat_map(|q| (0..h).map(move |t| (q, t))).map(|(q, t)| out[0].quantiles[t * levels + q]).collect()
+}
+
+fn assert_reference(got: &[f32], expected: &[f32], base: &[f32], what: &str) {
+    let diff = max_diff(got, expected);
+    assert!(diff <= 2e-5 * max_abs(expected), "{what}: differs from the reference's forecast by {diff}");
+    assert!(max_diff(base, expected) > 100.0 * diff.max(1e-7), "{what}: the adapter must matter");
+}
+
+/// Our adapter (written by `chronos2 finetune`) and our fused model (`chronos2 fuse`), loaded and
+/// run by the reference's `Chronos2Pipeline` when the fixtures were generated: we forecast what it
+/// forecasts with them, through the adapter at run time, fused by us, and from the fused model.
+#[test]
+fn the_reference_forecasts_what_we_forecast_with_our_adapter_and_fused_model() {
+    let c = fixture("ours_loaded_by_reference");
+    let (context, h) = (flat(&c["context"]), c["prediction_length"].as_u64().unwrap() as usize);
+    let (adapter_expected, base) = (flat(&c["adapter_quantiles"]), flat(&c["base_quantiles"]));
+    let adapter = root().join(c["adapter"].as_str().unwrap());
+    let mut model = cpu(&tiny(), Precision::Fp32);
+    assert_reference(&forecast_levels(&model, context.clone(), h), &base, &adapter_expected, "base");
+    model.load_adapter("ours", &adapter).unwrap();
+    model.set_adapter(Some("ours")).unwrap();
+    assert_reference(&forecast_levels(&model, context.clone(), h), &adapter_expected, &base, "adapter at run time");
+    let fused = cpu(&root().join(c["fused"].as_str().unwrap()), Precision::Fp32);
+    assert_reference(&forecast_levels(&fused, context.clone(), h), &flat(&c["fused_quantiles"]), &base, "fused model");
+    let cli = chronos2::finetune::load_with_adapter(
+        Some(tiny().to_str().unwrap()),
+        Some(&adapter),
+        Backend::Forced(BackendKind::Cpu),
+        LoadOptions::default(),
+    )
+    .unwrap();
+    assert_reference(&forecast_levels(&cli, context, h), &adapter_expected, &base, "--adapter");
+}
+
+/// An MLX-style adapter written by numpy (`np.savez`, mlx-lm's `lora_a` / `lora_b`, from the
+/// reference's PEFT adapter) forecasts what the reference forecasts through the PEFT adapter.
+#[test]
+fn a_numpy_npz_adapter_forecasts_as_the_reference() {
+    let c = fixture("adapter_tiny_lora");
+    let (context, h) = (flat(&c["context"]), c["prediction_length"].as_u64().unwrap() as usize);
+    let (expected, base) = (flat(&c["quantiles"]), flat(&c["base_quantiles"]));
+    let npz = root().join("tests/fixtures/finetune/adapters/tiny_lora_npz");
+    let mut model = cpu(&tiny(), Precision::Fp32);
+    model.load_adapter("dir", &npz).unwrap();
+    model.load_adapter("file", &npz.join("adapters.npz")).unwrap();
+    for name in ["dir", "file"] {
+        model.set_adapter(Some(name)).unwrap();
+        assert_reference(&forecast_levels(&model, context.clone(), h), &expected, &base, name);
+    }
+    let peft = Adapter::load(&reference_lora()).unwrap();
+    assert_eq!(Adapter::load(&npz).unwrap().num_values(), peft.num_values());
+}
