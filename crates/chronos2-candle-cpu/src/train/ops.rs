@@ -6,18 +6,20 @@
 //! [`Ops::parameter`] / [`Ops::linear_parameter`], which know their Hugging Face names: those the
 //! fine-tuning mode trains become [`Var`]s registered in a [`ParamStore`], the rest constants.
 //! LoRA adapters are attached to the targeted linears; in QLoRA mode the frozen base weight of a
-//! linear whose input width is a multiple of 64 is quantized and dequantized (MLX's affine
-//! group-64 scheme), so gradients flow through the dequantized base.
+//! linear whose input width is a multiple of 64 is held quantized (MLX's affine group-64 scheme)
+//! and dequantized per use ([`QuantizedMatmul`]), so gradients flow to the input without an fp32
+//! copy of the base.
 
 use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use chronos2_core::ops::{LayerFootprint, Ops};
-use chronos2_core::quant::{dequantize, qualifies, quantize, QuantizedWeight};
+use chronos2_core::quant::{qualifies, quantize, QuantizedWeight};
 use chronos2_core::train::rng::Rng;
 use chronos2_core::train::{FinetuneMode, LoraConfig};
 use chronos2_core::{Error, Result};
 
+use super::frozen_quantized::QuantizedMatmul;
 use super::params::{ParamRole, ParamStore};
 
 /// Quantization group size of QLoRA bases.
@@ -52,9 +54,17 @@ pub struct LoraPair {
     pub scaling: f64,
 }
 
+/// The base weight `(out, in)` of a training linear.
+enum BaseWeight {
+    /// Float: a constant, or a trained variable.
+    Dense(Tensor),
+    /// Frozen and quantized (QLoRA), dequantized per use.
+    Quantized(Arc<QuantizedWeight>),
+}
+
 /// A linear layer for training: weight `(out, in)`, optional bias, optional LoRA adapter.
 pub struct TrainLinear {
-    weight: Tensor,
+    weight: BaseWeight,
     bias: Option<Tensor>,
     lora: Option<LoraPair>,
 }
@@ -154,13 +164,14 @@ impl Ops for TrainOps {
         self.store().linear_modules.push(name.to_string());
         let weight_name = format!("{name}.weight");
         let trained = self.spec.mode.trains_base(&weight_name);
-        let base_weight = match self.spec.mode {
+        let weight = match self.spec.mode {
             FinetuneMode::Qlora { bits } if qualifies(in_dim, QLORA_GROUP_SIZE) => {
-                dequantize(&quantize(weight, out_dim, in_dim, bits, QLORA_GROUP_SIZE)?)
+                BaseWeight::Quantized(Arc::new(quantize(weight, out_dim, in_dim, bits, QLORA_GROUP_SIZE)?))
             }
-            _ => weight.to_vec(),
+            _ => {
+                BaseWeight::Dense(self.maybe_var(&weight_name, weight, &[out_dim, in_dim], ParamRole::Base, trained)?)
+            }
         };
-        let weight = self.maybe_var(&weight_name, &base_weight, &[out_dim, in_dim], ParamRole::Base, trained)?;
         let bias = match bias {
             Some(b) => {
                 let bias_name = format!("{name}.bias");
@@ -185,25 +196,45 @@ impl Ops for TrainOps {
         bias: Option<&[f32]>,
     ) -> Result<TrainLinear> {
         Ok(TrainLinear {
-            weight: self.constant(weight, &[out_dim, in_dim])?,
+            weight: BaseWeight::Dense(self.constant(weight, &[out_dim, in_dim])?),
             bias: bias.map(|b| self.constant(b, &[out_dim])).transpose()?,
             lora: None,
         })
     }
 
     fn linear_from_quantized(&self, weight: &QuantizedWeight, bias: Option<&[f32]>) -> Result<TrainLinear> {
-        self.linear_from_host(&dequantize(weight), weight.out_dim, weight.in_dim, bias)
+        Ok(TrainLinear {
+            weight: BaseWeight::Quantized(Arc::new(weight.clone())),
+            bias: bias.map(|b| self.constant(b, &[weight.out_dim])).transpose()?,
+            lora: None,
+        })
     }
 
     fn linear_float_weights(&self, layer: &TrainLinear) -> Result<Option<(Vec<f32>, Option<Vec<f32>>)>> {
-        Ok(Some((self.to_vec(&layer.weight)?, layer.bias.as_ref().map(|b| self.to_vec(b)).transpose()?)))
+        let bias = layer.bias.as_ref().map(|b| self.to_vec(b)).transpose()?;
+        match &layer.weight {
+            BaseWeight::Dense(w) => Ok(Some((self.to_vec(w)?, bias))),
+            BaseWeight::Quantized(_) => Ok(None),
+        }
     }
 
     fn linear_footprint(&self, layer: &TrainLinear) -> LayerFootprint {
-        let (out_dim, in_dim) = layer.weight.dims2().unwrap_or((0, 0));
         let lora = layer.lora.as_ref().map_or(0, |l| l.a.elem_count() + l.b.elem_count());
-        let params = layer.weight.elem_count() + layer.bias.as_ref().map_or(0, Tensor::elem_count) + lora;
-        LayerFootprint { out_dim, in_dim, params, bytes: params * 4, quantized: false }
+        let float = lora + layer.bias.as_ref().map_or(0, Tensor::elem_count);
+        match &layer.weight {
+            BaseWeight::Dense(w) => {
+                let (out_dim, in_dim) = w.dims2().unwrap_or((0, 0));
+                let params = w.elem_count() + float;
+                LayerFootprint { out_dim, in_dim, params, bytes: params * 4, quantized: false }
+            }
+            BaseWeight::Quantized(q) => LayerFootprint {
+                out_dim: q.out_dim,
+                in_dim: q.in_dim,
+                params: q.out_dim * q.in_dim + float,
+                bytes: 4 * (q.packed.len() + q.scales.len() + q.biases.len() + float),
+                quantized: true,
+            },
+        }
     }
 
     fn tensor_bytes(&self, x: &Tensor) -> usize {
@@ -214,9 +245,14 @@ impl Ops for TrainOps {
         let dims = x.dims();
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim;
-        let out_dim = layer.weight.dim(0).map_err(err)?;
         let x2 = x.reshape((rows, in_dim)).map_err(err)?;
-        let mut y = x2.matmul(&layer.weight.t().map_err(err)?).map_err(err)?;
+        let (mut y, out_dim) = match &layer.weight {
+            BaseWeight::Dense(w) => (x2.matmul(&w.t().map_err(err)?).map_err(err)?, w.dim(0).map_err(err)?),
+            BaseWeight::Quantized(q) => {
+                let op = QuantizedMatmul { weight: Arc::clone(q) };
+                (x2.contiguous().and_then(|x| x.apply_op1(op)).map_err(err)?, q.out_dim)
+            }
+        };
         if let Some(bias) = &layer.bias {
             y = y.broadcast_add(bias).map_err(err)?;
         }
