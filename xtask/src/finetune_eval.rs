@@ -43,6 +43,10 @@ pub struct Args {
     /// Also write the markdown report here.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// A Python with chronos-forecasting 2.3.2: also runs the reference's `fit` (full and lora
+    /// modes) with the same settings (scripts/reference_fit.py) and reports its rows beside ours.
+    #[arg(long, value_name = "PYTHON")]
+    reference_python: Option<PathBuf>,
 }
 
 fn learning_rate(mode: FinetuneMode) -> f32 {
@@ -127,12 +131,60 @@ pub fn run(args: &Args) -> Result<()> {
             last_loss: *outcome.train_losses.last().expect("steps >= 1"),
         });
     }
+    if let Some(python) = &args.reference_python {
+        for name in args.modes.iter().filter(|m| matches!(m.as_str(), "lora" | "full")) {
+            rows.push(reference_row(python, &base, name, &series, args)?);
+        }
+    }
     let doc = render(&rows, &series, args);
     print!("{doc}");
     if let Some(out) = &args.output {
         std::fs::write(root.join(out), &doc).with_context(|| format!("cannot write {}", out.display()))?;
     }
     Ok(())
+}
+
+/// The reference's `fit` in `mode` with the same settings, evaluated as our rows are (its LoRA
+/// checkpoint fused into the base by us).
+fn reference_row(python: &Path, base: &Path, mode: &str, series: &[Series], args: &Args) -> Result<Row> {
+    let lr = learning_rate(FinetuneMode::parse(mode, None)?);
+    eprintln!("finetune-eval: reference fit, {mode}, {} steps, lr {lr}", args.steps);
+    let dir = std::env::temp_dir().join(format!("chronos2-finetune-eval-reference-{mode}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = crate::repo_root();
+    let out = std::process::Command::new(python)
+        .arg(root.join("scripts/reference_fit.py"))
+        .args(["--model", &base.display().to_string(), "--mode", mode])
+        .args(["--steps", &args.steps.to_string(), "--batch-size", &args.batch_size.to_string()])
+        .args(["--context-length", &args.context_length.to_string()])
+        .args(["--prediction-length", &args.prediction_length.to_string(), "--learning-rate", &lr.to_string()])
+        .args(["--input", &root.join("eval/real-series/context.csv").display().to_string()])
+        .args(["--output", &dir.display().to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    anyhow::ensure!(out.status.success(), "the reference's fit failed ({})", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).context("no result line from reference_fit.py")?;
+    let result: serde_json::Value = serde_json::from_str(line)?;
+    let checkpoint = PathBuf::from(result["checkpoint"].as_str().context("no checkpoint")?);
+    let metrics = if mode == "lora" {
+        let fused = dir.join("fused");
+        let adapter = Adapter::load(&checkpoint)?;
+        export::write_staged(&fused, |d| export::write_fused(d, base, &adapter))?;
+        evaluate(&fused, series)
+    } else {
+        evaluate(&checkpoint, series)
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Row {
+        name: format!("reference fit, {mode}"),
+        metrics: metrics?,
+        seconds: result["train_seconds"].as_f64().unwrap_or(f64::NAN),
+        steps_per_second: result["steps_per_second"].as_f64().unwrap_or(f64::NAN),
+        first_loss: f32::NAN,
+        last_loss: f32::NAN,
+    })
 }
 
 /// The fine-tuned model as a full model directory `dir/model` (adapters fused into the base).
