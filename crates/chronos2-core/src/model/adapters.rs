@@ -29,6 +29,14 @@ pub struct RuntimeAdapter<O: Ops> {
     bytes: usize,
 }
 
+/// The tensors an adapter gives for one replaced linear.
+#[derive(Default)]
+struct Replacement<'a> {
+    weight: Option<&'a [f32]>,
+    shape: Vec<usize>,
+    bias: Option<&'a [f32]>,
+}
+
 fn mismatch(message: String) -> Error {
     Error::InvalidInput(format!("the adapter does not fit the model: {message}"))
 }
@@ -62,7 +70,7 @@ impl<O: Ops> RuntimeAdapter<O> {
                 }
             }
             Adapter::Replace { tensors, .. } => {
-                let mut modules: BTreeMap<&str, (Option<&[f32]>, Option<&[f32]>, Vec<usize>)> = BTreeMap::new();
+                let mut modules: BTreeMap<&str, Replacement> = BTreeMap::new();
                 for t in tensors {
                     let parsed = t.name.rsplit_once('.').filter(|(m, _)| by_name.contains_key(m));
                     let Some((module, kind @ ("weight" | "bias"))) = parsed else {
@@ -73,15 +81,15 @@ impl<O: Ops> RuntimeAdapter<O> {
                             t.name
                         )));
                     };
-                    let entry = modules.entry(module).or_insert((None, None, Vec::new()));
+                    let entry = modules.entry(module).or_default();
                     if kind == "weight" {
-                        entry.0 = Some(&t.data);
-                        entry.2.clone_from(&t.shape);
+                        entry.weight = Some(&t.data);
+                        entry.shape.clone_from(&t.shape);
                     } else {
-                        entry.1 = Some(&t.data);
+                        entry.bias = Some(&t.data);
                     }
                 }
-                for (module, (weight, bias, shape)) in modules {
+                for (module, Replacement { weight, shape, bias }) in modules {
                     let base = find(module)?;
                     let fp = ops.linear_footprint(&base.layer);
                     let (out_dim, in_dim) = (fp.out_dim, fp.in_dim);
