@@ -252,7 +252,10 @@ impl Chronos2 {
     pub(crate) fn adapted<'a>(&'a self, model: &'a dyn Forecaster) -> Result<WithAdapter<'a>> {
         if let Some(name) = self.active_adapter.as_deref() {
             if !model.has_adapter(name) {
-                let adapter = self.adapters.get(name).expect("set_adapter checks the name");
+                let adapter = self
+                    .adapters
+                    .get(name)
+                    .ok_or_else(|| Error::InvalidArgument(format!("no adapter named `{name}` is loaded")))?;
                 model.add_adapter(name, adapter)?;
             }
         }
