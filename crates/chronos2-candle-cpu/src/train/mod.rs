@@ -1,7 +1,7 @@
 //! Training on candle CPU with autograd: the graph written once in `chronos2-core`, run over
 //! [`TrainOps`] (plain differentiable candle ops; the fast inference kernels are bypassed).
 
-mod frozen_quantized;
+mod frozen;
 mod loss;
 mod ops;
 mod params;

@@ -7,8 +7,8 @@
 //! fine-tuning mode trains become [`Var`]s registered in a [`ParamStore`], the rest constants.
 //! LoRA adapters are attached to the targeted linears; in QLoRA mode the frozen base weight of a
 //! linear whose input width is a multiple of 64 is held quantized (MLX's affine group-64 scheme)
-//! and dequantized per use ([`QuantizedMatmul`]), so gradients flow to the input without an fp32
-//! copy of the base.
+//! and dequantized per use. Frozen base weights run through [`FrozenMatmul`], whose backward gives
+//! only the input's gradient (no weight-sized gradient of a constant, no fp32 copy of a QLoRA base).
 
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +19,7 @@ use chronos2_core::train::rng::Rng;
 use chronos2_core::train::{FinetuneMode, LoraConfig};
 use chronos2_core::{Error, Result};
 
-use super::frozen_quantized::QuantizedMatmul;
+use super::frozen::{FrozenMatmul, FrozenWeight};
 use super::params::{ParamRole, ParamStore};
 
 /// Quantization group size of QLoRA bases.
@@ -56,10 +56,10 @@ pub struct LoraPair {
 
 /// The base weight `(out, in)` of a training linear.
 enum BaseWeight {
-    /// Float: a constant, or a trained variable.
-    Dense(Tensor),
-    /// Frozen and quantized (QLoRA), dequantized per use.
-    Quantized(Arc<QuantizedWeight>),
+    /// A trained variable.
+    Trained(Tensor),
+    /// A frozen float or quantized weight.
+    Frozen(FrozenWeight),
 }
 
 /// A linear layer for training: weight `(out, in)`, optional bias, optional LoRA adapter.
@@ -165,12 +165,13 @@ impl Ops for TrainOps {
         let weight_name = format!("{name}.weight");
         let trained = self.spec.mode.trains_base(&weight_name);
         let weight = match self.spec.mode {
-            FinetuneMode::Qlora { bits } if qualifies(in_dim, QLORA_GROUP_SIZE) => {
-                BaseWeight::Quantized(Arc::new(quantize(weight, out_dim, in_dim, bits, QLORA_GROUP_SIZE)?))
+            _ if trained => {
+                BaseWeight::Trained(self.maybe_var(&weight_name, weight, &[out_dim, in_dim], ParamRole::Base, true)?)
             }
-            _ => {
-                BaseWeight::Dense(self.maybe_var(&weight_name, weight, &[out_dim, in_dim], ParamRole::Base, trained)?)
-            }
+            FinetuneMode::Qlora { bits } if qualifies(in_dim, QLORA_GROUP_SIZE) => BaseWeight::Frozen(
+                FrozenWeight::Quantized(Arc::new(quantize(weight, out_dim, in_dim, bits, QLORA_GROUP_SIZE)?)),
+            ),
+            _ => BaseWeight::Frozen(FrozenWeight::Dense(self.constant(weight, &[out_dim, in_dim])?)),
         };
         let bias = match bias {
             Some(b) => {
@@ -196,7 +197,7 @@ impl Ops for TrainOps {
         bias: Option<&[f32]>,
     ) -> Result<TrainLinear> {
         Ok(TrainLinear {
-            weight: BaseWeight::Dense(self.constant(weight, &[out_dim, in_dim])?),
+            weight: BaseWeight::Frozen(FrozenWeight::Dense(self.constant(weight, &[out_dim, in_dim])?)),
             bias: bias.map(|b| self.constant(b, &[out_dim])).transpose()?,
             lora: None,
         })
@@ -204,7 +205,7 @@ impl Ops for TrainOps {
 
     fn linear_from_quantized(&self, weight: &QuantizedWeight, bias: Option<&[f32]>) -> Result<TrainLinear> {
         Ok(TrainLinear {
-            weight: BaseWeight::Quantized(Arc::new(weight.clone())),
+            weight: BaseWeight::Frozen(FrozenWeight::Quantized(Arc::new(weight.clone()))),
             bias: bias.map(|b| self.constant(b, &[weight.out_dim])).transpose()?,
             lora: None,
         })
@@ -213,8 +214,8 @@ impl Ops for TrainOps {
     fn linear_float_weights(&self, layer: &TrainLinear) -> Result<Option<(Vec<f32>, Option<Vec<f32>>)>> {
         let bias = layer.bias.as_ref().map(|b| self.to_vec(b)).transpose()?;
         match &layer.weight {
-            BaseWeight::Dense(w) => Ok(Some((self.to_vec(w)?, bias))),
-            BaseWeight::Quantized(_) => Ok(None),
+            BaseWeight::Trained(w) | BaseWeight::Frozen(FrozenWeight::Dense(w)) => Ok(Some((self.to_vec(w)?, bias))),
+            BaseWeight::Frozen(FrozenWeight::Quantized(_)) => Ok(None),
         }
     }
 
@@ -222,12 +223,12 @@ impl Ops for TrainOps {
         let lora = layer.lora.as_ref().map_or(0, |l| l.a.elem_count() + l.b.elem_count());
         let float = lora + layer.bias.as_ref().map_or(0, Tensor::elem_count);
         match &layer.weight {
-            BaseWeight::Dense(w) => {
+            BaseWeight::Trained(w) | BaseWeight::Frozen(FrozenWeight::Dense(w)) => {
                 let (out_dim, in_dim) = w.dims2().unwrap_or((0, 0));
                 let params = w.elem_count() + float;
                 LayerFootprint { out_dim, in_dim, params, bytes: params * 4, quantized: false }
             }
-            BaseWeight::Quantized(q) => LayerFootprint {
+            BaseWeight::Frozen(FrozenWeight::Quantized(q)) => LayerFootprint {
                 out_dim: q.out_dim,
                 in_dim: q.in_dim,
                 params: q.out_dim * q.in_dim + float,
@@ -247,10 +248,10 @@ impl Ops for TrainOps {
         let rows = x.elem_count() / in_dim;
         let x2 = x.reshape((rows, in_dim)).map_err(err)?;
         let (mut y, out_dim) = match &layer.weight {
-            BaseWeight::Dense(w) => (x2.matmul(&w.t().map_err(err)?).map_err(err)?, w.dim(0).map_err(err)?),
-            BaseWeight::Quantized(q) => {
-                let op = QuantizedMatmul { weight: Arc::clone(q) };
-                (x2.contiguous().and_then(|x| x.apply_op1(op)).map_err(err)?, q.out_dim)
+            BaseWeight::Trained(w) => (x2.matmul(&w.t().map_err(err)?).map_err(err)?, w.dim(0).map_err(err)?),
+            BaseWeight::Frozen(f) => {
+                let op = FrozenMatmul { weight: f.clone() };
+                (x2.contiguous().and_then(|x| x.apply_op1(op)).map_err(err)?, f.dims().0)
             }
         };
         if let Some(bias) = &layer.bias {
