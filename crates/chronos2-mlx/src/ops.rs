@@ -19,15 +19,15 @@ use mlx_rs::ops::{
 };
 use mlx_rs::{Array, Dtype};
 
-fn err(e: impl fmt::Display) -> Error {
+pub(crate) fn err(e: impl fmt::Display) -> Error {
     Error::backend(e)
 }
 
-fn dim(v: usize) -> Result<i32> {
+pub(crate) fn dim(v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| Error::Backend(format!("dimension {v} exceeds MLX's i32 range")))
 }
 
-fn dims(shape: &[usize]) -> Result<Vec<i32>> {
+pub(crate) fn dims(shape: &[usize]) -> Result<Vec<i32>> {
     shape.iter().map(|&d| dim(d)).collect()
 }
 

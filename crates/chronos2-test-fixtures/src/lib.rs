@@ -3,7 +3,10 @@
 //! Shared by the parity tests of every backend (a dev-dependency only, outside the core's API): layer by layer
 //! ([`check_model_cases`]) and end to end through the pipeline ([`check_predict_cases`],
 //! [`check_embed_cases`]). Also deterministic test data ([`random_values`],
-//! [`xorshift_weights`]) for the quantization tests and benchmarks.
+//! [`xorshift_weights`]) for the quantization tests and benchmarks. [`finetune`]: the fine-tuning
+//! fixtures and the training parity checks.
+
+pub mod finetune;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
