@@ -52,8 +52,8 @@ struct LoraPair {
 enum BaseWeight {
     /// `(out, in)`, trainable or frozen.
     Float(MlxTrainTensor),
-    /// A frozen quantized weight (QLoRA base).
-    Quantized(LinearWeight),
+    /// A frozen weight in an inference format (the quantized base of QLoRA).
+    Frozen(LinearWeight),
 }
 
 /// A linear layer for training: base weight, optional bias, optional LoRA adapter.
@@ -160,7 +160,7 @@ impl MlxTrainOps {
     fn resolve(&self, layer: &MlxTrainLinear) -> MlxLinear {
         let weight = match &layer.weight {
             BaseWeight::Float(w) => LinearWeight::Float(self.get(w)),
-            BaseWeight::Quantized(w) => w.clone(),
+            BaseWeight::Frozen(w) => w.clone(),
         };
         let bias = layer.bias.as_ref().map(|b| self.get(b));
         MlxLinear { weight, bias, in_dim: layer.in_dim, out_dim: layer.out_dim }
@@ -178,7 +178,7 @@ impl MlxTrainOps {
 fn frozen(layer: MlxLinear) -> MlxTrainLinear {
     let weight = match layer.weight {
         LinearWeight::Float(w) => BaseWeight::Float(MlxTrainTensor::Array(w)),
-        quantized => BaseWeight::Quantized(quantized),
+        other => BaseWeight::Frozen(other),
     };
     MlxTrainLinear {
         weight,
