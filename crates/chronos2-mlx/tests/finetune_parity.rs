@@ -25,3 +25,22 @@ fn five_adamw_steps_match_the_reference_trainer() {
     let checked = check_adamw_steps(&load).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(checked, 3);
 }
+
+/// LoRA with no target trains nothing: the base model's loss (the reference's loss of the same
+/// batch in head mode, at the base weights) and no gradient.
+#[test]
+fn lora_without_targets_gives_the_base_loss_and_no_gradient() {
+    use chronos2_core::train::{FinetuneMode, LoraConfig};
+    use chronos2_test_fixtures::finetune::{finetune_case, train_batch};
+    use chronos2_test_fixtures::repo_root;
+
+    let c = finetune_case("grad_tiny_head_nan");
+    let lora = LoraConfig { targets: Vec::new(), ..LoraConfig::default() };
+    let spec = TrainSpec { mode: FinetuneMode::Lora, lora, seed: 0 };
+    let mut m = MlxTrainModel::load_dir(&repo_root().join(c["model"].as_str().unwrap()), spec).unwrap();
+    assert!(m.parameter_names().is_empty());
+    let (loss, grads) = m.loss_and_grads(&train_batch(&c["batch"])).unwrap();
+    let expected = c["loss"].as_f64().unwrap() as f32;
+    assert!(((loss - expected) / expected).abs() <= 1e-5, "loss {loss} vs the base model's {expected}");
+    assert!(grads.is_empty());
+}

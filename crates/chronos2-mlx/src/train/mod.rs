@@ -18,8 +18,9 @@ use mlx_rs::error::Exception;
 use mlx_rs::transforms::value_and_grad_with_argnums;
 use mlx_rs::Array;
 
-pub use ops::{Binding, MlxTrainLinear, MlxTrainOps, MlxTrainTensor};
-pub use params::MlxTrainParam;
+pub use ops::{MlxTrainLinear, MlxTrainOps, MlxTrainTensor};
+
+use params::MlxTrainParam;
 
 use crate::ops::{dims, err};
 use crate::MlxTensor;
@@ -46,24 +47,6 @@ impl MlxTrainModel {
             ops.spec().lora.validate(&modules)?;
         }
         Ok(MlxTrainModel { model })
-    }
-
-    /// The trainable parameters, in build order.
-    pub fn params(&self) -> Vec<MlxTrainParam> {
-        self.ops().store().params.clone()
-    }
-
-    /// Sets the parameter `name` (e.g. to a given LoRA initialisation).
-    pub fn set_param(&self, name: &str, values: &[f32]) -> Result<()> {
-        let mut store = self.ops().store();
-        let index = store
-            .params
-            .iter()
-            .position(|p| p.name == name)
-            .ok_or_else(|| Error::InvalidInput(format!("no trainable parameter `{name}`")))?;
-        let value = parameter_array(&store.params[index], values)?;
-        store.values[index] = value;
-        Ok(())
     }
 
     fn ops(&self) -> &MlxTrainOps {
@@ -145,8 +128,12 @@ impl TrainModel for MlxTrainModel {
     /// `value_and_grad` of the loss with respect to every trainable parameter: the closure binds
     /// the arrays MLX passes in as the parameters and builds the graph on them.
     fn loss_and_grads(&mut self, batch: &TrainBatch) -> Result<(f32, Vec<Vec<f32>>)> {
-        let (prepared, targets) = self.prepare(batch)?;
         let params: Vec<Array> = self.ops().store().values.iter().map(|v| v.array().clone()).collect();
+        if params.is_empty() {
+            // Nothing to differentiate (e.g. LoRA with no target): the loss alone.
+            return Ok((self.loss(batch)?, Vec::new()));
+        }
+        let (prepared, targets) = self.prepare(batch)?;
         let argnums: Vec<i32> = (0..params.len()).map(|i| i as i32).collect();
         let loss_of = |tracers: &[Array]| -> std::result::Result<Vec<Array>, Exception> {
             let exception = |e: Error| Exception::custom(e.to_string());

@@ -77,7 +77,7 @@ pub struct MlxTrainOps {
 
 /// While alive, the graph uses the bound arrays in place of the parameters' values
 /// ([`MlxTrainOps::bind`]).
-pub struct Binding<'a> {
+pub(crate) struct Binding<'a> {
     ops: &'a MlxTrainOps,
 }
 
@@ -109,7 +109,7 @@ impl MlxTrainOps {
 
     /// Makes the graph use `arrays` (one per parameter, in order) as the parameters until the
     /// returned guard drops: `value_and_grad` differentiates with respect to them.
-    pub fn bind(&self, arrays: &[Array]) -> Result<Binding<'_>> {
+    pub(crate) fn bind(&self, arrays: &[Array]) -> Result<Binding<'_>> {
         let mut store = self.store();
         if arrays.len() != store.params.len() {
             return Err(Error::Backend(format!("bind: {} arrays for {} parameters", arrays.len(), store.params.len())));
@@ -119,7 +119,7 @@ impl MlxTrainOps {
     }
 
     /// The array `x` stands for now.
-    pub fn array_of(&self, x: &MlxTrainTensor) -> MlxTensor {
+    pub(crate) fn array_of(&self, x: &MlxTrainTensor) -> MlxTensor {
         self.get(x)
     }
 
