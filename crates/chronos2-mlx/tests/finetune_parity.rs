@@ -44,3 +44,25 @@ fn lora_without_targets_gives_the_base_loss_and_no_gradient() {
     assert!(((loss - expected) / expected).abs() <= 1e-5, "loss {loss} vs the base model's {expected}");
     assert!(grads.is_empty());
 }
+
+/// QLoRA keeps the base in the int8 / int4 group-64 format while training (MLX applies it with
+/// `quantized_matmul`): every linear of chronos2-mini that qualifies is held quantized, and the
+/// model takes a fraction of the bytes of LoRA on the float base.
+#[test]
+fn qlora_holds_the_base_quantized() {
+    use chronos2_core::train::{FinetuneMode, LoraConfig};
+
+    let mini = chronos2_test_fixtures::repo_root().join("models/chronos2-mini");
+    let footprint = |mode| {
+        let spec = TrainSpec { mode, lora: LoraConfig::default(), seed: 0 };
+        MlxTrainModel::load_dir(&mini, spec).unwrap().footprint()
+    };
+    let lora = footprint(FinetuneMode::Lora);
+    assert_eq!(lora.quantized_params, 0);
+    // measured: 0.31 (int8) and 0.19 (int4) of LoRA's bytes
+    for (bits, max_ratio) in [(8, 0.4), (4, 0.25)] {
+        let q = footprint(FinetuneMode::Qlora { bits });
+        assert!(q.quantized_params > 7_000_000, "int{bits}: {q:?}");
+        assert!((q.bytes as f64) < max_ratio * lora.bytes as f64, "int{bits}: {q:?} vs LoRA {lora:?}");
+    }
+}

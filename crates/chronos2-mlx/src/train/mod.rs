@@ -8,6 +8,7 @@ mod params;
 use std::path::Path;
 
 use chronos2_core::config::ModelConfig;
+use chronos2_core::forecaster::Footprint;
 use chronos2_core::hub::{CONFIG_FILE, WEIGHTS_FILE};
 use chronos2_core::model::{Chronos2Model, PreparedForward};
 use chronos2_core::ops::Ops;
@@ -47,6 +48,12 @@ impl MlxTrainModel {
             ops.spec().lora.validate(&modules)?;
         }
         Ok(MlxTrainModel { model })
+    }
+
+    /// Parameters and bytes of the model as held for training (LoRA adapters included; in QLoRA
+    /// mode the base linears are quantized).
+    pub fn footprint(&self) -> Footprint {
+        self.model.footprint()
     }
 
     fn ops(&self) -> &MlxTrainOps {
