@@ -47,6 +47,8 @@ fn fails_with(args: &[&str], message: &str, output: &Path) {
     assert!(!out.status.success(), "{args:?} succeeded");
     assert!(stderr.contains(message), "{args:?}: expected `{message}` in: {stderr}");
     assert!(!output.exists(), "{args:?} left {}", output.display());
+    let leftovers: Vec<_> = std::fs::read_dir(output.parent().unwrap()).unwrap().filter_map(|e| e.ok()).collect();
+    assert!(leftovers.is_empty(), "{args:?} left {:?}", leftovers.iter().map(|e| e.path()).collect::<Vec<_>>());
 }
 
 #[test]
@@ -104,6 +106,13 @@ fn every_mode_trains_on_mlx() {
     let names: Vec<String> =
         read_safetensors(&head.join("head.safetensors")).unwrap().into_iter().map(|t| t.name).collect();
     assert!(names.iter().all(|n| n.starts_with("output_patch_embedding.")) && names.len() == 6, "{names:?}");
+
+    // a diverging run stops with the step and leaves nothing, on MLX too
+    let diverged = tmpdir("mlx-diverged").join("out");
+    let o = diverged.to_str().unwrap();
+    let args = ["finetune", "--model", TINY, "--input", INPUT, "--mode", "lora", "--prediction-length", "12"];
+    let args = [&args[..], &["--steps", "3", "--learning-rate", "1e30", "--backend", "mlx", "--output", o]].concat();
+    fails_with(&args, "training diverged at step", &diverged);
 
     let qlora = dir.join("qlora");
     let small = ["--backend", "mlx", "--quantize", "int4", "--model", "tests/fixtures/models/small"];
