@@ -80,7 +80,7 @@ pub struct FinetuneArgs {
     lora_targets: Option<Vec<String>>,
     #[arg(long, value_name = "S", default_value_t = 0)]
     seed: u64,
-    /// Training runs on cpu (MLX training is not implemented yet).
+    /// The backend that trains: cpu (candle autograd) or mlx (value_and_grad). Default: cpu.
     #[arg(long, value_name = "cpu|mlx")]
     backend: Option<String>,
     #[arg(long, value_name = "NAME", default_value = "item_id")]
@@ -140,11 +140,14 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     if args.output.exists() {
         bail!("--output {} already exists; choose a new directory", args.output.display());
     }
-    if let Some(b) = args.backend.as_deref() {
-        if b != "cpu" {
-            bail!("--backend {b}: fine-tuning runs on the cpu backend only (MLX training is not implemented)");
-        }
-    }
+    let backend = match args.backend.as_deref() {
+        None => BackendKind::Cpu,
+        Some(name) => BackendKind::from_name(name.trim()).ok_or_else(|| {
+            let names: Vec<&str> = BackendKind::ALL.iter().map(|k| k.name()).collect();
+            anyhow::anyhow!("--backend {name}: expected one of {}", names.join(", "))
+        })?,
+    };
+    chronos2::registry::check_usable(backend)?;
     let cols = Columns {
         id: args.id_column.clone(),
         timestamp: args.timestamp_column.clone(),
@@ -179,6 +182,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     options.context_length = args.context_length;
     options.min_past = args.min_past;
     options.seed = args.seed;
+    options.backend = backend;
     options.lora = LoraConfig {
         rank: args.lora_rank,
         alpha: args.lora_alpha,
