@@ -278,6 +278,7 @@ pub fn run(a: &Args) -> Result<()> {
     if !mlx_note.is_empty() {
         writeln!(md, "\nMLX columns: {mlx_note}.")?;
     }
+    write_ratio_table(&mut md, &shapes, &torch_cell, &rust)?;
     writeln!(md, "\nFor reference (NOT measured here): the source article's Apple M4 Max figures known to us are PyTorch CPU 81 ms at 1x128 and 411 ms at 8x128; its other cells are not reproduced.")?;
 
     // Profile: every measured route per shape and precision; the dispatcher's pick per row.
@@ -349,6 +350,38 @@ pub fn run(a: &Args) -> Result<()> {
     }
     println!("{md}");
     eprintln!("bench-matrix: wrote {}", out_dir.join("matrix.{md,json}").display());
+    Ok(())
+}
+
+/// The same cells as ratios only (PyTorch CPU fp32 median / cell median): the numbers that
+/// compare across machines and runs.
+fn write_ratio_table(
+    md: &mut String,
+    shapes: &[&str],
+    torch_cell: &dyn Fn(&str, &str) -> Option<Value>,
+    rust: &Value,
+) -> Result<()> {
+    writeln!(
+        md,
+        "\nRatios only (PyTorch CPU fp32 median / cell median; >1 = faster than PyTorch fp32; - = not measured):\n"
+    )?;
+    let mut header = String::from("| batch x context | PyTorch CPU bf16 |");
+    let mut rule = String::from("|---|---|");
+    for c in &COLUMNS {
+        header.push_str(&format!(" {} |", c.header));
+        rule.push_str("---|");
+    }
+    writeln!(md, "{header}\n{rule}")?;
+    for shape in shapes {
+        let Some(base) = torch_cell("cells", shape).map(|v| ms(&v, "median_ms")) else { continue };
+        let ratio =
+            |v: Option<&Value>| v.map_or_else(|| "-".to_string(), |v| format!("{:.2}x", base / ms(v, "median_ms")));
+        let mut line = format!("| {shape} | {} |", ratio(torch_cell("cells_bf16", shape).as_ref()));
+        for c in &COLUMNS {
+            line.push_str(&format!(" {} |", ratio(cell(rust, c.key, shape))));
+        }
+        writeln!(md, "{line}")?;
+    }
     Ok(())
 }
 

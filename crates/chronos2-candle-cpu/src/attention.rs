@@ -127,6 +127,9 @@ fn run_head(isa: Isa, h: &Head, out: &mut [f32], s: &mut Scratch) {
         Isa::Avx2 => unsafe { head_avx2(h, out, s) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { head_avx512(h, out, s) },
+        // NEON is the aarch64 baseline: the kernel body compiles to NEON as it is.
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => head_portable(h, out, s),
     }
 }
 

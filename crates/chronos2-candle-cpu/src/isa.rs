@@ -13,9 +13,12 @@ pub enum Isa {
     /// AVX-512F, 16-lane.
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// NEON intrinsics, 4-lane (part of the aarch64 baseline).
+    #[cfg(target_arch = "aarch64")]
+    Neon,
 }
 
-/// Environment variable that caps the detected kernel set: `generic`, `avx2` or `avx512`
+/// Environment variable that caps the detected kernel set: `generic`, `avx2`, `avx512` or `neon`
 /// (for comparisons; a set the CPU lacks is never used).
 pub const ISA_ENV: &str = "CHRONOS2_CPU_ISA";
 
@@ -26,6 +29,8 @@ impl Isa {
         let mut v = vec![Isa::Generic];
         #[cfg(target_arch = "x86_64")]
         v.extend([Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.available()));
+        #[cfg(target_arch = "aarch64")]
+        v.push(Isa::Neon);
         v
     }
 
@@ -49,6 +54,10 @@ impl Isa {
                     return Isa::Avx2;
                 }
             }
+            #[cfg(target_arch = "aarch64")]
+            if allowed("neon") {
+                return Isa::Neon;
+            }
             let _ = allowed;
             Isa::Generic
         })
@@ -62,6 +71,8 @@ impl Isa {
             Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => true,
         }
     }
 
@@ -73,6 +84,8 @@ impl Isa {
             Isa::Avx2 => 6,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => 12,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => crate::gemm::neon::MR,
         }
     }
 }

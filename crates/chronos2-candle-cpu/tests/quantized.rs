@@ -1,11 +1,11 @@
 //! Weight quantization and bf16 on the CPU backend: footprint from the actual buffers, and
 //! end-to-end deviation from fp32 on the bundled trained model over the real series in `eval/`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use chronos2_core::pipeline::{predict, PredictOptions, SeriesInput};
+use chronos2_core::pipeline::{predict, PredictOptions};
 use chronos2_core::{Error, Forecaster, Precision};
+use chronos2_test_fixtures::real_series;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -15,20 +15,6 @@ fn mini(precision: Precision) -> Box<dyn Forecaster> {
     let mut model = chronos2_candle_cpu::load(&repo().join("models/chronos2-mini")).unwrap();
     model.set_precision(precision).unwrap();
     model
-}
-
-/// The real series of `eval/real-series/context.csv` (id, timestamp, target; empty = NaN).
-fn real_series() -> Vec<SeriesInput> {
-    let text = std::fs::read_to_string(repo().join("eval/real-series/context.csv")).unwrap();
-    let mut series: BTreeMap<String, Vec<f32>> = BTreeMap::new();
-    for line in text.lines().skip(1) {
-        let mut fields = line.split(',');
-        let id = fields.next().unwrap().to_string();
-        let value = fields.nth(1).unwrap_or("");
-        series.entry(id).or_default().push(value.parse().unwrap_or(f32::NAN));
-    }
-    assert_eq!(series.len(), 23);
-    series.into_values().map(SeriesInput::univariate).collect()
 }
 
 #[test]

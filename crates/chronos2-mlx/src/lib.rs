@@ -33,6 +33,10 @@ pub use mlx_rs;
 #[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
 mod model;
 
+/// Fine-tuning on MLX (`value_and_grad`): [`train::MlxTrainModel`].
+#[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+pub mod train;
+
 #[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
 pub use model::{
     load, load_model, load_model_with, load_with, MlxModel, MlxOptions, WithCompile, COMPILE_CACHE_CAPACITY,

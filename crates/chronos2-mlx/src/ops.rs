@@ -10,7 +10,7 @@ use std::fmt;
 
 use chronos2_core::ops::{LayerFootprint, Ops};
 use chronos2_core::quant::QuantizedWeight;
-use chronos2_core::{Error, Result};
+use chronos2_core::{Error, Precision, Result};
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
 use mlx_rs::ops::indexing::{ArrayIndex, ArrayIndexOp, TryIndexOp};
 use mlx_rs::ops::{
@@ -19,15 +19,15 @@ use mlx_rs::ops::{
 };
 use mlx_rs::{Array, Dtype};
 
-fn err(e: impl fmt::Display) -> Error {
+pub(crate) fn err(e: impl fmt::Display) -> Error {
     Error::backend(e)
 }
 
-fn dim(v: usize) -> Result<i32> {
+pub(crate) fn dim(v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| Error::Backend(format!("dimension {v} exceeds MLX's i32 range")))
 }
 
-fn dims(shape: &[usize]) -> Result<Vec<i32>> {
+pub(crate) fn dims(shape: &[usize]) -> Result<Vec<i32>> {
     shape.iter().map(|&d| dim(d)).collect()
 }
 
@@ -73,6 +73,11 @@ pub enum LinearWeight {
     /// Float weight `(out, in)` (PyTorch layout); applied as `x @ W^T` through a transposed
     /// view, which MLX's matmul (BLAS on CPU, Metal) consumes without copying.
     Float(MlxTensor),
+    /// Weight `(out, in)` stored in bf16 (half the bytes of fp32). MLX promotes it to f32 inside
+    /// the matmul: activations stay f32, products and sums are fp32 (the CPU backend's bf16
+    /// semantics). On MLX's CPU backend this is about as fast as fp32, while a bf16 x bf16 matmul
+    /// is 5-15x slower (measured at the model's linear shapes).
+    Bf16(MlxTensor),
     /// MLX affine quantization (`chronos2_core::quant`, bit-compatible with `mx.quantize`):
     /// packed codes `(out, in * bits / 32)` `u32`, scales and biases `(out, in / group_size)`;
     /// applied with `quantized_matmul(x, w, scales, biases, transpose = true)`.
@@ -192,13 +197,46 @@ impl Ops for MlxOps {
         })
     }
 
+    /// fp32, int8 and int4 (weight-only), and bf16 weights; not w8a8.
+    fn supports_precision(&self, precision: Precision) -> bool {
+        matches!(precision, Precision::Fp32 | Precision::Int8 | Precision::Int4 | Precision::Bf16)
+    }
+
+    /// bf16: see [`LinearWeight::Bf16`]; the bias stays f32.
+    fn linear_in_precision(
+        &self,
+        weight: &[f32],
+        out_dim: usize,
+        in_dim: usize,
+        bias: Option<&[f32]>,
+        precision: Precision,
+    ) -> Result<MlxLinear> {
+        if precision != Precision::Bf16 {
+            return Err(Error::UnsupportedPrecision {
+                backend: self.name().to_string(),
+                precision,
+                supported: Precision::ALL
+                    .iter()
+                    .filter(|p| self.supports_precision(**p))
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let weight = self.tensor(weight, &[out_dim, in_dim])?.0.as_dtype(Dtype::Bfloat16).map_err(err)?;
+        let bias = bias.map(|b| self.tensor(b, &[out_dim])).transpose()?;
+        Ok(MlxLinear { weight: LinearWeight::Bf16(MlxTensor(weight)), bias, in_dim, out_dim })
+    }
+
+    /// The float weights; `None` for quantized and bf16 layers (a precision is set once, on the
+    /// float model as loaded).
     fn linear_float_weights(&self, layer: &MlxLinear) -> Result<Option<(Vec<f32>, Option<Vec<f32>>)>> {
         match &layer.weight {
             LinearWeight::Float(w) => {
                 let bias = layer.bias.as_ref().map(|b| self.to_vec(b)).transpose()?;
                 Ok(Some((self.to_vec(w)?, bias)))
             }
-            LinearWeight::Quantized { .. } => Ok(None),
+            LinearWeight::Bf16(_) | LinearWeight::Quantized { .. } => Ok(None),
         }
     }
 
@@ -206,7 +244,7 @@ impl Ops for MlxOps {
         let bias_bytes = layer.bias.as_ref().map_or(0, |b| self.tensor_bytes(b));
         let params = layer.out_dim * layer.in_dim + layer.bias.as_ref().map_or(0, |_| layer.out_dim);
         let (bytes, quantized) = match &layer.weight {
-            LinearWeight::Float(w) => (self.tensor_bytes(w), false),
+            LinearWeight::Float(w) | LinearWeight::Bf16(w) => (self.tensor_bytes(w), false),
             LinearWeight::Quantized { packed, scales, biases, .. } => {
                 (self.tensor_bytes(packed) + self.tensor_bytes(scales) + self.tensor_bytes(biases), true)
             }
@@ -228,7 +266,7 @@ impl Ops for MlxOps {
         let rows: i32 = shape[..shape.len() - 1].iter().product();
         let x2 = reshape(&x.0, &[rows, in_dim]).map_err(err)?;
         let y = match &layer.weight {
-            LinearWeight::Float(w) => {
+            LinearWeight::Float(w) | LinearWeight::Bf16(w) => {
                 let wt = transpose(&w.0).map_err(err)?;
                 match &layer.bias {
                     Some(b) => addmm(&b.0, &x2, &wt, 1.0, 1.0),

@@ -3,7 +3,10 @@
 //! Shared by the parity tests of every backend (a dev-dependency only, outside the core's API): layer by layer
 //! ([`check_model_cases`]) and end to end through the pipeline ([`check_predict_cases`],
 //! [`check_embed_cases`]). Also deterministic test data ([`random_values`],
-//! [`xorshift_weights`]) for the quantization tests and benchmarks.
+//! [`xorshift_weights`]) for the quantization tests and benchmarks. [`finetune`]: the fine-tuning
+//! fixtures and the training parity checks.
+
+pub mod finetune;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,21 @@ use chronos2_core::pipeline::{
 /// The repository root (fixture paths are relative to it).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The 23 real series of `eval/real-series/context.csv` (id, timestamp, target; empty = NaN), in
+/// id order, for accuracy checks of reduced precisions.
+pub fn real_series() -> Vec<SeriesInput> {
+    let text = std::fs::read_to_string(repo_root().join("eval/real-series/context.csv")).expect("real series");
+    let mut series: std::collections::BTreeMap<String, Vec<f32>> = std::collections::BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let mut fields = line.split(',');
+        let id = fields.next().expect("id").to_string();
+        let value = fields.nth(1).unwrap_or("");
+        series.entry(id).or_default().push(value.parse().unwrap_or(f32::NAN));
+    }
+    assert_eq!(series.len(), 23);
+    series.into_values().map(SeriesInput::univariate).collect()
 }
 
 /// All fixture cases of `kind`, as `(file name, parsed JSON)`, sorted by name.

@@ -1,22 +1,21 @@
 //! Fine-tuning and adapters from the facade: `Chronos2Pipeline.fit` semantics (see
-//! [`chronos2_core::train`]) on the candle CPU backend (autograd), writing a full model, a PEFT
-//! (or npz) adapter or a head and returning it in memory; adapters loaded by name and switched
+//! [`chronos2_core::train`]) on a backend of the registry (candle CPU autograd, MLX
+//! `value_and_grad`), writing a full model, a PEFT (or npz) adapter or a head and returning it in memory; adapters loaded by name and switched
 //! at run time on the shared base weights ([`Chronos2::load_adapter`], [`Chronos2::set_adapter`]),
 //! or fused into a copy of the base ([`fuse`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chronos2_candle_cpu::train::{CpuTrainModel, TrainSpec};
 use chronos2_core::forecaster::WithAdapter;
 use chronos2_core::pipeline::{self, SeriesInput};
 use chronos2_core::train::export::{self, Adapter, NamedTensor};
 use chronos2_core::train::{
-    fit, AdamWConfig, FinetuneMode, FitOptions, LoraConfig, StepReport, TrainDataset, TrainModel,
+    fit, AdamWConfig, FinetuneMode, FitOptions, LoraConfig, StepReport, TrainDataset, TrainSpec,
 };
 use chronos2_core::Forecaster;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendKind};
 use crate::engine::LoadOptions;
 use crate::error::{Error, Result};
 use crate::Chronos2;
@@ -41,6 +40,8 @@ pub struct FinetuneOptions {
     pub seed: u64,
     /// How a LoRA adapter is written: PEFT safetensors (default) or MLX-style npz.
     pub format: AdapterFormat,
+    /// The backend that trains. Default: the CPU.
+    pub backend: BackendKind,
 }
 
 /// The file layout of a written LoRA adapter.
@@ -78,6 +79,7 @@ impl FinetuneOptions {
             lora: LoraConfig::default(),
             seed: 0,
             format: AdapterFormat::default(),
+            backend: BackendKind::Cpu,
         }
     }
 
@@ -154,14 +156,15 @@ impl Chronos2 {
             None => None,
         };
         let spec = TrainSpec { mode: options.mode, lora: options.lora.clone(), seed: options.seed };
-        let mut model = CpuTrainModel::load_dir(self.model_dir(), spec)?;
+        let mut model = crate::registry::train_model(options.backend, self.model_dir(), spec)?;
         let fit_options = FitOptions { steps: options.steps, learning_rate: lr, seed: options.seed };
-        let outcome = fit(&mut model, &dataset, validation.as_deref(), &fit_options, progress)?;
+        let outcome = fit(model.as_mut(), &dataset, validation.as_deref(), &fit_options, progress)?;
         let tensors: Vec<NamedTensor> = model
-            .params()
-            .iter()
+            .parameter_names()
+            .into_iter()
+            .zip(model.parameter_shapes())
             .zip(model.parameter_values()?)
-            .map(|(p, data)| NamedTensor { name: p.name.clone(), shape: p.var.as_tensor().dims().to_vec(), data })
+            .map(|((name, shape), data)| NamedTensor { name, shape, data })
             .collect();
         let base_name = self.model_dir().display().to_string();
         export::write_staged(output, |dir| match options.mode {

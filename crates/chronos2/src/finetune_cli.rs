@@ -86,7 +86,7 @@ pub struct FinetuneArgs {
     /// npz (MLX style: adapters.npz with mlx-lm's `{module}.lora_a` (in, r) / `lora_b` (r, out)).
     #[arg(long, value_name = "peft|npz", default_value = "peft")]
     format: String,
-    /// Training runs on cpu (MLX training is not implemented yet).
+    /// The backend that trains: cpu (candle autograd) or mlx (value_and_grad). Default: cpu.
     #[arg(long, value_name = "cpu|mlx")]
     backend: Option<String>,
     #[arg(long, value_name = "NAME", default_value = "item_id")]
@@ -151,11 +151,14 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     if args.output.exists() {
         bail!("--output {} already exists; choose a new directory", args.output.display());
     }
-    if let Some(b) = args.backend.as_deref() {
-        if b != "cpu" {
-            bail!("--backend {b}: fine-tuning runs on the cpu backend only (MLX training is not implemented)");
-        }
-    }
+    let backend = match args.backend.as_deref() {
+        None => BackendKind::Cpu,
+        Some(name) => BackendKind::from_name(name.trim()).ok_or_else(|| {
+            let names: Vec<&str> = BackendKind::ALL.iter().map(|k| k.name()).collect();
+            anyhow::anyhow!("--backend {name}: expected one of {}", names.join(", "))
+        })?,
+    };
+    chronos2::registry::check_usable(backend)?;
     let cols = Columns {
         id: args.id_column.clone(),
         timestamp: args.timestamp_column.clone(),
@@ -191,6 +194,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     options.min_past = args.min_past;
     options.seed = args.seed;
     options.format = format;
+    options.backend = backend;
     options.lora = LoraConfig {
         rank: args.lora_rank,
         alpha: args.lora_alpha,

@@ -1,7 +1,7 @@
 //! The backend registry: the one place that knows the backends.
 //!
 //! Adding a backend means: a [`BackendKind`] variant and its arms in this file (name, whether it
-//! is compiled in, its availability probe, loading, running), a cargo feature of this crate that
+//! is compiled in, its availability probe, loading, running, its training model), a cargo feature of this crate that
 //! pulls in the backend's crate, and that crate. Nothing else names a backend: the CLI's
 //! `--backend` values, the route keys of profiles, error messages and `chronos2 info` all come
 //! from here.
@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use chronos2_core::train::{TrainModel, TrainSpec};
 use chronos2_core::{Forecaster, Precision};
 
 use crate::backend::Route;
@@ -106,6 +107,22 @@ pub fn usable_names() -> String {
 /// `Ok` when `kind` can run here, else [`Error::BackendUnavailable`] naming the usable ones.
 pub fn check_usable(kind: BackendKind) -> Result<()> {
     kind.usable().map_err(|reason| Error::BackendUnavailable { backend: kind, reason, available: usable_names() })
+}
+
+/// The model in `model_dir` on `kind`, for fine-tuning what `spec` trains (candle autograd on
+/// the CPU, `value_and_grad` on MLX).
+pub fn train_model(kind: BackendKind, model_dir: &Path, spec: TrainSpec) -> Result<Box<dyn TrainModel>> {
+    check_usable(kind)?;
+    Ok(match kind {
+        BackendKind::Cpu => Box::new(chronos2_candle_cpu::train::CpuTrainModel::load_dir(model_dir, spec)?),
+        #[cfg(feature = "mlx")]
+        BackendKind::Mlx => Box::new(chronos2_mlx::train::MlxTrainModel::load_dir(model_dir, spec)?),
+        #[cfg(not(feature = "mlx"))]
+        BackendKind::Mlx => {
+            let reason = Unavailable::NotCompiled { feature: kind.name() };
+            return Err(Error::BackendUnavailable { backend: kind, reason, available: usable_names() });
+        }
+    })
 }
 
 /// A model loaded on one backend, in one precision.

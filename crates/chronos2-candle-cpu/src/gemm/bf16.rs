@@ -117,6 +117,9 @@ impl StripSource for Bf16Matmul {
             Isa::Avx2 => widen_avx2(src, dst),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => widen_avx512(src, dst),
+            // NEON is the aarch64 baseline: the plain loop compiles to NEON shifts and stores.
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => widen(src, dst),
         }
         scratch
     }

@@ -23,10 +23,12 @@
 //! int8/int4 ([`crate::quant::QuantizedMatmul`], dequantized per panel or inside the kernel).
 //!
 //! Micro-kernels (`mr × 32` tile, outer products): AVX-512F (`mr` 12), AVX2 + FMA (`mr` 6) and
-//! a portable one, chosen at run time ([`Isa`]).
+//! NEON (`mr` 6, aarch64) and a portable one, chosen at run time ([`Isa`]).
 
 mod bf16;
 mod generic;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
 
@@ -255,6 +257,8 @@ unsafe fn kernel(isa: Isa, t: &PanelTile) {
         Isa::Avx2 => x86::avx2_f32(t),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => x86::avx512_f32(t),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => neon::neon_f32(t),
     }
 }
 

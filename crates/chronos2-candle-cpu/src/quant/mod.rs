@@ -18,10 +18,12 @@
 //! L2 block of rows runs the f32 micro-kernel on it, so int8/int4 cost no more than fp32 at
 //! many rows.
 //!
-//! Code paths, chosen at run time: AVX-512F (x86_64), AVX2 + FMA (x86_64), and a portable one
-//! (plain Rust over the same layout, auto-vectorised; NEON on aarch64).
+//! Code paths, chosen at run time: AVX-512F (x86_64), AVX2 + FMA (x86_64), NEON intrinsics
+//! (aarch64), and a portable one (plain Rust over the same layout, auto-vectorised).
 
 mod generic;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -185,6 +187,8 @@ impl StripSource for QuantizedMatmul {
             Isa::Avx2 => x86::avx2_panel(bits, q, sb, kc, gs, scratch),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => x86::avx512_panel(bits, q, sb, kc, gs, scratch),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => neon::neon_panel(bits, q, sb, kc, gs, scratch),
         }
         scratch
     }
@@ -203,6 +207,10 @@ impl StripSource for QuantizedMatmul {
             (Isa::Avx512, 8) => x86::avx512_q8(&t),
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, _) => x86::avx512_q4(&t),
+            #[cfg(target_arch = "aarch64")]
+            (Isa::Neon, 8) => neon::neon_q8(&t),
+            #[cfg(target_arch = "aarch64")]
+            (Isa::Neon, _) => neon::neon_q4(&t),
         }
         true
     }

@@ -16,7 +16,8 @@ use chronos2_core::train::{LossTargets, TrainBatch, TrainModel};
 use chronos2_core::weights::Weights;
 use chronos2_core::{Error, Forecaster, Result};
 
-pub use ops::{lora_key, TrainLinear, TrainOps, TrainSpec};
+pub use chronos2_core::train::{lora_key, TrainSpec};
+pub use ops::{TrainLinear, TrainOps};
 pub use params::{ParamRole, TrainParam};
 
 use ops::err;
@@ -98,6 +99,10 @@ impl TrainModel for CpuTrainModel {
 
     fn parameter_names(&self) -> Vec<String> {
         self.params.iter().map(|p| p.name.clone()).collect()
+    }
+
+    fn parameter_shapes(&self) -> Vec<Vec<usize>> {
+        self.params.iter().map(|p| p.var.as_tensor().dims().to_vec()).collect()
     }
 
     fn parameter_values(&self) -> Result<Vec<Vec<f32>>> {

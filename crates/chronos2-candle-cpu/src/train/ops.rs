@@ -16,26 +16,14 @@ use candle_core::{DType, Device, Tensor, Var, D};
 use chronos2_core::ops::{LayerFootprint, Ops};
 use chronos2_core::quant::{qualifies, quantize, QuantizedWeight};
 use chronos2_core::train::rng::Rng;
-use chronos2_core::train::{FinetuneMode, LoraConfig};
+use chronos2_core::train::{lora_key, FinetuneMode, TrainSpec, QLORA_GROUP_SIZE};
 use chronos2_core::{Error, Result};
 
 use super::frozen::{FrozenMatmul, FrozenWeight};
 use super::params::{ParamRole, ParamStore};
 
-/// Quantization group size of QLoRA bases.
-const QLORA_GROUP_SIZE: usize = 64;
-
 pub(crate) fn err(e: candle_core::Error) -> Error {
     Error::backend(e)
-}
-
-/// What a training forward trains.
-#[derive(Debug, Clone)]
-pub struct TrainSpec {
-    pub mode: FinetuneMode,
-    pub lora: LoraConfig,
-    /// Seed of the LoRA `A` initialisation.
-    pub seed: u64,
 }
 
 /// Training implementation of the graph's operations (candle CPU, autograd).
@@ -122,11 +110,6 @@ impl TrainOps {
         )?;
         Ok(LoraPair { a, b, scaling: self.spec.lora.scaling() as f64 })
     }
-}
-
-/// The PEFT key of a LoRA matrix: `base_model.model.{module}.lora_{A|B}.weight`.
-pub fn lora_key(module: &str, which: &str) -> String {
-    format!("base_model.model.{module}.lora_{which}.weight")
 }
 
 impl Ops for TrainOps {

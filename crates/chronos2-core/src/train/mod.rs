@@ -26,7 +26,7 @@ pub use adapter::Adapter;
 pub use dataset::{TrainBatch, TrainDataset};
 pub use fit::{fit, FitOptions, FitOutcome, StepReport};
 pub use loss::LossTargets;
-pub use mode::{FinetuneMode, LoraConfig};
+pub use mode::{lora_key, FinetuneMode, LoraConfig, TrainSpec, QLORA_GROUP_SIZE};
 
 use crate::config::ModelConfig;
 use crate::error::Result;
@@ -37,6 +37,8 @@ pub trait TrainModel {
     fn config(&self) -> &ModelConfig;
     /// Names of the trainable parameters: Hugging Face keys, PEFT keys for LoRA matrices.
     fn parameter_names(&self) -> Vec<String>;
+    /// Shapes of the trainable parameters, in the order of [`TrainModel::parameter_names`].
+    fn parameter_shapes(&self) -> Vec<Vec<usize>>;
     fn parameter_values(&self) -> Result<Vec<Vec<f32>>>;
     fn set_parameter_values(&mut self, values: &[Vec<f32>]) -> Result<()>;
     /// The loss of `batch` and the gradient of every trainable parameter.

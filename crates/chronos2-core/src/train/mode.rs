@@ -63,6 +63,23 @@ impl FinetuneMode {
     }
 }
 
+/// Quantization group size of QLoRA bases (int8 / int4, MLX's affine scheme).
+pub const QLORA_GROUP_SIZE: usize = 64;
+
+/// What a training model trains: the mode, the LoRA configuration, and the seed of the LoRA `A`
+/// initialisation. Every backend's training model takes it.
+#[derive(Debug, Clone)]
+pub struct TrainSpec {
+    pub mode: FinetuneMode,
+    pub lora: LoraConfig,
+    pub seed: u64,
+}
+
+/// The PEFT key of a LoRA matrix: `base_model.model.{module}.lora_{A|B}.weight`.
+pub fn lora_key(module: &str, which: &str) -> String {
+    format!("base_model.model.{module}.lora_{which}.weight")
+}
+
 /// The default LoRA targets of `fit`: q, k, v, o of the time and group attention of every block,
 /// and the output layer of the output head.
 pub const DEFAULT_LORA_TARGETS: [&str; 5] = [
