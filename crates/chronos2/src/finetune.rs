@@ -113,10 +113,41 @@ pub struct FinetuneReport {
     pub trained: Trained,
 }
 
+/// Fine-tunes the model `model` (a directory or hub id; `None`: the bundled model) without
+/// loading it for inference first, so that only the training copy of the weights is held (what
+/// `chronos2 finetune` runs); as [`Chronos2::finetune`] otherwise. A full fine-tune's
+/// [`Trained::Model`] is loaded on `backend` with `load`.
+#[allow(clippy::too_many_arguments)]
+pub fn finetune_model(
+    model: Option<&str>,
+    backend: Backend,
+    load: LoadOptions,
+    train: &[SeriesInput],
+    validation: Option<&[SeriesInput]>,
+    options: &FinetuneOptions,
+    output: &Path,
+    progress: &mut dyn FnMut(&StepReport),
+) -> Result<FinetuneReport> {
+    let model_dir = resolve_base(model)?;
+    let config = chronos2_core::ModelConfig::from_file(&model_dir.join(chronos2_core::hub::CONFIG_FILE))?;
+    let base = Base { dir: &model_dir, config: &config, backend, load };
+    run_finetune(&base, train, validation, options, output, progress)
+}
+
+/// The base model of a fine-tuning run.
+struct Base<'a> {
+    dir: &'a Path,
+    config: &'a chronos2_core::ModelConfig,
+    /// Where a fully fine-tuned model is loaded.
+    backend: Backend,
+    load: LoadOptions,
+}
+
 impl Chronos2 {
     /// Fine-tunes this model on `train` (and selects the best step on `validation`), writing the
     /// result to `output` (staged in a temporary directory, renamed at the end; nothing is left
-    /// on error). `base_name` is written into adapters as the base model's name.
+    /// on error) and returning it ([`Trained`]). The model's directory is written into adapters
+    /// as the base model's name.
     pub fn finetune(
         &self,
         train: &[SeriesInput],
@@ -125,81 +156,97 @@ impl Chronos2 {
         output: &Path,
         progress: &mut dyn FnMut(&StepReport),
     ) -> Result<FinetuneReport> {
-        let lr = options.resolved_learning_rate();
-        AdamWConfig::new(lr, options.steps)?;
-        if options.format == AdapterFormat::Npz && !options.mode.uses_lora() {
-            return Err(Error::InvalidArgument(format!(
-                "the npz format is for LoRA adapters (--mode lora or qlora), not --mode {}",
-                options.mode.name()
-            )));
-        }
-        if output.exists() {
-            return Err(Error::InvalidArgument(format!("output {} already exists", output.display())));
-        }
-        let h = options.prediction_length;
-        let config = self.config();
-        let context_length = options.context_length.unwrap_or(config.chronos_config.context_length);
-        let patch = config.patch_size();
-        let dataset = TrainDataset::new(
-            pipeline::prepare(train, h)?,
-            context_length,
-            h,
-            options.min_past.unwrap_or(h),
-            options.batch_size,
-            patch,
-        )?;
-        let validation = match validation {
-            Some(items) => Some(
-                TrainDataset::new(pipeline::prepare(items, h)?, context_length, h, 1, options.batch_size, patch)?
-                    .validation_batches(),
-            ),
-            None => None,
-        };
-        let spec = TrainSpec { mode: options.mode, lora: options.lora.clone(), seed: options.seed };
-        let mut model = crate::registry::train_model(options.backend, self.model_dir(), spec)?;
-        let fit_options = FitOptions { steps: options.steps, learning_rate: lr, seed: options.seed };
-        let outcome = fit(model.as_mut(), &dataset, validation.as_deref(), &fit_options, progress)?;
-        let tensors: Vec<NamedTensor> = model
-            .parameter_names()
-            .into_iter()
-            .zip(model.parameter_shapes())
-            .zip(model.parameter_values()?)
-            .map(|((name, shape), data)| NamedTensor { name, shape, data })
-            .collect();
-        let base_name = self.model_dir().display().to_string();
-        export::write_staged(output, |dir| match options.mode {
-            FinetuneMode::Full => export::write_full_model(dir, self.model_dir(), &tensors, context_length, h),
-            FinetuneMode::Lora | FinetuneMode::Qlora { .. } => match options.format {
-                AdapterFormat::Peft => export::write_peft_adapter(dir, &options.lora, &base_name, &tensors),
-                AdapterFormat::Npz => export::write_npz_adapter(dir, &options.lora, &base_name, &tensors),
-            },
-            FinetuneMode::Head => export::write_head(dir, &base_name, &tensors),
-        })?;
-        let trainable_params = tensors.iter().map(|t| t.data.len()).sum();
-        let trained = match options.mode {
-            FinetuneMode::Full => {
-                let dir = output
-                    .to_str()
-                    .ok_or_else(|| Error::InvalidArgument(format!("{} is not UTF-8", output.display())))?;
-                Trained::Model(Box::new(Chronos2::load_with(Some(dir), self.backend, self.engines.options())?))
-            }
-            FinetuneMode::Lora | FinetuneMode::Qlora { .. } => Trained::Adapter(
-                Adapter::lora_from_peft_tensors(tensors, options.lora.scaling(), Some(base_name))
-                    .map_err(Error::InvalidArgument)?,
-            ),
-            FinetuneMode::Head => Trained::Adapter(Adapter::Replace { tensors, base: Some(base_name) }),
-        };
-        Ok(FinetuneReport {
-            dropped: dataset.dropped,
-            trainable_params,
-            train_losses: outcome.train_losses,
-            validation_losses: outcome.validation_losses,
-            kept_step: outcome.kept_step,
-            output: output.to_path_buf(),
-            trained,
-        })
+        let base =
+            Base { dir: self.model_dir(), config: self.config(), backend: self.backend, load: self.engines.options() };
+        run_finetune(&base, train, validation, options, output, progress)
     }
+}
 
+fn run_finetune(
+    base: &Base,
+    train: &[SeriesInput],
+    validation: Option<&[SeriesInput]>,
+    options: &FinetuneOptions,
+    output: &Path,
+    progress: &mut dyn FnMut(&StepReport),
+) -> Result<FinetuneReport> {
+    let lr = options.resolved_learning_rate();
+    AdamWConfig::new(lr, options.steps)?;
+    if options.format == AdapterFormat::Npz && !options.mode.uses_lora() {
+        return Err(Error::InvalidArgument(format!(
+            "the npz format is for LoRA adapters (--mode lora or qlora), not --mode {}",
+            options.mode.name()
+        )));
+    }
+    if output.exists() {
+        return Err(Error::InvalidArgument(format!("output {} already exists", output.display())));
+    }
+    let h = options.prediction_length;
+    let config = base.config;
+    let context_length = options.context_length.unwrap_or(config.chronos_config.context_length);
+    let patch = config.patch_size();
+    let dataset = TrainDataset::new(
+        pipeline::prepare(train, h)?,
+        context_length,
+        h,
+        options.min_past.unwrap_or(h),
+        options.batch_size,
+        patch,
+    )?;
+    let validation = match validation {
+        Some(items) => Some(
+            TrainDataset::new(pipeline::prepare(items, h)?, context_length, h, 1, options.batch_size, patch)?
+                .validation_batches(),
+        ),
+        None => None,
+    };
+    let spec = TrainSpec { mode: options.mode, lora: options.lora.clone(), seed: options.seed };
+    let mut model = crate::registry::train_model(options.backend, base.dir, spec)?;
+    let fit_options = FitOptions { steps: options.steps, learning_rate: lr, seed: options.seed };
+    let outcome = fit(model.as_mut(), &dataset, validation.as_deref(), &fit_options, progress)?;
+    let tensors: Vec<NamedTensor> = model
+        .parameter_names()
+        .into_iter()
+        .zip(model.parameter_shapes())
+        .zip(model.parameter_values()?)
+        .map(|((name, shape), data)| NamedTensor { name, shape, data })
+        .collect();
+    drop(model);
+    let base_name = base.dir.display().to_string();
+    export::write_staged(output, |dir| match options.mode {
+        FinetuneMode::Full => export::write_full_model(dir, base.dir, &tensors, context_length, h),
+        FinetuneMode::Lora | FinetuneMode::Qlora { .. } => match options.format {
+            AdapterFormat::Peft => export::write_peft_adapter(dir, &options.lora, &base_name, &tensors),
+            AdapterFormat::Npz => export::write_npz_adapter(dir, &options.lora, &base_name, &tensors),
+        },
+        FinetuneMode::Head => export::write_head(dir, &base_name, &tensors),
+    })?;
+    let trainable_params = tensors.iter().map(|t| t.data.len()).sum();
+    let trained = match options.mode {
+        FinetuneMode::Full => {
+            drop(tensors); // written: the model is loaded from the output
+            let dir =
+                output.to_str().ok_or_else(|| Error::InvalidArgument(format!("{} is not UTF-8", output.display())))?;
+            Trained::Model(Box::new(Chronos2::load_with(Some(dir), base.backend, base.load)?))
+        }
+        FinetuneMode::Lora | FinetuneMode::Qlora { .. } => Trained::Adapter(
+            Adapter::lora_from_peft_tensors(tensors, options.lora.scaling(), Some(base_name))
+                .map_err(Error::InvalidArgument)?,
+        ),
+        FinetuneMode::Head => Trained::Adapter(Adapter::Replace { tensors, base: Some(base_name) }),
+    };
+    Ok(FinetuneReport {
+        dropped: dataset.dropped,
+        trainable_params,
+        train_losses: outcome.train_losses,
+        validation_losses: outcome.validation_losses,
+        kept_step: outcome.kept_step,
+        output: output.to_path_buf(),
+        trained,
+    })
+}
+
+impl Chronos2 {
     /// Loads the adapter at `path` (a PEFT LoRA directory, an MLX-style `.npz` LoRA, or a trained
     /// head) under `name`, for [`Chronos2::set_adapter`]. The base weights are shared, not copied:
     /// each adapter holds only its own matrices. Fails when the adapter does not fit the model or

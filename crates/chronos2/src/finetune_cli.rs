@@ -180,12 +180,6 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         }
         None => None,
     };
-    let model = chronos2::Chronos2::load_with(
-        args.model.as_deref(),
-        Backend::Forced(BackendKind::Cpu),
-        chronos2::LoadOptions::default(),
-    )
-    .with_context(|| format!("cannot load model {}", args.model.as_deref().unwrap_or("(bundled)")))?;
     let mut options = FinetuneOptions::new(args.prediction_length, mode);
     options.steps = args.steps;
     options.learning_rate = args.learning_rate;
@@ -201,7 +195,11 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         targets: args.lora_targets.clone().unwrap_or_else(|| LoraConfig::default().targets),
     };
     let bar = StepBar::new(args.steps);
-    let report = model.finetune(
+    // Not loaded for inference first: only the training copy of the weights is held.
+    let report = finetune::finetune_model(
+        args.model.as_deref(),
+        Backend::Forced(BackendKind::Cpu),
+        chronos2::LoadOptions::default(),
         &train.inputs,
         validation.as_ref().map(|v| v.inputs.as_slice()),
         &options,
