@@ -10,6 +10,7 @@ use std::thread::{self, ThreadId};
 use chronos2_core::forecaster::{Encoding, Footprint, Forecaster, ModelBatch, QuantileForecast};
 use chronos2_core::model::{Chronos2Model, ForwardStructure, GraphOutputs, PreparedForward, Trace};
 use chronos2_core::ops::Ops;
+use chronos2_core::train::Adapter;
 use chronos2_core::{Error, ModelConfig, Precision, Result};
 use mlx_rs::error::Exception;
 use mlx_rs::Array;
@@ -140,6 +141,27 @@ impl MlxModel {
         self.model.encoding_from_hidden(prepared, hidden)
     }
 
+    /// With a run-time adapter active the forward runs uncompiled (compiled graphs capture the
+    /// base model only); without one, as [`Forecaster::forecast`].
+    fn forecast_adapted_with(
+        &self,
+        batch: &ModelBatch,
+        adapter: Option<&str>,
+        compile: bool,
+    ) -> Result<QuantileForecast> {
+        match adapter {
+            None => self.forecast_with(batch, compile),
+            Some(_) => self.model.forecast_adapted(batch, adapter),
+        }
+    }
+
+    fn encode_adapted_with(&self, batch: &ModelBatch, adapter: Option<&str>, compile: bool) -> Result<Encoding> {
+        match adapter {
+            None => self.encode_with(batch, compile),
+            Some(_) => self.model.encode_adapted(batch, adapter),
+        }
+    }
+
     /// The device graph of `prepared`, compiled or not: lazy `hidden` and `head`.
     fn run_graph(&self, prepared: &PreparedForward, compile: bool) -> Result<GraphOutputs<MlxTensor>> {
         let inputs = self.model.upload(prepared)?;
@@ -223,6 +245,26 @@ impl Forecaster for MlxModel {
     fn footprint(&self) -> Footprint {
         self.model.footprint()
     }
+
+    fn add_adapter(&self, name: &str, adapter: &Adapter) -> Result<()> {
+        self.model.add_adapter(name, adapter)
+    }
+
+    fn remove_adapter(&self, name: &str) -> bool {
+        self.model.remove_adapter(name)
+    }
+
+    fn has_adapter(&self, name: &str) -> bool {
+        self.model.has_adapter(name)
+    }
+
+    fn forecast_adapted(&self, batch: &ModelBatch, adapter: Option<&str>) -> Result<QuantileForecast> {
+        self.forecast_adapted_with(batch, adapter, self.compile)
+    }
+
+    fn encode_adapted(&self, batch: &ModelBatch, adapter: Option<&str>) -> Result<Encoding> {
+        self.encode_adapted_with(batch, adapter, self.compile)
+    }
 }
 
 /// An [`MlxModel`] with compilation chosen for the calls made through it
@@ -247,6 +289,26 @@ impl Forecaster for WithCompile<'_> {
 
     fn encode(&self, batch: &ModelBatch) -> Result<Encoding> {
         self.model.encode_with(batch, self.compile)
+    }
+
+    fn add_adapter(&self, name: &str, adapter: &Adapter) -> Result<()> {
+        self.model.add_adapter(name, adapter)
+    }
+
+    fn remove_adapter(&self, name: &str) -> bool {
+        self.model.remove_adapter(name)
+    }
+
+    fn has_adapter(&self, name: &str) -> bool {
+        self.model.has_adapter(name)
+    }
+
+    fn forecast_adapted(&self, batch: &ModelBatch, adapter: Option<&str>) -> Result<QuantileForecast> {
+        self.model.forecast_adapted_with(batch, adapter, self.compile)
+    }
+
+    fn encode_adapted(&self, batch: &ModelBatch, adapter: Option<&str>) -> Result<Encoding> {
+        self.model.encode_adapted_with(batch, adapter, self.compile)
     }
 
     /// A view borrows the model: its precision is set on the [`MlxModel`] itself.

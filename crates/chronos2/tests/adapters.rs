@@ -340,3 +340,39 @@ fn a_numpy_npz_adapter_forecasts_as_the_reference() {
     let peft = Adapter::load(&reference_lora()).unwrap();
     assert_eq!(Adapter::load(&npz).unwrap().num_values(), peft.num_values());
 }
+
+/// MLX applies the same run-time adapters (uncompiled and compiled model): switching gives the
+/// CPU backend's forecasts and embeddings, and `None` gives MLX's own base forecast back.
+#[cfg(feature = "mlx")]
+#[test]
+fn adapters_switch_on_mlx_as_on_cpu() {
+    let work = temp("mlx");
+    let head = head(&work.join("head"));
+    let mut on_cpu = cpu(&tiny(), Precision::Fp32);
+    for compile in [false, true] {
+        let options = LoadOptions { precision: Precision::Fp32, compile };
+        let mut on_mlx =
+            Chronos2::load_with(Some(tiny().to_str().unwrap()), Backend::Forced(BackendKind::Mlx), options).unwrap();
+        let mlx_base = forecast(&on_mlx);
+        for model in [&mut on_mlx, &mut on_cpu] {
+            if !model.adapter_names().contains(&"reference") {
+                model.load_adapter("reference", &reference_lora()).unwrap();
+                model.load_adapter("head", &head).unwrap();
+            }
+        }
+        for name in ["reference", "head"] {
+            on_mlx.set_adapter(Some(name)).unwrap();
+            on_cpu.set_adapter(Some(name)).unwrap();
+            let (expected, got) = (forecast(&on_cpu), forecast(&on_mlx));
+            let diff = max_diff(&got, &expected);
+            assert!(diff <= 1e-5 * max_abs(&expected), "{name} (compile {compile}): MLX differs from CPU by {diff}");
+            assert!(max_diff(&mlx_base, &got) > 100.0 * diff.max(1e-7), "{name} must change MLX's forecast");
+            let (expected, got) = (embedding(&on_cpu), embedding(&on_mlx));
+            let diff = max_diff(&got, &expected);
+            assert!(diff <= 1e-5 * max_abs(&expected), "{name} (compile {compile}): MLX embedding differs by {diff}");
+        }
+        on_mlx.set_adapter(None).unwrap();
+        assert_eq!(forecast(&on_mlx), mlx_base);
+    }
+    std::fs::remove_dir_all(work).unwrap();
+}
