@@ -1,6 +1,6 @@
 //! bf16 weights in strip layout: half the bytes of fp32, computed in fp32.
 //!
-//! Each panel (`[256][32]`) is widened to f32 (a bf16 is the top half of an f32) into an L1
+//! Each panel (`[128][32]`) is widened to f32 (a bf16 is the top half of an f32) into an L1
 //! scratch buffer and the f32 micro-kernel runs on it with fp32 accumulation; the conversion is
 //! compiled for AVX-512 / AVX2 / portable like the kernels. Batch-1 calls, bound by reading the
 //! weights, read half the bytes.

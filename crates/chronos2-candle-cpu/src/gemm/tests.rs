@@ -31,8 +31,8 @@ fn check(got: &[f32], want: &[f32], mag: &[f32], what: &str) {
 
 #[test]
 fn odd_shapes_on_every_kernel_set() {
-    // Rows 1, 3, 17, 65 (partial row blocks, several L2 blocks of rows at 65 with AVX2's 6-row
-    // blocks); widths not a multiple of the 32-row strip; k below, at and across the 256 block.
+    // Rows 1, 3, 17, 65, 200 (partial row blocks, many row blocks sharing a panel); widths not a
+    // multiple of the 32-row strip; k below, at and across the 128 block of k.
     for (n, k) in [(1, 5), (33, 48), (70, 257), (100, 600)] {
         let w = values(n * k, n as u64, 0.1);
         let bias = values(n, 3, 0.5);

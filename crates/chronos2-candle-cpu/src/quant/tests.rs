@@ -98,7 +98,7 @@ fn model_shapes_match_naive_dequantized_matmul() {
 
 #[test]
 fn every_kernel_on_a_k_blocked_shape() {
-    // m * k * 4 bytes above the L2 block, so k is split and partial tiles are accumulated.
+    // Several row blocks and k over many 128-blocks: partial tiles are accumulated.
     let (m, n, k) = (181, 70, 1024);
     for bits in [8, 4] {
         let w = quantized(n, k, bits, 64, 9);
