@@ -96,28 +96,39 @@ struct QuantizedRows {
 }
 
 /// Quantizes one group of [`GROUP`] values to unsigned codes; returns `[sx, sx · Σ qx, mn]`.
-/// Plain arithmetic in a fixed order (the same numbers wherever it is compiled).
+/// Plain arithmetic in a fixed order, comparisons written as selects (one `vminps` / `vmaxps`
+/// each), so it vectorises and gives the same numbers wherever it is compiled.
 #[inline(always)]
 fn quantize_group(src: &[f32], dst: &mut [u8]) -> [f32; 3] {
     const LANES: usize = 16;
     /// Adding and subtracting `2^23` rounds a value in `[0, 2^23)` to the nearest integer (ties to even).
     const ROUND: f32 = 8_388_608.0;
-    let mut lo = [f32::INFINITY; LANES];
-    let mut hi = [f32::NEG_INFINITY; LANES];
-    for chunk in src.chunks_exact(LANES) {
+    let min = |a: f32, b: f32| if b < a { b } else { a };
+    let max = |a: f32, b: f32| if b > a { b } else { a };
+    let mut lo: [f32; LANES] = src[..LANES].try_into().expect("a group holds 16 values");
+    let mut hi = lo;
+    for chunk in src.chunks_exact(LANES).skip(1) {
         for j in 0..LANES {
-            lo[j] = lo[j].min(chunk[j]);
-            hi[j] = hi[j].max(chunk[j]);
+            lo[j] = min(lo[j], chunk[j]);
+            hi[j] = max(hi[j], chunk[j]);
         }
     }
-    let mn = lo.iter().fold(f32::INFINITY, |a, &v| a.min(v));
-    let mx = hi.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    let mut width = LANES / 2;
+    while width > 0 {
+        for j in 0..width {
+            lo[j] = min(lo[j], lo[j + width]);
+            hi[j] = max(hi[j], hi[j + width]);
+        }
+        width /= 2;
+    }
+    let (mn, mx) = (lo[0], hi[0]);
     let range = mx - mn;
     let sx = range / 255.0;
     let inv = if range > 0.0 { 255.0 / range } else { 0.0 };
     let mut sum = 0u32;
     for (d, &v) in dst.iter_mut().zip(src) {
-        let c = (((v - mn) * inv + ROUND) - ROUND).clamp(0.0, 255.0) as u8;
+        let t = ((v - mn) * inv + ROUND) - ROUND;
+        let c = min(max(t, 0.0), 255.0) as u8;
         *d = c;
         sum += c as u32;
     }
@@ -125,6 +136,7 @@ fn quantize_group(src: &[f32], dst: &mut [u8]) -> [f32; 3] {
 }
 
 /// Quantizes rows of `x` (`k` values each, a multiple of [`GROUP`]).
+#[inline(always)]
 fn quantize_rows_plain(x: &[f32], q: &mut [u8], params: &mut [[f32; 3]]) {
     for ((src, dst), p) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(params) {
         *p = quantize_group(src, dst);
