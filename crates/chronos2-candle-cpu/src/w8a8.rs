@@ -95,58 +95,76 @@ struct QuantizedRows {
     params: Vec<[f32; 3]>,
 }
 
+/// Adding and subtracting `2^23` rounds a value in `[0, 2^23)` to the nearest integer (ties to even).
+const ROUND: f32 = 8_388_608.0;
+
+/// `[sx, 1 / sx]` of a group with minimum `mn` and maximum `mx` (`1 / sx` is 0 for a constant group).
+#[inline(always)]
+fn group_scale(mn: f32, mx: f32) -> [f32; 2] {
+    let range = mx - mn;
+    [range / 255.0, if range > 0.0 { 255.0 / range } else { 0.0 }]
+}
+
+/// The code of `v`: `round((v - mn) · inv)` clamped to `0..=255`, as an exact float. Both
+/// quantizers compute exactly these operations (no fused multiply-add), so they agree bit for bit.
+#[inline(always)]
+fn code(v: f32, mn: f32, inv: f32) -> f32 {
+    let t = ((v - mn) * inv + ROUND) - ROUND;
+    let t = if t > 0.0 { t } else { 0.0 };
+    if t < 255.0 {
+        t
+    } else {
+        255.0
+    }
+}
+
 /// Quantizes one group of [`GROUP`] values to unsigned codes; returns `[sx, sx · Σ qx, mn]`.
-/// Plain arithmetic in a fixed order, comparisons written as selects (one `vminps` / `vmaxps`
-/// each), so it vectorises and gives the same numbers wherever it is compiled.
 #[inline(always)]
 fn quantize_group(src: &[f32], dst: &mut [u8]) -> [f32; 3] {
-    const LANES: usize = 16;
-    /// Adding and subtracting `2^23` rounds a value in `[0, 2^23)` to the nearest integer (ties to even).
-    const ROUND: f32 = 8_388_608.0;
-    let min = |a: f32, b: f32| if b < a { b } else { a };
-    let max = |a: f32, b: f32| if b > a { b } else { a };
-    let mut lo: [f32; LANES] = src[..LANES].try_into().expect("a group holds 16 values");
-    let mut hi = lo;
-    for chunk in src.chunks_exact(LANES).skip(1) {
-        for j in 0..LANES {
-            lo[j] = min(lo[j], chunk[j]);
-            hi[j] = max(hi[j], chunk[j]);
-        }
-    }
-    let mut width = LANES / 2;
-    while width > 0 {
-        for j in 0..width {
-            lo[j] = min(lo[j], lo[j + width]);
-            hi[j] = max(hi[j], hi[j + width]);
-        }
-        width /= 2;
-    }
-    let (mn, mx) = (lo[0], hi[0]);
-    let range = mx - mn;
-    let sx = range / 255.0;
-    let inv = if range > 0.0 { 255.0 / range } else { 0.0 };
+    let mn = src.iter().fold(f32::INFINITY, |a, &v| a.min(v));
+    let mx = src.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    let [sx, inv] = group_scale(mn, mx);
     let mut sum = 0u32;
     for (d, &v) in dst.iter_mut().zip(src) {
-        let t = ((v - mn) * inv + ROUND) - ROUND;
-        let c = min(max(t, 0.0), 255.0) as u8;
+        let c = code(v, mn, inv) as u8;
         *d = c;
         sum += c as u32;
     }
     [sx, sx * sum as f32, mn]
 }
 
-/// Quantizes rows of `x` (`k` values each, a multiple of [`GROUP`]).
-#[inline(always)]
+/// Quantizes rows of `x` (`k` values each, a multiple of [`GROUP`]), portably.
 fn quantize_rows_plain(x: &[f32], q: &mut [u8], params: &mut [[f32; 3]]) {
     for ((src, dst), p) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(params) {
         *p = quantize_group(src, dst);
     }
 }
 
+/// As [`quantize_rows_plain`], with AVX-512 (the min / max of a group are exact in any order;
+/// the codes use [`code`]'s operations).
+///
+/// # Safety
+/// The CPU must support AVX-512F/BW; the slices as for [`quantize_rows_plain`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn quantize_rows_avx512(x: &[f32], q: &mut [u8], params: &mut [[f32; 3]]) {
-    quantize_rows_plain(x, q, params)
+    use std::arch::x86_64::*;
+    for ((src, dst), p) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(params) {
+        let v = [0, 16, 32, 48].map(|o| _mm512_loadu_ps(src.as_ptr().add(o)));
+        let mn = _mm512_reduce_min_ps(_mm512_min_ps(_mm512_min_ps(v[0], v[1]), _mm512_min_ps(v[2], v[3])));
+        let mx = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(v[0], v[1]), _mm512_max_ps(v[2], v[3])));
+        let [sx, inv] = group_scale(mn, mx);
+        let (mnv, invv, round) = (_mm512_set1_ps(mn), _mm512_set1_ps(inv), _mm512_set1_ps(ROUND));
+        let (zero, top) = (_mm512_setzero_ps(), _mm512_set1_ps(255.0));
+        let mut sum = _mm512_setzero_si512();
+        for (c, &vc) in v.iter().enumerate() {
+            let t = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(vc, mnv), invv), round), round);
+            let codes = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(t, zero), top));
+            _mm_storeu_si128(dst.as_mut_ptr().add(16 * c) as *mut __m128i, _mm512_cvtepi32_epi8(codes));
+            sum = _mm512_add_epi32(sum, codes);
+        }
+        *p = [sx, sx * _mm512_reduce_add_epi32(sum) as u32 as f32, mn];
+    }
 }
 
 /// Quantizes `x (m, k)` per row and group of [`GROUP`] (see the module docs), in parallel for
