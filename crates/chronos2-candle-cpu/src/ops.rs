@@ -48,11 +48,19 @@ fn dense_footprint(
 #[derive(Debug, Clone)]
 pub struct CandleCpuOps {
     device: Device,
+    /// Float linear layers are built in bf16 ([`CandleCpuOps::building_bf16`]).
+    bf16_linears: bool,
 }
 
 impl CandleCpuOps {
     pub fn new() -> Self {
-        CandleCpuOps { device: Device::Cpu }
+        CandleCpuOps { device: Device::Cpu, bf16_linears: false }
+    }
+
+    /// Ops whose float linear layers ([`Ops::linear_from_host`]) are built in bf16 directly, so
+    /// that a model loaded with them never holds its fp32 weights (one tensor at a time).
+    pub fn building_bf16() -> Self {
+        CandleCpuOps { device: Device::Cpu, bf16_linears: true }
     }
 }
 
@@ -167,6 +175,9 @@ impl Ops for CandleCpuOps {
             if b.len() != out_dim {
                 return Err(Error::InvalidInput(format!("linear bias has {} values, expected {out_dim}", b.len())));
             }
+        }
+        if self.bf16_linears {
+            return self.linear_in_precision(weight, out_dim, in_dim, bias, Precision::Bf16);
         }
         Ok(CandleLinear::Float {
             matmul: FloatMatmul::new(weight, out_dim, in_dim).map_err(err)?,

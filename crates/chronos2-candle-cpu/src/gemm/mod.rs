@@ -34,7 +34,7 @@ pub(crate) mod x86;
 use rayon::prelude::*;
 
 pub use crate::isa::Isa;
-pub use bf16::{from_bf16, to_bf16, Bf16Matmul};
+pub use bf16::{from_bf16, to_bf16, Bf16Kernel, Bf16Matmul};
 
 /// Output rows per strip of the kernel layout.
 pub(crate) const STRIP: usize = 32;
