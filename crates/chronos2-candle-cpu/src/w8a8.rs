@@ -167,12 +167,15 @@ unsafe fn quantize_rows_avx512(x: &[f32], q: &mut [u8], params: &mut [[f32; 3]])
     }
 }
 
+/// Rows of `x`, their codes and their group parameters.
+type RowChunk<'a> = ((&'a [f32], &'a mut [u8]), &'a mut [[f32; 3]]);
+
 /// Quantizes `x (m, k)` per row and group of [`GROUP`] (see the module docs), in parallel for
 /// large inputs.
 fn quantize_rows(x: &[f32], m: usize, k: usize, isa: W8a8Isa) -> QuantizedRows {
     let groups = k / GROUP;
     let mut out = QuantizedRows { q: vec![0; m * k], params: vec![[0.0; 3]; m * groups] };
-    let run = |((x, q), p): ((&[f32], &mut [u8]), &mut [[f32; 3]])| match isa {
+    let run = |((x, q), p): RowChunk| match isa {
         W8a8Isa::Portable => quantize_rows_plain(x, q, p),
         // SAFETY: the kernel set was checked available when the weight was built.
         #[cfg(target_arch = "x86_64")]

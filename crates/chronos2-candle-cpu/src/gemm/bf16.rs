@@ -203,7 +203,6 @@ impl Bf16Matmul {
         let per_task = strips.div_ceil(tasks);
         let yp = super::SendPtr(y.as_mut_ptr());
         let job = |first: usize| {
-            let yp = yp;
             let mut tile = [[0f32; STRIP]; DOT_MR];
             for s in first..(first + per_task).min(strips) {
                 let (n0, cols) = (s * STRIP, STRIP.min(n - s * STRIP));
@@ -216,7 +215,7 @@ impl Bf16Matmul {
                     unsafe { dot_tile(&xb[r0 * kp..(r0 + mr) * kp], w, kp, mr, &mut tile) };
                     for (i, trow) in tile.iter().enumerate().take(mr) {
                         // SAFETY: each task writes only the columns of its own strips.
-                        let yrow = unsafe { std::slice::from_raw_parts_mut(yp.0.add((r0 + i) * n + n0), cols) };
+                        let yrow = unsafe { std::slice::from_raw_parts_mut(yp.ptr().add((r0 + i) * n + n0), cols) };
                         match bias {
                             Some(b) => {
                                 for ((yv, tv), bv) in yrow.iter_mut().zip(trow).zip(&b[n0..n0 + cols]) {

@@ -258,6 +258,13 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+impl SendPtr {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// A float weight `(n, k)` packed once into strip layout, with its micro-kernel set.
 #[derive(Debug, Clone)]
 pub struct PackedMatmul {
