@@ -100,3 +100,24 @@ fn quantized_forecasts_stay_close_to_fp32_on_real_series() {
         eprintln!("{precision}: median moves {:.3}% of the fp32 10-90 spread", 100.0 * share);
     }
 }
+
+#[test]
+fn bf16_built_while_loading_equals_bf16_converted_after_loading() {
+    let dir = repo().join("models/chronos2-mini");
+    let mut built = chronos2_candle_cpu::load_model_for(&dir, Precision::Bf16).unwrap();
+    // Nothing is left to convert, and it is no error to ask.
+    built.set_precision(Precision::Bf16).unwrap();
+    let converted = mini(Precision::Bf16);
+    let (a, b) = (built.footprint(), converted.footprint());
+    assert_eq!((a.bytes, a.total_params, a.quantized_params), (b.bytes, b.total_params, b.quantized_params));
+    let items: Vec<SeriesInput> = real_series().into_iter().take(4).collect();
+    let options = PredictOptions::new(12);
+    let run = |model: &dyn Forecaster| predict(model, &items, &options, &mut |_, _| {}).unwrap();
+    let (x, y) = (run(&built), run(converted.as_ref()));
+    for (p, q) in x.iter().zip(&y) {
+        assert_eq!(p.quantiles, q.quantiles);
+    }
+    // Other precisions load in fp32, as `load_model`.
+    let fp32 = chronos2_candle_cpu::load_model_for(&dir, Precision::W8a8).unwrap();
+    assert_eq!(fp32.footprint().bytes, mini(Precision::Fp32).footprint().bytes);
+}
