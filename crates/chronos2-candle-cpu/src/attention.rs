@@ -136,22 +136,46 @@ fn run_head(isa: Isa, h: &Head, out: &mut [f32], s: &mut Scratch) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn head_avx512(h: &Head, out: &mut [f32], s: &mut Scratch) {
-    head_body(h, out, s)
+    head_body::<Fused>(h, out, s)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn head_avx2(h: &Head, out: &mut [f32], s: &mut Scratch) {
-    head_body(h, out, s)
+    head_body::<Fused>(h, out, s)
 }
 
 fn head_portable(h: &Head, out: &mut [f32], s: &mut Scratch) {
-    head_body(h, out, s)
+    head_body::<Separate>(h, out, s)
+}
+
+/// `a · b + c`: one fused multiply-add where the wrapper's instruction set has FMA
+/// ([`Fused`]), a multiply and an add otherwise ([`Separate`]; `mul_add` would be a library
+/// call there).
+trait MulAdd {
+    fn mul_add(a: f32, b: f32, c: f32) -> f32;
+}
+
+struct Fused;
+struct Separate;
+
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+impl MulAdd for Separate {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
 }
 
 /// The kernel; inlined into each instruction-set wrapper above.
 #[inline(always)]
-fn head_body(h: &Head, out: &mut [f32], s: &mut Scratch) {
+fn head_body<M: MulAdd>(h: &Head, out: &mut [f32], s: &mut Scratch) {
     let (d, k_len, kp) = (h.d, h.k_len, s.kp);
     for (j, row) in h.k.chunks_exact(d).enumerate() {
         for (c, &val) in row.iter().enumerate() {
@@ -166,7 +190,7 @@ fn head_body(h: &Head, out: &mut [f32], s: &mut Scratch) {
             let r = q0 + i.min(qb - 1);
             &h.q[r * d..(r + 1) * d]
         });
-        scores(&q_rows, &s.kt, kp, &mut s.p);
+        scores::<M>(&q_rows, &s.kt, kp, &mut s.p);
         let mut inv = [0f32; QB];
         for (i, inv) in inv.iter_mut().enumerate().take(qb) {
             *inv = 1.0 / softmax_row(&mut s.p[i * kp..(i + 1) * kp], h.mask);
@@ -179,7 +203,7 @@ fn head_body(h: &Head, out: &mut [f32], s: &mut Scratch) {
                 for (i, a) in acc.iter_mut().enumerate() {
                     let p = s.p[i * kp + j];
                     for l in 0..L {
-                        a[l] += p * vv[l];
+                        a[l] = M::mul_add(p, vv[l], a[l]);
                     }
                 }
             }
@@ -195,7 +219,7 @@ fn head_body(h: &Head, out: &mut [f32], s: &mut Scratch) {
             for i in 0..qb {
                 let mut a = 0f32;
                 for j in 0..k_len {
-                    a += s.p[i * kp + j] * h.v[j * d + c];
+                    a = M::mul_add(s.p[i * kp + j], h.v[j * d + c], a);
                 }
                 out[(q0 + i) * d + c] = a * inv[i];
             }
@@ -206,7 +230,7 @@ fn head_body(h: &Head, out: &mut [f32], s: &mut Scratch) {
 
 /// `p[i][j] = q_i · k_j` for the block's `QB` queries and every (padded) key, 16 keys at a time.
 #[inline(always)]
-fn scores(q: &[&[f32]; QB], kt: &[f32], kp: usize, p: &mut [f32]) {
+fn scores<M: MulAdd>(q: &[&[f32]; QB], kt: &[f32], kp: usize, p: &mut [f32]) {
     let d = q[0].len();
     let mut j0 = 0;
     while j0 < kp {
@@ -216,7 +240,7 @@ fn scores(q: &[&[f32]; QB], kt: &[f32], kp: usize, p: &mut [f32]) {
             for (a, qr) in acc.iter_mut().zip(q) {
                 let qv = qr[c];
                 for l in 0..L {
-                    a[l] += qv * kv[l];
+                    a[l] = M::mul_add(qv, kv[l], a[l]);
                 }
             }
         }
