@@ -44,10 +44,11 @@ pub enum W8a8Isa {
 }
 
 impl W8a8Isa {
-    /// The best kernel this CPU runs.
+    /// The best kernel this CPU runs (VNNI only where [`crate::Isa::detect`], capped by
+    /// `CHRONOS2_CPU_ISA`, is AVX-512).
     pub fn detect() -> W8a8Isa {
         #[cfg(target_arch = "x86_64")]
-        if W8a8Isa::Vnni.available() {
+        if crate::Isa::detect() == crate::Isa::Avx512 && W8a8Isa::Vnni.available() {
             return W8a8Isa::Vnni;
         }
         W8a8Isa::Portable
