@@ -13,11 +13,11 @@
 //!
 //! [`run`] packs `x` once per call into row blocks of `mr` rows (`[kc][mr]` per block of `k`,
 //! so the micro-kernel's broadcasts of `x[i, k]` are contiguous), splits the strips over the
-//! threads (rayon), and per thread loops: block of `k` (`KC`) → strip → micro-kernel over
-//! every `mr`-row block of `x`. A panel (half of L1) is read or dequantized exactly once per
-//! call and reused by all row blocks while the packed `x` streams past it (each `x` value
-//! feeds 32 outputs, so the stream needs little bandwidth); with one row block (`m <= mr`,
-//! batch-1 latency) `k` is not blocked and each weight byte is read once.
+//! threads (rayon), and per thread loops: block of rows (about 500, whose `x` block stays in
+//! L2) → block of `k` (`KC`) → strip → micro-kernel over every `mr`-row block. A panel (half of
+//! L1) is read or dequantized once per block of rows — once per call up to ~500 rows — and
+//! reused by all its row blocks while the packed `x` streams past it from L2; with one row
+//! block (`m <= mr`, batch-1 latency) `k` is not blocked and each weight byte is read once.
 //! The hot loop does not allocate (per-task scratch is allocated before it).
 //!
 //! Weights: f32 ([`PackedMatmul`]), bf16 ([`Bf16Matmul`], widened per panel) and MLX-affine
@@ -43,6 +43,10 @@ pub(crate) const MR_MAX: usize = 12;
 /// Block of `k` per panel (32 × 128 floats = 16 KiB: half of a 32 KiB L1, the rest for the
 /// streamed `x` block and the tile).
 const KC: usize = 128;
+/// Bytes of packed `x` (a block of rows over one block of `k`) that the panels of the strips
+/// stream past while it stays in L2 (a quarter of a 1 MiB L2, leaving room for the block of `y`
+/// that a task accumulates over the blocks of `k`): about 500 rows at `KC`.
+const X_BLOCK_BYTES: usize = 256 * 1024;
 
 /// Arguments of one micro-kernel call: `out[i][j] = Σ_{k < kc} x[i, k] · w[k][j]`.
 pub(crate) struct PanelTile {
@@ -201,43 +205,50 @@ unsafe fn run_strips<W: StripSource>(
     let mr_max = isa.mr();
     let mut tile = [0f32; MR_MAX * STRIP];
     let single = m <= mr_max;
-    let mut k0 = 0;
-    while k0 < k {
-        let kcur = kc.min(k - k0);
-        for s in strips.0..strips.1 {
-            let n0 = s * STRIP;
-            let cols = STRIP.min(n - n0);
-            let mut panel: *const f32 = std::ptr::null();
-            let mut r0 = 0;
-            while r0 < m {
-                let mr = mr_max.min(m - r0);
-                let xb = xp.as_ptr().add(k0 * m + r0 * kcur);
-                if !(single && w.fused_tile(s, k0, kcur, xb, mr, tile.as_mut_ptr())) {
-                    if panel.is_null() {
-                        panel = w.panel(s, k0, kcur, scratch.as_mut_ptr());
-                    }
-                    let t = PanelTile { x: xb, w: panel, kc: kcur, mr, out: tile.as_mut_ptr() };
-                    kernel(isa, &t);
-                }
-                for i in 0..mr {
-                    let yrow = std::slice::from_raw_parts_mut(y.0.add((r0 + i) * n + n0), cols);
-                    let trow = &tile[i * STRIP..i * STRIP + cols];
-                    if k0 > 0 {
-                        for (yv, tv) in yrow.iter_mut().zip(trow) {
-                            *yv += tv;
+    // Rows whose packed x block of k (`rows × kc` floats) fits in half of L2.
+    let mc = (X_BLOCK_BYTES / (4 * kc) / mr_max).max(1) * mr_max;
+    let mut m0 = 0;
+    while m0 < m {
+        let m1 = (m0 + mc).min(m);
+        let mut k0 = 0;
+        while k0 < k {
+            let kcur = kc.min(k - k0);
+            for s in strips.0..strips.1 {
+                let n0 = s * STRIP;
+                let cols = STRIP.min(n - n0);
+                let mut panel: *const f32 = std::ptr::null();
+                let mut r0 = m0;
+                while r0 < m1 {
+                    let mr = mr_max.min(m - r0);
+                    let xb = xp.as_ptr().add(k0 * m + r0 * kcur);
+                    if !(single && w.fused_tile(s, k0, kcur, xb, mr, tile.as_mut_ptr())) {
+                        if panel.is_null() {
+                            panel = w.panel(s, k0, kcur, scratch.as_mut_ptr());
                         }
-                    } else if let Some(b) = bias {
-                        for ((yv, tv), bv) in yrow.iter_mut().zip(trow).zip(&b[n0..n0 + cols]) {
-                            *yv = tv + bv;
-                        }
-                    } else {
-                        yrow.copy_from_slice(trow);
+                        let t = PanelTile { x: xb, w: panel, kc: kcur, mr, out: tile.as_mut_ptr() };
+                        kernel(isa, &t);
                     }
+                    for i in 0..mr {
+                        let yrow = std::slice::from_raw_parts_mut(y.0.add((r0 + i) * n + n0), cols);
+                        let trow = &tile[i * STRIP..i * STRIP + cols];
+                        if k0 > 0 {
+                            for (yv, tv) in yrow.iter_mut().zip(trow) {
+                                *yv += tv;
+                            }
+                        } else if let Some(b) = bias {
+                            for ((yv, tv), bv) in yrow.iter_mut().zip(trow).zip(&b[n0..n0 + cols]) {
+                                *yv = tv + bv;
+                            }
+                        } else {
+                            yrow.copy_from_slice(trow);
+                        }
+                    }
+                    r0 += mr;
                 }
-                r0 += mr;
             }
+            k0 += kcur;
         }
-        k0 += kcur;
+        m0 = m1;
     }
 }
 

@@ -52,6 +52,19 @@ fn odd_shapes_on_every_kernel_set() {
 }
 
 #[test]
+fn more_rows_than_one_l2_block_of_x() {
+    // About 500 rows of x share a panel; 1,100 rows take three blocks of rows.
+    let (m, n, k) = (1100, 40, 300);
+    let (w, x, bias) = (values(n * k, 11, 0.1), values(m * k, 12, 1.0), values(n, 13, 0.5));
+    let (want, mag) = naive(&x, m, &w, n, k, Some(&bias));
+    for isa in Isa::all_available() {
+        let mut y = vec![f32::NAN; m * n];
+        PackedMatmul::with_isa(&w, n, k, isa).unwrap().matmul(&x, m, Some(&bias), &mut y).unwrap();
+        check(&y, &want, &mag, &format!("{isa:?} {m} rows"));
+    }
+}
+
+#[test]
 fn model_shapes_with_parallel_tasks() {
     for (n, k) in [(3072, 768), (768, 3072)] {
         let w = values(n * k, 5, 0.05);
