@@ -189,7 +189,7 @@ impl<O: Ops> Chronos2Model<O> {
     /// embedding, which stays fp32: it runs on the future patches only (a few rows per series,
     /// so quantizing it saves no time) and quantizing its activations was the largest error of
     /// w8a8 on the real series (`docs/accuracy.md`: 1.10% of the fp32 10-90 spread with it,
-    /// 0.69% without).
+    /// 0.60% without).
     fn convert_layers(&mut self, precision: Precision) -> Result<()> {
         let ops = self.ops.clone();
         let head = self.output_patch_embedding.linears().len();
