@@ -268,20 +268,10 @@ impl W8a8Matmul {
             return Ok(());
         }
         let xq = quantize_rows(x, m, k, self.isa);
-        let strips = n.div_ceil(STRIP);
-        let threads = rayon::current_num_threads().max(1);
-        let tasks = if m * n * k < 1 << 16 { 1 } else { (threads * 4).min(strips) };
-        let per_task = strips.div_ceil(tasks);
-        let yp = SendPtr(y.as_mut_ptr());
-        let job = |first: usize| {
+        crate::gemm::for_strip_tasks(m, n, k, y, |first, last, yp| {
             // SAFETY: each task writes only the columns of its own strips.
-            unsafe { self.run_strips(&xq, m, bias, yp, first, (first + per_task).min(strips)) }
-        };
-        if tasks == 1 {
-            job(0);
-        } else {
-            (0..strips).into_par_iter().step_by(per_task).for_each(job);
-        }
+            unsafe { self.run_strips(&xq, m, bias, yp, first, last) }
+        });
         Ok(())
     }
 
@@ -292,7 +282,7 @@ impl W8a8Matmul {
         xq: &QuantizedRows,
         m: usize,
         bias: Option<&[f32]>,
-        y: SendPtr,
+        y: crate::gemm::SendPtr,
         first: usize,
         last: usize,
     ) {
@@ -320,17 +310,7 @@ impl W8a8Matmul {
                     #[cfg(target_arch = "x86_64")]
                     W8a8Isa::Vnni => tile_vnni(&t, &mut tile),
                 }
-                for (i, trow) in tile.iter().enumerate().take(mr) {
-                    let yrow = std::slice::from_raw_parts_mut(y.0.add((r0 + i) * n + n0), cols);
-                    match bias {
-                        Some(b) => {
-                            for ((yv, tv), bv) in yrow.iter_mut().zip(trow).zip(&b[n0..n0 + cols]) {
-                                *yv = tv + bv;
-                            }
-                        }
-                        None => yrow.copy_from_slice(&trow[..cols]),
-                    }
-                }
+                crate::gemm::store_tile(y, n, r0, n0, cols, &tile[..mr], bias);
                 r0 += mr;
             }
         }
@@ -437,12 +417,6 @@ unsafe fn vnni<const R: usize>(t: &Tile, out: &mut [[f32; STRIP]; MR]) {
         _mm512_storeu_ps(out[i].as_mut_ptr().add(16), acc1[i]);
     }
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: tasks write disjoint column ranges (see `run_strips`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 #[cfg(test)]
 mod tests;

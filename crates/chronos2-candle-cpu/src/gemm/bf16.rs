@@ -197,43 +197,25 @@ impl Bf16Matmul {
         } else {
             convert((x, &mut xb));
         }
-        let strips = n.div_ceil(STRIP);
-        let threads = rayon::current_num_threads().max(1);
-        let tasks = if m * n * k < 1 << 16 { 1 } else { (threads * 4).min(strips) };
-        let per_task = strips.div_ceil(tasks);
-        let yp = super::SendPtr(y.as_mut_ptr());
-        let job = |first: usize| {
+        super::for_strip_tasks(m, n, k, y, |first, last, yp| {
             let mut tile = [[0f32; STRIP]; DOT_MR];
-            for s in first..(first + per_task).min(strips) {
+            for s in first..last {
                 let (n0, cols) = (s * STRIP, STRIP.min(n - s * STRIP));
                 let w = &self.packed[s * kp * STRIP * 2..(s + 1) * kp * STRIP * 2];
                 let mut r0 = 0;
                 while r0 < m {
                     let mr = DOT_MR.min(m - r0);
                     // SAFETY: the kernel is available; `xb` holds `mr` rows of `kp` words from
-                    // `r0`, `w` the strip's `kp` blocks of 64 values.
-                    unsafe { dot_tile(&xb[r0 * kp..(r0 + mr) * kp], w, kp, mr, &mut tile) };
-                    for (i, trow) in tile.iter().enumerate().take(mr) {
-                        // SAFETY: each task writes only the columns of its own strips.
-                        let yrow = unsafe { std::slice::from_raw_parts_mut(yp.ptr().add((r0 + i) * n + n0), cols) };
-                        match bias {
-                            Some(b) => {
-                                for ((yv, tv), bv) in yrow.iter_mut().zip(trow).zip(&b[n0..n0 + cols]) {
-                                    *yv = tv + bv;
-                                }
-                            }
-                            None => yrow.copy_from_slice(&trow[..cols]),
-                        }
+                    // `r0`, `w` the strip's `kp` blocks of 64 values; each task writes only the
+                    // columns of its own strips.
+                    unsafe {
+                        dot_tile(&xb[r0 * kp..(r0 + mr) * kp], w, kp, mr, &mut tile);
+                        super::store_tile(yp, n, r0, n0, cols, &tile[..mr], bias);
                     }
                     r0 += mr;
                 }
             }
-        };
-        if tasks == 1 {
-            job(0);
-        } else {
-            (0..strips).into_par_iter().step_by(per_task).for_each(job);
-        }
+        });
         Ok(())
     }
 }

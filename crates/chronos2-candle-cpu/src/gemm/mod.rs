@@ -129,23 +129,56 @@ pub(crate) fn run<W: StripSource>(
     // (the weight is streamed once). Otherwise panels of KC, in L1.
     let kc = if m <= mr && (!w.needs_scratch() || w.has_fused_tile()) { k } else { (KC / align).max(1) * align };
     let xp = pack_x(x, m, k, kc, mr);
+    for_strip_tasks(m, n, k, y, |first, last, yp| {
+        let mut scratch = if w.needs_scratch() { vec![0f32; kc.min(k) * STRIP] } else { Vec::new() };
+        // SAFETY: each task writes only the columns of its own strips [first, last).
+        unsafe { run_strips(w, isa, &xp, m, kc, bias, yp, (first, last), &mut scratch) };
+    });
+    Ok(())
+}
+
+/// Runs `job(first, last, y)` for disjoint ranges of the 32-column strips of an `(m, n)`
+/// output `y`, a few tasks per rayon thread (one task for a product below 2^16
+/// multiply-adds of `k`).
+pub(crate) fn for_strip_tasks(m: usize, n: usize, k: usize, y: &mut [f32], job: impl Fn(usize, usize, SendPtr) + Sync) {
     let strips = n.div_ceil(STRIP);
     let threads = rayon::current_num_threads().max(1);
     let tasks = if m * n * k < 1 << 16 { 1 } else { (threads * 4).min(strips) };
     let per_task = strips.div_ceil(tasks);
     let yp = SendPtr(y.as_mut_ptr());
-    let job = |first: usize| {
-        let last = (first + per_task).min(strips);
-        let mut scratch = if w.needs_scratch() { vec![0f32; kc.min(k) * STRIP] } else { Vec::new() };
-        // SAFETY: each task writes only the columns of its own strips [first, last).
-        unsafe { run_strips(w, isa, &xp, m, kc, bias, yp, (first, last), &mut scratch) };
-    };
+    let run = |first: usize| job(first, (first + per_task).min(strips), yp);
     if tasks == 1 {
-        job(0);
+        run(0);
     } else {
-        (0..strips).into_par_iter().step_by(per_task).for_each(job);
+        (0..strips).into_par_iter().step_by(per_task).for_each(run);
     }
-    Ok(())
+}
+
+/// Writes `tile[i][..cols]` (+ `bias[n0..n0 + cols]`) into rows `r0..r0 + tile.len()` of the
+/// `(_, n)` output `y` at column `n0`.
+///
+/// # Safety
+/// `y` points to an output with these rows whose columns `n0..n0 + cols` only the caller writes.
+pub(crate) unsafe fn store_tile(
+    y: SendPtr,
+    n: usize,
+    r0: usize,
+    n0: usize,
+    cols: usize,
+    tile: &[[f32; STRIP]],
+    bias: Option<&[f32]>,
+) {
+    for (i, trow) in tile.iter().enumerate() {
+        let yrow = std::slice::from_raw_parts_mut(y.ptr().add((r0 + i) * n + n0), cols);
+        match bias {
+            Some(b) => {
+                for ((yv, tv), bv) in yrow.iter_mut().zip(trow).zip(&b[n0..n0 + cols]) {
+                    *yv = tv + bv;
+                }
+            }
+            None => yrow.copy_from_slice(&trow[..cols]),
+        }
+    }
 }
 
 /// Packs `x (m, k)`: per block of `k` (length `kc`, last one shorter), each row block of `mr`
@@ -263,8 +296,9 @@ unsafe fn kernel(isa: Isa, t: &PanelTile) {
     }
 }
 
+/// The output pointer handed to the tasks of [`for_strip_tasks`].
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(crate) struct SendPtr(*mut f32);
 // SAFETY: tasks write disjoint column ranges (see `run_strips`).
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
