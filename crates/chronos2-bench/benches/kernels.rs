@@ -1,6 +1,7 @@
 //! CPU kernels at the full-size model's shapes: the packed fp32 GEMM against candle's matmul
-//! (gemm crate, which packs the weight on every call), the same products with bf16, int8
-//! (weight-only) and w8a8 weights, and the fused time attention against the materialised
+//! (gemm crate, which packs the weight on every call), the same products with bf16 (the
+//! detected kernel: `vdpbf16ps` where the CPU has AVX512-BF16), int8 and int4 (weight-only) and
+//! w8a8 weights, and the fused time attention against the materialised
 //! `softmax(q kᵀ + mask) v` in candle ops.
 //!
 //! `cargo bench -p chronos2-bench --bench kernels`. Read ratios within one run: on a shared
@@ -26,6 +27,7 @@ fn gemm(c: &mut Criterion) {
         let bf16 = Bf16Matmul::new(&w, n, k).unwrap();
         let q8 = quantize(&w, n, k, 8, 64).unwrap();
         let int8 = QuantizedMatmul::new(&q8).unwrap();
+        let int4 = QuantizedMatmul::new(&quantize(&w, n, k, 4, 64).unwrap()).unwrap();
         let w8a8 = W8a8Matmul::new(&q8).unwrap();
         let wt = Tensor::from_slice(&w, (n, k), &dev).unwrap();
         let mut group = c.benchmark_group(format!("gemm_{k}to{n}"));
@@ -40,6 +42,7 @@ fn gemm(c: &mut Criterion) {
             });
             group.bench_function(BenchmarkId::new("bf16", m), |b| b.iter(|| bf16.matmul(&x, m, None, &mut y).unwrap()));
             group.bench_function(BenchmarkId::new("int8", m), |b| b.iter(|| int8.matmul(&x, m, None, &mut y).unwrap()));
+            group.bench_function(BenchmarkId::new("int4", m), |b| b.iter(|| int4.matmul(&x, m, None, &mut y).unwrap()));
             group.bench_function(BenchmarkId::new("w8a8", m), |b| b.iter(|| w8a8.matmul(&x, m, None, &mut y).unwrap()));
             group.bench_function(BenchmarkId::new("candle", m), |b| b.iter(|| xt.matmul(&wt.t().unwrap()).unwrap()));
         }

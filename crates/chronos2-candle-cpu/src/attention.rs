@@ -1,26 +1,28 @@
 //! Fused attention `softmax(q kᵀ + mask) v` (scale 1.0), without the `(len × len)` scores.
 //!
-//! Per (batch row, head) the queries are taken in blocks of [`QB`] rows and the keys in blocks
-//! of [`KB`]: a `QB × KB` block of scores (the keys of the block transposed once per head,
-//! `[d][KB]`, so that a query row's scores are broadcasts of `q[d]` times contiguous vectors),
-//! plus the additive key mask, feeds an online softmax (running max and sum per query row,
-//! the accumulated output rescaled when the max grows), and the block's probabilities times the
-//! block of `v` are added to the output. (batch row, head) pairs run in parallel (rayon).
+//! Per (batch row, head) the keys are transposed once (`[d][len]`, padded to a multiple of 16)
+//! and the queries are taken in blocks of [`QB`] rows. For a block, the `QB × len` scores are
+//! computed 16 keys at a time with the block's accumulators in registers (each step one vector
+//! of keys times `QB` broadcast query values), the additive key mask is added, each row gets
+//! its max, exponentials and sum (an exact softmax over the row: the rows are short, at most a
+//! few hundred tokens, so the block's row fits in L1 and no running rescale is needed), and
+//! the probabilities times `v` are accumulated 16 features at a time, again in registers. Only
+//! `QB × len` scores exist at any time. (batch row, head) pairs run in parallel (rayon).
 //!
 //! A query row whose keys are all masked with `f32::MIN` gets the uniform softmax the reference
 //! computes (every score equals `f32::MIN`, so each weighs `exp(0)`).
 //!
 //! The same plain-Rust source is compiled three times — AVX-512F, AVX2 + FMA and portable —
-//! and the variant is chosen at run time ([`Isa`]); fixed-size inner loops vectorise.
+//! and the variant is chosen at run time ([`Isa`]); the fixed-size inner loops vectorise.
 
 use rayon::prelude::*;
 
 use crate::isa::Isa;
 
 /// Query rows per block.
-const QB: usize = 8;
-/// Keys per block.
-const KB: usize = 32;
+const QB: usize = 4;
+/// Keys (and features) per vector step.
+const L: usize = 16;
 
 /// Shapes of one attention call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +71,7 @@ pub fn attention(
     let tasks = if work < 1 << 16 { 1 } else { (threads * 4).min(pairs) };
     let per_task = pairs.div_ceil(tasks);
     let job = |(task, chunk): (usize, &mut [f32])| {
-        let mut scratch = Scratch::new(d);
+        let mut scratch = Scratch::new(d, k_len);
         for (local, o) in chunk.chunks_mut(pair_out).enumerate() {
             let p = task * per_task + local;
             let head = Head {
@@ -105,17 +107,18 @@ struct Head<'a> {
 
 /// Per-task buffers, allocated once per task.
 struct Scratch {
-    /// The query block, `[QB][d]` (rows past the last query stay zero).
-    q: Vec<f32>,
-    /// One key block transposed, `[d][KB]`.
+    /// The keys of one head transposed, `[d][kp]`, `kp` = `k_len` rounded up to [`L`] (the
+    /// padding stays zero).
     kt: Vec<f32>,
-    /// Output accumulators `[QB][d]`.
-    acc: Vec<f32>,
+    /// Scores, then probabilities, of a query block, `[QB][kp]`.
+    p: Vec<f32>,
+    kp: usize,
 }
 
 impl Scratch {
-    fn new(d: usize) -> Self {
-        Scratch { q: vec![0f32; QB * d], kt: vec![0f32; d * KB], acc: vec![0f32; QB * d] }
+    fn new(d: usize, k_len: usize) -> Self {
+        let kp = k_len.div_ceil(L) * L;
+        Scratch { kt: vec![0f32; d * kp], p: vec![0f32; QB * kp], kp }
     }
 }
 
@@ -136,95 +139,145 @@ fn run_head(isa: Isa, h: &Head, out: &mut [f32], s: &mut Scratch) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn head_avx512(h: &Head, out: &mut [f32], s: &mut Scratch) {
-    head_body(h, out, s)
+    head_body::<Fused>(h, out, s)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn head_avx2(h: &Head, out: &mut [f32], s: &mut Scratch) {
-    head_body(h, out, s)
+    head_body::<Fused>(h, out, s)
 }
 
 fn head_portable(h: &Head, out: &mut [f32], s: &mut Scratch) {
-    head_body(h, out, s)
+    head_body::<Separate>(h, out, s)
+}
+
+/// `a · b + c`: one fused multiply-add where the wrapper's instruction set has FMA
+/// ([`Fused`]), a multiply and an add otherwise ([`Separate`]; `mul_add` would be a library
+/// call there).
+trait MulAdd {
+    fn mul_add(a: f32, b: f32, c: f32) -> f32;
+}
+
+struct Fused;
+struct Separate;
+
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+impl MulAdd for Separate {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
 }
 
 /// The kernel; inlined into each instruction-set wrapper above.
 #[inline(always)]
-fn head_body(h: &Head, out: &mut [f32], s: &mut Scratch) {
-    let d = h.d;
+fn head_body<M: MulAdd>(h: &Head, out: &mut [f32], s: &mut Scratch) {
+    let (d, k_len, kp) = (h.d, h.k_len, s.kp);
+    for (j, row) in h.k.chunks_exact(d).enumerate() {
+        for (c, &val) in row.iter().enumerate() {
+            s.kt[c * kp + j] = val;
+        }
+    }
     let mut q0 = 0;
     while q0 < h.q_len {
         let qb = QB.min(h.q_len - q0);
-        s.q.fill(0.0);
-        s.q[..qb * d].copy_from_slice(&h.q[q0 * d..(q0 + qb) * d]);
-        let mut max = [f32::NEG_INFINITY; QB];
-        let mut sum = [0f32; QB];
-        s.acc.fill(0.0);
-        let mut k0 = 0;
-        while k0 < h.k_len {
-            let kb = KB.min(h.k_len - k0);
-            // Key block transposed: kt[c][j] = k[k0 + j][c] (columns past the block unused).
-            for j in 0..kb {
-                let row = &h.k[(k0 + j) * d..(k0 + j + 1) * d];
-                for (c, &val) in row.iter().enumerate() {
-                    s.kt[c * KB + j] = val;
-                }
-            }
-            // Scores of the QB x KB block: each row of kt serves the QB queries.
-            let mut scores = [[0f32; KB]; QB];
-            for c in 0..d {
-                let kt: &[f32; KB] = s.kt[c * KB..(c + 1) * KB].try_into().expect("KB columns");
-                for (i, row) in scores.iter_mut().enumerate() {
-                    let qv = s.q[i * d + c];
-                    for j in 0..KB {
-                        row[j] += qv * kt[j];
-                    }
-                }
-            }
-            let mask = &h.mask[k0..k0 + kb];
-            for i in 0..qb {
-                let row = &mut scores[i];
-                let mut block_max = f32::NEG_INFINITY;
-                for j in 0..kb {
-                    row[j] += mask[j];
-                    block_max = block_max.max(row[j]);
-                }
-                let new_max = max[i].max(block_max);
-                let rescale = exp(max[i] - new_max);
-                max[i] = new_max;
-                let mut block_sum = 0f32;
-                for p in row.iter_mut().take(kb) {
-                    *p = exp(*p - new_max);
-                    block_sum += *p;
-                }
-                sum[i] = sum[i] * rescale + block_sum;
-                if rescale != 1.0 {
-                    for a in &mut s.acc[i * d..(i + 1) * d] {
-                        *a *= rescale;
-                    }
-                }
-            }
-            // Output += P · V: each row of v serves the QB queries.
-            for (j, vrow) in h.v[k0 * d..(k0 + kb) * d].chunks_exact(d).enumerate() {
-                for (acc, row) in s.acc.chunks_exact_mut(d).zip(&scores).take(qb) {
-                    let p = row[j];
-                    for (a, &vv) in acc.iter_mut().zip(vrow) {
-                        *a += p * vv;
-                    }
-                }
-            }
-            k0 += kb;
+        // Rows past the block's end repeat its last query (computed, never written out).
+        let q_rows: [&[f32]; QB] = std::array::from_fn(|i| {
+            let r = q0 + i.min(qb - 1);
+            &h.q[r * d..(r + 1) * d]
+        });
+        scores::<M>(&q_rows, &s.kt, kp, &mut s.p);
+        let mut inv = [0f32; QB];
+        for (i, inv) in inv.iter_mut().enumerate().take(qb) {
+            *inv = 1.0 / softmax_row(&mut s.p[i * kp..(i + 1) * kp], h.mask);
         }
-        for i in 0..qb {
-            let inv = 1.0 / sum[i];
-            let dst = &mut out[(q0 + i) * d..(q0 + i + 1) * d];
-            for (o, &a) in dst.iter_mut().zip(&s.acc[i * d..(i + 1) * d]) {
-                *o = a * inv;
+        let mut c0 = 0;
+        while c0 + L <= d {
+            let mut acc = [[0f32; L]; QB];
+            for (j, vrow) in h.v.chunks_exact(d).enumerate() {
+                let vv: &[f32; L] = vrow[c0..c0 + L].try_into().expect("L features");
+                for (i, a) in acc.iter_mut().enumerate() {
+                    let p = s.p[i * kp + j];
+                    for l in 0..L {
+                        a[l] = M::mul_add(p, vv[l], a[l]);
+                    }
+                }
+            }
+            for (i, a) in acc.iter().enumerate().take(qb) {
+                for (o, &v) in out[(q0 + i) * d + c0..(q0 + i) * d + c0 + L].iter_mut().zip(a) {
+                    *o = v * inv[i];
+                }
+            }
+            c0 += L;
+        }
+        // Features past the last whole vector (d not a multiple of L).
+        for c in c0..d {
+            for i in 0..qb {
+                let mut a = 0f32;
+                for j in 0..k_len {
+                    a = M::mul_add(s.p[i * kp + j], h.v[j * d + c], a);
+                }
+                out[(q0 + i) * d + c] = a * inv[i];
             }
         }
         q0 += qb;
     }
+}
+
+/// `p[i][j] = q_i · k_j` for the block's `QB` queries and every (padded) key, 16 keys at a time.
+#[inline(always)]
+fn scores<M: MulAdd>(q: &[&[f32]; QB], kt: &[f32], kp: usize, p: &mut [f32]) {
+    let d = q[0].len();
+    let mut j0 = 0;
+    while j0 < kp {
+        let mut acc = [[0f32; L]; QB];
+        for c in 0..d {
+            let kv: &[f32; L] = kt[c * kp + j0..c * kp + j0 + L].try_into().expect("L keys");
+            for (a, qr) in acc.iter_mut().zip(q) {
+                let qv = qr[c];
+                for l in 0..L {
+                    a[l] = M::mul_add(qv, kv[l], a[l]);
+                }
+            }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            p[i * kp + j0..i * kp + j0 + L].copy_from_slice(a);
+        }
+        j0 += L;
+    }
+}
+
+/// Adds the key mask to one row of scores (`kp` long, the first `mask.len()` real), replaces it
+/// by `exp(score - max)` (0 on the padding) and returns the sum.
+#[inline(always)]
+fn softmax_row(row: &mut [f32], mask: &[f32]) -> f32 {
+    let k_len = mask.len();
+    for (x, &m) in row.iter_mut().zip(mask) {
+        *x += m;
+    }
+    row[k_len..].fill(f32::NEG_INFINITY);
+    let mut lanes = [f32::NEG_INFINITY; L];
+    for chunk in row.chunks_exact(L) {
+        for l in 0..L {
+            lanes[l] = lanes[l].max(chunk[l]);
+        }
+    }
+    let max = lanes.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    let mut sums = [0f32; L];
+    for chunk in row.chunks_exact_mut(L) {
+        for l in 0..L {
+            chunk[l] = exp(chunk[l] - max);
+            sums[l] += chunk[l];
+        }
+    }
+    sums.iter().sum()
 }
 
 /// `e^x` for `x <= 0` (softmax after the max is subtracted) to about 2e-7 relative:

@@ -25,7 +25,7 @@ pub use ops::{CandleCpuOps, CandleLinear};
 pub use quant::{QuantizedLinear, QuantizedMatmul};
 
 use chronos2_core::model::Chronos2Model;
-use chronos2_core::{Forecaster, Result};
+use chronos2_core::{Forecaster, Precision, Result};
 
 /// Chronos-2 running on the candle CPU backend.
 pub type CpuModel = Chronos2Model<CandleCpuOps>;
@@ -38,4 +38,13 @@ pub fn load(model_dir: &Path) -> Result<Box<dyn Forecaster>> {
 /// Like [`load`], keeping the concrete type (for layer-by-layer access).
 pub fn load_model(model_dir: &Path) -> Result<CpuModel> {
     Chronos2Model::load_dir(CandleCpuOps::new(), model_dir)
+}
+
+/// Loads the model ready for `set_precision(precision)`: for bf16 every linear layer is built
+/// in bf16 while its tensor is read, so the fp32 model is never held (peak memory about half
+/// of fp32's) and `set_precision(Bf16)` then has nothing left to convert; other precisions
+/// load in fp32 as [`load_model`].
+pub fn load_model_for(model_dir: &Path, precision: Precision) -> Result<CpuModel> {
+    let ops = if precision == Precision::Bf16 { CandleCpuOps::building_bf16() } else { CandleCpuOps::new() };
+    Chronos2Model::load_dir(ops, model_dir)
 }

@@ -4,6 +4,7 @@ use candle_core::{DType, Device, Tensor};
 use chronos2_core::ops::{LayerFootprint, Ops};
 use chronos2_core::quant::QuantizedWeight;
 use chronos2_core::{Error, Precision, Result};
+use rayon::prelude::*;
 
 #[cfg(all(feature = "accelerate", target_os = "macos"))]
 use crate::accelerate::AccelerateMatmul as FloatMatmul;
@@ -47,11 +48,19 @@ fn dense_footprint(
 #[derive(Debug, Clone)]
 pub struct CandleCpuOps {
     device: Device,
+    /// Float linear layers are built in bf16 ([`CandleCpuOps::building_bf16`]).
+    bf16_linears: bool,
 }
 
 impl CandleCpuOps {
     pub fn new() -> Self {
-        CandleCpuOps { device: Device::Cpu }
+        CandleCpuOps { device: Device::Cpu, bf16_linears: false }
+    }
+
+    /// Ops whose float linear layers ([`Ops::linear_from_host`]) are built in bf16 directly, so
+    /// that a model loaded with them never holds its fp32 weights (one tensor at a time).
+    pub fn building_bf16() -> Self {
+        CandleCpuOps { device: Device::Cpu, bf16_linears: true }
     }
 }
 
@@ -106,6 +115,35 @@ fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     f(&data[start..end])
 }
 
+/// Element-wise ops run here rather than in candle: candle runs large ones on its own thread
+/// pool, whose workers spin after each op and take the cores from the GEMM's rayon threads.
+/// Chunks of this many values go to the rayon threads (large inputs only).
+const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
+/// A vector of `len` values written by `fill(chunk, offset of the chunk)`, in parallel chunks
+/// for large `len`.
+fn map_rows(len: usize, fill: impl Fn(&mut [f32], usize) + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; len];
+    if len >= 4 * ELEMENTWISE_CHUNK {
+        out.par_chunks_mut(ELEMENTWISE_CHUNK).enumerate().for_each(|(c, o)| fill(o, c * ELEMENTWISE_CHUNK));
+    } else {
+        fill(&mut out, 0);
+    }
+    out
+}
+
+fn relu_into(out: &mut [f32], x: &[f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = v.max(0.0);
+    }
+}
+
+fn add_into(out: &mut [f32], a: &[f32], b: &[f32]) {
+    for ((o, &u), &v) in out.iter_mut().zip(a).zip(b) {
+        *o = u + v;
+    }
+}
+
 impl Ops for CandleCpuOps {
     type Tensor = Tensor;
     type Linear = CandleLinear;
@@ -137,6 +175,9 @@ impl Ops for CandleCpuOps {
             if b.len() != out_dim {
                 return Err(Error::InvalidInput(format!("linear bias has {} values, expected {out_dim}", b.len())));
             }
+        }
+        if self.bf16_linears {
+            return self.linear_in_precision(weight, out_dim, in_dim, bias, Precision::Bf16);
         }
         Ok(CandleLinear::Float {
             matmul: FloatMatmul::new(weight, out_dim, in_dim).map_err(err)?,
@@ -244,7 +285,25 @@ impl Ops for CandleCpuOps {
         candle_nn::ops::rms_norm(&x.contiguous().map_err(err)?, weight, eps).map_err(err)
     }
 
-    crate::plain_ops::plain_candle_ops!();
+    crate::plain_ops::plain_candle_ops!(without_elementwise);
+
+    fn relu(&self, x: &Tensor) -> Result<Tensor> {
+        if x.dtype() != DType::F32 || !x.is_contiguous() {
+            return x.relu().map_err(err);
+        }
+        let out = with_f32(x, |xs| Ok(map_rows(xs.len(), |o, at| relu_into(o, &xs[at..]))))?;
+        Tensor::from_vec(out, x.dims(), &self.device).map_err(err)
+    }
+
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let plain = |t: &Tensor| t.dtype() == DType::F32 && t.is_contiguous();
+        if a.dims() != b.dims() || !plain(a) || !plain(b) {
+            return a.broadcast_add(b).map_err(err);
+        }
+        let out =
+            with_f32(a, |xa| with_f32(b, |xb| Ok(map_rows(xa.len(), |o, at| add_into(o, &xa[at..], &xb[at..])))))?;
+        Tensor::from_vec(out, a.dims(), &self.device).map_err(err)
+    }
 
     fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         candle_nn::rotary_emb::rope(&x.contiguous().map_err(err)?, cos, sin).map_err(err)

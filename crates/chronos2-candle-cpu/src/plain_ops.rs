@@ -2,6 +2,10 @@
 //! inference ([`crate::ops::CandleCpuOps`]) and training ([`crate::train`]'s differentiable ops):
 //! written once here and expanded inside both `impl Ops` blocks. The expansion site provides
 //! `Tensor`, `Result`, `err` (candle error to core error) and a `self.device` field.
+//!
+//! `plain_candle_ops!(without_elementwise)` leaves out `relu` and `add` for an implementation
+//! that runs them itself (inference does: candle's large element-wise ops run on its own
+//! spinning thread pool, which competes with the GEMM's rayon threads for the cores).
 
 macro_rules! plain_candle_ops {
     () => {
@@ -13,6 +17,9 @@ macro_rules! plain_candle_ops {
             a.add(b).map_err(err)
         }
 
+        crate::plain_ops::plain_candle_ops!(without_elementwise);
+    };
+    (without_elementwise) => {
         fn mean_keepdim(&self, x: &Tensor, axis: usize) -> Result<Tensor> {
             x.mean_keepdim(axis).map_err(err)
         }

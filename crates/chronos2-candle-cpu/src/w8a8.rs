@@ -1,19 +1,25 @@
 //! int8 × int8 linear layers (`--quantize w8a8`): MLX-affine int8 weights (group 64, as
-//! `--quantize int8`) times activations quantized to int8 per token and per group of 64.
+//! `--quantize int8`) times activations quantized to 8 bits per token and per group of 64.
 //!
-//! With a weight `w = s·q + b` (codes `q` in `0..=255`, scale `s` and bias `b` per output and
-//! group) and an activation group `x ≈ sx·qx` (`sx = max|x| / 127`, `qx` in `-127..=127`):
+//! A weight `w = s·q + b` (codes `q` in `0..=255`, scale `s` and bias `b` per output and group)
+//! is stored as signed codes `q' = q - 128` with `b' = b + 128·s`, so `w = s·q' + b'`. An
+//! activation group is quantized asymmetrically to unsigned codes: `x ≈ sx·qx + mn` with
+//! `mn = min x`, `sx = (max x - mn) / 255`, `qx = round((x - mn) / sx)` in `0..=255` (a group
+//! of equal values is exact; one-sided groups such as post-ReLU ones use all 256 codes). Then
 //!
-//! `Σ_k x_k w_k ≈ (s·sx) · Σ_k q_k qx_k + b · (sx · Σ_k qx_k)`,
+//! `Σ_k x_k w_k ≈ (s·sx) · Σ_k qx_k q'_k + b' · (sx · Σ_k qx_k) + mn · Σ_k w_k`,
 //!
-//! so each group's integer dot products `Σ q qx` (exact, int32) are turned into floats once per
-//! group, and the MLX bias enters through the per-group activation sum.
+//! so each group's integer dot products `Σ qx q'` (exact, int32) are turned into floats once per
+//! group; the MLX bias enters through the activation sum `sx · Σ qx`, the activation offset
+//! through the group's weight sum `c = Σ_k w_k` (stored per output and group).
 //!
-//! Layout: strips of 32 outputs; per group of 4 inputs the strip's 32 × 4 codes are contiguous,
+//! Layout: strips of 32 outputs; per 4 inputs the strip's 32 × 4 codes are contiguous,
 //! output-major (`[k / 4][32][4]`), which is what `vpdpbusd` (AVX512-VNNI: 16 lanes, each the
-//! dot product of 4 unsigned bytes with 4 signed bytes) reads. The portable kernel does the
-//! same integer sums and the same float operations in the same order (`mul_add` where the
-//! VNNI kernel uses FMA), so both give identical numbers.
+//! dot product of 4 unsigned bytes, the activations, with 4 signed bytes, the weights) reads.
+//! The activation quantizer is plain arithmetic (rounding by the `2^23` trick), compiled for
+//! AVX-512 and portably with the same operations in the same order; the portable kernel does
+//! the same integer sums and the same float operations (`mul_add` where the VNNI kernel uses
+//! FMA), so both paths give identical numbers.
 
 use chronos2_core::quant::QuantizedWeight;
 use rayon::prelude::*;
@@ -24,6 +30,8 @@ const STRIP: usize = 32;
 pub const GROUP: usize = 64;
 /// Rows per micro-kernel call.
 const MR: usize = 6;
+/// Floats per strip and group: 32 scales `s`, 32 offsets `b'`, 32 weight sums `c`.
+const SB: usize = 3 * STRIP;
 
 /// Which w8a8 kernel runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,10 +44,11 @@ pub enum W8a8Isa {
 }
 
 impl W8a8Isa {
-    /// The best kernel this CPU runs.
+    /// The best kernel this CPU runs (VNNI only where [`crate::Isa::detect`], capped by
+    /// `CHRONOS2_CPU_ISA`, is AVX-512).
     pub fn detect() -> W8a8Isa {
         #[cfg(target_arch = "x86_64")]
-        if W8a8Isa::Vnni.available() {
+        if crate::Isa::detect() == crate::Isa::Avx512 && W8a8Isa::Vnni.available() {
             return W8a8Isa::Vnni;
         }
         W8a8Isa::Portable
@@ -72,43 +81,116 @@ impl W8a8Isa {
 pub struct W8a8Matmul {
     out_dim: usize,
     in_dim: usize,
-    /// Codes, `strips × (in_dim / 4) × 32 × 4` bytes.
-    q: Vec<u8>,
-    /// Per strip and group: 32 scales, then 32 biases.
+    /// Signed codes `q - 128`, `strips × (in_dim / 4) × 32 × 4` bytes.
+    q: Vec<i8>,
+    /// Per strip and group: 32 scales, 32 offsets `b + 128·s`, 32 weight sums (see [`SB`]).
     sb: Vec<f32>,
     isa: W8a8Isa,
 }
 
 /// Activations quantized per row and group.
 struct QuantizedRows {
-    /// `(m, k)` codes.
-    q: Vec<i8>,
-    /// `(m, groups)` scales `sx`.
-    scale: Vec<f32>,
-    /// `(m, groups)`: `sx · Σ qx` of the group.
-    scaled_sum: Vec<f32>,
+    /// `(m, k)` unsigned codes.
+    q: Vec<u8>,
+    /// `(m, groups)` per group: `[sx, sx · Σ qx, mn]`.
+    params: Vec<[f32; 3]>,
 }
 
-/// Quantizes `x (m, k)` per row and group of [`GROUP`]: `sx = max|x| / 127`, `qx = round(x / sx)`.
-fn quantize_rows(x: &[f32], m: usize, k: usize) -> QuantizedRows {
-    let groups = k / GROUP;
-    let mut out = QuantizedRows { q: vec![0; m * k], scale: vec![0.0; m * groups], scaled_sum: vec![0.0; m * groups] };
-    for i in 0..m {
-        for g in 0..groups {
-            let src = &x[i * k + g * GROUP..i * k + (g + 1) * GROUP];
-            let max = src.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let sx = max / 127.0;
-            let inv = if max > 0.0 { 127.0 / max } else { 0.0 };
-            let dst = &mut out.q[i * k + g * GROUP..i * k + (g + 1) * GROUP];
-            let mut sum = 0i32;
-            for (d, &v) in dst.iter_mut().zip(src) {
-                let c = (v * inv).round().clamp(-127.0, 127.0) as i8;
-                *d = c;
-                sum += c as i32;
-            }
-            out.scale[i * groups + g] = sx;
-            out.scaled_sum[i * groups + g] = sx * sum as f32;
+/// Adding and subtracting `2^23` rounds a value in `[0, 2^23)` to the nearest integer (ties to even).
+const ROUND: f32 = 8_388_608.0;
+
+/// `[sx, 1 / sx]` of a group with minimum `mn` and maximum `mx` (`1 / sx` is 0 for a constant group).
+#[inline(always)]
+fn group_scale(mn: f32, mx: f32) -> [f32; 2] {
+    let range = mx - mn;
+    [range / 255.0, if range > 0.0 { 255.0 / range } else { 0.0 }]
+}
+
+/// The code of `v`: `round((v - mn) · inv)` clamped to `0..=255`, as an exact float. Both
+/// quantizers compute exactly these operations (no fused multiply-add), so they agree bit for bit.
+#[inline(always)]
+fn code(v: f32, mn: f32, inv: f32) -> f32 {
+    let t = ((v - mn) * inv + ROUND) - ROUND;
+    let t = if t > 0.0 { t } else { 0.0 };
+    if t < 255.0 {
+        t
+    } else {
+        255.0
+    }
+}
+
+/// Quantizes one group of [`GROUP`] values to unsigned codes; returns `[sx, sx · Σ qx, mn]`.
+#[inline(always)]
+fn quantize_group(src: &[f32], dst: &mut [u8]) -> [f32; 3] {
+    let mn = src.iter().fold(f32::INFINITY, |a, &v| a.min(v));
+    let mx = src.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    let [sx, inv] = group_scale(mn, mx);
+    let mut sum = 0u32;
+    for (d, &v) in dst.iter_mut().zip(src) {
+        let c = code(v, mn, inv) as u8;
+        *d = c;
+        sum += c as u32;
+    }
+    [sx, sx * sum as f32, mn]
+}
+
+/// Quantizes rows of `x` (`k` values each, a multiple of [`GROUP`]), portably.
+fn quantize_rows_plain(x: &[f32], q: &mut [u8], params: &mut [[f32; 3]]) {
+    for ((src, dst), p) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(params) {
+        *p = quantize_group(src, dst);
+    }
+}
+
+/// As [`quantize_rows_plain`], with AVX-512 (the min / max of a group are exact in any order;
+/// the codes use [`code`]'s operations).
+///
+/// # Safety
+/// The CPU must support AVX-512F/BW; the slices as for [`quantize_rows_plain`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn quantize_rows_avx512(x: &[f32], q: &mut [u8], params: &mut [[f32; 3]]) {
+    use std::arch::x86_64::*;
+    for ((src, dst), p) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(params) {
+        let v = [0, 16, 32, 48].map(|o| _mm512_loadu_ps(src.as_ptr().add(o)));
+        let mn = _mm512_reduce_min_ps(_mm512_min_ps(_mm512_min_ps(v[0], v[1]), _mm512_min_ps(v[2], v[3])));
+        let mx = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(v[0], v[1]), _mm512_max_ps(v[2], v[3])));
+        let [sx, inv] = group_scale(mn, mx);
+        let (mnv, invv, round) = (_mm512_set1_ps(mn), _mm512_set1_ps(inv), _mm512_set1_ps(ROUND));
+        let (zero, top) = (_mm512_setzero_ps(), _mm512_set1_ps(255.0));
+        let mut sum = _mm512_setzero_si512();
+        for (c, &vc) in v.iter().enumerate() {
+            let t = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(vc, mnv), invv), round), round);
+            let codes = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(t, zero), top));
+            _mm_storeu_si128(dst.as_mut_ptr().add(16 * c) as *mut __m128i, _mm512_cvtepi32_epi8(codes));
+            sum = _mm512_add_epi32(sum, codes);
         }
+        *p = [sx, sx * _mm512_reduce_add_epi32(sum) as u32 as f32, mn];
+    }
+}
+
+/// Rows of `x`, their codes and their group parameters.
+type RowChunk<'a> = ((&'a [f32], &'a mut [u8]), &'a mut [[f32; 3]]);
+
+/// Quantizes `x (m, k)` per row and group of [`GROUP`] (see the module docs), in parallel for
+/// large inputs.
+fn quantize_rows(x: &[f32], m: usize, k: usize, isa: W8a8Isa) -> QuantizedRows {
+    let groups = k / GROUP;
+    let mut out = QuantizedRows { q: vec![0; m * k], params: vec![[0.0; 3]; m * groups] };
+    let run = |((x, q), p): RowChunk| match isa {
+        W8a8Isa::Portable => quantize_rows_plain(x, q, p),
+        // SAFETY: the kernel set was checked available when the weight was built.
+        #[cfg(target_arch = "x86_64")]
+        W8a8Isa::Vnni => unsafe { quantize_rows_avx512(x, q, p) },
+    };
+    if m * k >= 1 << 15 {
+        // Chunks of whole rows, a few per thread.
+        let rows = m.div_ceil(rayon::current_num_threads().max(1) * 4);
+        x.par_chunks(rows * k)
+            .zip(out.q.par_chunks_mut(rows * k))
+            .zip(out.params.par_chunks_mut(rows * groups))
+            .for_each(run);
+    } else {
+        run(((x, &mut out.q), &mut out.params));
     }
     out
 }
@@ -140,21 +222,26 @@ impl W8a8Matmul {
             candle_core::bail!("w8a8: inconsistent quantized weight sizes");
         }
         let strips = n.div_ceil(STRIP);
-        let mut q = vec![0u8; strips * k * STRIP];
-        let mut sb = vec![0f32; strips * groups * 2 * STRIP];
+        let mut q = vec![0i8; strips * k * STRIP];
+        let mut sb = vec![0f32; strips * groups * SB];
         let wpr = w.words_per_row();
         for row in 0..n {
             let (s, j) = (row / STRIP, row % STRIP);
             let words = &w.packed[row * wpr..(row + 1) * wpr];
             let dst = &mut q[s * k * STRIP..(s + 1) * k * STRIP];
+            let mut code_sums = vec![0i64; groups];
             for col in 0..k {
-                let code = (words[col / 4] >> ((col % 4) * 8)) & 0xFF;
-                dst[(col / 4) * STRIP * 4 + j * 4 + col % 4] = code as u8;
+                let code = ((words[col / 4] >> ((col % 4) * 8)) & 0xFF) as i64;
+                dst[(col / 4) * STRIP * 4 + j * 4 + col % 4] = (code - 128) as i8;
+                code_sums[col / GROUP] += code;
             }
-            for g in 0..groups {
-                let base = (s * groups + g) * 2 * STRIP;
-                sb[base + j] = w.scales[row * groups + g];
-                sb[base + STRIP + j] = w.biases[row * groups + g];
+            for (g, &code_sum) in code_sums.iter().enumerate() {
+                let (scale, bias) = (w.scales[row * groups + g], w.biases[row * groups + g]);
+                let base = (s * groups + g) * SB;
+                sb[base + j] = scale;
+                sb[base + STRIP + j] = bias + 128.0 * scale;
+                // Σ_k (s·q_k + b) over the group, in f64.
+                sb[base + 2 * STRIP + j] = (scale as f64 * code_sum as f64 + GROUP as f64 * bias as f64) as f32;
             }
         }
         Ok(W8a8Matmul { out_dim: n, in_dim: k, q, sb, isa })
@@ -168,7 +255,7 @@ impl W8a8Matmul {
         self.in_dim
     }
 
-    /// Bytes held (codes, scales and biases; strips padded to 32 rows).
+    /// Bytes held (codes, and per group scales, offsets and weight sums; strips padded to 32 rows).
     pub fn footprint_bytes(&self) -> usize {
         self.q.len() + 4 * self.sb.len()
     }
@@ -180,21 +267,11 @@ impl W8a8Matmul {
         if m == 0 {
             return Ok(());
         }
-        let xq = quantize_rows(x, m, k);
-        let strips = n.div_ceil(STRIP);
-        let threads = rayon::current_num_threads().max(1);
-        let tasks = if m * n * k < 1 << 16 { 1 } else { (threads * 4).min(strips) };
-        let per_task = strips.div_ceil(tasks);
-        let yp = SendPtr(y.as_mut_ptr());
-        let job = |first: usize| {
+        let xq = quantize_rows(x, m, k, self.isa);
+        crate::gemm::for_strip_tasks(m, n, k, y, |first, last, yp| {
             // SAFETY: each task writes only the columns of its own strips.
-            unsafe { self.run_strips(&xq, m, bias, yp, first, (first + per_task).min(strips)) }
-        };
-        if tasks == 1 {
-            job(0);
-        } else {
-            (0..strips).into_par_iter().step_by(per_task).for_each(job);
-        }
+            unsafe { self.run_strips(&xq, m, bias, yp, first, last) }
+        });
         Ok(())
     }
 
@@ -205,7 +282,7 @@ impl W8a8Matmul {
         xq: &QuantizedRows,
         m: usize,
         bias: Option<&[f32]>,
-        y: SendPtr,
+        y: crate::gemm::SendPtr,
         first: usize,
         last: usize,
     ) {
@@ -216,14 +293,13 @@ impl W8a8Matmul {
             let n0 = s * STRIP;
             let cols = STRIP.min(n - n0);
             let q = &self.q[s * k * STRIP..(s + 1) * k * STRIP];
-            let sb = &self.sb[s * groups * 2 * STRIP..(s + 1) * groups * 2 * STRIP];
+            let sb = &self.sb[s * groups * SB..(s + 1) * groups * SB];
             let mut r0 = 0;
             while r0 < m {
                 let mr = MR.min(m - r0);
                 let t = Tile {
                     x: &xq.q[r0 * k..(r0 + mr) * k],
-                    scale: &xq.scale[r0 * groups..(r0 + mr) * groups],
-                    scaled_sum: &xq.scaled_sum[r0 * groups..(r0 + mr) * groups],
+                    params: &xq.params[r0 * groups..(r0 + mr) * groups],
                     q,
                     sb,
                     k,
@@ -234,17 +310,7 @@ impl W8a8Matmul {
                     #[cfg(target_arch = "x86_64")]
                     W8a8Isa::Vnni => tile_vnni(&t, &mut tile),
                 }
-                for (i, trow) in tile.iter().enumerate().take(mr) {
-                    let yrow = std::slice::from_raw_parts_mut(y.0.add((r0 + i) * n + n0), cols);
-                    match bias {
-                        Some(b) => {
-                            for ((yv, tv), bv) in yrow.iter_mut().zip(trow).zip(&b[n0..n0 + cols]) {
-                                *yv = tv + bv;
-                            }
-                        }
-                        None => yrow.copy_from_slice(&trow[..cols]),
-                    }
-                }
+                crate::gemm::store_tile(y, n, r0, n0, cols, &tile[..mr], bias);
                 r0 += mr;
             }
         }
@@ -253,14 +319,13 @@ impl W8a8Matmul {
 
 /// One row block times one strip.
 struct Tile<'a> {
-    /// `mr` rows of `k` codes.
-    x: &'a [i8],
-    /// `(mr, groups)`.
-    scale: &'a [f32],
-    scaled_sum: &'a [f32],
-    /// The strip's codes `[k / 4][32][4]`.
-    q: &'a [u8],
-    /// The strip's scales and biases per group.
+    /// `mr` rows of `k` unsigned codes.
+    x: &'a [u8],
+    /// `(mr, groups)`: `[sx, sx · Σ qx, mn]`.
+    params: &'a [[f32; 3]],
+    /// The strip's signed codes `[k / 4][32][4]`.
+    q: &'a [i8],
+    /// The strip's scales, offsets and weight sums per group.
     sb: &'a [f32],
     k: usize,
     mr: usize,
@@ -281,13 +346,14 @@ fn tile_portable(t: &Tile, out: &mut [[f32; STRIP]; MR]) {
                     }
                 }
             }
-            let sx = t.scale[i * groups + g];
-            let ss = t.scaled_sum[i * groups + g];
-            let s = &t.sb[g * 2 * STRIP..g * 2 * STRIP + STRIP];
-            let b = &t.sb[g * 2 * STRIP + STRIP..(g + 1) * 2 * STRIP];
+            let [sx, xsum, mn] = t.params[i * groups + g];
+            let sb = &t.sb[g * SB..(g + 1) * SB];
+            let (s, rest) = sb.split_at(STRIP);
+            let (b, c) = rest.split_at(STRIP);
             for j in 0..STRIP {
                 acc[j] = (dots[j] as f32).mul_add(s[j] * sx, acc[j]);
-                acc[j] = b[j].mul_add(ss, acc[j]);
+                acc[j] = b[j].mul_add(xsum, acc[j]);
+                acc[j] = c[j].mul_add(mn, acc[j]);
             }
         }
         *acc_row = acc;
@@ -327,20 +393,23 @@ unsafe fn vnni<const R: usize>(t: &Tile, out: &mut [[f32; STRIP]; MR]) {
             let w1 = _mm512_loadu_si512(qp.add(p * STRIP * 4 + 64) as *const _);
             for i in 0..R {
                 let xv = _mm512_set1_epi32((xp.add(i * t.k + 4 * p) as *const i32).read_unaligned());
-                d0[i] = _mm512_dpbusd_epi32(d0[i], w0, xv);
-                d1[i] = _mm512_dpbusd_epi32(d1[i], w1, xv);
+                d0[i] = _mm512_dpbusd_epi32(d0[i], xv, w0);
+                d1[i] = _mm512_dpbusd_epi32(d1[i], xv, w1);
             }
         }
-        let sb = t.sb.as_ptr().add(g * 2 * STRIP);
+        let sb = t.sb.as_ptr().add(g * SB);
         let (s0, s1) = (_mm512_loadu_ps(sb), _mm512_loadu_ps(sb.add(16)));
-        let (b0, b1) = (_mm512_loadu_ps(sb.add(32)), _mm512_loadu_ps(sb.add(48)));
+        let (b0, b1) = (_mm512_loadu_ps(sb.add(STRIP)), _mm512_loadu_ps(sb.add(STRIP + 16)));
+        let (c0, c1) = (_mm512_loadu_ps(sb.add(2 * STRIP)), _mm512_loadu_ps(sb.add(2 * STRIP + 16)));
         for i in 0..R {
-            let sx = _mm512_set1_ps(t.scale[i * groups + g]);
-            let ss = _mm512_set1_ps(t.scaled_sum[i * groups + g]);
+            let [sx, xsum, mn] = t.params[i * groups + g];
+            let (sx, xsum, mn) = (_mm512_set1_ps(sx), _mm512_set1_ps(xsum), _mm512_set1_ps(mn));
             acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0[i]), _mm512_mul_ps(s0, sx), acc0[i]);
             acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1[i]), _mm512_mul_ps(s1, sx), acc1[i]);
-            acc0[i] = _mm512_fmadd_ps(b0, ss, acc0[i]);
-            acc1[i] = _mm512_fmadd_ps(b1, ss, acc1[i]);
+            acc0[i] = _mm512_fmadd_ps(b0, xsum, acc0[i]);
+            acc1[i] = _mm512_fmadd_ps(b1, xsum, acc1[i]);
+            acc0[i] = _mm512_fmadd_ps(c0, mn, acc0[i]);
+            acc1[i] = _mm512_fmadd_ps(c1, mn, acc1[i]);
         }
     }
     for i in 0..R {
@@ -348,12 +417,6 @@ unsafe fn vnni<const R: usize>(t: &Tile, out: &mut [[f32; STRIP]; MR]) {
         _mm512_storeu_ps(out[i].as_mut_ptr().add(16), acc1[i]);
     }
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: tasks write disjoint column ranges (see `run_strips`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 #[cfg(test)]
 mod tests;

@@ -44,9 +44,10 @@ fn footprint_is_measured_and_shrinks_quantized_layers() {
     assert_eq!(bf16.quantized_params, 0);
     let ratio = bf16.bytes as f64 / fp32.bytes as f64;
     assert!((0.5..0.52).contains(&ratio), "bf16 model at {ratio:.3} of fp32 bytes");
-    // w8a8 holds the int8 weights.
+    // w8a8 holds the int8 weights of the quantized layers but the output head, which stays fp32.
     let w8a8 = mini(Precision::W8a8).footprint();
-    assert!(w8a8.quantized_params > 7_000_000, "{w8a8:?}");
+    let int8 = mini(Precision::Int8).footprint();
+    assert!(w8a8.quantized_params > 6_000_000 && w8a8.quantized_params < int8.quantized_params, "{w8a8:?}");
     assert!(w8a8.quantized_layer_bytes as f64 <= 0.30 * w8a8.quantized_layer_fp32_bytes() as f64, "{w8a8:?}");
 }
 
@@ -85,4 +86,25 @@ fn quantized_forecasts_stay_close_to_fp32_on_real_series() {
         assert!(share > 0.0, "{precision}: changed nothing — not applied?");
         eprintln!("{precision}: median moves {:.3}% of the fp32 10-90 spread", 100.0 * share);
     }
+}
+
+#[test]
+fn bf16_built_while_loading_equals_bf16_converted_after_loading() {
+    let dir = repo().join("models/chronos2-mini");
+    let mut built = chronos2_candle_cpu::load_model_for(&dir, Precision::Bf16).unwrap();
+    // Nothing is left to convert, and it is no error to ask.
+    built.set_precision(Precision::Bf16).unwrap();
+    let converted = mini(Precision::Bf16);
+    let (a, b) = (built.footprint(), converted.footprint());
+    assert_eq!((a.bytes, a.total_params, a.quantized_params), (b.bytes, b.total_params, b.quantized_params));
+    let items: Vec<SeriesInput> = real_series().into_iter().take(4).collect();
+    let options = PredictOptions::new(12);
+    let run = |model: &dyn Forecaster| predict(model, &items, &options, &mut |_, _| {}).unwrap();
+    let (x, y) = (run(&built), run(converted.as_ref()));
+    for (p, q) in x.iter().zip(&y) {
+        assert_eq!(p.quantiles, q.quantiles);
+    }
+    // Other precisions load in fp32, as `load_model`.
+    let fp32 = chronos2_candle_cpu::load_model_for(&dir, Precision::W8a8).unwrap();
+    assert_eq!(fp32.footprint().bytes, mini(Precision::Fp32).footprint().bytes);
 }

@@ -142,7 +142,7 @@ impl LoadedModel {
     fn load(kind: BackendKind, model_dir: &Path, precision: Precision) -> Result<LoadedModel> {
         check_usable(kind)?;
         let mut model = match kind {
-            BackendKind::Cpu => BackendModel::Cpu(Box::new(chronos2_candle_cpu::load_model(model_dir)?)),
+            BackendKind::Cpu => BackendModel::Cpu(Box::new(chronos2_candle_cpu::load_model_for(model_dir, precision)?)),
             #[cfg(feature = "mlx")]
             BackendKind::Mlx => BackendModel::Mlx(chronos2_mlx::load_model(model_dir)?),
             #[cfg(not(feature = "mlx"))]

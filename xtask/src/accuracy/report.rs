@@ -242,7 +242,9 @@ pub fn render(r: &Report) -> String {
          MLX's scheme only takes whole groups), the REG/PAD token embedding (a 2 × 256 lookup table, not a \
          matmul) and the layer norms; biases stay f32 everywhere. The float layers are about 1% of the weights, so \
          quantizing them (with smaller groups or padding) would save almost nothing, and keeping the layers \
-         that read the raw inputs in float keeps them exact.\n",
+         that read the raw inputs in float keeps them exact. w8a8 quantizes the same layers' weights (the \
+         int8 codes, plus one f32 weight sum per group) and their activations per token and group of 64, \
+         except the output patch embedding, which stays fp32 in that mode.\n",
         quantized_share(r.runs)
     );
 

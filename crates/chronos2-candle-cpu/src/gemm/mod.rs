@@ -13,9 +13,10 @@
 //!
 //! [`run`] packs `x` once per call into row blocks of `mr` rows (`[kc][mr]` per block of `k`,
 //! so the micro-kernel's broadcasts of `x[i, k]` are contiguous), splits the strips over the
-//! threads (rayon), and per thread loops: row block of `MC` rows (in L2) → block of `k`
-//! (`KC`, one panel in L1) → strip → micro-kernel over each `mr`-row block. A panel is
-//! dequantized (or read) once per `MC` rows and reused across the row blocks; with one row
+//! threads (rayon), and per thread loops: block of rows (about 500, whose `x` block stays in
+//! L2) → block of `k` (`KC`) → strip → micro-kernel over every `mr`-row block. A panel (half of
+//! L1) is read or dequantized once per block of rows — once per call up to ~500 rows — and
+//! reused by all its row blocks while the packed `x` streams past it from L2; with one row
 //! block (`m <= mr`, batch-1 latency) `k` is not blocked and each weight byte is read once.
 //! The hot loop does not allocate (per-task scratch is allocated before it).
 //!
@@ -35,16 +36,19 @@ pub(crate) mod x86;
 use rayon::prelude::*;
 
 pub use crate::isa::Isa;
-pub use bf16::{from_bf16, to_bf16, Bf16Matmul};
+pub use bf16::{from_bf16, to_bf16, Bf16Kernel, Bf16Matmul};
 
 /// Output rows per strip of the kernel layout.
 pub(crate) const STRIP: usize = 32;
 /// Largest row block of any micro-kernel.
 pub(crate) const MR_MAX: usize = 12;
-/// Block of `k` per panel (32 × 256 floats = 32 KiB, in L1).
-const KC: usize = 256;
-/// Row blocks per block of rows that share a panel while it is in L1 (x block in L2).
-const MC_BLOCKS: usize = 16;
+/// Block of `k` per panel (32 × 128 floats = 16 KiB: half of a 32 KiB L1, the rest for the
+/// streamed `x` block and the tile).
+const KC: usize = 128;
+/// Bytes of packed `x` (a block of rows over one block of `k`) that the panels of the strips
+/// stream past while it stays in L2 (a quarter of a 1 MiB L2, leaving room for the block of `y`
+/// that a task accumulates over the blocks of `k`): about 500 rows at `KC`.
+const X_BLOCK_BYTES: usize = 256 * 1024;
 
 /// Arguments of one micro-kernel call: `out[i][j] = Σ_{k < kc} x[i, k] · w[k][j]`.
 pub(crate) struct PanelTile {
@@ -127,23 +131,56 @@ pub(crate) fn run<W: StripSource>(
     // (the weight is streamed once). Otherwise panels of KC, in L1.
     let kc = if m <= mr && (!w.needs_scratch() || w.has_fused_tile()) { k } else { (KC / align).max(1) * align };
     let xp = pack_x(x, m, k, kc, mr);
+    for_strip_tasks(m, n, k, y, |first, last, yp| {
+        let mut scratch = if w.needs_scratch() { vec![0f32; kc.min(k) * STRIP] } else { Vec::new() };
+        // SAFETY: each task writes only the columns of its own strips [first, last).
+        unsafe { run_strips(w, isa, &xp, m, kc, bias, yp, (first, last), &mut scratch) };
+    });
+    Ok(())
+}
+
+/// Runs `job(first, last, y)` for disjoint ranges of the 32-column strips of an `(m, n)`
+/// output `y`, a few tasks per rayon thread (one task for a product below 2^16
+/// multiply-adds of `k`).
+pub(crate) fn for_strip_tasks(m: usize, n: usize, k: usize, y: &mut [f32], job: impl Fn(usize, usize, SendPtr) + Sync) {
     let strips = n.div_ceil(STRIP);
     let threads = rayon::current_num_threads().max(1);
     let tasks = if m * n * k < 1 << 16 { 1 } else { (threads * 4).min(strips) };
     let per_task = strips.div_ceil(tasks);
     let yp = SendPtr(y.as_mut_ptr());
-    let job = |first: usize| {
-        let last = (first + per_task).min(strips);
-        let mut scratch = if w.needs_scratch() { vec![0f32; kc.min(k) * STRIP] } else { Vec::new() };
-        // SAFETY: each task writes only the columns of its own strips [first, last).
-        unsafe { run_strips(w, isa, &xp, m, kc, bias, yp, (first, last), &mut scratch) };
-    };
+    let run = |first: usize| job(first, (first + per_task).min(strips), yp);
     if tasks == 1 {
-        job(0);
+        run(0);
     } else {
-        (0..strips).into_par_iter().step_by(per_task).for_each(job);
+        (0..strips).into_par_iter().step_by(per_task).for_each(run);
     }
-    Ok(())
+}
+
+/// Writes `tile[i][..cols]` (+ `bias[n0..n0 + cols]`) into rows `r0..r0 + tile.len()` of the
+/// `(_, n)` output `y` at column `n0`.
+///
+/// # Safety
+/// `y` points to an output with these rows whose columns `n0..n0 + cols` only the caller writes.
+pub(crate) unsafe fn store_tile(
+    y: SendPtr,
+    n: usize,
+    r0: usize,
+    n0: usize,
+    cols: usize,
+    tile: &[[f32; STRIP]],
+    bias: Option<&[f32]>,
+) {
+    for (i, trow) in tile.iter().enumerate() {
+        let yrow = std::slice::from_raw_parts_mut(y.ptr().add((r0 + i) * n + n0), cols);
+        match bias {
+            Some(b) => {
+                for ((yv, tv), bv) in yrow.iter_mut().zip(trow).zip(&b[n0..n0 + cols]) {
+                    *yv = tv + bv;
+                }
+            }
+            None => yrow.copy_from_slice(&trow[..cols]),
+        }
+    }
 }
 
 /// Packs `x (m, k)`: per block of `k` (length `kc`, last one shorter), each row block of `mr`
@@ -201,9 +238,10 @@ unsafe fn run_strips<W: StripSource>(
 ) {
     let (n, k) = (w.out_dim(), w.in_dim());
     let mr_max = isa.mr();
-    let mc = mr_max * MC_BLOCKS;
     let mut tile = [0f32; MR_MAX * STRIP];
     let single = m <= mr_max;
+    // Rows whose packed x block of k (`rows × kc` floats) fits in half of L2.
+    let mc = (X_BLOCK_BYTES / (4 * kc) / mr_max).max(1) * mr_max;
     let mut m0 = 0;
     while m0 < m {
         let m1 = (m0 + mc).min(m);
@@ -262,11 +300,19 @@ unsafe fn kernel(isa: Isa, t: &PanelTile) {
     }
 }
 
+/// The output pointer handed to the tasks of [`for_strip_tasks`].
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(crate) struct SendPtr(*mut f32);
 // SAFETY: tasks write disjoint column ranges (see `run_strips`).
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// A float weight `(n, k)` packed once into strip layout, with its micro-kernel set.
 #[derive(Debug, Clone)]

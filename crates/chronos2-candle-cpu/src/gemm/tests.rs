@@ -31,8 +31,8 @@ fn check(got: &[f32], want: &[f32], mag: &[f32], what: &str) {
 
 #[test]
 fn odd_shapes_on_every_kernel_set() {
-    // Rows 1, 3, 17, 65 (partial row blocks, several L2 blocks of rows at 65 with AVX2's 6-row
-    // blocks); widths not a multiple of the 32-row strip; k below, at and across the 256 block.
+    // Rows 1, 3, 17, 65, 200 (partial row blocks, many row blocks sharing a panel); widths not a
+    // multiple of the 32-row strip; k below, at and across the 128 block of k.
     for (n, k) in [(1, 5), (33, 48), (70, 257), (100, 600)] {
         let w = values(n * k, n as u64, 0.1);
         let bias = values(n, 3, 0.5);
@@ -48,6 +48,19 @@ fn odd_shapes_on_every_kernel_set() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn more_rows_than_one_l2_block_of_x() {
+    // About 500 rows of x share a panel; 1,100 rows take three blocks of rows.
+    let (m, n, k) = (1100, 40, 300);
+    let (w, x, bias) = (values(n * k, 11, 0.1), values(m * k, 12, 1.0), values(n, 13, 0.5));
+    let (want, mag) = naive(&x, m, &w, n, k, Some(&bias));
+    for isa in Isa::all_available() {
+        let mut y = vec![f32::NAN; m * n];
+        PackedMatmul::with_isa(&w, n, k, isa).unwrap().matmul(&x, m, Some(&bias), &mut y).unwrap();
+        check(&y, &want, &mag, &format!("{isa:?} {m} rows"));
     }
 }
 
@@ -83,25 +96,44 @@ fn unpack_returns_the_weight_and_bad_arguments_are_errors() {
 
 #[test]
 fn bf16_weights_match_the_product_with_the_rounded_weight() {
-    use super::{from_bf16, to_bf16, Bf16Matmul};
+    use super::{from_bf16, to_bf16, Bf16Kernel, Bf16Matmul};
     // Round to nearest even, exact widening, NaN kept.
     assert_eq!(to_bf16(1.0), 0x3F80);
     assert_eq!(from_bf16(to_bf16(1.0 + 1.0 / 256.0)), 1.0); // tie: to even
     assert_eq!(from_bf16(to_bf16(1.0 + 3.0 / 256.0)), 1.0 + 4.0 / 256.0);
     assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
-    for (n, k) in [(33, 48), (70, 600)] {
+    for (n, k) in [(33, 48), (70, 600), (40, 77)] {
         let w = values(n * k, 4, 0.1);
         let rounded: Vec<f32> = w.iter().map(|&v| from_bf16(to_bf16(v))).collect();
         for m in [1, 3, 17, 65] {
             let x = values(m * k, m as u64, 1.0);
             let (want, mag) = naive(&x, m, &rounded, n, k, None);
-            for isa in Isa::all_available() {
-                let mm = Bf16Matmul::with_isa(&w, n, k, isa).unwrap();
+            // The dot-product kernel rounds the activations to bf16 too.
+            let x_rounded: Vec<f32> = x.iter().map(|&v| from_bf16(to_bf16(v))).collect();
+            let (want_dot, mag_dot) = naive(&x_rounded, m, &rounded, n, k, None);
+            for kernel in Bf16Kernel::all_available() {
+                let mm = Bf16Matmul::with_kernel(&w, n, k, kernel).unwrap();
                 assert_eq!(mm.unpack(), rounded);
                 let mut y = vec![f32::NAN; m * n];
                 mm.matmul(&x, m, None, &mut y).unwrap();
-                check(&y, &want, &mag, &format!("bf16 {isa:?} ({m}x{k})x({k}x{n})"));
+                let what = format!("bf16 {kernel:?} ({m}x{k})x({k}x{n})");
+                match kernel {
+                    Bf16Kernel::Widen(_) => check(&y, &want, &mag, &what),
+                    #[cfg(target_arch = "x86_64")]
+                    Bf16Kernel::Dot => check(&y, &want_dot, &mag_dot, &what),
+                }
             }
         }
     }
+    // With a bias, across parallel tasks, on the detected kernel.
+    let (m, n, k) = (70, 300, 256);
+    let (w, x, bias) = (values(n * k, 8, 0.1), values(m * k, 9, 1.0), values(n, 10, 1.0));
+    let mm = Bf16Matmul::new(&w, n, k).unwrap();
+    let round = |v: &[f32]| -> Vec<f32> { v.iter().map(|&v| from_bf16(to_bf16(v))).collect() };
+    let xs = if matches!(mm.kernel(), Bf16Kernel::Widen(_)) { x.clone() } else { round(&x) };
+    let (want, mag) = naive(&xs, m, &round(&w), n, k, Some(&bias));
+    let mut y = vec![f32::NAN; m * n];
+    mm.matmul(&x, m, Some(&bias), &mut y).unwrap();
+    check(&y, &want, &mag, "bf16 with bias");
+    assert!(mm.matmul(&x[1..], m, None, &mut y).is_err());
 }

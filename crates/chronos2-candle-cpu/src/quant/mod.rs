@@ -14,9 +14,9 @@
 //! the small-batch / latency case) dequantization is fused into the micro-kernel — for each `k`
 //! the strip's 32 codes become `w = scale · q + bias` and `x[i, k] · w` is accumulated into
 //! `mr × 2` vector accumulators, the weight read once; with several row blocks each panel
-//! (`[256][32]`) is dequantized once into an f32 scratch buffer in L1 and every row block of the
-//! L2 block of rows runs the f32 micro-kernel on it, so int8/int4 cost no more than fp32 at
-//! many rows.
+//! (`[128][32]`) is dequantized once per call into an f32 scratch buffer in L1 and every row
+//! block of `x` runs the f32 micro-kernel on it, so at many rows int8/int4 cost fp32's kernel
+//! plus one dequantization of the weight per call.
 //!
 //! Code paths, chosen at run time: AVX-512F (x86_64), AVX2 + FMA (x86_64), NEON intrinsics
 //! (aarch64), and a portable one (plain Rust over the same layout, auto-vectorised).

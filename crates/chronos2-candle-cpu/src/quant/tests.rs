@@ -98,17 +98,19 @@ fn model_shapes_match_naive_dequantized_matmul() {
 
 #[test]
 fn every_kernel_on_a_k_blocked_shape() {
-    // m * k * 4 bytes above the L2 block, so k is split and partial tiles are accumulated.
-    let (m, n, k) = (181, 70, 1024);
-    for bits in [8, 4] {
-        let w = quantized(n, k, bits, 64, 9);
-        let x = values(m * k, 4, 1.0);
-        let (want, mag) = reference(&x, m, &w, None);
-        for isa in isas() {
-            let mm = QuantizedMatmul::with_isa(&w, isa).unwrap();
-            let mut y = vec![f32::NAN; m * n];
-            mm.matmul(&x, m, None, &mut y).unwrap();
-            check(&y, &want, &mag, &format!("{isa:?} {bits} bits k-blocked"));
+    // Several row blocks and k over many 128-blocks: partial tiles are accumulated; and more
+    // rows than one L2 block of x (about 500), so panels are dequantized once per block.
+    for (m, n, k) in [(181, 70, 1024), (1100, 40, 256)] {
+        for bits in [8, 4] {
+            let w = quantized(n, k, bits, 64, 9);
+            let x = values(m * k, 4, 1.0);
+            let (want, mag) = reference(&x, m, &w, None);
+            for isa in isas() {
+                let mm = QuantizedMatmul::with_isa(&w, isa).unwrap();
+                let mut y = vec![f32::NAN; m * n];
+                mm.matmul(&x, m, None, &mut y).unwrap();
+                check(&y, &want, &mag, &format!("{isa:?} {bits} bits k-blocked"));
+            }
         }
     }
 }

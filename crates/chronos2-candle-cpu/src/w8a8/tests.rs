@@ -7,21 +7,31 @@ fn weight(n: usize, k: usize, seed: u64) -> QuantizedWeight {
     quantize(&values(n * k, seed, 0.05), n, k, 8, GROUP).unwrap()
 }
 
-/// The product with the dequantized weight of `x` quantized per row and group of 64 (symmetric,
-/// max |x| / 127, round half away from zero), in f64; and the bound `Σ |x_k w_k|`.
-fn reference(x: &[f32], m: usize, w: &QuantizedWeight) -> (Vec<f64>, Vec<f64>) {
-    let (n, k) = (w.out_dim, w.in_dim);
-    let wd = dequantize(w);
-    let mut xd = vec![0f64; m * k];
+/// `x` quantized per row and group of 64 as the module docs say (asymmetric, `sx = (max - min) /
+/// 255`, codes rounded to nearest, ties to even), back in f64.
+fn quantized_activations(x: &[f32], k: usize) -> Vec<f64> {
+    let mut xd = vec![0f64; x.len()];
     for (row, out) in x.chunks(k).zip(xd.chunks_mut(k)) {
         for (g, o) in row.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-            let max = g.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let mn = g.iter().fold(f32::INFINITY, |a, &v| a.min(v));
+            let mx = g.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+            let inv = if mx > mn { 255.0 / (mx - mn) } else { 0.0 };
+            let sx = ((mx - mn) / 255.0) as f64;
             for (v, d) in g.iter().zip(o.iter_mut()) {
-                let q = if max > 0.0 { (v * (127.0 / max)).round() } else { 0.0 };
-                *d = q as f64 * (max / 127.0) as f64;
+                let q = ((v - mn) * inv).round_ties_even().clamp(0.0, 255.0);
+                *d = q as f64 * sx + mn as f64;
             }
         }
     }
+    xd
+}
+
+/// The product with the dequantized weight of `x` quantized per row and group of 64, in f64;
+/// and the bound `Σ |x_k w_k|`.
+fn reference(x: &[f32], m: usize, w: &QuantizedWeight) -> (Vec<f64>, Vec<f64>) {
+    let (n, k) = (w.out_dim, w.in_dim);
+    let wd = dequantize(w);
+    let xd = quantized_activations(x, k);
     let (mut y, mut mag) = (vec![0f64; m * n], vec![0f64; m * n]);
     for i in 0..m {
         for j in 0..n {
@@ -42,8 +52,13 @@ fn every_kernel_gives_identical_numbers_close_to_the_quantized_product() {
         let bias = values(n, 2, 0.5);
         for m in [1, 3, 17, 65] {
             let mut x = values(m * k, 10 + m as u64, 1.0);
-            // A row group of zeros (scale 0) stays exact.
+            // A row group of zeros and one of equal values (range 0) stay exact; a one-sided
+            // (post-ReLU-like) group.
             x[..GROUP].fill(0.0);
+            if k >= 3 * GROUP {
+                x[GROUP..2 * GROUP].fill(0.75);
+                x[2 * GROUP..3 * GROUP].iter_mut().for_each(|v| *v = v.max(0.0));
+            }
             let (want, mag) = reference(&x, m, &w);
             let mut first: Option<Vec<f32>> = None;
             for isa in W8a8Isa::all_available() {
@@ -66,7 +81,8 @@ fn every_kernel_gives_identical_numbers_close_to_the_quantized_product() {
 
 #[test]
 fn stays_within_the_activation_quantization_error_of_the_float_product() {
-    // Against the unquantized x: each group's activation error is at most sx / 2 per element.
+    // Against the unquantized x: each group's activation error is at most sx / 2 per element,
+    // sx = (max - min) / 255.
     let (m, n, k) = (5, 40, 256);
     let w = weight(n, k, 3);
     let wd = dequantize(&w);
@@ -78,7 +94,9 @@ fn stays_within_the_activation_quantization_error_of_the_float_product() {
             let (mut exact, mut bound) = (0f64, 0f64);
             for g in 0..k / GROUP {
                 let xs = &x[i * k + g * GROUP..i * k + (g + 1) * GROUP];
-                let sx = xs.iter().fold(0f32, |a, v| a.max(v.abs())) as f64 / 127.0;
+                let mn = xs.iter().fold(f32::INFINITY, |a, &v| a.min(v));
+                let mx = xs.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+                let sx = (mx - mn) as f64 / 255.0;
                 for t in g * GROUP..(g + 1) * GROUP {
                     exact += x[i * k + t] as f64 * wd[j * k + t] as f64;
                     bound += wd[j * k + t].abs() as f64 * sx / 2.0;
@@ -95,7 +113,7 @@ fn rejects_other_formats_and_mis_sized_calls() {
     assert!(W8a8Matmul::new(&quantize(&w, 32, 128, 4, 64).unwrap()).is_err());
     assert!(W8a8Matmul::new(&quantize(&w, 32, 128, 8, 128).unwrap()).is_err());
     let mm = W8a8Matmul::new(&quantize(&w, 32, 128, 8, 64).unwrap()).unwrap();
-    assert_eq!(mm.footprint_bytes(), 32 * 128 + 2 * 2 * 32 * 4);
+    assert_eq!(mm.footprint_bytes(), 32 * 128 + 2 * 3 * 32 * 4);
     let mut y = vec![0f32; 32];
     assert!(mm.matmul(&[0.0; 127], 1, None, &mut y).is_err());
     assert!(mm.matmul(&[0.0; 128], 1, Some(&[0.0; 3]), &mut y).is_err());
