@@ -67,21 +67,22 @@ fn bf16_is_fp32_on_weights_rounded_to_bf16() {
 }
 
 /// On the trained chronos2-mini: MLX bf16 within 2e-5 (of the largest value) of the CPU
-/// backend's bf16 (measured: 1e-7; the tolerance of the quantized MLX-vs-CPU test), and within
+/// backend's fp32 on the weights rounded to bf16 (what the CPU backend's bf16 computes where it
+/// widens the weights; on CPUs with AVX512-BF16 it also rounds the activations, so it is not the
+/// reference here; measured: 1e-7; the tolerance of the quantized MLX-vs-CPU test), and within
 /// 1e-3 of fp32 (measured: between 2e-4 and 3e-4, the rounding of the weights). (The random
 /// `small` fixture model is not used here: with bf16-rounded weights it is ill-conditioned on
 /// `model_small_one_group`, where even the two backends' fp32 forecasts of the rounded weights
 /// differ by 2.4e-4 of the largest value.)
 #[test]
-fn bf16_gives_the_cpu_backends_bf16_numbers_and_stays_close_to_fp32() {
+fn bf16_gives_the_cpu_backends_numbers_on_rounded_weights_and_stays_close_to_fp32() {
     let (name, case) = cases("model").into_iter().find(|(_, c)| model_dir(c).ends_with("chronos2-mini")).unwrap();
     let dir = model_dir(&case);
     let batch = model_batch(&case);
-    let mut cpu = chronos2_candle_cpu::load(&dir).unwrap();
-    cpu.set_precision(Precision::Bf16).unwrap();
+    let cpu = chronos2_candle_cpu::load(&rounded_to_bf16(&dir, &name)).unwrap();
     let ours = mlx(&dir, Precision::Bf16).forecast(&batch).unwrap().values;
     let theirs = cpu.forecast(&batch).unwrap().values;
-    assert_close(&format!("{name} bf16 mlx vs cpu"), &ours, &theirs, 2e-5, 0.0).unwrap();
+    assert_close(&format!("{name} bf16 mlx vs cpu fp32 on rounded weights"), &ours, &theirs, 2e-5, 0.0).unwrap();
     let full = mlx(&dir, Precision::Fp32).forecast(&batch).unwrap().values;
     assert_close(&format!("{name} bf16 vs fp32"), &ours, &full, 1e-3, 0.0).unwrap();
 }
