@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chronos2_core::pipeline::{predict, PredictOptions};
+use chronos2_core::pipeline::{predict, PredictOptions, SeriesInput};
 use chronos2_core::{Error, Forecaster, Precision};
 use chronos2_test_fixtures::real_series;
 
