@@ -262,8 +262,13 @@ mod tests {
         assert_eq!(pick(&p, &all_keys(), shape(1, 128), Precision::Fp32), "cpu");
         assert!(pick(&p, &all_keys(), shape(32, 512), Precision::Fp32).starts_with("mlx"));
         assert_eq!(pick(&p, &all_keys(), shape(8, 512), Precision::Int8), "cpu");
-        // int4 was not measured: no route is chosen from the fp32 or int8 timings.
-        assert_eq!(pick(&p, &all_keys(), shape(8, 512), Precision::Int4), "fallback");
+        // Every precision was measured; int4 at 8x512 was measured on the CPU only (MLX's int4
+        // cells past 8x128 were skipped as too slow), so it goes there from its own timings.
+        assert_eq!(pick(&p, &all_keys(), shape(8, 512), Precision::Int4), "cpu");
+        // Without the int4 entries no route is chosen from the other precisions' timings.
+        let mut fp32_only = p.clone();
+        fp32_only.entries.retain(|e| e.precision != Precision::Int4);
+        assert_eq!(pick(&fp32_only, &all_keys(), shape(8, 512), Precision::Int4), "fallback");
     }
 
     fn engines(backend: Backend, options: LoadOptions) -> Result<Engines> {
@@ -271,13 +276,14 @@ mod tests {
         Engines::new(&dir, backend, options)
     }
 
-    /// With the built-in profile, `auto` sends an int4 call (measured nowhere) to the CPU and
-    /// says why; an fp32 call follows the profile.
+    /// With the built-in profile less its int4 entries, `auto` sends an int4 call (measured
+    /// nowhere) to the CPU and says why; an int8 call follows the profile.
     #[test]
     fn unmeasured_precision_goes_to_cpu_and_says_why() {
         let int4 = LoadOptions { precision: Precision::Int4, compile: false };
-        let e =
-            Engines { profile: parse_profile(LINUX_X86_PROFILE.1).unwrap(), ..engines(Backend::Auto, int4).unwrap() };
+        let mut without_int4 = parse_profile(LINUX_X86_PROFILE.1).unwrap();
+        without_int4.entries.retain(|e| e.precision != Precision::Int4);
+        let e = Engines { profile: without_int4, ..engines(Backend::Auto, int4).unwrap() };
         let d = e.decide(&shape(32, 512)).unwrap();
         assert_eq!(d.route, Route::new(BackendKind::Cpu, false, Precision::Int4));
         assert!(d.reason.contains("measured no route usable here in int4"), "{}", d.reason);
