@@ -431,22 +431,22 @@ fn explain_backend_says_what_runs_and_why() {
     assert_success(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("backend: cpu for 2x") && err.contains("nearest profiled shape"), "{err}");
-    // int4 is measured by no route of the built-in profile: the CPU backend, and why.
-    let out = chronos2(&[
-        "predict",
-        "--input",
-        "examples/airpassengers.csv",
-        "--prediction-length",
-        "3",
-        "--explain-backend",
-        "--backend",
-        "auto",
-        "--quantize",
-        "int4",
-    ]);
+    // A profile that measured no route in int4 (the built-in one less its int4 entries): the
+    // CPU backend, and why.
+    let dir = tmpdir("no-int4-profile");
+    let mut profile: serde_json::Value = serde_json::from_str(include_str!("../profiles/linux-x86_64.json")).unwrap();
+    profile["entries"].as_array_mut().unwrap().retain(|e| e["precision"] != "int4");
+    let path = write(&dir, "profile.json", &profile.to_string());
+    let out = Command::new(env!("CARGO_BIN_EXE_chronos2"))
+        .args(["predict", "--input", "examples/airpassengers.csv", "--prediction-length", "3", "--explain-backend"])
+        .args(["--backend", "auto", "--quantize", "int4"])
+        .current_dir(root())
+        .env("CHRONOS2_PROFILE", &path)
+        .output()
+        .unwrap();
     assert_success(&out);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("backend: cpu int4: the profile (built-in"), "{err}");
+    let err = stderr(&out);
+    assert!(err.contains("backend: cpu int4: the profile (bench-matrix"), "{err}");
     assert!(err.contains("measured no route usable here in int4 (measured in int4: none"), "{err}");
 }
 
