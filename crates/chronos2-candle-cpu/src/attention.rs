@@ -159,9 +159,11 @@ trait MulAdd {
     fn mul_add(a: f32, b: f32, c: f32) -> f32;
 }
 
+#[cfg(target_arch = "x86_64")]
 struct Fused;
 struct Separate;
 
+#[cfg(target_arch = "x86_64")]
 impl MulAdd for Fused {
     #[inline(always)]
     fn mul_add(a: f32, b: f32, c: f32) -> f32 {

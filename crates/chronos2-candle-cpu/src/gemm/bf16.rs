@@ -14,6 +14,7 @@
 //!   is the top half of an f32) into an L1 scratch buffer once per call and the f32
 //!   micro-kernel runs on it; the activations stay f32.
 
+#[cfg(target_arch = "x86_64")]
 use rayon::prelude::*;
 
 use super::{run, Isa, StripSource, STRIP};
@@ -48,6 +49,7 @@ impl Bf16Kernel {
 
     /// Every kernel this CPU runs.
     pub fn all_available() -> Vec<Bf16Kernel> {
+        #[allow(unused_mut)]
         let mut v: Vec<Bf16Kernel> = Isa::all_available().into_iter().map(Bf16Kernel::Widen).collect();
         #[cfg(target_arch = "x86_64")]
         v.extend([Bf16Kernel::Dot].into_iter().filter(|k| k.available()));
@@ -56,6 +58,7 @@ impl Bf16Kernel {
 }
 
 /// Rows per `vdpbf16ps` tile.
+#[cfg(target_arch = "x86_64")]
 const DOT_MR: usize = 12;
 
 /// `f32` to bf16, rounding to nearest even (NaN stays NaN).
@@ -302,7 +305,13 @@ impl StripSource for Bf16Matmul {
         let src =
             std::slice::from_raw_parts(self.packed.as_ptr().add((s * kp + k0 / 2) * STRIP * 2), pairs * STRIP * 2);
         let dst = std::slice::from_raw_parts_mut(scratch, kc * STRIP);
-        let Bf16Kernel::Widen(isa) = self.kernel else { unreachable!("panels are read by the widening kernel only") };
+        // Infallible where `Dot` is compiled out (not x86_64).
+        #[allow(clippy::infallible_destructuring_match)]
+        let isa = match self.kernel {
+            Bf16Kernel::Widen(isa) => isa,
+            #[cfg(target_arch = "x86_64")]
+            Bf16Kernel::Dot => unreachable!("panels are read by the widening kernel only"),
+        };
         match isa {
             Isa::Generic => widen(src, dst),
             #[cfg(target_arch = "x86_64")]
