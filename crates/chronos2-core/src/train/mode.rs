@@ -2,6 +2,8 @@
 
 use crate::error::{Error, Result};
 
+use super::rng::Rng;
+
 /// What is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinetuneMode {
@@ -108,6 +110,13 @@ impl LoraConfig {
     /// `alpha / rank`, peft's scaling.
     pub fn scaling(&self) -> f32 {
         self.alpha / self.rank as f32
+    }
+
+    /// peft's initial `A` `(rank, in_dim)`, row-major: Kaiming-uniform (a = sqrt(5)), i.e.
+    /// `U(-1/sqrt(in), 1/sqrt(in))`, drawn from `rng`. (`B` starts at zero.)
+    pub fn initial_a(&self, in_dim: usize, rng: &mut Rng) -> Vec<f32> {
+        let bound = 1.0 / (in_dim as f32).sqrt();
+        (0..self.rank * in_dim).map(|_| rng.uniform(bound)).collect()
     }
 
     /// Whether the linear layer `module` (e.g. `encoder.block.0.layer.1.self_attention.q`) gets an

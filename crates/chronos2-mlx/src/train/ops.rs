@@ -145,12 +145,7 @@ impl MlxTrainOps {
 
     fn lora_pair(&self, module: &str, out_dim: usize, in_dim: usize) -> Result<LoraPair> {
         let r = self.spec.lora.rank;
-        // peft: A Kaiming-uniform (a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), B zeros.
-        let bound = 1.0 / (in_dim as f32).sqrt();
-        let a: Vec<f32> = {
-            let mut rng = self.rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            (0..r * in_dim).map(|_| rng.uniform(bound)).collect()
-        };
+        let a = self.spec.lora.initial_a(in_dim, &mut self.rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         let a = self.maybe_param(&lora_key(module, "A"), &a, &[r, in_dim], true)?;
         let b = self.maybe_param(&lora_key(module, "B"), &vec![0.0; out_dim * r], &[out_dim, r], true)?;
         Ok(LoraPair { a, b, scaling: self.spec.lora.scaling() })
