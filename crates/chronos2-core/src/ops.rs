@@ -88,16 +88,13 @@ pub trait Ops: Clone + Send + Sync + 'static {
         precision: Precision,
     ) -> Result<Self::Linear> {
         let _ = (weight, out_dim, in_dim, bias);
-        Err(Error::UnsupportedPrecision {
-            backend: self.name().to_string(),
-            precision,
-            supported: Precision::ALL
-                .iter()
-                .filter(|p| self.supports_precision(**p))
-                .map(|p| p.name())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+        Err(self.unsupported_precision(precision))
+    }
+    /// The error for a `precision` this backend does not run, naming the ones it does.
+    fn unsupported_precision(&self, precision: Precision) -> Error {
+        let supported: Vec<&str> =
+            Precision::ALL.iter().filter(|p| self.supports_precision(**p)).map(|p| p.name()).collect();
+        Error::UnsupportedPrecision { backend: self.name().to_string(), precision, supported: supported.join(", ") }
     }
     /// The float `(out_dim, in_dim)` weight and bias of a layer, or `None` if it is quantized.
     #[allow(clippy::type_complexity)]

@@ -212,16 +212,7 @@ impl Ops for MlxOps {
         precision: Precision,
     ) -> Result<MlxLinear> {
         if precision != Precision::Bf16 {
-            return Err(Error::UnsupportedPrecision {
-                backend: self.name().to_string(),
-                precision,
-                supported: Precision::ALL
-                    .iter()
-                    .filter(|p| self.supports_precision(**p))
-                    .map(|p| p.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
+            return Err(self.unsupported_precision(precision));
         }
         let weight = self.tensor(weight, &[out_dim, in_dim])?.0.as_dtype(Dtype::Bfloat16).map_err(err)?;
         let bias = bias.map(|b| self.tensor(b, &[out_dim])).transpose()?;

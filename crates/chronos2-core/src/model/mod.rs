@@ -517,13 +517,7 @@ impl<O: Ops> Forecaster for Chronos2Model<O> {
     /// ([`Ops::supports_precision`]).
     fn set_precision(&mut self, precision: Precision) -> Result<()> {
         if !self.ops.supports_precision(precision) {
-            let supported: Vec<&str> =
-                Precision::ALL.iter().filter(|p| self.ops.supports_precision(**p)).map(|p| p.name()).collect();
-            return Err(Error::UnsupportedPrecision {
-                backend: self.ops.name().to_string(),
-                precision,
-                supported: supported.join(", "),
-            });
+            return Err(self.ops.unsupported_precision(precision));
         }
         if self.measure_footprint().quantized_params > 0 {
             return Err(Error::PrecisionAlreadySet { requested: precision });
