@@ -1,7 +1,8 @@
 //! End-to-end tests of `chronos2 finetune`, `chronos2 fuse` and `--adapter` on the tiny fixture
 //! model: the outputs of each mode, an adapter that changes the forecast and fuses to the same
 //! forecast, and every bad input of the issue (clear error, no output directory left).
-//! Parity of the numbers with the reference is in chronos2-candle-cpu's finetune_parity test.
+//! Parity of the numbers with the reference is in chronos2-candle-cpu's finetune_parity test;
+//! `--backend mlx` trains every mode on MLX when it is compiled in.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -61,6 +62,18 @@ fn finetune(mode: &str, out: &Path, extra: &[&str]) -> String {
     args.extend_from_slice(&["--steps", "6", "--batch-size", "4", "--learning-rate", "1e-3", "--output", out]);
     args.extend_from_slice(extra);
     ok(&chronos2(&args))
+}
+
+/// `finetune` of the tiny model (or `--model` in `extra`) with a few fast steps.
+fn finetune_args<'a>(mode: &'a str, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["finetune", "--input", INPUT, "--mode", mode, "--prediction-length", "12"];
+    if !extra.contains(&"--model") {
+        args.extend_from_slice(&["--model", TINY]);
+    }
+    args.extend_from_slice(&["--steps", "4", "--batch-size", "4", "--learning-rate", "1e-3"]);
+    args.extend_from_slice(&["--output", out.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    args
 }
 
 fn forecast(model: &str, adapter: Option<&Path>, out: &Path) -> String {
@@ -187,4 +200,60 @@ fn bad_input_is_a_clear_error_and_leaves_no_output() {
     let out_pred = chronos2(&[&args[..], &["--output", pred.to_str().unwrap()]].concat());
     assert!(!out_pred.status.success() && String::from_utf8_lossy(&out_pred.stderr).contains("does not fit"));
     assert!(!pred.exists());
+}
+
+// --backend: every mode trains on MLX when it is compiled in; without it, and for an unknown
+// backend, a clear error and no output directory. That both backends compute the same losses
+// and gradients is tested in `finetune_backends.rs`.
+
+#[test]
+fn an_unknown_backend_is_a_clear_error() {
+    let out = tmpdir("unknown").join("out");
+    fails_with(&finetune_args("lora", &out, &["--backend", "cuda"]), "--backend cuda: expected one of cpu, mlx", &out);
+}
+
+#[cfg(not(feature = "mlx"))]
+#[test]
+fn mlx_is_refused_when_not_compiled_in() {
+    let out = tmpdir("not-compiled").join("out");
+    fails_with(
+        &finetune_args("lora", &out, &["--backend", "mlx"]),
+        "backend 'mlx' is not available here (usable backends: cpu)",
+        &out,
+    );
+}
+
+#[cfg(feature = "mlx")]
+#[test]
+fn every_mode_trains_on_mlx() {
+    let dir = tmpdir("mlx");
+    let lora = dir.join("lora");
+    let log = ok(&chronos2(&finetune_args("lora", &lora, &["--backend", "mlx", "--validation", INPUT])));
+    assert!(log.contains("lora fine-tuning: 4 steps") && log.contains("kept step"), "{log}");
+    let tensors = read_safetensors(&lora.join("adapter_model.safetensors")).unwrap();
+    assert_eq!(tensors.len(), 34, "2 blocks x 2 attentions x q,k,v,o + the head's output layer, A and B");
+    assert!(tensors.iter().any(|t| t.name == "base_model.model.output_patch_embedding.output_layer.lora_B.weight"));
+    assert_ne!(forecast(TINY, None, &dir.join("base.csv")), forecast(TINY, Some(&lora), &dir.join("lora.csv")));
+
+    let full = dir.join("full");
+    ok(&chronos2(&finetune_args("full", &full, &["--backend", "mlx"])));
+    assert!(full.join("config.json").is_file() && full.join("model.safetensors").is_file());
+
+    let head = dir.join("head");
+    ok(&chronos2(&finetune_args("head", &head, &["--backend", "mlx"])));
+    let names: Vec<String> =
+        read_safetensors(&head.join("head.safetensors")).unwrap().into_iter().map(|t| t.name).collect();
+    assert!(names.iter().all(|n| n.starts_with("output_patch_embedding.")) && names.len() == 6, "{names:?}");
+
+    // a diverging run stops with the step and leaves nothing, on MLX too
+    let diverged = tmpdir("mlx-diverged").join("out");
+    let o = diverged.to_str().unwrap();
+    let args = ["finetune", "--model", TINY, "--input", INPUT, "--mode", "lora", "--prediction-length", "12"];
+    let args = [&args[..], &["--steps", "3", "--learning-rate", "1e30", "--backend", "mlx", "--output", o]].concat();
+    fails_with(&args, "training diverged at step", &diverged);
+
+    let qlora = dir.join("qlora");
+    let small = ["--backend", "mlx", "--quantize", "int4", "--model", "tests/fixtures/models/small"];
+    ok(&chronos2(&finetune_args("qlora", &qlora, &small)));
+    assert!(qlora.join("adapter_model.safetensors").is_file());
 }
