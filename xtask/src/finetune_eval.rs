@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use chronos2_candle_cpu::train::{CpuTrainModel, TrainSpec};
 use chronos2_core::pipeline::{self, SeriesInput};
 use chronos2_core::train::export::{self, Adapter, NamedTensor};
+use chronos2_core::train::fit::validation_loss;
 use chronos2_core::train::{fit, FinetuneMode, FitOptions, LoraConfig, TrainDataset, TrainModel};
 
 use crate::accuracy::data::{self, Series};
@@ -40,6 +41,15 @@ pub struct Args {
     /// Modes to fine-tune, comma separated (lora, head, full, qlora).
     #[arg(long, value_delimiter = ',', default_value = "lora,head,full")]
     modes: Vec<String>,
+    /// Learning rate of every mode (default: 1e-5 for full, 1e-4 for the others).
+    #[arg(long, value_name = "X")]
+    learning_rate: Option<f32>,
+    /// Hold out the last `--prediction-length` points of each history as validation: train on the
+    /// rest, validate every 100 steps and at the last step, keep the best step (as `fit` does with
+    /// validation data) and report the validation loss of zero-shot and of the kept step. The
+    /// held-out truth is never used for training or selection.
+    #[arg(long)]
+    validate: bool,
     /// Also write the markdown report here.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -49,20 +59,27 @@ pub struct Args {
     reference_python: Option<PathBuf>,
 }
 
-fn learning_rate(mode: FinetuneMode) -> f32 {
-    match mode {
+fn learning_rate(mode: FinetuneMode, args: &Args) -> f32 {
+    args.learning_rate.unwrap_or(match mode {
         FinetuneMode::Full => 1e-5,
         _ => 1e-4,
-    }
+    })
+}
+
+/// Validation losses of a run with `--validate`.
+struct Validation {
+    zero_shot: f32,
+    kept: f32,
+    kept_step: usize,
 }
 
 struct Row {
     name: String,
     metrics: Vec<SeriesMetrics>,
-    seconds: f64,
     steps_per_second: f64,
     first_loss: f32,
     last_loss: f32,
+    validation: Option<Validation>,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -74,42 +91,59 @@ pub fn run(args: &Args) -> Result<()> {
     ] {
         anyhow::ensure!(value >= 1, "{flag} must be at least 1 (got {value})");
     }
+    if let Some(lr) = args.learning_rate {
+        anyhow::ensure!(lr > 0.0 && lr.is_finite(), "--learning-rate must be positive (got {lr})");
+    }
     let root = crate::repo_root();
     let base = root.join("models/chronos2-mini");
     let series = data::load(&root.join("eval/real-series"))?;
-    let items: Vec<SeriesInput> =
-        series.iter().map(|s| SeriesInput::univariate(s.history.iter().map(|&v| v as f32).collect())).collect();
-    let tasks = pipeline::prepare(&items, args.prediction_length)?;
-    let zero_shot = evaluate(&base, &series)?;
-    let mut rows = vec![Row {
-        name: "zero-shot".into(),
-        metrics: zero_shot,
-        seconds: 0.0,
-        steps_per_second: f64::NAN,
-        first_loss: f32::NAN,
-        last_loss: f32::NAN,
-    }];
-    for name in &args.modes {
-        let mode = FinetuneMode::parse(name, None)?;
-        let lr = learning_rate(mode);
-        eprintln!("finetune-eval: {name}, {} steps, lr {lr}", args.steps);
-        let spec = TrainSpec { mode, lora: LoraConfig::default(), seed: 0 };
-        let mut model = CpuTrainModel::load_dir(&base, spec)?;
-        let dataset = TrainDataset::new(
-            tasks.clone(),
+    let histories = |drop_last: usize| -> Result<_> {
+        let items: Vec<SeriesInput> = series
+            .iter()
+            .map(|s| {
+                let kept = s.history.len().saturating_sub(drop_last);
+                SeriesInput::univariate(s.history[..kept].iter().map(|&v| v as f32).collect())
+            })
+            .collect();
+        Ok(pipeline::prepare(&items, args.prediction_length)?)
+    };
+    let dataset = |tasks| {
+        TrainDataset::new(
+            tasks,
             args.context_length,
             args.prediction_length,
             args.prediction_length,
             args.batch_size,
             16,
-        )?;
+        )
+    };
+    // With --validate the last window of every history is validation only: training stops before it.
+    let tasks = histories(if args.validate { args.prediction_length } else { 0 })?;
+    let validation = if args.validate { Some(dataset(histories(0)?)?.validation_batches()) } else { None };
+    let zero_shot = evaluate(&base, &series)?;
+    let mut rows = vec![Row {
+        name: "zero-shot".into(),
+        metrics: zero_shot,
+        steps_per_second: f64::NAN,
+        first_loss: f32::NAN,
+        last_loss: f32::NAN,
+        validation: None,
+    }];
+    for name in &args.modes {
+        let mode = FinetuneMode::parse(name, None)?;
+        let lr = learning_rate(mode, args);
+        eprintln!("finetune-eval: {name}, {} steps, lr {lr}", args.steps);
+        let spec = TrainSpec { mode, lora: LoraConfig::default(), seed: 0 };
+        let mut model = CpuTrainModel::load_dir(&base, spec)?;
+        let zero_shot_validation = validation.as_deref().map(|v| validation_loss(&model, v)).transpose()?;
+        let train = dataset(tasks.clone())?;
+        let options = FitOptions { steps: args.steps, learning_rate: lr, seed: 0 };
         let start = Instant::now();
-        let outcome =
-            fit(&mut model, &dataset, None, &FitOptions { steps: args.steps, learning_rate: lr, seed: 0 }, &mut |r| {
-                if r.step % 10 == 0 {
-                    eprintln!("  step {}: loss {:.4}, {:.2} steps/s", r.step, r.train_loss, r.steps_per_second)
-                }
-            })?;
+        let outcome = fit(&mut model, &train, validation.as_deref(), &options, &mut |r| {
+            if r.step % 10 == 0 {
+                eprintln!("  step {}: loss {:.4}, {:.2} steps/s", r.step, r.train_loss, r.steps_per_second)
+            }
+        })?;
         let seconds = start.elapsed().as_secs_f64();
         let tensors: Vec<NamedTensor> = model
             .params()
@@ -125,10 +159,14 @@ pub fn run(args: &Args) -> Result<()> {
         rows.push(Row {
             name: name.clone(),
             metrics: metrics?,
-            seconds,
             steps_per_second: args.steps as f64 / seconds,
             first_loss: outcome.train_losses[0],
             last_loss: *outcome.train_losses.last().expect("steps >= 1"),
+            validation: zero_shot_validation.map(|zero_shot| Validation {
+                zero_shot,
+                kept: outcome.validation_losses.iter().find(|(s, _)| *s == outcome.kept_step).map_or(f32::NAN, |v| v.1),
+                kept_step: outcome.kept_step,
+            }),
         });
     }
     if let Some(python) = &args.reference_python {
@@ -147,7 +185,7 @@ pub fn run(args: &Args) -> Result<()> {
 /// The reference's `fit` in `mode` with the same settings, evaluated as our rows are (its LoRA
 /// checkpoint fused into the base by us).
 fn reference_row(python: &Path, base: &Path, mode: &str, series: &[Series], args: &Args) -> Result<Row> {
-    let lr = learning_rate(FinetuneMode::parse(mode, None)?);
+    let lr = learning_rate(FinetuneMode::parse(mode, None)?, args);
     eprintln!("finetune-eval: reference fit, {mode}, {} steps, lr {lr}", args.steps);
     let dir = std::env::temp_dir().join(format!("chronos2-finetune-eval-reference-{mode}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -160,6 +198,7 @@ fn reference_row(python: &Path, base: &Path, mode: &str, series: &[Series], args
         .args(["--prediction-length", &args.prediction_length.to_string(), "--learning-rate", &lr.to_string()])
         .args(["--input", &root.join("eval/real-series/context.csv").display().to_string()])
         .args(["--output", &dir.display().to_string()])
+        .args(args.validate.then_some("--validate"))
         .stderr(std::process::Stdio::inherit())
         .output()
         .with_context(|| format!("cannot run {}", python.display()))?;
@@ -180,10 +219,10 @@ fn reference_row(python: &Path, base: &Path, mode: &str, series: &[Series], args
     Ok(Row {
         name: format!("reference fit, {mode}"),
         metrics: metrics?,
-        seconds: result["train_seconds"].as_f64().unwrap_or(f64::NAN),
         steps_per_second: result["steps_per_second"].as_f64().unwrap_or(f64::NAN),
         first_loss: f32::NAN,
         last_loss: f32::NAN,
+        validation: None,
     })
 }
 
@@ -227,11 +266,23 @@ fn evaluate(model_dir: &Path, series: &[Series]) -> Result<Vec<SeriesMetrics>> {
 fn render(rows: &[Row], series: &[Series], args: &Args) -> String {
     let zero = &rows[0].metrics;
     let col = |m: &[SeriesMetrics], f: fn(&SeriesMetrics) -> f64| m.iter().map(f).collect::<Vec<f64>>();
+    let lr = match args.learning_rate {
+        Some(lr) => format!("lr {lr}"),
+        None => "lr 1e-5 full, 1e-4 lora/qlora/head".into(),
+    };
+    let validation = if args.validate {
+        " Trained on each history without its last window, which is the validation set (the best step by \
+         validation loss is kept)."
+    } else {
+        ""
+    };
+    let (val_head, val_rule) =
+        if args.validate { (" validation loss: zero-shot → kept (step) |", "---|") } else { ("", "") };
     let mut out = format!(
         "Fine-tuning chronos2-mini on the history of {} real series (eval/real-series), evaluated on the \
-         held-out truth. {} steps, batch {} rows, context {}, prediction length {}; lr 1e-5 full, 1e-4 \
-         lora/head; candle CPU.\n\n| mode | mean WQL | mean MASE | gmean WQL vs zero-shot | gmean MASE vs \
-         zero-shot | series better (WQL) | train loss first → last | steps/s |\n|---|---|---|---|---|---|---|---|\n",
+         held-out truth. {} steps, batch {} rows, context {}, prediction length {}; {lr}; candle CPU.{validation}\n\n\
+         | mode | mean WQL | mean MASE | gmean WQL vs zero-shot | gmean MASE vs zero-shot | series better (WQL) \
+         | train loss first → last | steps/s |{val_head}\n|---|---|---|---|---|---|---|---|{val_rule}\n",
         series.len(),
         args.steps,
         args.batch_size,
@@ -241,8 +292,13 @@ fn render(rows: &[Row], series: &[Series], args: &Args) -> String {
     for r in rows {
         let wql = col(&r.metrics, |m| m.wql);
         let mase = col(&r.metrics, |m| m.mase);
+        let val = match (&r.validation, args.validate) {
+            (Some(v), _) => format!(" {:.4} → {:.4} ({}) |", v.zero_shot, v.kept, v.kept_step),
+            (None, true) => " – |".into(),
+            (None, false) => String::new(),
+        };
         out += &format!(
-            "| {} | {:.4} | {:.3} | {:.3} | {:.3} | {}/{} | {:.3} → {:.3} | {:.2} |\n",
+            "| {} | {:.4} | {:.3} | {:.3} | {:.3} | {}/{} | {:.3} → {:.3} | {:.2} |{val}\n",
             r.name,
             metrics::mean(&wql),
             metrics::mean(&mase),
@@ -254,7 +310,6 @@ fn render(rows: &[Row], series: &[Series], args: &Args) -> String {
             r.last_loss,
             r.steps_per_second
         );
-        let _ = r.seconds;
     }
     out
 }
