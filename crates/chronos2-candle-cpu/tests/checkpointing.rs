@@ -1,6 +1,6 @@
 //! Gradient checkpointing per encoder block gives the loss and gradients of the whole graph, on
 //! every gradient fixture batch (full, LoRA, head, QLoRA int8 / int4; NaN gaps, covariates), with
-//! one block checkpointed (the default on these two-block models) and both.
+//! one block checkpointed and both.
 
 use chronos2_candle_cpu::train::{Checkpointing, CpuTrainModel};
 use chronos2_core::train::TrainModel;

@@ -64,8 +64,8 @@ fn validation_batch_matches_the_reference_dataset() {
     }
 }
 
-/// With the default checkpointing (on these small models: every block but the last), every block
-/// checkpointed, and none.
+/// With the default checkpointing (on these small models: none), every block checkpointed, and
+/// none.
 #[test]
 fn loss_and_gradients_match_the_reference() {
     for load in [load, load_checkpointed, load_whole] {

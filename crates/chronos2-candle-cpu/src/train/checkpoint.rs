@@ -15,7 +15,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use chronos2_core::config::ModelConfig;
-use chronos2_core::model::{ForwardStructure, Stages};
+use chronos2_core::model::Stages;
 use chronos2_core::{Error, Result};
 
 use super::ops::{err, TrainOps};
@@ -24,7 +24,7 @@ use super::params::TrainParam;
 /// Which encoder blocks a training step checkpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checkpointing {
-    /// As many as keep the step's activations within half the fp32 weights
+    /// As many as keep the step's activations within [`activation_budget`]
     /// ([`Checkpointing::recomputed_blocks`]).
     Auto,
     /// The first `k` blocks (0: none, the whole graph is kept until the backward; the
@@ -121,27 +121,56 @@ fn accumulate(sums: &mut [Option<Tensor>], params: &[TrainParam], grads: &GradSt
 }
 
 impl Checkpointing {
-    /// How many of the first encoder blocks a step on a forward of `structure` recomputes in its
-    /// backward. `Auto` keeps the graphs of as many trailing blocks as fit in half the model's
-    /// fp32 weights (`weight_bytes`), by [`block_activation_bytes`], and recomputes the others
-    /// (the last block is never recomputed: its graph goes straight into the backward).
-    pub fn recomputed_blocks(self, config: &ModelConfig, structure: &ForwardStructure, weight_bytes: usize) -> usize {
+    /// How many of the first encoder blocks a step on `tokens` tokens (rows x sequence length)
+    /// recomputes in its backward. `Auto` keeps the graphs of as many trailing blocks as fit in
+    /// [`activation_budget`], by [`block_activation_bytes`], and recomputes the others; the last
+    /// block is never recomputed by `Auto` (its graph goes straight into the backward).
+    pub fn recomputed_blocks(self, config: &ModelConfig, tokens: usize, weight_bytes: usize) -> usize {
         let n = config.num_layers;
         match self {
             Checkpointing::Blocks(k) => k.min(n),
             Checkpointing::Auto => {
-                let kept = (weight_bytes / 2) / block_activation_bytes(config, structure).max(1);
+                let kept = activation_budget(weight_bytes) / block_activation_bytes(config, tokens).max(1);
                 n.saturating_sub(kept.max(1))
             }
         }
     }
 }
 
-/// Estimated memory of the graph of one encoder block in a step: 80 `d_model`-wide f32 rows
-/// per token (its intermediates and their gradients), measured from the peak RSS of LoRA steps
-/// with and without checkpointing at context 512 (chronos2-mini, 32 rows: 76; the full-size
-/// model, 8 rows: 81).
-pub fn block_activation_bytes(config: &ModelConfig, structure: &ForwardStructure) -> usize {
+/// The memory the kept graphs of a step may take: half the model's fp32 weights (so that a step
+/// stays within about twice the weights), but at least 256 MiB: on a small model (chronos2-mini,
+/// 29 MB) memory is not what limits training, and each recomputed block costs time (every block of
+/// chronos2-mini recomputed: +40% CPU time per step at 32 rows).
+pub fn activation_budget(weight_bytes: usize) -> usize {
+    const FLOOR: usize = 256 << 20;
+    (weight_bytes / 2).max(FLOOR)
+}
+
+/// Estimated memory of the graph of one encoder block in a step on `tokens` tokens: 80
+/// `d_model`-wide f32 rows per token (its intermediates and their gradients), measured from the
+/// peak RSS of LoRA steps with and without checkpointing at context 512 (chronos2-mini, 32 rows:
+/// 76; the full-size model, 8 rows: 81).
+pub fn block_activation_bytes(config: &ModelConfig, tokens: usize) -> usize {
     const ROWS_PER_TOKEN: usize = 80;
-    4 * structure.rows * structure.seq_len * ROWS_PER_TOKEN * config.d_model
+    4 * tokens * ROWS_PER_TOKEN * config.d_model
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The full-size architecture (478 MB of fp32 weights) at context 512 (35 tokens a row).
+    #[test]
+    fn auto_checkpoints_more_blocks_as_the_batch_grows() {
+        let text = include_str!("../../../../tests/fixtures/models/tiny/config.json");
+        let mut config = ModelConfig::from_json(text).unwrap();
+        (config.d_model, config.num_layers) = (768, 12);
+        let recomputed = |rows: usize| Checkpointing::Auto.recomputed_blocks(&config, rows * 35, 478_000_000);
+        assert_eq!(recomputed(1), 0, "one row: the whole graph");
+        let counts: Vec<usize> = [1, 2, 4, 8, 16, 32, 1024].iter().map(|&r| recomputed(r)).collect();
+        assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+        assert!(recomputed(8) >= 6, "{counts:?}");
+        assert_eq!(recomputed(1024), 11, "never the last block");
+        assert_eq!(Checkpointing::Blocks(99).recomputed_blocks(&config, 35, 0), 12);
+    }
 }

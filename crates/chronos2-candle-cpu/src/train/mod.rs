@@ -140,7 +140,11 @@ impl TrainModel for CpuTrainModel {
 
     fn loss_and_grads(&mut self, batch: &TrainBatch) -> Result<(f32, Vec<Vec<f32>>)> {
         let (loss, grads) = self.with_stages(batch, |stages, head_loss, structure| {
-            let recomputed = self.checkpointing.recomputed_blocks(self.model.config(), structure, self.weight_bytes);
+            let recomputed = self.checkpointing.recomputed_blocks(
+                self.model.config(),
+                structure.rows * structure.seq_len,
+                self.weight_bytes,
+            );
             checkpoint::loss_and_grads(stages, &self.params, head_loss, recomputed)
         })?;
         let values = self
