@@ -72,7 +72,7 @@ impl CpuTrainModel {
         set_var(p, values)
     }
 
-    /// When training steps checkpoint the encoder blocks (default [`Checkpointing::Auto`]).
+    /// Which encoder blocks training steps checkpoint (default [`Checkpointing::Auto`]).
     pub fn set_checkpointing(&mut self, checkpointing: Checkpointing) {
         self.checkpointing = checkpointing;
     }
