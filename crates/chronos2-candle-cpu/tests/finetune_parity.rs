@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use chronos2_candle_cpu::train::CpuTrainModel;
+use chronos2_candle_cpu::train::{Checkpointing, CpuTrainModel};
 use chronos2_core::train::{TrainDataset, TrainModel, TrainSpec};
 use chronos2_test_fixtures::finetune::{
     check_adamw_steps, check_loss_and_gradients, finetune_case as case, prepared_inputs, train_batch, GRAD_CASES,
@@ -14,6 +14,20 @@ use chronos2_test_fixtures::{flat, repo_root};
 
 fn load(dir: &Path, spec: TrainSpec) -> chronos2_core::Result<Box<dyn TrainModel>> {
     Ok(Box::new(CpuTrainModel::load_dir(dir, spec)?))
+}
+
+/// Training steps that checkpoint every encoder block, whatever the batch.
+fn load_checkpointed(dir: &Path, spec: TrainSpec) -> chronos2_core::Result<Box<dyn TrainModel>> {
+    let mut model = CpuTrainModel::load_dir(dir, spec)?;
+    model.set_checkpointing(Checkpointing::Blocks(usize::MAX));
+    Ok(Box::new(model))
+}
+
+/// Training steps that keep the whole graph, whatever the batch.
+fn load_whole(dir: &Path, spec: TrainSpec) -> chronos2_core::Result<Box<dyn TrainModel>> {
+    let mut model = CpuTrainModel::load_dir(dir, spec)?;
+    model.set_checkpointing(Checkpointing::Blocks(0));
+    Ok(Box::new(model))
 }
 
 fn max_abs(v: &[f32]) -> f32 {
@@ -50,16 +64,23 @@ fn validation_batch_matches_the_reference_dataset() {
     }
 }
 
+/// With the default checkpointing (on these small models: none), every block checkpointed, and
+/// none.
 #[test]
 fn loss_and_gradients_match_the_reference() {
-    let checked = check_loss_and_gradients(&load).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(checked, GRAD_CASES.len());
+    for load in [load, load_checkpointed, load_whole] {
+        let checked = check_loss_and_gradients(&load).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(checked, GRAD_CASES.len());
+    }
 }
 
+/// With the default checkpointing, every block checkpointed, and none.
 #[test]
 fn five_adamw_steps_match_the_reference_trainer() {
-    let checked = check_adamw_steps(&load).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(checked, 3);
+    for load in [load, load_checkpointed, load_whole] {
+        let checked = check_adamw_steps(&load).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(checked, 3);
+    }
 }
 
 /// The reference's PEFT adapter, read and fused by us, forecasts what the reference forecasts

@@ -1,6 +1,7 @@
 //! Training on candle CPU with autograd: the graph written once in `chronos2-core`, run over
 //! [`TrainOps`] (plain differentiable candle ops; the fast inference kernels are bypassed).
 
+mod checkpoint;
 mod frozen;
 mod loss;
 mod ops;
@@ -11,21 +12,26 @@ use std::path::Path;
 use candle_core::Tensor;
 use chronos2_core::config::ModelConfig;
 use chronos2_core::hub::{CONFIG_FILE, WEIGHTS_FILE};
-use chronos2_core::model::Chronos2Model;
+use chronos2_core::model::{Chronos2Model, ForwardStructure, Stages};
 use chronos2_core::train::{LossTargets, TrainBatch, TrainModel};
 use chronos2_core::weights::Weights;
 use chronos2_core::{Error, Forecaster, Result};
 
+pub use checkpoint::Checkpointing;
 pub use chronos2_core::train::{lora_key, TrainSpec};
 pub use ops::{TrainLinear, TrainOps};
 pub use params::{ParamRole, TrainParam};
 
+use checkpoint::HeadLoss;
 use ops::err;
 
 /// Chronos-2 on candle CPU with the trainable parameters of a [`TrainSpec`].
 pub struct CpuTrainModel {
     model: Chronos2Model<TrainOps>,
     params: Vec<TrainParam>,
+    checkpointing: Checkpointing,
+    /// The model's weights in fp32.
+    weight_bytes: usize,
 }
 
 impl CpuTrainModel {
@@ -47,7 +53,8 @@ impl CpuTrainModel {
         if ops.spec().mode.uses_lora() {
             ops.spec().lora.validate(&modules)?;
         }
-        Ok(CpuTrainModel { model, params })
+        let weight_bytes = 4 * model.footprint().total_params;
+        Ok(CpuTrainModel { model, params, checkpointing: Checkpointing::Auto, weight_bytes })
     }
 
     /// The trainable parameters, in build order.
@@ -65,13 +72,24 @@ impl CpuTrainModel {
         set_var(p, values)
     }
 
-    fn forward_loss(&self, batch: &TrainBatch) -> Result<Tensor> {
+    /// Which encoder blocks training steps checkpoint (default [`Checkpointing::Auto`]).
+    pub fn set_checkpointing(&mut self, checkpointing: Checkpointing) {
+        self.checkpointing = checkpointing;
+    }
+
+    /// Runs `run` on the stages of the forward of `batch` with the batch's loss.
+    fn with_stages<T>(
+        &self,
+        batch: &TrainBatch,
+        run: impl FnOnce(&Stages<TrainOps>, &HeadLoss, &ForwardStructure) -> Result<T>,
+    ) -> Result<T> {
         let config = self.model.config();
         let prepared = self.model.prepare(&batch.model)?;
         let inputs = self.model.upload(&prepared)?;
-        let out = self.model.graph(&prepared.structure, &inputs, &mut |_| Ok(()))?;
+        let stages = self.model.stages(&prepared.structure, &inputs, None)?;
         let targets = LossTargets::new(config, batch, &prepared.patched.loc, &prepared.patched.scale)?;
-        loss::quantile_loss(&out.head, &targets, config.quantiles(), config.patch_size())
+        let head_loss = |head: &Tensor| loss::quantile_loss(head, &targets, config.quantiles(), config.patch_size());
+        run(&stages, &head_loss, &prepared.structure)
     }
 }
 
@@ -121,12 +139,19 @@ impl TrainModel for CpuTrainModel {
     }
 
     fn loss_and_grads(&mut self, batch: &TrainBatch) -> Result<(f32, Vec<Vec<f32>>)> {
-        let loss = self.forward_loss(batch)?;
-        let grads = loss.backward().map_err(err)?;
+        let (loss, grads) = self.with_stages(batch, |stages, head_loss, structure| {
+            let recomputed = self.checkpointing.recomputed_blocks(
+                self.model.config(),
+                structure.rows * structure.seq_len,
+                self.weight_bytes,
+            );
+            checkpoint::loss_and_grads(stages, &self.params, head_loss, recomputed)
+        })?;
         let values = self
             .params
             .iter()
-            .map(|p| match grads.get(p.var.as_tensor()) {
+            .zip(grads)
+            .map(|(p, g)| match g {
                 Some(g) => g.flatten_all().and_then(|g| g.to_vec1()).map_err(err),
                 None => Ok(vec![0.0; p.var.as_tensor().elem_count()]),
             })
@@ -135,6 +160,6 @@ impl TrainModel for CpuTrainModel {
     }
 
     fn loss(&self, batch: &TrainBatch) -> Result<f32> {
-        scalar(&self.forward_loss(batch)?.detach())
+        scalar(&self.with_stages(batch, |stages, head_loss, _| checkpoint::loss_only(stages, head_loss))?)
     }
 }

@@ -14,12 +14,14 @@
 mod adapters;
 mod group_plan;
 mod layers;
+mod stages;
 
 use std::path::Path;
 
 pub use adapters::{AdapterSet, RuntimeAdapter};
 pub use group_plan::{GroupLayout, GroupPlan, GroupRun};
-use layers::{EncoderBlock, LayerContext, ModelLinear, ResidualBlock};
+use layers::{EncoderBlock, ModelLinear, ResidualBlock};
+pub use stages::Stages;
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
@@ -354,61 +356,14 @@ impl<O: Ops> Chronos2Model<O> {
         adapter: Option<&RuntimeAdapter<O>>,
         observe: &mut dyn FnMut(&O::Tensor) -> Result<()>,
     ) -> Result<GraphOutputs<O::Tensor>> {
-        let ops = &self.ops;
-        let c = &self.config;
-        let s = structure;
-        if inputs.len() != s.num_inputs() {
-            return Err(Error::InvalidInput(format!(
-                "graph: {} inputs, the structure takes {}",
-                inputs.len(),
-                s.num_inputs()
-            )));
-        }
-        let (features, cos, sin, time_mask) = (&inputs[0], &inputs[1], &inputs[2], &inputs[3]);
-        let mut rest = inputs[4..].iter();
-        let group_masks =
-            s.group.runs.iter().map(|run| if run.size > 1 { rest.next().cloned() } else { None }).collect::<Vec<_>>();
-        let group_visible = rest.next().cloned();
-        let cx = LayerContext {
-            rows: s.rows,
-            seq_len: s.seq_len,
-            heads: c.num_heads,
-            d_kv: c.d_kv,
-            eps: c.layer_norm_epsilon as f32,
-            cos: cos.clone(),
-            sin: sin.clone(),
-            time_mask: time_mask.clone(),
-            group: &s.group,
-            group_masks,
-            group_visible,
-            adapter,
-        };
-        let mut hidden = self.embed_tokens(s, features, adapter)?;
+        let stages = self.stages(structure, inputs, adapter)?;
+        let mut hidden = stages.embed()?;
         observe(&hidden)?;
-        for block in &self.blocks {
-            hidden = block.forward(ops, &hidden, &cx)?;
+        for i in 0..stages.num_blocks() {
+            hidden = stages.block(i, &hidden)?;
             observe(&hidden)?;
         }
-        let hidden = ops.rms_norm(&hidden, &self.final_layer_norm, cx.eps)?;
-        let future = ops.narrow(&hidden, 1, s.seq_len - s.num_output_patches, s.num_output_patches)?;
-        let head = self.output_patch_embedding.forward(ops, &future, adapter)?;
-        Ok(GraphOutputs { hidden, head })
-    }
-
-    /// Patch embedding + [REG] + future tokens: `(rows, seq_len, d_model)`.
-    fn embed_tokens(
-        &self,
-        s: &ForwardStructure,
-        features: &O::Tensor,
-        adapter: Option<&RuntimeAdapter<O>>,
-    ) -> Result<O::Tensor> {
-        let ops = &self.ops;
-        let embedded = self.input_patch_embedding.forward(ops, features, adapter)?;
-        let Some(reg) = &self.reg_embedding else { return Ok(embedded) };
-        let context = ops.narrow(&embedded, 1, 0, s.num_context_patches)?;
-        let future = ops.narrow(&embedded, 1, s.num_context_patches, s.num_output_patches)?;
-        let reg = ops.broadcast_to(reg, &[s.rows, 1, self.config.d_model])?;
-        ops.concat(&[context, reg, future], 1)
+        stages.finish(&hidden)
     }
 
     /// The forecast from the host copy of [`GraphOutputs::head`]: `(rows, n_out, q * patch)` to
