@@ -2,6 +2,8 @@
 //! candle's matmul, which calls Apple Accelerate's `sgemm` (AMX) — faster there than any
 //! hand-written kernel. (Compiled on macOS only; not built or tested on the Linux CI.)
 
+use std::mem::MaybeUninit;
+
 use candle_core::{Device, Tensor};
 
 /// A float weight `(n, k)` kept transposed `(k, n)` for Accelerate's `sgemm`.
@@ -41,17 +43,34 @@ impl AccelerateMatmul {
 
     /// `y (m, out) = x (m, in) · W^T (+ bias)`.
     pub fn matmul(&self, x: &[f32], m: usize, bias: Option<&[f32]>, y: &mut [f32]) -> candle_core::Result<()> {
+        self.matmul_uninit(x, m, bias, crate::gemm::as_uninit(y))
+    }
+
+    /// [`matmul`](Self::matmul) into an output that may be uninitialised (every value is written).
+    pub(crate) fn matmul_uninit(
+        &self,
+        x: &[f32],
+        m: usize,
+        bias: Option<&[f32]>,
+        y: &mut [MaybeUninit<f32>],
+    ) -> candle_core::Result<()> {
         crate::gemm::check_shapes(x.len(), m, self.in_dim, self.out_dim, bias, y.len())?;
         if m == 0 {
             return Ok(());
         }
         let xt = Tensor::from_slice(x, (m, self.in_dim), &Device::Cpu)?;
         let out = xt.matmul(&self.weight_t)?.flatten_all()?.to_vec1::<f32>()?;
-        y.copy_from_slice(&out);
-        if let Some(b) = bias {
-            for row in y.chunks_exact_mut(self.out_dim) {
-                for (v, bv) in row.iter_mut().zip(b) {
-                    *v += bv;
+        for (yrow, orow) in y.chunks_exact_mut(self.out_dim).zip(out.chunks_exact(self.out_dim)) {
+            match bias {
+                Some(b) => {
+                    for ((yv, &v), bv) in yrow.iter_mut().zip(orow).zip(b) {
+                        yv.write(v + bv);
+                    }
+                }
+                None => {
+                    for (yv, &v) in yrow.iter_mut().zip(orow) {
+                        yv.write(v);
+                    }
                 }
             }
         }

@@ -11,6 +11,8 @@ mod accelerate;
 pub mod attention;
 pub mod gemm;
 mod isa;
+mod layout;
+mod norm;
 mod ops;
 mod plain_ops;
 pub mod quant;

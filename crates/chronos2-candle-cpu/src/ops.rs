@@ -1,5 +1,7 @@
 //! [`Ops`] on candle CPU tensors.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{DType, Device, Tensor};
 use chronos2_core::ops::{LayerFootprint, Ops};
 use chronos2_core::quant::QuantizedWeight;
@@ -103,7 +105,7 @@ fn float_weights(matmul: &FloatMatmul) -> Result<Vec<f32>> {
 
 /// Runs `f` on the row-major f32 data of `x` (made contiguous and f32 first if needed).
 fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
-    let x = if x.dtype() == DType::F32 { x.contiguous() } else { x.to_dtype(DType::F32) }.map_err(err)?;
+    let x = if x.dtype() == DType::F32 { crate::layout::contiguous(x) } else { x.to_dtype(DType::F32) }.map_err(err)?;
     let (storage, layout) = x.storage_and_layout();
     let candle_core::Storage::Cpu(cpu) = &*storage else {
         return Err(Error::Backend("tensor is not in CPU memory".into()));
@@ -120,27 +122,27 @@ fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
 /// Chunks of this many values go to the rayon threads (large inputs only).
 const ELEMENTWISE_CHUNK: usize = 1 << 14;
 
-/// A vector of `len` values written by `fill(chunk, offset of the chunk)`, in parallel chunks
-/// for large `len`.
-fn map_rows(len: usize, fill: impl Fn(&mut [f32], usize) + Sync) -> Vec<f32> {
-    let mut out = vec![0f32; len];
-    if len >= 4 * ELEMENTWISE_CHUNK {
-        out.par_chunks_mut(ELEMENTWISE_CHUNK).enumerate().for_each(|(c, o)| fill(o, c * ELEMENTWISE_CHUNK));
-    } else {
-        fill(&mut out, 0);
-    }
-    out
+/// A vector of `len` values written by `fill(chunk, offset of the chunk)` (which writes every
+/// value of its chunk), in parallel chunks for large `len`; never zeroed first.
+fn map_rows(len: usize, fill: impl Fn(&mut [MaybeUninit<f32>], usize) + Sync) -> Vec<f32> {
+    crate::gemm::filled_vec(len, |out| {
+        if len >= 4 * ELEMENTWISE_CHUNK {
+            out.par_chunks_mut(ELEMENTWISE_CHUNK).enumerate().for_each(|(c, o)| fill(o, c * ELEMENTWISE_CHUNK));
+        } else {
+            fill(out, 0);
+        }
+    })
 }
 
-fn relu_into(out: &mut [f32], x: &[f32]) {
+fn relu_into(out: &mut [MaybeUninit<f32>], x: &[f32]) {
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = v.max(0.0);
+        o.write(v.max(0.0));
     }
 }
 
-fn add_into(out: &mut [f32], a: &[f32], b: &[f32]) {
+fn add_into(out: &mut [MaybeUninit<f32>], a: &[f32], b: &[f32]) {
     for ((o, &u), &v) in out.iter_mut().zip(a).zip(b) {
-        *o = u + v;
+        o.write(u + v);
     }
 }
 
@@ -266,15 +268,13 @@ impl Ops for CandleCpuOps {
         }
         let rows = x.elem_count() / in_dim;
         let y = with_f32(x, |xs| {
-            let mut y = vec![0f32; rows * out_dim];
-            match layer {
-                CandleLinear::Float { matmul, bias } => matmul.matmul(xs, rows, bias.as_deref(), &mut y),
-                CandleLinear::Bf16 { matmul, bias } => matmul.matmul(xs, rows, bias.as_deref(), &mut y),
-                CandleLinear::Quantized(q) => q.matmul().matmul(xs, rows, q.bias(), &mut y),
-                CandleLinear::W8a8 { matmul, bias } => matmul.matmul(xs, rows, bias.as_deref(), &mut y),
-            }
-            .map_err(err)?;
-            Ok(y)
+            crate::gemm::output_vec(rows * out_dim, |y| match layer {
+                CandleLinear::Float { matmul, bias } => matmul.matmul_uninit(xs, rows, bias.as_deref(), y),
+                CandleLinear::Bf16 { matmul, bias } => matmul.matmul_uninit(xs, rows, bias.as_deref(), y),
+                CandleLinear::Quantized(q) => q.matmul().matmul_uninit(xs, rows, q.bias(), y),
+                CandleLinear::W8a8 { matmul, bias } => matmul.matmul_uninit(xs, rows, bias.as_deref(), y),
+            })
+            .map_err(err)
         })?;
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("non-empty shape") = out_dim;
@@ -282,10 +282,20 @@ impl Ops for CandleCpuOps {
     }
 
     fn rms_norm(&self, x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
-        candle_nn::ops::rms_norm(&x.contiguous().map_err(err)?, weight, eps).map_err(err)
+        let d = weight.elem_count();
+        let plain = weight.rank() == 1 && x.dims().last() == Some(&d) && d > 0;
+        if !plain || x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
+            return candle_nn::ops::rms_norm(&x.contiguous().map_err(err)?, weight, eps).map_err(err);
+        }
+        let out = with_f32(x, |xs| with_f32(weight, |w| Ok(crate::norm::rms_norm(xs, w, eps))))?;
+        Tensor::from_vec(out, x.dims(), &self.device).map_err(err)
     }
 
     crate::plain_ops::plain_candle_ops!(without_elementwise);
+
+    fn reshape(&self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
+        crate::layout::contiguous(x).and_then(|x| x.reshape(shape)).map_err(err)
+    }
 
     fn relu(&self, x: &Tensor) -> Result<Tensor> {
         if x.dtype() != DType::F32 || !x.is_contiguous() {
@@ -306,7 +316,7 @@ impl Ops for CandleCpuOps {
     }
 
     fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-        candle_nn::rotary_emb::rope(&x.contiguous().map_err(err)?, cos, sin).map_err(err)
+        crate::layout::rope(x, cos, sin).map_err(err)
     }
 
     #[cfg(all(feature = "accelerate", target_os = "macos"))]

@@ -3,9 +3,10 @@
 //! written once here and expanded inside both `impl Ops` blocks. The expansion site provides
 //! `Tensor`, `Result`, `err` (candle error to core error) and a `self.device` field.
 //!
-//! `plain_candle_ops!(without_elementwise)` leaves out `relu` and `add` for an implementation
-//! that runs them itself (inference does: candle's large element-wise ops run on its own
-//! spinning thread pool, which competes with the GEMM's rayon threads for the cores).
+//! `plain_candle_ops!(without_elementwise)` leaves out `relu`, `add` and `reshape` for an
+//! implementation that runs them itself (inference does: candle's large element-wise ops run
+//! on its own spinning thread pool, which competes with the GEMM's rayon threads for the cores,
+//! and candle's reshape of a permuted tensor copies it on one thread).
 
 macro_rules! plain_candle_ops {
     () => {
@@ -15,6 +16,10 @@ macro_rules! plain_candle_ops {
 
         fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             a.add(b).map_err(err)
+        }
+
+        fn reshape(&self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
+            x.reshape(shape).map_err(err)
         }
 
         crate::plain_ops::plain_candle_ops!(without_elementwise);
@@ -27,10 +32,6 @@ macro_rules! plain_candle_ops {
         fn select(&self, keep: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             let keep = keep.ge(0.5f64).and_then(|k| k.broadcast_as(a.shape())).map_err(err)?;
             keep.where_cond(a, b).map_err(err)
-        }
-
-        fn reshape(&self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
-            x.reshape(shape).map_err(err)
         }
 
         fn permute(&self, x: &Tensor, axes: &[usize]) -> Result<Tensor> {

@@ -21,6 +21,8 @@
 //! the same integer sums and the same float operations (`mul_add` where the VNNI kernel uses
 //! FMA), so both paths give identical numbers.
 
+use std::mem::MaybeUninit;
+
 use chronos2_core::quant::QuantizedWeight;
 use rayon::prelude::*;
 
@@ -121,23 +123,23 @@ fn code(v: f32, mn: f32, inv: f32) -> f32 {
 
 /// Quantizes one group of [`GROUP`] values to unsigned codes; returns `[sx, sx · Σ qx, mn]`.
 #[inline(always)]
-fn quantize_group(src: &[f32], dst: &mut [u8]) -> [f32; 3] {
+fn quantize_group(src: &[f32], dst: &mut [MaybeUninit<u8>]) -> [f32; 3] {
     let mn = src.iter().fold(f32::INFINITY, |a, &v| a.min(v));
     let mx = src.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
     let [sx, inv] = group_scale(mn, mx);
     let mut sum = 0u32;
     for (d, &v) in dst.iter_mut().zip(src) {
         let c = code(v, mn, inv) as u8;
-        *d = c;
+        d.write(c);
         sum += c as u32;
     }
     [sx, sx * sum as f32, mn]
 }
 
 /// Quantizes rows of `x` (`k` values each, a multiple of [`GROUP`]), portably.
-fn quantize_rows_plain(x: &[f32], q: &mut [u8], params: &mut [[f32; 3]]) {
+fn quantize_rows_plain(x: &[f32], q: &mut [MaybeUninit<u8>], params: &mut [MaybeUninit<[f32; 3]>]) {
     for ((src, dst), p) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(params) {
-        *p = quantize_group(src, dst);
+        p.write(quantize_group(src, dst));
     }
 }
 
@@ -148,7 +150,7 @@ fn quantize_rows_plain(x: &[f32], q: &mut [u8], params: &mut [[f32; 3]]) {
 /// The CPU must support AVX-512F/BW; the slices as for [`quantize_rows_plain`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn quantize_rows_avx512(x: &[f32], q: &mut [u8], params: &mut [[f32; 3]]) {
+unsafe fn quantize_rows_avx512(x: &[f32], q: &mut [MaybeUninit<u8>], params: &mut [MaybeUninit<[f32; 3]>]) {
     use std::arch::x86_64::*;
     for ((src, dst), p) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(params) {
         let v = [0, 16, 32, 48].map(|o| _mm512_loadu_ps(src.as_ptr().add(o)));
@@ -164,18 +166,19 @@ unsafe fn quantize_rows_avx512(x: &[f32], q: &mut [u8], params: &mut [[f32; 3]])
             _mm_storeu_si128(dst.as_mut_ptr().add(16 * c) as *mut __m128i, _mm512_cvtepi32_epi8(codes));
             sum = _mm512_add_epi32(sum, codes);
         }
-        *p = [sx, sx * _mm512_reduce_add_epi32(sum) as u32 as f32, mn];
+        p.write([sx, sx * _mm512_reduce_add_epi32(sum) as u32 as f32, mn]);
     }
 }
 
-/// Rows of `x`, their codes and their group parameters.
-type RowChunk<'a> = ((&'a [f32], &'a mut [u8]), &'a mut [[f32; 3]]);
+/// Rows of `x`, their codes and their group parameters (written by the quantizer).
+type RowChunk<'a> = ((&'a [f32], &'a mut [MaybeUninit<u8>]), &'a mut [MaybeUninit<[f32; 3]>]);
 
 /// Quantizes `x (m, k)` per row and group of [`GROUP`] (see the module docs), in parallel for
 /// large inputs.
 fn quantize_rows(x: &[f32], m: usize, k: usize, isa: W8a8Isa) -> QuantizedRows {
     let groups = k / GROUP;
-    let mut out = QuantizedRows { q: vec![0; m * k], params: vec![[0.0; 3]; m * groups] };
+    let (mut q, mut params) = (Vec::with_capacity(m * k), Vec::with_capacity(m * groups));
+    let (q_out, p_out) = (&mut q.spare_capacity_mut()[..m * k], &mut params.spare_capacity_mut()[..m * groups]);
     let run = |((x, q), p): RowChunk| match isa {
         W8a8Isa::Portable => quantize_rows_plain(x, q, p),
         // SAFETY: the kernel set was checked available when the weight was built.
@@ -186,13 +189,19 @@ fn quantize_rows(x: &[f32], m: usize, k: usize, isa: W8a8Isa) -> QuantizedRows {
         // Chunks of whole rows, a few per thread.
         let rows = m.div_ceil(rayon::current_num_threads().max(1) * 4);
         x.par_chunks(rows * k)
-            .zip(out.q.par_chunks_mut(rows * k))
-            .zip(out.params.par_chunks_mut(rows * groups))
+            .zip(q_out.par_chunks_mut(rows * k))
+            .zip(p_out.par_chunks_mut(rows * groups))
             .for_each(run);
     } else {
-        run(((x, &mut out.q), &mut out.params));
+        run(((x, q_out), p_out));
     }
-    out
+    // SAFETY: the quantizers wrote every code (`k` per row, a multiple of GROUP) and every
+    // group's parameters.
+    unsafe {
+        q.set_len(m * k);
+        params.set_len(m * groups);
+    }
+    QuantizedRows { q, params }
 }
 
 impl W8a8Matmul {
@@ -262,6 +271,17 @@ impl W8a8Matmul {
 
     /// `y (m, out) ≈ x (m, in) · dequant(W)^T (+ bias)` with `x` quantized per row and group.
     pub fn matmul(&self, x: &[f32], m: usize, bias: Option<&[f32]>, y: &mut [f32]) -> candle_core::Result<()> {
+        self.matmul_uninit(x, m, bias, crate::gemm::as_uninit(y))
+    }
+
+    /// [`matmul`](Self::matmul) into an output that may be uninitialised (every value is written).
+    pub(crate) fn matmul_uninit(
+        &self,
+        x: &[f32],
+        m: usize,
+        bias: Option<&[f32]>,
+        y: &mut [MaybeUninit<f32>],
+    ) -> candle_core::Result<()> {
         let (n, k) = (self.out_dim, self.in_dim);
         crate::gemm::check_shapes(x.len(), m, k, n, bias, y.len())?;
         if m == 0 {

@@ -14,6 +14,8 @@
 //!   is the top half of an f32) into an L1 scratch buffer once per call and the f32
 //!   micro-kernel runs on it; the activations stay f32.
 
+use std::mem::MaybeUninit;
+
 #[cfg(target_arch = "x86_64")]
 use rayon::prelude::*;
 
@@ -172,6 +174,17 @@ impl Bf16Matmul {
 
     /// `y (m, out) = x (m, in) · W^T (+ bias)` with the bf16 weight, accumulated in fp32.
     pub fn matmul(&self, x: &[f32], m: usize, bias: Option<&[f32]>, y: &mut [f32]) -> candle_core::Result<()> {
+        self.matmul_uninit(x, m, bias, super::as_uninit(y))
+    }
+
+    /// [`matmul`](Self::matmul) into an output that may be uninitialised (every value is written).
+    pub(crate) fn matmul_uninit(
+        &self,
+        x: &[f32],
+        m: usize,
+        bias: Option<&[f32]>,
+        y: &mut [MaybeUninit<f32>],
+    ) -> candle_core::Result<()> {
         match self.kernel {
             Bf16Kernel::Widen(isa) => run(self, isa, x, m, bias, y),
             #[cfg(target_arch = "x86_64")]
@@ -181,7 +194,13 @@ impl Bf16Matmul {
 
     /// The [`Bf16Kernel::Dot`] product.
     #[cfg(target_arch = "x86_64")]
-    fn matmul_dot(&self, x: &[f32], m: usize, bias: Option<&[f32]>, y: &mut [f32]) -> candle_core::Result<()> {
+    fn matmul_dot(
+        &self,
+        x: &[f32],
+        m: usize,
+        bias: Option<&[f32]>,
+        y: &mut [MaybeUninit<f32>],
+    ) -> candle_core::Result<()> {
         let (n, k) = (self.out_dim, self.in_dim);
         super::check_shapes(x.len(), m, k, n, bias, y.len())?;
         if m == 0 {

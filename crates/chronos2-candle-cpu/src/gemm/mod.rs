@@ -33,6 +33,8 @@ pub(crate) mod neon;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 pub use crate::isa::Isa;
@@ -118,7 +120,7 @@ pub(crate) fn run<W: StripSource>(
     x: &[f32],
     m: usize,
     bias: Option<&[f32]>,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) -> candle_core::Result<()> {
     let (n, k) = (w.out_dim(), w.in_dim());
     check_shapes(x.len(), m, k, n, bias, y.len())?;
@@ -139,15 +141,53 @@ pub(crate) fn run<W: StripSource>(
     Ok(())
 }
 
+/// `y` seen as possibly uninitialised, for the kernels' `matmul_uninit` (which only write
+/// finished floats into it).
+pub(crate) fn as_uninit(y: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same layout; the callee only writes initialised `f32` values.
+    unsafe { &mut *(y as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// A vector of `len` floats allocated without zeroing, every one of which `fill` writes (a
+/// `matmul_uninit` writes each output exactly once before reading it): the outputs of the
+/// linear layers, which would otherwise be zeroed by one thread before the kernels overwrite them.
+pub(crate) fn output_vec<E>(
+    len: usize,
+    fill: impl FnOnce(&mut [MaybeUninit<f32>]) -> Result<(), E>,
+) -> Result<Vec<f32>, E> {
+    let mut y = Vec::with_capacity(len);
+    fill(&mut y.spare_capacity_mut()[..len])?;
+    // SAFETY: `fill` succeeded, so it wrote all `len` values.
+    unsafe { y.set_len(len) };
+    Ok(y)
+}
+
+/// [`output_vec`] for a `fill` that cannot fail (it writes every value).
+pub(crate) fn filled_vec(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    match output_vec(len, |y| {
+        fill(y);
+        Ok::<(), std::convert::Infallible>(())
+    }) {
+        Ok(y) => y,
+        Err(never) => match never {},
+    }
+}
+
 /// Runs `job(first, last, y)` for disjoint ranges of the 32-column strips of an `(m, n)`
 /// output `y`, a few tasks per rayon thread (one task for a product below 2^16
-/// multiply-adds of `k`).
-pub(crate) fn for_strip_tasks(m: usize, n: usize, k: usize, y: &mut [f32], job: impl Fn(usize, usize, SendPtr) + Sync) {
+/// multiply-adds of `k`). The jobs together must write every output.
+pub(crate) fn for_strip_tasks(
+    m: usize,
+    n: usize,
+    k: usize,
+    y: &mut [MaybeUninit<f32>],
+    job: impl Fn(usize, usize, SendPtr) + Sync,
+) {
     let strips = n.div_ceil(STRIP);
     let threads = rayon::current_num_threads().max(1);
     let tasks = if m * n * k < 1 << 16 { 1 } else { (threads * 4).min(strips) };
     let per_task = strips.div_ceil(tasks);
-    let yp = SendPtr(y.as_mut_ptr());
+    let yp = SendPtr(y.as_mut_ptr() as *mut f32);
     let run = |first: usize| job(first, (first + per_task).min(strips), yp);
     if tasks == 1 {
         run(0);
@@ -157,7 +197,7 @@ pub(crate) fn for_strip_tasks(m: usize, n: usize, k: usize, y: &mut [f32], job: 
 }
 
 /// Writes `tile[i][..cols]` (+ `bias[n0..n0 + cols]`) into rows `r0..r0 + tile.len()` of the
-/// `(_, n)` output `y` at column `n0`.
+/// `(_, n)` output `y` at column `n0` (which may be uninitialised).
 ///
 /// # Safety
 /// `y` points to an output with these rows whose columns `n0..n0 + cols` only the caller writes.
@@ -171,15 +211,25 @@ pub(crate) unsafe fn store_tile(
     bias: Option<&[f32]>,
 ) {
     for (i, trow) in tile.iter().enumerate() {
-        let yrow = std::slice::from_raw_parts_mut(y.ptr().add((r0 + i) * n + n0), cols);
-        match bias {
-            Some(b) => {
-                for ((yv, tv), bv) in yrow.iter_mut().zip(trow).zip(&b[n0..n0 + cols]) {
-                    *yv = tv + bv;
-                }
+        store_row(y.ptr().add((r0 + i) * n + n0), &trow[..cols], bias.map(|b| &b[n0..n0 + cols]));
+    }
+}
+
+/// Writes `row` (+ `bias`) to `dst`, which may be uninitialised.
+///
+/// # Safety
+/// `dst` is valid for `row.len()` writes; `bias`, if any, has `row.len()` values.
+#[inline]
+unsafe fn store_row(dst: *mut f32, row: &[f32], bias: Option<&[f32]>) {
+    match bias {
+        Some(b) => {
+            for (j, (tv, bv)) in row.iter().zip(b).enumerate() {
+                dst.add(j).write(tv + bv);
             }
-            None => yrow.copy_from_slice(&trow[..cols]),
         }
+        // A whole strip with a constant length: inlined vector moves rather than a memcpy call.
+        None if row.len() == STRIP => std::ptr::copy_nonoverlapping(row.as_ptr(), dst, STRIP),
+        None => std::ptr::copy_nonoverlapping(row.as_ptr(), dst, row.len()),
     }
 }
 
@@ -264,18 +314,16 @@ unsafe fn run_strips<W: StripSource>(
                         kernel(isa, &t);
                     }
                     for i in 0..mr {
-                        let yrow = std::slice::from_raw_parts_mut(y.0.add((r0 + i) * n + n0), cols);
+                        let dst = y.0.add((r0 + i) * n + n0);
                         let trow = &tile[i * STRIP..i * STRIP + cols];
                         if k0 > 0 {
+                            // Written by the first block of k.
+                            let yrow = std::slice::from_raw_parts_mut(dst, cols);
                             for (yv, tv) in yrow.iter_mut().zip(trow) {
                                 *yv += tv;
                             }
-                        } else if let Some(b) = bias {
-                            for ((yv, tv), bv) in yrow.iter_mut().zip(trow).zip(&b[n0..n0 + cols]) {
-                                *yv = tv + bv;
-                            }
                         } else {
-                            yrow.copy_from_slice(trow);
+                            store_row(dst, trow, bias.map(|b| &b[n0..n0 + cols]));
                         }
                     }
                     r0 += mr;
@@ -382,6 +430,17 @@ impl PackedMatmul {
 
     /// `y (m, out) = x (m, in) · W^T (+ bias)`, `x` and `y` row-major.
     pub fn matmul(&self, x: &[f32], m: usize, bias: Option<&[f32]>, y: &mut [f32]) -> candle_core::Result<()> {
+        self.matmul_uninit(x, m, bias, as_uninit(y))
+    }
+
+    /// [`matmul`](Self::matmul) into an output that may be uninitialised (every value is written).
+    pub(crate) fn matmul_uninit(
+        &self,
+        x: &[f32],
+        m: usize,
+        bias: Option<&[f32]>,
+        y: &mut [MaybeUninit<f32>],
+    ) -> candle_core::Result<()> {
         run(self, self.isa, x, m, bias, y)
     }
 }

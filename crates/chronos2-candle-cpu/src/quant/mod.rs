@@ -27,6 +27,8 @@ mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use chronos2_core::quant::QuantizedWeight;
 
@@ -153,6 +155,17 @@ impl QuantizedMatmul {
     /// `y (m, out) = x (m, in) · dequant(W)^T (+ bias)`, `x` and `y` row-major; mis-sized
     /// arguments are an error.
     pub fn matmul(&self, x: &[f32], m: usize, bias: Option<&[f32]>, y: &mut [f32]) -> candle_core::Result<()> {
+        self.matmul_uninit(x, m, bias, gemm::as_uninit(y))
+    }
+
+    /// [`matmul`](Self::matmul) into an output that may be uninitialised (every value is written).
+    pub(crate) fn matmul_uninit(
+        &self,
+        x: &[f32],
+        m: usize,
+        bias: Option<&[f32]>,
+        y: &mut [MaybeUninit<f32>],
+    ) -> candle_core::Result<()> {
         gemm::run(self, self.isa, x, m, bias, y)
     }
 }
