@@ -2,8 +2,7 @@
 
 use std::time::Instant;
 
-use anyhow::Context;
-use chronos2_core::{Forecaster, ModelBatch};
+use chronos2_core::{Forecaster, ModelBatch, Result};
 
 use crate::random_context;
 
@@ -59,58 +58,42 @@ impl Stats {
     }
 }
 
-/// A column's timed runs stop early once they have taken this long (at least [`MIN_RUNS`] are
-/// kept), so that very slow cells do not hold the matrix up.
+/// Timed runs stop early once they have taken this long (at least [`MIN_RUNS`] are kept), so
+/// that very slow cells do not hold the matrix up.
 pub const TIME_BUDGET_S: f64 = 20.0;
 pub const MIN_RUNS: usize = 3;
 
-/// Times `model.forecast` for each named model at `shape` with `prediction_length` (random-walk
-/// inputs, independent rows). Each model first gets `warmup` untimed runs (one at most when a
-/// run exceeds a quarter of the budget); then the timed runs are interleaved: rounds of one run
-/// per model in turn, up to `runs` each, a model leaving the rotation once it has [`MIN_RUNS`]
-/// runs whose total exceeds [`TIME_BUDGET_S`]. On a shared machine a slow phase then hits every
-/// column alike, so the ratios between columns hold where back-to-back columns would not.
-pub fn time_forecasts(
-    models: &[(&str, &dyn Forecaster)],
+/// Times `model.forecast` at `shape` with `prediction_length` (random-walk inputs, independent
+/// rows): `warmup` untimed runs (one at most when a run exceeds the budget), then up to `runs`
+/// timed ones within [`TIME_BUDGET_S`].
+pub fn time_forecast(
+    model: &dyn Forecaster,
     shape: Shape,
     prediction_length: usize,
     warmup: usize,
     runs: usize,
-) -> anyhow::Result<Vec<Stats>> {
-    let batches = models
-        .iter()
-        .map(|(_, model)| {
-            let patches = prediction_length.div_ceil(model.config().patch_size());
-            ModelBatch::independent(random_context(shape.rows, shape.context, 7), shape.rows, shape.context, patches)
-        })
-        .collect::<Vec<_>>();
-    for ((name, model), batch) in models.iter().zip(&batches) {
-        let started = Instant::now();
-        for _ in 0..warmup {
-            model.forecast(batch).with_context(|| format!("{name} {shape}: warm-up"))?;
-            if started.elapsed().as_secs_f64() > TIME_BUDGET_S / 4.0 {
-                break;
-            }
+) -> Result<Stats> {
+    let patches = prediction_length.div_ceil(model.config().patch_size());
+    let batch =
+        ModelBatch::independent(random_context(shape.rows, shape.context, 7), shape.rows, shape.context, patches);
+    let started = Instant::now();
+    for _ in 0..warmup {
+        model.forecast(&batch)?;
+        if started.elapsed().as_secs_f64() > TIME_BUDGET_S / 4.0 {
+            break;
         }
     }
-    let mut samples = vec![Vec::with_capacity(runs); models.len()];
-    let mut spent = vec![0f64; models.len()];
-    let done = |samples: &Vec<f64>, spent: f64| {
-        samples.len() >= runs.max(1) || (samples.len() >= MIN_RUNS && spent > TIME_BUDGET_S)
-    };
-    while samples.iter().zip(&spent).any(|(s, &t)| !done(s, t)) {
-        for (i, ((name, model), batch)) in models.iter().zip(&batches).enumerate() {
-            if done(&samples[i], spent[i]) {
-                continue;
-            }
-            let start = Instant::now();
-            model.forecast(batch).with_context(|| format!("{name} {shape}"))?;
-            let elapsed = start.elapsed().as_secs_f64();
-            samples[i].push(elapsed * 1e3);
-            spent[i] += elapsed;
+    let mut samples = Vec::with_capacity(runs);
+    let timed = Instant::now();
+    for _ in 0..runs {
+        let start = Instant::now();
+        model.forecast(&batch)?;
+        samples.push(start.elapsed().as_secs_f64() * 1e3);
+        if samples.len() >= MIN_RUNS && timed.elapsed().as_secs_f64() > TIME_BUDGET_S {
+            break;
         }
     }
-    Ok(samples.iter().map(|s| Stats::from_samples(s).expect("at least one run")).collect())
+    Ok(Stats::from_samples(&samples).expect("at least one run"))
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
-//! Times the Rust columns of the benchmark matrix on a full-size random model (per shape, the
-//! columns' runs interleaved: see [`time_forecasts`]) and prints them as JSON
-//! (`{"<column>": {"<shape>": {median_ms, p10_ms, p90_ms, runs} | {skipped} | {unsupported}}}`).
+//! Times the Rust columns of the benchmark matrix on a full-size random model and prints them
+//! as JSON (`{"<column>": {"<shape>": {median_ms, p10_ms, p90_ms, runs} | {skipped} | {unsupported}}}`).
 //! Driven by `cargo xtask bench-matrix`; run directly with
 //! `cargo run --release -p chronos2-bench --bin bench-matrix-cells -- --shapes 1x128,8x512 --runs 10 --warmup 3`.
 
@@ -8,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use chronos2_bench::matrix::{time_forecasts, Shape};
+use chronos2_bench::matrix::{time_forecast, Shape, Stats};
 use chronos2_bench::{full_size_config_json, write_random_model};
 use chronos2_core::{Error, Forecaster, Precision};
 use clap::Parser;
@@ -79,50 +78,43 @@ fn main() -> Result<()> {
         write_random_model(&dir, &full_size_config_json(), 42).context("write the synthetic full-size model")?;
     }
     let mut out = Map::new();
-    // Every column's model is loaded first, so that each shape's runs interleave the columns.
-    let mut loaded: Vec<(&str, Box<dyn Forecaster>)> = Vec::new();
     for (name, load, precision) in columns() {
         if args.columns.as_ref().is_some_and(|only| !only.iter().any(|c| c == name)) {
             continue;
         }
         let mut model = load(&dir).with_context(|| format!("{name}: load"))?;
         match model.set_precision(precision) {
-            Ok(()) => loaded.push((name, model)),
+            Ok(()) => {}
             Err(e @ Error::UnsupportedPrecision { .. }) => {
                 eprintln!("{name}: {e}");
                 let cells = args.shapes.iter().map(|s| (s.to_string(), json!({"unsupported": e.to_string()})));
                 out.insert(name.to_string(), Value::Object(cells.collect()));
+                continue;
             }
             Err(e) => return Err(e).with_context(|| format!("{name}: set precision {precision}")),
         }
-    }
-    let mut cells = vec![Map::new(); loaded.len()];
-    let mut too_slow = vec![false; loaded.len()];
-    for &shape in &args.shapes {
-        let mut active = Vec::new();
-        for (i, (name, model)) in loaded.iter().enumerate() {
-            if too_slow[i] {
+        let mut cells = Map::new();
+        let mut too_slow = false;
+        for &shape in &args.shapes {
+            if too_slow {
                 eprintln!("{name} {shape} ... skipped (an earlier cell took over {SLOW_CELL_MS} ms)");
-                cells[i].insert(
+                cells.insert(
                     shape.to_string(),
                     json!({"skipped": format!("slower than {SLOW_CELL_MS} ms at a smaller shape")}),
                 );
-            } else {
-                active.push((i, (*name, model.as_ref())));
+                continue;
             }
-        }
-        let models: Vec<(&str, &dyn Forecaster)> = active.iter().map(|(_, m)| *m).collect();
-        let stats = time_forecasts(&models, shape, args.prediction_length, args.warmup, args.runs.max(1))?;
-        for ((i, (name, _)), stats) in active.iter().zip(stats) {
-            eprintln!("{name} {shape} ... {:.1} ms", stats.median_ms);
-            too_slow[*i] = stats.median_ms > SLOW_CELL_MS;
-            cells[*i].insert(
+            eprint!("{name} {shape} ... ");
+            let stats: Stats =
+                time_forecast(model.as_ref(), shape, args.prediction_length, args.warmup, args.runs.max(1))
+                    .with_context(|| format!("{name} {shape}"))?;
+            eprintln!("{:.1} ms", stats.median_ms);
+            too_slow = stats.median_ms > SLOW_CELL_MS;
+            cells.insert(
                 shape.to_string(),
                 json!({"median_ms": stats.median_ms, "p10_ms": stats.p10_ms, "p90_ms": stats.p90_ms, "runs": stats.runs}),
             );
         }
-    }
-    for ((name, _), cells) in loaded.iter().zip(cells) {
         out.insert(name.to_string(), Value::Object(cells));
     }
     writeln!(std::io::stdout().lock(), "{}", Value::Object(out)).context("write stdout")?;
