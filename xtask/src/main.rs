@@ -147,4 +147,15 @@ mod tests {
         assert!(Cli::try_parse_from(["xtask", "test", "--bogus"]).is_err());
         assert!(Cli::try_parse_from(["xtask", "nope"]).is_err());
     }
+
+    #[test]
+    fn finetune_eval_refuses_a_learning_rate_that_is_not_positive() {
+        for lr in ["0", "-1e-5"] {
+            let flag = format!("--learning-rate={lr}");
+            let cli = Cli::try_parse_from(["xtask", "finetune-eval", "--validate", flag.as_str()]).unwrap();
+            let Task::FinetuneEval(args) = cli.task else { panic!("not finetune-eval") };
+            let e = finetune_eval::run(&args).unwrap_err().to_string();
+            assert_eq!(e, format!("--learning-rate must be positive (got {})", lr.parse::<f32>().unwrap()));
+        }
+    }
 }
