@@ -58,9 +58,10 @@ pub fn loss_and_grads(
 ) -> Result<LossAndGrads> {
     let n = stages.num_blocks();
     let recomputed = recomputed.min(n);
-    let embedded = stages.embed()?; // its (small) graph is kept for the last backward
-                                    // The checkpointed blocks' inputs, and the first of them (or the embedding) whose output
-                                    // depends on a parameter: the backward stops there.
+    // The embedding's (small) graph is kept for the last backward.
+    let embedded = stages.embed()?;
+    // The checkpointed blocks' inputs, and the first of them (or the embedding) whose output
+    // depends on a parameter: the backward stops there.
     let mut inputs = Vec::with_capacity(recomputed);
     let mut hidden = embedded.detach();
     let mut first_trained = if embedded.track_op() { None } else { Some(recomputed) };
