@@ -191,6 +191,11 @@ impl Engines {
         self.primary.forecaster()
     }
 
+    /// Every model loaded so far, on any backend.
+    pub fn loaded_models(&self) -> Vec<Arc<LoadedModel>> {
+        self.registry.loaded_models()
+    }
+
     pub fn options(&self) -> LoadOptions {
         self.options
     }

@@ -277,15 +277,46 @@ impl Chronos2 {
     pub fn set_adapter(&mut self, name: Option<&str>) -> Result<()> {
         if let Some(name) = name {
             if !self.adapters.contains_key(name) {
-                let loaded: Vec<&str> = self.adapters.keys().map(String::as_str).collect();
                 return Err(Error::InvalidArgument(format!(
                     "no adapter named `{name}` is loaded (loaded: {})",
-                    if loaded.is_empty() { "none".to_string() } else { loaded.join(", ") }
+                    self.loaded_adapters_text()
                 )));
             }
         }
         self.active_adapter = name.map(String::from);
         Ok(())
+    }
+
+    /// Unloads the adapter `name` from every backend that holds it, freeing its matrices (the
+    /// base is untouched). The active adapter cannot be unloaded: switch away from it with
+    /// [`Chronos2::set_adapter`] first.
+    pub fn unload_adapter(&mut self, name: &str) -> Result<()> {
+        if !self.adapters.contains_key(name) {
+            return Err(Error::InvalidArgument(format!(
+                "cannot unload `{name}`: no adapter of that name is loaded (loaded: {})",
+                self.loaded_adapters_text()
+            )));
+        }
+        if self.active_adapter.as_deref() == Some(name) {
+            return Err(Error::InvalidArgument(format!(
+                "cannot unload `{name}`: it is the active adapter; call set_adapter with another adapter or none first"
+            )));
+        }
+        for model in self.engines.loaded_models() {
+            model.forecaster().remove_adapter(name);
+        }
+        self.adapters.remove(name);
+        Ok(())
+    }
+
+    /// The loaded adapters' names for an error message ("none" when there are none).
+    fn loaded_adapters_text(&self) -> String {
+        let loaded = self.adapter_names();
+        if loaded.is_empty() {
+            "none".to_string()
+        } else {
+            loaded.join(", ")
+        }
     }
 
     /// The adapter calls run with now.

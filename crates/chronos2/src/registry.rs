@@ -226,6 +226,12 @@ impl Registry {
         self.model(route.backend, route.precision)?.run(route.compile, f)
     }
 
+    /// Every model loaded so far.
+    pub fn loaded_models(&self) -> Vec<Arc<LoadedModel>> {
+        let loaded = self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        loaded.values().cloned().collect()
+    }
+
     /// A loaded model, CPU first (for the config and footprint).
     pub fn first_loaded(&self) -> Option<Arc<LoadedModel>> {
         let loaded = self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

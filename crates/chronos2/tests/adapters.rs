@@ -143,6 +143,21 @@ fn switching_adapters_gives_each_fused_model_and_none_gives_the_base() {
     model.set_adapter(None).unwrap();
     assert_eq!(forecast(&model), base_forecast);
     assert_eq!(embedding(&model), base_embedding);
+
+    // Unloading frees an adapter's matrices and leaves the others working.
+    model.unload_adapter("other").unwrap();
+    assert_eq!(model.adapter_names(), ["head", "reference"]);
+    let rest: usize = [reference_lora(), head.clone()].iter().map(|p| Adapter::load(p).unwrap().num_values()).sum();
+    assert_eq!(model.footprint().adapter_params, rest);
+    let e = model.set_adapter(Some("other")).unwrap_err().to_string();
+    assert!(e.contains("no adapter named `other` is loaded (loaded: head, reference)"), "{e}");
+    model.set_adapter(Some("reference")).unwrap();
+    let (fused_model, fused_dir) = fused(&reference_lora(), "reference-after-unload");
+    assert!(max_diff(&forecast(&model), &forecast(&fused_model)) <= 1e-5 * max_abs(&forecast(&fused_model)));
+    std::fs::remove_dir_all(fused_dir).unwrap();
+    // The name can be loaded again.
+    model.load_adapter("other", &other).unwrap();
+    assert_eq!(model.footprint().adapter_params, values);
     std::fs::remove_dir_all(work).unwrap();
 }
 
@@ -157,6 +172,13 @@ fn bad_names_and_adapters_that_do_not_fit_are_errors() {
     let e = model.set_adapter(Some("b")).unwrap_err().to_string();
     assert!(e.contains("(loaded: a)"), "{e}");
     assert_eq!(model.active_adapter(), None);
+    let e = model.unload_adapter("b").unwrap_err().to_string();
+    assert!(e.contains("cannot unload `b`: no adapter of that name is loaded (loaded: a)"), "{e}");
+    model.set_adapter(Some("a")).unwrap();
+    let e = model.unload_adapter("a").unwrap_err().to_string();
+    assert!(e.contains("cannot unload `a`: it is the active adapter"), "{e}");
+    assert_eq!(model.adapter_names(), ["a"]);
+    model.set_adapter(None).unwrap();
 
     // The tiny model's adapter on the small model: other shapes.
     let mut small = cpu(&root().join("tests/fixtures/models/small"), Precision::Fp32);
@@ -373,6 +395,9 @@ fn adapters_switch_on_mlx_as_on_cpu() {
         }
         on_mlx.set_adapter(None).unwrap();
         assert_eq!(forecast(&on_mlx), mlx_base);
+        on_mlx.unload_adapter("head").unwrap();
+        assert_eq!(on_mlx.adapter_names(), ["reference"]);
+        assert_eq!(on_mlx.footprint().adapter_params, Adapter::load(&reference_lora()).unwrap().num_values());
     }
     std::fs::remove_dir_all(work).unwrap();
 }
