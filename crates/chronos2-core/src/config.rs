@@ -45,6 +45,9 @@ pub struct ModelConfig {
     pub dense_act_fn: String,
     #[serde(default)]
     pub is_gated_act: bool,
+    /// Dropout of training (`fit` trains in `model.train()` mode); inference never drops.
+    #[serde(default)]
+    pub dropout_rate: f64,
     pub chronos_config: ChronosConfig,
 }
 
