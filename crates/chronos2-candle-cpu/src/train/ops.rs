@@ -16,10 +16,9 @@ use candle_core::{DType, Device, Tensor, Var, D};
 use chronos2_core::ops::{LayerFootprint, Ops};
 use chronos2_core::quant::{qualifies, quantize, QuantizedWeight};
 use chronos2_core::train::rng::Rng;
-use chronos2_core::train::{lora_key, DropoutSite, FinetuneMode, TrainSpec, QLORA_GROUP_SIZE};
+use chronos2_core::train::{lora_key, DropoutSite, FinetuneMode, TrainSpec, TrainingDropout, QLORA_GROUP_SIZE};
 use chronos2_core::{Error, Result};
 
-use super::dropout::TrainDropout;
 use super::frozen::{FrozenMatmul, FrozenWeight};
 use super::params::{ParamRole, ParamStore};
 
@@ -34,7 +33,7 @@ pub struct TrainOps {
     spec: Arc<TrainSpec>,
     store: Arc<Mutex<ParamStore>>,
     rng: Arc<Mutex<Rng>>,
-    dropout: TrainDropout,
+    dropout: TrainingDropout,
 }
 
 /// A LoRA adapter `B A` scaled by `alpha / r`.
@@ -67,7 +66,7 @@ impl TrainOps {
             spec: Arc::new(spec),
             store: Arc::new(Mutex::new(ParamStore::default())),
             rng: Arc::new(Mutex::new(Rng::new(seed))),
-            dropout: TrainDropout::new(seed),
+            dropout: TrainingDropout::new(seed),
         }
     }
 
@@ -75,7 +74,7 @@ impl TrainOps {
         &self.spec
     }
 
-    pub(crate) fn dropout(&self) -> &TrainDropout {
+    pub(crate) fn dropout(&self) -> &TrainingDropout {
         &self.dropout
     }
 
@@ -282,7 +281,7 @@ impl Ops for TrainOps {
     }
 
     fn dropout(&self, x: &Tensor, rate: f32, site: DropoutSite) -> Result<Tensor> {
-        self.dropout.apply(x, rate, site)
+        super::dropout::dropout(&self.dropout, x, rate, site)
     }
 
     fn attention_with_dropout(
@@ -294,7 +293,7 @@ impl Ops for TrainOps {
         rate: f32,
         site: DropoutSite,
     ) -> Result<Tensor> {
-        self.dropout.attention((q, k, v), key_mask, rate, site)
+        super::dropout::attention_with_dropout(&self.dropout, (q, k, v), key_mask, rate, site)
     }
 
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, key_mask: &Tensor) -> Result<Tensor> {

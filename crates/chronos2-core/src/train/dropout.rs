@@ -7,6 +7,8 @@
 //! [`DropoutMasks`] source: [`SeededMasks`] in training (deterministic for a seed), or masks
 //! recorded from the reference, replayed by the parity tests.
 
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use crate::error::Result;
 
 use super::rng::Rng;
@@ -105,6 +107,59 @@ pub fn scaled_mask(keep: &[bool], rate: f32) -> Vec<f32> {
     keep.iter().map(|&k| if k { scale } else { 0.0 }).collect()
 }
 
+struct State {
+    masks: Box<dyn DropoutMasks>,
+    /// True during a training step ([`TrainingDropout::training_step`]).
+    active: bool,
+}
+
+/// The dropout of a backend's training model, shared by its ops (clones share it): the mask
+/// source and whether the current forward drops.
+#[derive(Clone)]
+pub struct TrainingDropout(Arc<Mutex<State>>);
+
+/// While alive, forwards drop out (a training step); once dropped, they do not (validation).
+pub struct TrainingStep<'a>(&'a TrainingDropout);
+
+impl Drop for TrainingStep<'_> {
+    fn drop(&mut self) {
+        self.0.state().active = false;
+    }
+}
+
+impl TrainingDropout {
+    /// Masks from [`SeededMasks`] of `seed`.
+    pub fn new(seed: u64) -> Self {
+        TrainingDropout(Arc::new(Mutex::new(State { masks: Box::new(SeededMasks::new(seed)), active: false })))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn set_masks(&self, masks: Box<dyn DropoutMasks>) {
+        self.state().masks = masks;
+    }
+
+    /// Whether the current forward drops ([`crate::ops::Ops::dropout_active`]).
+    pub fn active(&self) -> bool {
+        self.state().active
+    }
+
+    /// Starts a training step: the masks' next step, dropout on until the guard drops.
+    pub fn training_step(&self) -> TrainingStep<'_> {
+        let mut state = self.state();
+        state.masks.begin_step();
+        state.active = true;
+        TrainingStep(self)
+    }
+
+    /// The multiplier of the array of `shape` dropped at `site` ([`scaled_mask`]).
+    pub fn multiplier(&self, site: DropoutSite, shape: &[usize], rate: f32) -> Result<Vec<f32>> {
+        Ok(scaled_mask(&self.state().masks.keep(site, shape, rate)?, rate))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +208,18 @@ mod tests {
         let mut other = SeededMasks::new(8);
         other.begin_step();
         assert_ne!(first, other.keep(SITES[1], &[64, 64], 0.3).unwrap());
+    }
+
+    #[test]
+    fn a_training_step_turns_dropout_on_until_it_ends() {
+        let dropout = TrainingDropout::new(1);
+        assert!(!dropout.active());
+        let step = dropout.training_step();
+        assert!(dropout.active());
+        let m = dropout.multiplier(DropoutSite::FinalHidden, &[1000], 0.2).unwrap();
+        assert!(m.iter().all(|&v| v == 0.0 || v == 1.25) && m.contains(&0.0) && m.contains(&1.25));
+        drop(step);
+        assert!(!dropout.active());
     }
 
     #[test]

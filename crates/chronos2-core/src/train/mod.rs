@@ -26,7 +26,7 @@ pub mod rng;
 pub use adamw::{AdamW, AdamWConfig};
 pub use adapter::Adapter;
 pub use dataset::{TrainBatch, TrainDataset};
-pub use dropout::{DropoutMasks, DropoutSite, SeededMasks};
+pub use dropout::{DropoutMasks, DropoutSite, SeededMasks, TrainingDropout};
 pub use fit::{fit, FitOptions, FitOutcome, StepReport};
 pub use loss::LossTargets;
 pub use mode::{lora_key, FinetuneMode, LoraConfig, TrainSpec, QLORA_GROUP_SIZE};
