@@ -101,8 +101,11 @@ impl DropoutMasks for SeededMasks {
 }
 
 /// The multiplier of inverted dropout for a keep mask: `1 / (1 - rate)` where kept, 0 elsewhere
-/// (torch: `keep / (1 - p)` in the input's dtype).
+/// (torch: `keep / (1 - p)` in the input's dtype; all 0 at rate 1).
 pub fn scaled_mask(keep: &[bool], rate: f32) -> Vec<f32> {
+    if rate >= 1.0 {
+        return vec![0.0; keep.len()];
+    }
     let scale = 1.0 / (1.0 - rate);
     keep.iter().map(|&k| if k { scale } else { 0.0 }).collect()
 }
@@ -225,5 +228,6 @@ mod tests {
     #[test]
     fn scaled_mask_is_inverted_dropout() {
         assert_eq!(scaled_mask(&[true, false, true], 0.5), vec![2.0, 0.0, 2.0]);
+        assert_eq!(scaled_mask(&[true, false], 1.0), vec![0.0, 0.0], "rate 1 drops everything (no 0 * inf)");
     }
 }
