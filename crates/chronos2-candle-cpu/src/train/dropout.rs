@@ -22,6 +22,14 @@ pub(crate) fn attention_with_dropout(
     rate: f32,
     site: DropoutSite,
 ) -> Result<Tensor> {
+    let (n, heads, queries, _) = q.dims4().map_err(err)?;
+    if k.dim(2).map_err(err)? == 1 {
+        // One key (a group of one): its softmax weight is exactly 1 and takes no gradient, so the
+        // output is the dropped weight times `v` (no batched matmul of one-element products).
+        let shape = [n, heads, queries, 1];
+        let weights = Tensor::from_vec(state.multiplier(site, &shape, rate)?, &shape[..], &Device::Cpu);
+        return weights.and_then(|w| w.broadcast_mul(v)).map_err(err);
+    }
     let weights = || -> candle_core::Result<Tensor> {
         let scores = q.contiguous()?.matmul(&k.contiguous()?.t()?)?.broadcast_add(key_mask)?;
         // the max is a constant shift (softmax's gradient does not depend on it)

@@ -23,6 +23,13 @@ pub(crate) fn attention_with_dropout(
     rate: f32,
     site: DropoutSite,
 ) -> Result<Array> {
+    if k.shape()[2] == 1 {
+        // One key (a group of one): its softmax weight is exactly 1 and takes no gradient, so the
+        // output is the dropped weight times `v`.
+        let shape: Vec<usize> = [q.shape()[0], q.shape()[1], q.shape()[2], 1].iter().map(|&d| d as usize).collect();
+        let weights = Array::from_slice(&state.multiplier(site, &shape, rate)?, &dims(&shape)?);
+        return multiply(&weights, v).map_err(err);
+    }
     let scores = add(matmul(q, &k.swap_axes(-1, -2).map_err(err)?).map_err(err)?, key_mask).map_err(err)?;
     let weights = dropout(state, &softmax_axis(&scores, -1, true).map_err(err)?, rate, site)?;
     matmul(&weights, v).map_err(err)
