@@ -1175,6 +1175,121 @@ def ft_grad_case(name, model_ref, path, mode, variant, prediction_length, contex
     })
 
 
+class ft_dropout_masks:
+    """While active, `torch.nn.functional.dropout` (every `nn.Dropout` and the eager attention's
+    weight dropout) in training with p > 0 multiplies by a recorded keep mask scaled by 1 / (1 - p),
+    as torch's own dropout does: masks are drawn from `generator` and appended to `masks`, or, when
+    `masks` is given, replayed in call order (the float64 twin uses the float32 run's masks)."""
+
+    def __init__(self, generator=None, masks=None):
+        self.generator, self.replay = generator, masks is not None
+        self.masks, self.calls = (masks if masks is not None else []), 0
+        self.real = torch.nn.functional.dropout
+
+    def __enter__(self):
+        def dropout(x, p=0.5, training=True, inplace=False):
+            if not training or p == 0.0:
+                return self.real(x, p, training, inplace)
+            if self.replay:
+                keep = self.masks[self.calls]
+                assert keep.shape == x.shape, (keep.shape, x.shape, self.calls)
+            else:
+                keep = torch.rand(x.shape, generator=self.generator) >= p
+                self.masks.append(keep)
+            self.calls += 1
+            return x * (keep.to(x.dtype) / (1 - p))
+        torch.nn.functional.dropout = dropout
+        return self
+
+    def __exit__(self, *exc):
+        torch.nn.functional.dropout = self.real
+
+
+class ft_eager_softmax_in_dtype:
+    """While active, the eager attention takes its softmax in the scores' dtype. The reference's
+    casts the scores to float32 first, which in a float64 model turns float64's `finfo.min` mask
+    into -inf and a query with no visible key into NaN; the float64 twin needs the float64 softmax
+    (a finite mask: the float32 model's uniform weights)."""
+
+    def __enter__(self):
+        from chronos.chronos2 import layers
+        self.layers, self.real = layers, layers.MHA._eager_attention
+
+        def eager(mha, query_states, key_states, value_states, mask):
+            scores = torch.matmul(query_states, key_states.transpose(3, 2)) + mask
+            attn_weights = torch.nn.functional.softmax(scores, dim=-1)
+            attn_weights = torch.nn.functional.dropout(attn_weights, p=mha.dropout, training=mha.training)
+            return torch.matmul(attn_weights, value_states), attn_weights
+        layers.MHA._eager_attention = eager
+        return self
+
+    def __exit__(self, *exc):
+        self.layers.MHA._eager_attention = self.real
+
+
+def ft_mask_json(keep: torch.Tensor) -> dict:
+    """A keep mask: its shape and its elements (row-major) as bits, most significant first, in hex."""
+    bits = np.packbits(keep.numpy().reshape(-1).astype(np.uint8), bitorder="big")
+    return {"shape": list(keep.shape), "bits": bits.tobytes().hex()}
+
+
+def ft_dropout_case(name, model_ref, path, mode, variant, prediction_length, context_length, rate=0.1):
+    """Loss and gradients in training mode with dropout (`rate` set on the model's config, eager
+    attention), every dropout mask recorded in call order."""
+    tasks = ft_tasks(variant, seed={"nan": 11, "covariates": 12}[variant] + prediction_length, prediction_length=prediction_length)
+    _, batch = ft_batch(tasks, prediction_length, context_length, prediction_length, "validation")
+
+    def prepare(dtype):
+        model = Chronos2Model.from_pretrained(str(path), dtype=dtype, dropout_rate=rate,
+                                              attn_implementation="eager").to(dtype).train()
+        assert model.config.dropout_rate == rate and model.config._attn_implementation == "eager"
+        if mode in ("lora", "qlora"):
+            model = ft_make_lora(model, 77)
+        ft_set_trainable(model, mode)
+        return model
+
+    m32, m64 = prepare(torch.float32), prepare(torch.float64)
+    with torch.no_grad():
+        p64 = dict(m64.named_parameters())
+        for n, p in m32.named_parameters():
+            p64[n].copy_(p.to(torch.float64))
+    with ft_dropout_masks(generator=torch.Generator().manual_seed(2024)) as rec:
+        loss, grads = ft_loss_and_grads(m32, batch, torch.float32)
+    with ft_dropout_masks(masks=rec.masks) as rep, ft_eager_softmax_in_dtype():
+        loss64, grads64 = ft_loss_and_grads(m64, batch, torch.float64)
+    assert rep.calls == len(rec.masks) and math.isfinite(loss)
+    kept = float(np.mean([m.float().mean().item() for m in rec.masks]))
+    lora = {n: p for n, p in ft_trainable(m32).items() if "lora_" in n} if mode in ("lora", "qlora") else {}
+    ft_write(name, {
+        "kind": "finetune_grad",
+        "model": model_ref,
+        "mode": mode,
+        "quantize_bits": None,
+        "dropout_rate": rate,
+        "description": f"{mode} loss and gradients in training mode with dropout {rate} on a validation batch "
+                       f"({variant}), eager attention, {len(rec.masks)} dropout masks (mean kept {kept:.3f})",
+        "prepared": prepared_json(ft_prepared(tasks, prediction_length)),
+        "prediction_length": prediction_length,
+        "context_length": context_length,
+        "batch": ft_batch_json(batch),
+        "lora_init": {n: p.detach().numpy() for n, p in lora.items()},
+        # in call order: input embedding (context, then future), encoder input, per block time
+        # attention weights and residual, group attention weights (time, heads, rows, rows) and
+        # residual (time, rows, d), MLP hidden, feed-forward residual; final hidden; output head
+        "dropout_masks": [ft_mask_json(m) for m in rec.masks],
+        "loss": np.float32(loss),
+        "loss_f64": float(loss64),
+        "grads": {n: g.astype(np.float32) for n, g in grads.items()},
+        "grad_noise": {n: float(np.abs(grads[n] - grads64[n]).max()) for n in grads},
+    })
+
+
+def ft_dropout_cases() -> None:
+    tiny = MODELS_DIR / "tiny"
+    for mode in ("full", "lora"):
+        ft_dropout_case(f"dropout_tiny_{mode}_covariates", "tests/fixtures/models/tiny", tiny, mode, "covariates", 20, 64)
+
+
 def ft_adamw_case(name, model_ref, path, mode, learning_rate, steps=5):
     """Five steps of the reference's own Trainer (fit's TrainingArguments) on fixed batches."""
     import tempfile
@@ -1362,6 +1477,7 @@ def finetune_cases() -> None:
     ft_adamw_case("adamw_tiny_full", tiny_ref, tiny, "full", 1e-3)
     ft_adamw_case("adamw_tiny_lora", tiny_ref, tiny, "lora", 1e-3)
     ft_adamw_case("adamw_tiny_head", tiny_ref, tiny, "head", 1e-3)
+    ft_dropout_cases()
     ft_adapter_case(tiny_ref, tiny)
     ft_npz_adapter_case()
     ft_ours_case(tiny_ref, tiny)
@@ -1379,6 +1495,11 @@ def main() -> int:
         FT_DIR.mkdir(parents=True, exist_ok=True)
         ft_npz_adapter_case()
         ft_ours_case("tests/fixtures/models/tiny", MODELS_DIR / "tiny")
+        print(f"done in {time.time() - t0:.1f} s")
+        return 0
+    if "--finetune-dropout-only" in sys.argv:  # only the dropout cases (added to finetune/)
+        FT_DIR.mkdir(parents=True, exist_ok=True)
+        ft_dropout_cases()
         print(f"done in {time.time() - t0:.1f} s")
         return 0
     if "--finetune-only" in sys.argv:  # the committed fixture models are kept; only finetune/ is rewritten

@@ -45,6 +45,9 @@ pub struct ModelConfig {
     pub dense_act_fn: String,
     #[serde(default)]
     pub is_gated_act: bool,
+    /// Dropout of training (`fit` trains in `model.train()` mode); inference never drops.
+    #[serde(default)]
+    pub dropout_rate: f64,
     pub chronos_config: ChronosConfig,
 }
 
@@ -93,6 +96,9 @@ impl ModelConfig {
         }
         if !(self.layer_norm_epsilon.is_finite() && self.layer_norm_epsilon > 0.0) {
             return Err(format!("layer_norm_epsilon is {}; it must be a positive number", self.layer_norm_epsilon));
+        }
+        if !(0.0..=1.0).contains(&self.dropout_rate) {
+            return Err(format!("dropout_rate is {}; it must be between 0 and 1", self.dropout_rate));
         }
         if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
             return Err(format!("rope_theta is {}; it must be a positive number", self.rope_theta));
@@ -179,6 +185,8 @@ mod tests {
             ("\"max_output_patches\": 64", "\"max_output_patches\": 0", "chronos_config.max_output_patches"),
             ("      0.5,\n", "", "no 0.5 level"),
             ("\"d_ff\": 1024", "\"d_ff\": 0", "d_ff"),
+            ("\"dropout_rate\": 0.0", "\"dropout_rate\": 1.5", "dropout_rate"),
+            ("\"dropout_rate\": 0.0", "\"dropout_rate\": -0.1", "dropout_rate"),
         ] {
             assert!(MINI.contains(from), "{from}");
             let err = ModelConfig::from_json(&MINI.replace(from, to)).unwrap_err();

@@ -11,6 +11,7 @@
 use crate::error::{Error, Result};
 use crate::precision::Precision;
 use crate::quant::QuantizedWeight;
+use crate::train::DropoutSite;
 
 /// Size of one linear layer as held by a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +129,31 @@ pub trait Ops: Clone + Send + Sync + 'static {
     /// Rotary embedding, rotate-half (Llama/NeoX) form, on `x` of shape `(n, heads, seq, d)`.
     /// `cos` and `sin` have shape `(seq, d / 2)`; row `p` holds `cos(p * inv_freq)`.
     fn rope(&self, x: &Self::Tensor, cos: &Self::Tensor, sin: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// Whether this forward drops out (a training step of a training backend). The graph calls
+    /// [`Ops::dropout`] and [`Ops::attention_with_dropout`] only then; inference never does.
+    fn dropout_active(&self) -> bool {
+        false
+    }
+    /// Inverted dropout of `x` at `site`: each element kept with probability `1 - rate` and scaled
+    /// by `1 / (1 - rate)`, or zeroed. Only called while [`Ops::dropout_active`].
+    fn dropout(&self, _x: &Self::Tensor, _rate: f32, site: DropoutSite) -> Result<Self::Tensor> {
+        Err(Error::Backend(format!("backend `{}` has no training dropout (at {site:?})", self.name())))
+    }
+    /// [`Ops::attention`] whose softmax weights go through [`Ops::dropout`] at `site` before they
+    /// multiply `v` (the reference's eager attention in training). Only called while
+    /// [`Ops::dropout_active`].
+    fn attention_with_dropout(
+        &self,
+        _q: &Self::Tensor,
+        _k: &Self::Tensor,
+        _v: &Self::Tensor,
+        _key_mask: &Self::Tensor,
+        _rate: f32,
+        site: DropoutSite,
+    ) -> Result<Self::Tensor> {
+        Err(Error::Backend(format!("backend `{}` has no training dropout (at {site:?})", self.name())))
+    }
 
     /// Attention without scaling (`softmax(q k^T + mask) v`, scale 1.0) on `(n, heads, len, d)`
     /// arrays, with an additive key mask of shape `(n, 1, 1, len)` holding 0 or `f32::MIN`

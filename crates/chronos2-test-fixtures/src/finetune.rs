@@ -103,6 +103,12 @@ pub fn reference_of(name: &str, values: &Value) -> Vec<f32> {
 pub fn case_model(load: TrainLoader<'_>, c: &Value, init: &Value) -> Box<dyn TrainModel> {
     let dir = repo_root().join(c["model"].as_str().expect("model"));
     let mut model = load(&dir, case_spec(c)).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    set_initial(model.as_mut(), init);
+    model
+}
+
+/// Sets the parameters named in `init` to the reference's values.
+pub fn set_initial(model: &mut dyn TrainModel, init: &Value) {
     if let Some(init) = init.as_object() {
         let names = model.parameter_names();
         let mut values = model.parameter_values().expect("parameter values");
@@ -113,7 +119,6 @@ pub fn case_model(load: TrainLoader<'_>, c: &Value, init: &Value) -> Box<dyn Tra
         }
         model.set_parameter_values(&values).expect("set the reference's initial values");
     }
-    model
 }
 
 fn max_abs(v: &[f32]) -> f32 {
@@ -144,37 +149,45 @@ pub fn check_loss_and_gradients(load: TrainLoader<'_>) -> Result<usize, String> 
         let c = finetune_case(name);
         let mut m = case_model(load, &c, &c["lora_init"]);
         let (loss, grads) = m.loss_and_grads(&train_batch(&c["batch"])).map_err(|e| format!("{name}: {e}"))?;
-        let expected = c["loss"].as_f64().expect("loss") as f32;
-        if relative(loss, expected) > 1e-5 {
-            failures.push(format!("{name}: loss {loss} vs reference {expected}"));
-        }
-        let names = m.parameter_names();
-        let reference = c["grads"].as_object().expect("grads");
-        if names.len() != reference.len() {
-            failures.push(format!(
-                "{name}: {} trainable parameters, the reference has {}",
-                names.len(),
-                reference.len()
-            ));
-            continue;
-        }
-        for (pname, g) in names.iter().zip(&grads) {
-            let Some(r) = reference.get(pname.as_str()) else {
-                failures.push(format!("{name}: the reference trains no `{pname}`"));
-                continue;
-            };
-            let r = reference_of(pname, r);
-            let noise = c["grad_noise"][pname.as_str()].as_f64().expect("grad_noise") as f32;
-            let (diff, tol) = (max_diff(g, &r), gradient_tolerance(noise, &r));
-            if diff > tol {
-                failures.push(format!("{name}: gradient of {pname}: max |diff| {diff:e} > {tol:e} (noise {noise:e})"));
-            }
-        }
+        compare_loss_and_gradients(name, &c, loss, &m.parameter_names(), &grads, &mut failures);
     }
     if failures.is_empty() {
         Ok(GRAD_CASES.len())
     } else {
         Err(failures.join("\n"))
+    }
+}
+
+/// Adds to `failures` where `loss` is not within 1e-5 relative of case `c`'s or a gradient of a
+/// parameter of `names` not within [`gradient_tolerance`] of the reference's.
+pub fn compare_loss_and_gradients(
+    name: &str,
+    c: &Value,
+    loss: f32,
+    names: &[String],
+    grads: &[Vec<f32>],
+    failures: &mut Vec<String>,
+) {
+    let expected = c["loss"].as_f64().expect("loss") as f32;
+    if relative(loss, expected) > 1e-5 {
+        failures.push(format!("{name}: loss {loss} vs reference {expected}"));
+    }
+    let reference = c["grads"].as_object().expect("grads");
+    if names.len() != reference.len() {
+        failures.push(format!("{name}: {} trainable parameters, the reference has {}", names.len(), reference.len()));
+        return;
+    }
+    for (pname, g) in names.iter().zip(grads) {
+        let Some(r) = reference.get(pname.as_str()) else {
+            failures.push(format!("{name}: the reference trains no `{pname}`"));
+            continue;
+        };
+        let r = reference_of(pname, r);
+        let noise = c["grad_noise"][pname.as_str()].as_f64().expect("grad_noise") as f32;
+        let (diff, tol) = (max_diff(g, &r), gradient_tolerance(noise, &r));
+        if diff > tol {
+            failures.push(format!("{name}: gradient of {pname}: max |diff| {diff:e} > {tol:e} (noise {noise:e})"));
+        }
     }
 }
 

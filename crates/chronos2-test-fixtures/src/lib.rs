@@ -6,6 +6,7 @@
 //! [`xorshift_weights`]) for the quantization tests and benchmarks. [`finetune`]: the fine-tuning
 //! fixtures and the training parity checks.
 
+pub mod dropout;
 pub mod finetune;
 
 use std::collections::HashSet;

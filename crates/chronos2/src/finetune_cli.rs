@@ -80,6 +80,9 @@ pub struct FinetuneArgs {
     /// self_attention.k,self_attention.o,output_patch_embedding.output_layer.
     #[arg(long, value_name = "a,b,...", value_delimiter = ',')]
     lora_targets: Option<Vec<String>>,
+    /// Seed of the sampler, the LoRA initialisation and the dropout masks. Training steps drop
+    /// out at the model config's dropout_rate, as fit does (0 in chronos2-mini, 0.1 in
+    /// amazon/chronos-2); validation never drops.
     #[arg(long, value_name = "S", default_value_t = 0)]
     seed: u64,
     /// Layout of a LoRA adapter: peft (adapter_model.safetensors, loadable by the reference) or

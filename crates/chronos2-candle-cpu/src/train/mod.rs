@@ -2,6 +2,7 @@
 //! [`TrainOps`] (plain differentiable candle ops; the fast inference kernels are bypassed).
 
 mod checkpoint;
+mod dropout;
 mod frozen;
 mod loss;
 mod ops;
@@ -13,7 +14,7 @@ use candle_core::Tensor;
 use chronos2_core::config::ModelConfig;
 use chronos2_core::hub::{CONFIG_FILE, WEIGHTS_FILE};
 use chronos2_core::model::{Chronos2Model, ForwardStructure, Stages};
-use chronos2_core::train::{LossTargets, TrainBatch, TrainModel};
+use chronos2_core::train::{DropoutMasks, LossTargets, TrainBatch, TrainModel};
 use chronos2_core::weights::Weights;
 use chronos2_core::{Error, Forecaster, Result};
 
@@ -139,6 +140,7 @@ impl TrainModel for CpuTrainModel {
     }
 
     fn loss_and_grads(&mut self, batch: &TrainBatch) -> Result<(f32, Vec<Vec<f32>>)> {
+        let step = self.model.ops().dropout().training_step();
         let (loss, grads) = self.with_stages(batch, |stages, head_loss, structure| {
             let recomputed = self.checkpointing.recomputed_blocks(
                 self.model.config(),
@@ -147,6 +149,7 @@ impl TrainModel for CpuTrainModel {
             );
             checkpoint::loss_and_grads(stages, &self.params, head_loss, recomputed)
         })?;
+        drop(step);
         let values = self
             .params
             .iter()
@@ -157,6 +160,10 @@ impl TrainModel for CpuTrainModel {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((scalar(&loss)?, values))
+    }
+
+    fn set_dropout_masks(&mut self, masks: Box<dyn DropoutMasks>) {
+        self.model.ops().dropout().set_masks(masks);
     }
 
     fn loss(&self, batch: &TrainBatch) -> Result<f32> {

@@ -16,7 +16,7 @@ use candle_core::{DType, Device, Tensor, Var, D};
 use chronos2_core::ops::{LayerFootprint, Ops};
 use chronos2_core::quant::{qualifies, quantize, QuantizedWeight};
 use chronos2_core::train::rng::Rng;
-use chronos2_core::train::{lora_key, FinetuneMode, TrainSpec, QLORA_GROUP_SIZE};
+use chronos2_core::train::{lora_key, DropoutSite, FinetuneMode, TrainSpec, TrainingDropout, QLORA_GROUP_SIZE};
 use chronos2_core::{Error, Result};
 
 use super::frozen::{FrozenMatmul, FrozenWeight};
@@ -33,6 +33,7 @@ pub struct TrainOps {
     spec: Arc<TrainSpec>,
     store: Arc<Mutex<ParamStore>>,
     rng: Arc<Mutex<Rng>>,
+    dropout: TrainingDropout,
 }
 
 /// A LoRA adapter `B A` scaled by `alpha / r`.
@@ -65,11 +66,16 @@ impl TrainOps {
             spec: Arc::new(spec),
             store: Arc::new(Mutex::new(ParamStore::default())),
             rng: Arc::new(Mutex::new(Rng::new(seed))),
+            dropout: TrainingDropout::new(seed),
         }
     }
 
     pub fn spec(&self) -> &TrainSpec {
         &self.spec
+    }
+
+    pub(crate) fn dropout(&self) -> &TrainingDropout {
+        &self.dropout
     }
 
     pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, ParamStore> {
@@ -268,6 +274,26 @@ impl Ops for TrainOps {
             Tensor::cat(&[first, second], D::Minus1)
         };
         rotate().map_err(err)
+    }
+
+    fn dropout_active(&self) -> bool {
+        self.dropout.active()
+    }
+
+    fn dropout(&self, x: &Tensor, rate: f32, site: DropoutSite) -> Result<Tensor> {
+        super::dropout::dropout(&self.dropout, x, rate, site)
+    }
+
+    fn attention_with_dropout(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        key_mask: &Tensor,
+        rate: f32,
+        site: DropoutSite,
+    ) -> Result<Tensor> {
+        super::dropout::attention_with_dropout(&self.dropout, (q, k, v), key_mask, rate, site)
     }
 
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, key_mask: &Tensor) -> Result<Tensor> {

@@ -3,6 +3,7 @@
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::ops::Ops;
+use crate::train::DropoutSite;
 use crate::weights::Weights;
 
 use super::adapters::RuntimeAdapter;
@@ -42,11 +43,36 @@ pub fn load_linear<O: Ops>(
     Ok(ModelLinear { module: prefix.to_string(), has_bias: bias, layer })
 }
 
+/// Training dropout of `x` at `site` with the forward's `rate` (0: inference, validation or a
+/// model without dropout, where `x` passes untouched).
+pub fn dropout<O: Ops>(ops: &O, x: O::Tensor, rate: f32, site: DropoutSite) -> Result<O::Tensor> {
+    if rate > 0.0 {
+        ops.dropout(&x, rate, site)
+    } else {
+        Ok(x)
+    }
+}
+
+/// [`Ops::attention`], with dropout of its weights at `site` when `rate` is not 0.
+fn attention<O: Ops>(
+    ops: &O,
+    (q, k, v): (&O::Tensor, &O::Tensor, &O::Tensor),
+    key_mask: &O::Tensor,
+    rate: f32,
+    site: DropoutSite,
+) -> Result<O::Tensor> {
+    if rate > 0.0 {
+        ops.attention_with_dropout(q, k, v, key_mask, rate, site)
+    } else {
+        ops.attention(q, k, v, key_mask)
+    }
+}
+
 fn load_vector<O: Ops>(ops: &O, weights: &Weights, name: &str, len: usize) -> Result<O::Tensor> {
     ops.parameter(name, &weights.get(name, &[len])?, &[len])
 }
 
-/// `ResidualBlock`: `output(relu(hidden(x))) + residual(x)`, all with bias.
+/// `ResidualBlock`: `dropout(output(relu(hidden(x)))) + residual(x)`, all with bias.
 pub struct ResidualBlock<O: Ops> {
     hidden_layer: ModelLinear<O>,
     output_layer: ModelLinear<O>,
@@ -70,9 +96,17 @@ impl<O: Ops> ResidualBlock<O> {
         [&mut self.hidden_layer, &mut self.output_layer, &mut self.residual_layer]
     }
 
-    pub fn forward(&self, ops: &O, x: &O::Tensor, adapter: Option<&RuntimeAdapter<O>>) -> Result<O::Tensor> {
+    /// The block on `x`, its output layer dropped out at `site` with `rate` (0: no dropout).
+    pub fn forward(
+        &self,
+        ops: &O,
+        x: &O::Tensor,
+        adapter: Option<&RuntimeAdapter<O>>,
+        rate: f32,
+        site: DropoutSite,
+    ) -> Result<O::Tensor> {
         let hidden = ops.relu(&self.hidden_layer.forward(ops, x, adapter)?)?;
-        let out = self.output_layer.forward(ops, &hidden, adapter)?;
+        let out = dropout(ops, self.output_layer.forward(ops, &hidden, adapter)?, rate, site)?;
         ops.add(&out, &self.residual_layer.forward(ops, x, adapter)?)
     }
 }
@@ -126,6 +160,9 @@ pub struct LayerContext<'a, O: Ops> {
     pub group_visible: Option<O::Tensor>,
     /// The adapter this forward runs with (`None`: the base model).
     pub adapter: Option<&'a RuntimeAdapter<O>>,
+    /// The dropout rate of this forward: the config's in a training step
+    /// ([`Ops::dropout_active`]), else 0.
+    pub dropout: f32,
 }
 
 /// `TimeSelfAttention`: pre-norm MHA along time with RoPE, no scaling, residual.
@@ -142,7 +179,7 @@ impl<O: Ops> TimeSelfAttention<O> {
         })
     }
 
-    pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>) -> Result<O::Tensor> {
+    pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>, block: usize) -> Result<O::Tensor> {
         let normed = ops.rms_norm(x, &self.layer_norm, cx.eps)?;
         let heads = |t: O::Tensor| -> Result<O::Tensor> {
             let t = ops.reshape(&t, &[cx.rows, cx.seq_len, cx.heads, cx.d_kv])?;
@@ -153,10 +190,12 @@ impl<O: Ops> TimeSelfAttention<O> {
         let v = heads(self.proj.v.forward(ops, &normed, cx.adapter)?)?;
         let q = ops.rope(&q, &cx.cos, &cx.sin)?;
         let k = ops.rope(&k, &cx.cos, &cx.sin)?;
-        let out = ops.attention(&q, &k, &v, &cx.time_mask)?;
+        let weights_site = DropoutSite::TimeAttentionWeights { block };
+        let out = attention(ops, (&q, &k, &v), &cx.time_mask, cx.dropout, weights_site)?;
         let out = ops.permute(&out, &[0, 2, 1, 3])?;
         let out = ops.reshape(&out, &[cx.rows, cx.seq_len, cx.heads * cx.d_kv])?;
-        ops.add(x, &self.proj.o.forward(ops, &out, cx.adapter)?)
+        let out = self.proj.o.forward(ops, &out, cx.adapter)?;
+        ops.add(x, &dropout(ops, out, cx.dropout, DropoutSite::TimeAttentionOutput { block })?)
     }
 }
 
@@ -174,11 +213,14 @@ impl<O: Ops> GroupSelfAttention<O> {
         })
     }
 
-    pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>) -> Result<O::Tensor> {
+    /// In training with dropout, a group of one attends too (its single weight, 1, is dropped out
+    /// like any other). A query with no visible key gets the mean of the values without dropout:
+    /// its token is hidden as a key from every attention, so its output reaches no loss.
+    pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>, block: usize) -> Result<O::Tensor> {
         let plan = cx.group;
         let normed = ops.rms_norm(x, &self.layer_norm, cx.eps)?;
         let v = self.proj.v.forward(ops, &normed, cx.adapter)?;
-        let needs_attention = plan.runs.iter().any(|run| run.size > 1);
+        let needs_attention = cx.dropout > 0.0 || plan.runs.iter().any(|run| run.size > 1);
         let attended = if needs_attention {
             let gathered = |t: O::Tensor| match &plan.order {
                 Some(order) => ops.take_rows(&t, order),
@@ -188,13 +230,21 @@ impl<O: Ops> GroupSelfAttention<O> {
             let k = gathered(self.proj.k.forward(ops, &normed, cx.adapter)?)?;
             let v = gathered(v.clone())?;
             let mut parts = Vec::with_capacity(plan.runs.len());
-            for (run, mask) in plan.runs.iter().zip(&cx.group_masks) {
+            for (index, (run, mask)) in plan.runs.iter().zip(&cx.group_masks).enumerate() {
                 let rows = run.groups * run.size;
                 let v_run = ops.narrow(&v, 0, run.start, rows)?;
-                let Some(mask) = mask else {
-                    // A group of one: softmax over its single key is 1, the output is its value.
-                    parts.push(v_run);
-                    continue;
+                let mask = match mask {
+                    Some(mask) => mask.clone(),
+                    // A group of one in training with dropout: its key is always "visible".
+                    None if cx.dropout > 0.0 => {
+                        let n = run.groups * cx.seq_len;
+                        ops.tensor(&vec![0.0; n], &[n, 1, 1, 1])?
+                    }
+                    None => {
+                        // A group of one: softmax over its single key is 1, the output is its value.
+                        parts.push(v_run);
+                        continue;
+                    }
                 };
                 // (groups*size, seq, heads*d) -> (groups*seq, heads, size, d)
                 let to_heads = |t: &O::Tensor| -> Result<O::Tensor> {
@@ -204,7 +254,8 @@ impl<O: Ops> GroupSelfAttention<O> {
                 };
                 let q_run = to_heads(&ops.narrow(&q, 0, run.start, rows)?)?;
                 let k_run = to_heads(&ops.narrow(&k, 0, run.start, rows)?)?;
-                let out = ops.attention(&q_run, &k_run, &to_heads(&v_run)?, mask)?;
+                let site = DropoutSite::GroupAttentionWeights { block, run: index };
+                let out = attention(ops, (&q_run, &k_run, &to_heads(&v_run)?), &mask, cx.dropout, site)?;
                 let out = ops.reshape(&out, &[run.groups, cx.seq_len, cx.heads, run.size, cx.d_kv])?;
                 let out = ops.permute(&out, &[0, 3, 1, 2, 4])?;
                 parts.push(ops.reshape(&out, &[rows, cx.seq_len, cx.heads * cx.d_kv])?);
@@ -225,11 +276,12 @@ impl<O: Ops> GroupSelfAttention<O> {
             }
             None => attended,
         };
-        ops.add(x, &self.proj.o.forward(ops, &attended, cx.adapter)?)
+        let out = self.proj.o.forward(ops, &attended, cx.adapter)?;
+        ops.add(x, &dropout(ops, out, cx.dropout, DropoutSite::GroupAttentionOutput { block })?)
     }
 }
 
-/// `FeedForward`: pre-norm `wo(relu(wi(x)))`, residual.
+/// `FeedForward`: pre-norm `wo(dropout(relu(wi(x))))`, dropped out, residual.
 pub struct FeedForward<O: Ops> {
     layer_norm: O::Tensor,
     wi: ModelLinear<O>,
@@ -245,10 +297,12 @@ impl<O: Ops> FeedForward<O> {
         })
     }
 
-    pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>) -> Result<O::Tensor> {
+    pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>, block: usize) -> Result<O::Tensor> {
         let normed = ops.rms_norm(x, &self.layer_norm, cx.eps)?;
         let hidden = ops.relu(&self.wi.forward(ops, &normed, cx.adapter)?)?;
-        ops.add(x, &self.wo.forward(ops, &hidden, cx.adapter)?)
+        let hidden = dropout(ops, hidden, cx.dropout, DropoutSite::MlpHidden { block })?;
+        let out = self.wo.forward(ops, &hidden, cx.adapter)?;
+        ops.add(x, &dropout(ops, out, cx.dropout, DropoutSite::FeedForwardOutput { block })?)
     }
 }
 
@@ -293,9 +347,10 @@ impl<O: Ops> EncoderBlock<O> {
         [&self.time_attention.layer_norm, &self.group_attention.layer_norm, &self.feed_forward.layer_norm]
     }
 
-    pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>) -> Result<O::Tensor> {
-        let x = self.time_attention.forward(ops, x, cx)?;
-        let x = self.group_attention.forward(ops, &x, cx)?;
-        self.feed_forward.forward(ops, &x, cx)
+    /// Block number `block` of the encoder on `x`.
+    pub fn forward(&self, ops: &O, x: &O::Tensor, cx: &LayerContext<O>, block: usize) -> Result<O::Tensor> {
+        let x = self.time_attention.forward(ops, x, cx, block)?;
+        let x = self.group_attention.forward(ops, &x, cx, block)?;
+        self.feed_forward.forward(ops, &x, cx, block)
     }
 }

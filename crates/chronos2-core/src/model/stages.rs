@@ -2,10 +2,11 @@
 //! (final norm + output head). [`Chronos2Model::graph_with`] runs them in order; a backend may run
 //! them one at a time (e.g. to recompute a block in a checkpointed backward).
 
-use super::layers::LayerContext;
+use super::layers::{dropout, LayerContext};
 use super::{Chronos2Model, ForwardStructure, GraphOutputs, RuntimeAdapter};
 use crate::error::{Error, Result};
 use crate::ops::Ops;
+use crate::train::DropoutSite;
 
 /// The stages of one forward, bound to its uploaded inputs ([`Chronos2Model::stages`]).
 pub struct Stages<'a, O: Ops> {
@@ -51,6 +52,7 @@ impl<O: Ops> Chronos2Model<O> {
             group_masks,
             group_visible,
             adapter,
+            dropout: if self.ops.dropout_active() { c.dropout_rate as f32 } else { 0.0 },
         };
         Ok(Stages { model: self, structure, features: features.clone(), cx })
     }
@@ -66,12 +68,24 @@ impl<O: Ops> Stages<'_, O> {
     pub fn embed(&self) -> Result<O::Tensor> {
         let (model, s) = (self.model, self.structure);
         let ops = &model.ops;
-        let embedded = model.input_patch_embedding.forward(ops, &self.features, self.cx.adapter)?;
-        let Some(reg) = &model.reg_embedding else { return Ok(embedded) };
-        let context = ops.narrow(&embedded, 1, 0, s.num_context_patches)?;
-        let future = ops.narrow(&embedded, 1, s.num_context_patches, s.num_output_patches)?;
-        let reg = ops.broadcast_to(reg, &[s.rows, 1, model.config.d_model])?;
-        ops.concat(&[context, reg, future], 1)
+        let rate = self.cx.dropout;
+        let embedded = model.input_patch_embedding.forward(
+            ops,
+            &self.features,
+            self.cx.adapter,
+            rate,
+            DropoutSite::InputEmbedding,
+        )?;
+        let embedded = match &model.reg_embedding {
+            None => embedded,
+            Some(reg) => {
+                let context = ops.narrow(&embedded, 1, 0, s.num_context_patches)?;
+                let future = ops.narrow(&embedded, 1, s.num_context_patches, s.num_output_patches)?;
+                let reg = ops.broadcast_to(reg, &[s.rows, 1, model.config.d_model])?;
+                ops.concat(&[context, reg, future], 1)?
+            }
+        };
+        dropout(ops, embedded, rate, DropoutSite::EncoderInput)
     }
 
     /// Encoder block `i` on `hidden`.
@@ -79,16 +93,20 @@ impl<O: Ops> Stages<'_, O> {
         let block = self.model.blocks.get(i).ok_or_else(|| {
             Error::InvalidInput(format!("encoder block {i} of a model with {} blocks", self.num_blocks()))
         })?;
-        block.forward(&self.model.ops, hidden, &self.cx)
+        block.forward(&self.model.ops, hidden, &self.cx, i)
     }
 
-    /// The final RMS norm of the last block's output and the output head on its future tokens.
+    /// The final RMS norm of the last block's output (dropped out in training) and the output
+    /// head on its future tokens.
     pub fn finish(&self, hidden: &O::Tensor) -> Result<GraphOutputs<O::Tensor>> {
         let (model, s) = (self.model, self.structure);
         let ops = &model.ops;
+        let rate = self.cx.dropout;
         let hidden = ops.rms_norm(hidden, &model.final_layer_norm, self.cx.eps)?;
+        let hidden = dropout(ops, hidden, rate, DropoutSite::FinalHidden)?;
         let future = ops.narrow(&hidden, 1, s.seq_len - s.num_output_patches, s.num_output_patches)?;
-        let head = model.output_patch_embedding.forward(ops, &future, self.cx.adapter)?;
+        let head =
+            model.output_patch_embedding.forward(ops, &future, self.cx.adapter, rate, DropoutSite::OutputHead)?;
         Ok(GraphOutputs { hidden, head })
     }
 }

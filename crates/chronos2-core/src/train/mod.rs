@@ -10,10 +10,12 @@
 //! - [`fit`]: the training loop (validation every 100 steps, best checkpoint kept).
 //! - [`adamw`]: AdamW with HF Trainer defaults, linear schedule, gradient-norm clipping.
 //! - [`rng`]: the small seeded generator used for sampling and LoRA initialisation.
+//! - [`dropout`]: training dropout: its sites in the graph and the sources of its masks.
 
 pub mod adamw;
 pub mod adapter;
 pub mod dataset;
+pub mod dropout;
 pub mod export;
 pub mod fit;
 pub mod loss;
@@ -24,6 +26,7 @@ pub mod rng;
 pub use adamw::{AdamW, AdamWConfig};
 pub use adapter::Adapter;
 pub use dataset::{TrainBatch, TrainDataset};
+pub use dropout::{DropoutMasks, DropoutSite, SeededMasks, TrainingDropout};
 pub use fit::{fit, FitOptions, FitOutcome, StepReport};
 pub use loss::LossTargets;
 pub use mode::{lora_key, FinetuneMode, LoraConfig, TrainSpec, QLORA_GROUP_SIZE};
@@ -41,8 +44,12 @@ pub trait TrainModel {
     fn parameter_shapes(&self) -> Vec<Vec<usize>>;
     fn parameter_values(&self) -> Result<Vec<Vec<f32>>>;
     fn set_parameter_values(&mut self, values: &[Vec<f32>]) -> Result<()>;
-    /// The loss of `batch` and the gradient of every trainable parameter.
+    /// The loss of `batch` and the gradient of every trainable parameter, in training mode
+    /// (dropout at the config's `dropout_rate`, one step of the mask source per call).
     fn loss_and_grads(&mut self, batch: &TrainBatch) -> Result<(f32, Vec<Vec<f32>>)>;
-    /// The loss of `batch`, without gradients.
+    /// The loss of `batch`, without gradients (in eval mode: no dropout).
     fn loss(&self, batch: &TrainBatch) -> Result<f32>;
+    /// Replaces the source of the dropout masks of [`TrainModel::loss_and_grads`] (by default
+    /// [`SeededMasks`] of the spec's seed). Used only when the config's `dropout_rate` is not 0.
+    fn set_dropout_masks(&mut self, masks: Box<dyn DropoutMasks>);
 }

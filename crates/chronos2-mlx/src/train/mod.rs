@@ -1,6 +1,7 @@
 //! Training on MLX with `value_and_grad`: the graph written once in `chronos2-core`, run over
 //! [`MlxTrainOps`], differentiated by MLX with respect to the trainable parameters.
 
+mod dropout;
 mod loss;
 mod ops;
 mod params;
@@ -12,7 +13,7 @@ use chronos2_core::forecaster::Footprint;
 use chronos2_core::hub::{CONFIG_FILE, WEIGHTS_FILE};
 use chronos2_core::model::{Chronos2Model, PreparedForward};
 use chronos2_core::ops::Ops;
-use chronos2_core::train::{LossTargets, TrainBatch, TrainModel, TrainSpec};
+use chronos2_core::train::{DropoutMasks, LossTargets, TrainBatch, TrainModel, TrainSpec};
 use chronos2_core::weights::Weights;
 use chronos2_core::{Error, Forecaster, Result};
 use mlx_rs::error::Exception;
@@ -135,6 +136,8 @@ impl TrainModel for MlxTrainModel {
     /// `value_and_grad` of the loss with respect to every trainable parameter: the closure binds
     /// the arrays MLX passes in as the parameters and builds the graph on them.
     fn loss_and_grads(&mut self, batch: &TrainBatch) -> Result<(f32, Vec<Vec<f32>>)> {
+        // in training mode: the forward(s) below drop out with this step's masks
+        let _step = self.ops().dropout().training_step();
         let params: Vec<Array> = self.ops().store().values.iter().map(|v| v.array().clone()).collect();
         if params.is_empty() {
             // Nothing to differentiate (e.g. LoRA with no target): the loss alone.
@@ -152,6 +155,10 @@ impl TrainModel for MlxTrainModel {
         mlx_rs::transforms::eval(std::iter::once(loss).chain(grads.iter())).map_err(err)?;
         let grads = grads.iter().map(host).collect::<Result<Vec<_>>>()?;
         Ok((scalar(loss)?, grads))
+    }
+
+    fn set_dropout_masks(&mut self, masks: Box<dyn DropoutMasks>) {
+        self.ops().dropout().set_masks(masks);
     }
 
     fn loss(&self, batch: &TrainBatch) -> Result<f32> {

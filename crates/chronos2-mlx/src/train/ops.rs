@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chronos2_core::ops::{LayerFootprint, Ops};
 use chronos2_core::quant::{qualifies, quantize, QuantizedWeight};
 use chronos2_core::train::rng::Rng;
-use chronos2_core::train::{lora_key, FinetuneMode, TrainSpec, QLORA_GROUP_SIZE};
+use chronos2_core::train::{lora_key, DropoutSite, FinetuneMode, TrainSpec, TrainingDropout, QLORA_GROUP_SIZE};
 use chronos2_core::{Error, Result};
 use mlx_rs::ops::{add, matmul, multiply, softmax_axis, transpose};
 use mlx_rs::Array;
@@ -73,6 +73,7 @@ pub struct MlxTrainOps {
     spec: Arc<TrainSpec>,
     store: Arc<Mutex<ParamStore>>,
     rng: Arc<Mutex<Rng>>,
+    dropout: TrainingDropout,
 }
 
 /// While alive, the graph uses the bound arrays in place of the parameters' values
@@ -95,11 +96,16 @@ impl MlxTrainOps {
             spec: Arc::new(spec),
             store: Arc::new(Mutex::new(ParamStore::default())),
             rng: Arc::new(Mutex::new(Rng::new(seed))),
+            dropout: TrainingDropout::new(seed),
         }
     }
 
     pub fn spec(&self) -> &TrainSpec {
         &self.spec
+    }
+
+    pub(crate) fn dropout(&self) -> &TrainingDropout {
+        &self.dropout
     }
 
     pub(crate) fn store(&self) -> MutexGuard<'_, ParamStore> {
@@ -342,6 +348,35 @@ impl Ops for MlxTrainOps {
 
     /// `softmax(q k^T + mask) v` (scale 1.0) in plain differentiable ops; the mask is 0 or
     /// `f32::MIN` (a fully masked row softmaxes to uniform weights, as in the reference).
+    fn dropout_active(&self) -> bool {
+        self.dropout.active()
+    }
+
+    fn dropout(&self, x: &MlxTrainTensor, rate: f32, site: DropoutSite) -> Result<MlxTrainTensor> {
+        let x = self.get(x);
+        super::dropout::dropout(&self.dropout, x.array(), rate, site).map(|a| MlxTrainTensor::Array(a.into()))
+    }
+
+    fn attention_with_dropout(
+        &self,
+        q: &MlxTrainTensor,
+        k: &MlxTrainTensor,
+        v: &MlxTrainTensor,
+        key_mask: &MlxTrainTensor,
+        rate: f32,
+        site: DropoutSite,
+    ) -> Result<MlxTrainTensor> {
+        let (q, k, v, mask) = (self.get(q), self.get(k), self.get(v), self.get(key_mask));
+        super::dropout::attention_with_dropout(
+            &self.dropout,
+            (q.array(), k.array(), v.array()),
+            mask.array(),
+            rate,
+            site,
+        )
+        .map(|a| MlxTrainTensor::Array(a.into()))
+    }
+
     fn attention(
         &self,
         q: &MlxTrainTensor,
