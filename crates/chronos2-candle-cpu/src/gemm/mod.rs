@@ -18,7 +18,10 @@
 //! L1) is read or dequantized once per block of rows — once per call up to ~500 rows — and
 //! reused by all its row blocks while the packed `x` streams past it from L2; with one row
 //! block (`m <= mr`, batch-1 latency) `k` is not blocked and each weight byte is read once.
-//! The hot loop does not allocate (per-task scratch is allocated before it).
+//! Dequantized panels go to a 64-byte aligned scratch, and the stored bytes of a task's next
+//! panel are prefetched, a slice per row block, while the current panel runs (so a
+//! dequantization does not wait on memory; float panels stream through the hardware
+//! prefetchers). The hot loop does not allocate (per-task scratch is allocated before it).
 //!
 //! Weights: f32 ([`PackedMatmul`]), bf16 ([`Bf16Matmul`], widened per panel) and MLX-affine
 //! int8/int4 ([`crate::quant::QuantizedMatmul`], dequantized per panel or inside the kernel).
