@@ -18,7 +18,10 @@
 //! L1) is read or dequantized once per block of rows — once per call up to ~500 rows — and
 //! reused by all its row blocks while the packed `x` streams past it from L2; with one row
 //! block (`m <= mr`, batch-1 latency) `k` is not blocked and each weight byte is read once.
-//! The hot loop does not allocate (per-task scratch is allocated before it).
+//! Dequantized panels go to a 64-byte aligned scratch, and the stored bytes of a task's next
+//! panel are prefetched, a slice per row block, while the current panel runs (so a
+//! dequantization does not wait on memory; float panels stream through the hardware
+//! prefetchers). The hot loop does not allocate (per-task scratch is allocated before it).
 //!
 //! Weights: f32 ([`PackedMatmul`]), bf16 ([`Bf16Matmul`], widened per panel) and MLX-affine
 //! int8/int4 ([`crate::quant::QuantizedMatmul`], dequantized per panel or inside the kernel).
@@ -88,6 +91,16 @@ pub(crate) trait StripSource: Sync {
     /// # Safety
     /// As for [`Self::panel`]; `x` packed `[kc][mr]`, `out` `mr × 32` floats.
     unsafe fn fused_tile(&self, s: usize, k0: usize, kc: usize, x: *const f32, mr: usize, out: *mut f32) -> bool;
+    /// The stored bytes of the panel `(s, k0, kc)` that its dequantization reads, as up to two
+    /// regions `(start, bytes)`, for the driver to prefetch while the row blocks run on the
+    /// panel before (so that the dequantization does not wait on memory); none by default
+    /// (weights read in place stream through the hardware prefetchers).
+    ///
+    /// # Safety
+    /// As for [`Self::panel`].
+    unsafe fn panel_bytes(&self, _s: usize, _k0: usize, _kc: usize) -> [(*const u8, usize); 2] {
+        [(std::ptr::null(), 0); 2]
+    }
 }
 
 /// Checks the shapes of a matmul call.
@@ -134,11 +147,36 @@ pub(crate) fn run<W: StripSource>(
     let kc = if m <= mr && (!w.needs_scratch() || w.has_fused_tile()) { k } else { (KC / align).max(1) * align };
     let xp = pack_x(x, m, k, kc, mr);
     for_strip_tasks(m, n, k, y, |first, last, yp| {
-        let mut scratch = if w.needs_scratch() { vec![0f32; kc.min(k) * STRIP] } else { Vec::new() };
+        let mut scratch = Scratch::new(if w.needs_scratch() { kc.min(k) * STRIP } else { 0 });
         // SAFETY: each task writes only the columns of its own strips [first, last).
-        unsafe { run_strips(w, isa, &xp, m, kc, bias, yp, (first, last), &mut scratch) };
+        unsafe { run_strips(w, isa, &xp, m, kc, bias, yp, (first, last), scratch.as_mut_slice()) };
     });
     Ok(())
+}
+
+/// A panel's scratch buffer, aligned to a 64-byte cache line so that the micro-kernel's
+/// 64-byte (AVX-512) and 32-byte (AVX2) weight loads never straddle two lines.
+struct Scratch {
+    buf: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+impl Scratch {
+    const LINE_FLOATS: usize = 64 / std::mem::size_of::<f32>();
+
+    fn new(len: usize) -> Self {
+        if len == 0 {
+            return Scratch { buf: Vec::new(), start: 0, len };
+        }
+        let buf = vec![0f32; len + Self::LINE_FLOATS - 1];
+        let start = buf.as_ptr().align_offset(64).min(Self::LINE_FLOATS - 1);
+        Scratch { buf, start, len }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
 }
 
 /// `y` seen as possibly uninitialised, for the kernels' `matmul_uninit` (which only write
@@ -295,6 +333,7 @@ unsafe fn run_strips<W: StripSource>(
     let mut m0 = 0;
     while m0 < m {
         let m1 = (m0 + mc).min(m);
+        let blocks = (m1 - m0).div_ceil(mr_max);
         let mut k0 = 0;
         while k0 < k {
             let kcur = kc.min(k - k0);
@@ -302,6 +341,16 @@ unsafe fn run_strips<W: StripSource>(
                 let n0 = s * STRIP;
                 let cols = STRIP.min(n - n0);
                 let mut panel: *const f32 = std::ptr::null();
+                let mut next = if single {
+                    Prefetch::default()
+                } else if s + 1 < strips.1 {
+                    Prefetch::new(w.panel_bytes(s + 1, k0, kcur))
+                } else if k0 + kcur < k {
+                    Prefetch::new(w.panel_bytes(strips.0, k0 + kcur, kc.min(k - k0 - kcur)))
+                } else {
+                    Prefetch::default()
+                };
+                let prefetch_lines = next.lines().div_ceil(blocks);
                 let mut r0 = m0;
                 while r0 < m1 {
                     let mr = mr_max.min(m - r0);
@@ -310,6 +359,8 @@ unsafe fn run_strips<W: StripSource>(
                         if panel.is_null() {
                             panel = w.panel(s, k0, kcur, scratch.as_mut_ptr());
                         }
+                        // A slice of the task's next panel per row block, loaded while it runs.
+                        next.issue(prefetch_lines);
                         let t = PanelTile { x: xb, w: panel, kc: kcur, mr, out: tile.as_mut_ptr() };
                         kernel(isa, &t);
                     }
@@ -333,6 +384,57 @@ unsafe fn run_strips<W: StripSource>(
         }
         m0 = m1;
     }
+}
+
+/// The 64-byte lines of up to two regions, handed to the CPU's prefetcher a few at a time.
+#[derive(Default)]
+struct Prefetch {
+    regions: [(usize, usize); 2],
+    /// Lines already issued, over both regions.
+    done: usize,
+}
+
+impl Prefetch {
+    fn new(regions: [(*const u8, usize); 2]) -> Self {
+        Prefetch { regions: regions.map(|(p, bytes)| (p as usize, bytes.div_ceil(64))), done: 0 }
+    }
+
+    fn lines(&self) -> usize {
+        self.regions[0].1 + self.regions[1].1
+    }
+
+    /// Issues the next `count` lines (fewer at the end).
+    #[inline]
+    fn issue(&mut self, count: usize) {
+        let end = (self.done + count).min(self.lines());
+        while self.done < end {
+            prefetch_line(self.line_addr(self.done) as *const u8);
+            self.done += 1;
+        }
+    }
+
+    /// Address of line `i` over both regions (`i < self.lines()`).
+    #[inline(always)]
+    fn line_addr(&self, i: usize) -> usize {
+        let ((first, first_lines), (second, _)) = (self.regions[0], self.regions[1]);
+        if i < first_lines {
+            first + 64 * i
+        } else {
+            second + 64 * (i - first_lines)
+        }
+    }
+}
+
+/// Starts loading the cache line at `p` (a hint; never faults).
+#[inline(always)]
+fn prefetch_line(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 #[inline]

@@ -1,6 +1,6 @@
 use chronos2_test_fixtures::random_values as values;
 
-use super::{Isa, PackedMatmul};
+use super::{Isa, PackedMatmul, Prefetch, Scratch};
 
 /// `x · W^T + b` in f64, with the per-element bound `Σ |x_k w_k|` for the tolerance.
 fn naive(x: &[f32], m: usize, w: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
@@ -139,4 +139,35 @@ fn bf16_weights_match_the_product_with_the_rounded_weight() {
     mm.matmul(&x, m, Some(&bias), &mut y).unwrap();
     check(&y, &want, &mag, "bf16 with bias");
     assert!(mm.matmul(&x[1..], m, None, &mut y).is_err());
+}
+
+#[test]
+fn scratch_panels_start_on_a_cache_line() {
+    for len in [1, 31, 32 * 128, 32 * 64 + 5] {
+        let mut scratch = Scratch::new(len);
+        let panel = scratch.as_mut_slice();
+        assert_eq!(panel.len(), len);
+        assert_eq!(panel.as_ptr() as usize % 64, 0, "scratch of {len} floats");
+    }
+    assert!(Scratch::new(0).as_mut_slice().is_empty());
+}
+
+#[test]
+fn prefetch_walks_every_line_of_both_regions_once() {
+    let (a, b) = (vec![0u8; 512], vec![0u8; 2048 + 10]);
+    let mut next = Prefetch::new([(a.as_ptr(), 512), (b.as_ptr(), 2048 + 10)]);
+    assert_eq!(next.lines(), 8 + 33);
+    let want: Vec<usize> =
+        (0..8).map(|i| a.as_ptr() as usize + 64 * i).chain((0..33).map(|i| b.as_ptr() as usize + 64 * i)).collect();
+    let got: Vec<usize> = (0..next.lines()).map(|i| next.line_addr(i)).collect();
+    assert_eq!(got, want);
+    // Spread over 7 row blocks: every line once, then nothing more.
+    let per_block = next.lines().div_ceil(7);
+    for block in 0..7 {
+        next.issue(per_block);
+        assert_eq!(next.done, (per_block * (block + 1)).min(41));
+    }
+    next.issue(per_block);
+    assert_eq!(next.done, 41);
+    assert_eq!(Prefetch::default().lines(), 0);
 }

@@ -227,6 +227,12 @@ impl StripSource for QuantizedMatmul {
         }
         true
     }
+
+    unsafe fn panel_bytes(&self, s: usize, k0: usize, kc: usize) -> [(*const u8, usize); 2] {
+        // Scales and biases first (the dequantization reads them first), then the codes.
+        let (q, sb) = self.strip_at(s, k0);
+        [(sb as *const u8, kc / self.group_size * 2 * STRIP * 4), (q, kc * STRIP * self.bits as usize / 8)]
+    }
 }
 
 impl QuantizedMatmul {
