@@ -20,6 +20,7 @@ use chronos2_core::train::{lora_key, FinetuneMode, TrainSpec, QLORA_GROUP_SIZE};
 use chronos2_core::{Error, Result};
 
 use super::frozen::{FrozenMatmul, FrozenWeight};
+use super::matmul::matmul;
 use super::params::{ParamRole, ParamStore};
 
 pub(crate) fn err(e: candle_core::Error) -> Error {
@@ -226,7 +227,7 @@ impl Ops for TrainOps {
         let rows = x.elem_count() / in_dim;
         let x2 = x.reshape((rows, in_dim)).map_err(err)?;
         let (mut y, out_dim) = match &layer.weight {
-            BaseWeight::Trained(w) => (x2.matmul(&w.t().map_err(err)?).map_err(err)?, w.dim(0).map_err(err)?),
+            BaseWeight::Trained(w) => (matmul(&x2, &w.t().map_err(err)?).map_err(err)?, w.dim(0).map_err(err)?),
             BaseWeight::Frozen(f) => {
                 let op = FrozenMatmul { weight: f.clone() };
                 (x2.contiguous().and_then(|x| x.apply_op1(op)).map_err(err)?, f.dims().0)
@@ -236,8 +237,8 @@ impl Ops for TrainOps {
             y = y.broadcast_add(bias).map_err(err)?;
         }
         if let Some(l) = &layer.lora {
-            let low = x2.matmul(&l.a.t().map_err(err)?).map_err(err)?;
-            let delta = low.matmul(&l.b.t().map_err(err)?).and_then(|d| d.affine(l.scaling, 0.0)).map_err(err)?;
+            let low = matmul(&x2, &l.a.t().map_err(err)?).map_err(err)?;
+            let delta = matmul(&low, &l.b.t().map_err(err)?).and_then(|d| d.affine(l.scaling, 0.0)).map_err(err)?;
             y = y.add(&delta).map_err(err)?;
         }
         let mut out_dims = dims.to_vec();
@@ -272,12 +273,12 @@ impl Ops for TrainOps {
 
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, key_mask: &Tensor) -> Result<Tensor> {
         let run = || -> candle_core::Result<Tensor> {
-            let scores = q.contiguous()?.matmul(&k.contiguous()?.t()?)?.broadcast_add(key_mask)?;
+            let scores = matmul(q, &k.t()?)?.broadcast_add(key_mask)?;
             // softmax; the max is a constant shift (softmax's gradient does not depend on it)
             let max = scores.detach().max_keepdim(D::Minus1)?;
             let e = scores.broadcast_sub(&max)?.exp()?;
             let weights = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?;
-            weights.matmul(&v.contiguous()?)
+            matmul(&weights, v)
         };
         run().map_err(err)
     }
