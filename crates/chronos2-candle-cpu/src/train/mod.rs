@@ -1,5 +1,6 @@
 //! Training on candle CPU with autograd: the graph written once in `chronos2-core`, run over
-//! [`TrainOps`] (plain differentiable candle ops; the fast inference kernels are bypassed).
+//! [`TrainOps`] (differentiable candle ops and training custom ops with their own backward; the
+//! fast inference kernels, which have none, are bypassed).
 
 mod allocator;
 mod checkpoint;
@@ -8,6 +9,9 @@ mod loss;
 mod matmul;
 mod ops;
 mod params;
+mod rms_norm;
+mod rope;
+mod softmax;
 mod threads;
 
 use std::path::Path;

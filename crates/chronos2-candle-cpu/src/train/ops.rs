@@ -1,8 +1,10 @@
 //! [`Ops`] on candle autograd tensors, for training.
 //!
 //! The hand-written fast kernels of the CPU backend (few-row matmul, fused int8/int4, candle-nn's
-//! rms_norm / rope / softmax custom ops) have no backward, so this implementation writes every
-//! operation with plain differentiable candle ops. Parameters are created through
+//! rms_norm / rope / softmax custom ops) have no backward, so this implementation writes the
+//! operations with differentiable candle ops, and the heaviest as training custom ops with their
+//! own backward, parallel on rayon: the matrix products ([`matmul`]), the RMS norm ([`rms_norm`]),
+//! the rotary embedding ([`rope`]) and the attention's softmax ([`softmax_last_dim`]). Parameters are created through
 //! [`Ops::parameter`] / [`Ops::linear_parameter`], which know their Hugging Face names: those the
 //! fine-tuning mode trains become [`Var`]s registered in a [`ParamStore`], the rest constants.
 //! LoRA adapters are attached to the targeted linears; in QLoRA mode the frozen base weight of a
@@ -12,7 +14,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, Var};
 use chronos2_core::ops::{LayerFootprint, Ops};
 use chronos2_core::quant::{qualifies, quantize, QuantizedWeight};
 use chronos2_core::train::rng::Rng;
@@ -22,6 +24,9 @@ use chronos2_core::{Error, Result};
 use super::frozen::{FrozenMatmul, FrozenWeight};
 use super::matmul::matmul;
 use super::params::{ParamRole, ParamStore};
+use super::rms_norm::rms_norm;
+use super::rope::rope;
+use super::softmax::softmax_last_dim;
 
 pub(crate) fn err(e: candle_core::Error) -> Error {
     Error::backend(e)
@@ -247,38 +252,19 @@ impl Ops for TrainOps {
     }
 
     fn rms_norm(&self, x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
-        let inv = x
-            .sqr()
-            .and_then(|s| s.mean_keepdim(D::Minus1))
-            .and_then(|v| v.affine(1.0, eps as f64))
-            .and_then(|v| v.sqrt())
-            .and_then(|v| v.recip())
-            .map_err(err)?;
-        x.broadcast_mul(&inv).and_then(|x| x.broadcast_mul(weight)).map_err(err)
+        rms_norm(x, weight, eps).map_err(err)
     }
 
     crate::plain_ops::plain_candle_ops!();
 
     fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-        let half = x.dim(D::Minus1).map_err(err)? / 2;
-        let rotate = || -> candle_core::Result<Tensor> {
-            let x1 = x.narrow(D::Minus1, 0, half)?;
-            let x2 = x.narrow(D::Minus1, half, half)?;
-            let first = x1.broadcast_mul(cos)?.sub(&x2.broadcast_mul(sin)?)?;
-            let second = x2.broadcast_mul(cos)?.add(&x1.broadcast_mul(sin)?)?;
-            Tensor::cat(&[first, second], D::Minus1)
-        };
-        rotate().map_err(err)
+        rope(x, cos, sin).map_err(err)
     }
 
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, key_mask: &Tensor) -> Result<Tensor> {
         let run = || -> candle_core::Result<Tensor> {
             let scores = matmul(q, &k.t()?)?.broadcast_add(key_mask)?;
-            // softmax; the max is a constant shift (softmax's gradient does not depend on it)
-            let max = scores.detach().max_keepdim(D::Minus1)?;
-            let e = scores.broadcast_sub(&max)?.exp()?;
-            let weights = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?;
-            matmul(&weights, v)
+            matmul(&softmax_last_dim(&scores)?, v)
         };
         run().map_err(err)
     }
