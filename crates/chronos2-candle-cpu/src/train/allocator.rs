@@ -5,8 +5,9 @@
 //! trims them off the heap's top), so every op wrote its output into new pages: page faults, their
 //! zeroing and, with several threads, the unmapping's TLB shootdowns (11% of a single-threaded
 //! chronos2-mini step's time in the kernel's page-fault path). Training keeps freed memory in the
-//! heap for the next buffer instead. On 16 cores (H200 host) chronos2-mini LoRA at 32 rows went from
-//! 2.58 to 3.08 steps/s with these settings given as glibc's environment variables.
+//! heap for the next buffer instead. On 16 cores (H200 host, one run) chronos2-mini LoRA at 32
+//! rows went from 2.58 to 3.08 steps/s with these settings given as glibc's environment variables;
+//! set here, they gave the same steps/s as those variables.
 
 /// Sets glibc's thresholds once: buffers up to 32 MiB (glibc's most) from the heap, at most 1 GiB
 /// of free heap kept, the heap grown 256 MiB at a time. No-op on other C libraries.

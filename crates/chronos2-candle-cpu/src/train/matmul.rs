@@ -237,14 +237,16 @@ mod tests {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
     }
 
+    /// (batch dims, m, k, n, transpose the second operand, permute the first)
+    type Case = (&'static [usize], usize, usize, usize, bool, bool);
+
     /// Forward and both gradients equal candle's matmul on odd shapes: plain, batched over two
     /// dimensions, with transposed and permuted (non-contiguous) operands, and large enough to
     /// be split into tiles.
     #[test]
     fn matches_candle_matmul_and_its_gradients() {
         let dev = Device::Cpu;
-        // (batch dims, m, k, n, transpose the second operand, permute the first)
-        let cases: [(&[usize], usize, usize, usize, bool, bool); 5] = [
+        let cases: [Case; 5] = [
             (&[], 7, 5, 3, false, false),
             (&[], 131, 67, 45, true, false),
             (&[3, 2], 9, 13, 11, false, true),

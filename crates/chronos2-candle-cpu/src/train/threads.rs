@@ -4,9 +4,10 @@
 //! training step) on a pool of its own, whose threads spin at a barrier for 25,000 rounds after
 //! each op before they sleep, while the matrix products ([`super::matmul`]) run on rayon's pool.
 //! A training step alternates between the two, so each pool's threads spun while the other's
-//! worked, two busy threads per core. chronos2-mini, LoRA, 32 rows, context 512, on 16 cores
-//! (H200 host): 1.64 steps/s with 25,000 rounds (1.31 with both pools on 16 threads), 2.58
-//! with 100; on the 2-core machine under load, 2 threads were 3.5x slower than one before.
+//! worked, two busy threads per core. chronos2-mini, LoRA, 32 rows, context 512, both pools on 16
+//! threads (16-core H200 host, one run, the allocator settings of [`super::allocator`] given):
+//! 1.31 steps/s spinning 25,000 rounds, 3.08 spinning 100. On the 2-core machine under load, two
+//! threads of each pool had made a step 3.5x slower than one thread.
 
 use std::sync::Once;
 
