@@ -39,7 +39,7 @@ impl FrozenWeight {
     }
 }
 
-/// `x W^T` for `x (rows, in)` and a frozen `W (out, in)`; differentiable in `x` only.
+/// `x W^T` for a contiguous `x (..., in)` and a frozen `W (out, in)`; differentiable in `x` only.
 pub struct FrozenMatmul {
     pub weight: FrozenWeight,
 }
@@ -56,7 +56,8 @@ impl CustomOp1 for FrozenMatmul {
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle_core::bail!("{}: the input must be contiguous", self.name());
         };
-        let (rows, in_dim) = layout.shape().dims2()?;
+        let in_dim = layout.dims().last().copied().unwrap_or(1);
+        let rows = layout.shape().elem_count() / in_dim.max(1);
         let (out_dim, weight_in) = self.weight.dims();
         if in_dim != weight_in {
             candle_core::bail!("{}: input width {in_dim}, the weight takes {weight_in}", self.name());
@@ -70,7 +71,9 @@ impl CustomOp1 for FrozenMatmul {
         let w_t = w_layout.transpose(0, 1)?;
         let x_layout = Layout::contiguous((rows, in_dim));
         let (y, _) = matmul_slices(&values[start..end], &x_layout, w, &w_t)?;
-        Ok((CpuStorage::F32(y), Shape::from((rows, out_dim))))
+        let mut dims = layout.dims().to_vec();
+        *dims.last_mut().expect("checked above: a last dimension") = out_dim;
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {

@@ -16,22 +16,34 @@ use rayon::prelude::*;
 
 use crate::gemm::filled_vec;
 
-/// `a b` over the last two dimensions, batched over the others; differentiable in both.
+/// `a b` over the last two dimensions, batched over the others; differentiable in both. A 2-D
+/// `b` is shared by every batch of `a` (a linear layer on `(..., rows, in)` activations), whose
+/// batches are then read as the rows of one product (copied first if their layout does not allow).
 pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    if b.rank() == 2 && a.rank() > 2 && Operand::new(a.layout())?.rows_collapsed().is_none() {
+        return a.contiguous()?.apply_op2(b, PoolMatmul);
+    }
     a.apply_op2(b, PoolMatmul)
 }
 
 /// [`matmul`] on raw slices: `a` and `b` as laid out by `la` and `lb`; the `(batch..., m, n)`
 /// output, contiguous.
 pub fn matmul_slices(a: &[f32], la: &Layout, b: &[f32], lb: &Layout) -> candle_core::Result<(Vec<f32>, Shape)> {
-    let lhs = Operand::new(la)?;
+    let mut lhs = Operand::new(la)?;
     let rhs = Operand::new(lb)?;
+    if rhs.batch_dims.is_empty() && !lhs.batch_dims.is_empty() {
+        lhs = match lhs.rows_collapsed() {
+            Some(rows) => rows,
+            None => candle_core::bail!("matmul: the batches of {:?} are not laid out as rows", la.dims()),
+        };
+    }
     if lhs.batch_dims != rhs.batch_dims || lhs.cols != rhs.rows {
         candle_core::bail!("matmul: shapes {:?} and {:?} do not multiply", la.dims(), lb.dims());
     }
     let (batch, m, k, n) = (lhs.batch(), lhs.rows, lhs.cols, rhs.cols);
-    let mut dims = lhs.batch_dims.clone();
-    dims.extend([m, n]);
+    // `(batch..., rows, n)`, whether the batches were multiplied one by one or as rows
+    let mut dims = la.dims().to_vec();
+    *dims.last_mut().expect("two dimensions or more") = n;
     let tiles = Tiles::plan(batch, m, n, k);
     let y = filled_vec(batch * m * n, |y| {
         if k == 0 {
@@ -110,7 +122,15 @@ impl CustomOp2 for PoolMatmul {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let da = if a.track_op() { Some(matmul(grad, &b.t()?)?) } else { None };
-        let db = if b.track_op() { Some(matmul(&a.t()?, grad)?) } else { None };
+        let db = match b.track_op() {
+            false => None,
+            // a shared `b`: the sum over `a`'s batches, one product over their rows
+            true if b.rank() == 2 && a.rank() > 2 => {
+                let rows = |t: &Tensor| t.flatten_to(t.rank() - 2);
+                Some(matmul(&rows(a)?.t()?, &rows(grad)?)?)
+            }
+            true => Some(matmul(&a.t()?, grad)?),
+        };
         Ok((da, db))
     }
 }
@@ -142,6 +162,27 @@ impl Operand {
             cols: dims[rank - 1],
             row_stride: strides[rank - 2],
             col_stride: strides[rank - 1],
+        })
+    }
+
+    /// The operand as one `(batch * rows, cols)` matrix, where its batches follow one another
+    /// at the row stride.
+    fn rows_collapsed(&self) -> Option<Operand> {
+        let mut expected = self.rows * self.row_stride;
+        for (&dim, &stride) in self.batch_dims.iter().zip(&self.batch_strides).rev() {
+            if dim != 1 && stride != expected {
+                return None;
+            }
+            expected *= dim;
+        }
+        Some(Operand {
+            start: self.start,
+            batch_dims: Vec::new(),
+            batch_strides: Vec::new(),
+            rows: self.batch() * self.rows,
+            cols: self.cols,
+            row_stride: self.row_stride,
+            col_stride: self.col_stride,
         })
     }
 
@@ -283,6 +324,34 @@ mod tests {
             assert!(max_diff(&ga, &ga_ref) < 1e-4, "case {i}: dA");
             assert!(max_diff(&gb, &gb_ref) < 1e-4, "case {i}: dB");
             assert!(max_diff(&ga_ref, &ga_ref.zeros_like().unwrap()) > 0.1, "case {i}: a gradient that can fail");
+        }
+    }
+
+    /// A 2-D second operand shared by the batches of the first (a linear layer): forward and
+    /// both gradients equal candle's broadcast matmul, for a contiguous first operand (read as
+    /// rows) and a permuted one (copied).
+    #[test]
+    fn shared_second_operand_matches_candle() {
+        let dev = Device::Cpu;
+        let (b0, b1, m, k, n) = (3, 2, 5, 7, 4);
+        for permuted in [false, true] {
+            let stored = if permuted { (b0, m, b1, k) } else { (b0, b1, m, k) };
+            let a = Var::from_tensor(&Tensor::from_vec(values(b0 * b1 * m * k, 1), stored, &dev).unwrap()).unwrap();
+            let a_view = if permuted { a.as_tensor().permute((0, 2, 1, 3)).unwrap() } else { a.as_tensor().clone() };
+            let w = Var::from_tensor(&Tensor::from_vec(values(n * k, 2), (n, k), &dev).unwrap()).unwrap();
+            let weights = Tensor::from_vec(values(b0 * b1 * m * n, 3), (b0, b1, m, n), &dev).unwrap();
+            let run = |y: Tensor| {
+                let grads = (&y * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+                (y, grads.get(a.as_tensor()).unwrap().clone(), grads.get(w.as_tensor()).unwrap().clone())
+            };
+            let wt = w.as_tensor().t().unwrap();
+            let (y_ref, ga_ref, gw_ref) = run(a_view.contiguous().unwrap().broadcast_matmul(&wt).unwrap());
+            let (y, ga, gw) = run(matmul(&a_view, &wt).unwrap());
+            assert_eq!(y.dims(), &[b0, b1, m, n]);
+            assert!(max_diff(&y, &y_ref) < 1e-4, "permuted {permuted}: forward");
+            assert!(max_diff(&ga, &ga_ref) < 1e-4, "permuted {permuted}: dA");
+            assert!(max_diff(&gw, &gw_ref) < 1e-4, "permuted {permuted}: dW");
+            assert!(max_diff(&gw_ref, &gw_ref.zeros_like().unwrap()) > 0.1);
         }
     }
 

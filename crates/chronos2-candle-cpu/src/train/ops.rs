@@ -227,28 +227,28 @@ impl Ops for TrainOps {
     }
 
     fn linear(&self, x: &Tensor, layer: &TrainLinear) -> Result<Tensor> {
-        let dims = x.dims();
-        let in_dim = dims[dims.len() - 1];
-        let rows = x.elem_count() / in_dim;
-        let x2 = x.reshape((rows, in_dim)).map_err(err)?;
-        let (mut y, out_dim) = match &layer.weight {
-            BaseWeight::Trained(w) => (matmul(&x2, &w.t().map_err(err)?).map_err(err)?, w.dim(0).map_err(err)?),
+        if x.rank() < 2 {
+            let y = self.linear(&x.unsqueeze(0).map_err(err)?, layer)?;
+            return y.squeeze(0).map_err(err);
+        }
+        // Products over the last dimension, batched over the others, without reshapes (candle's
+        // backward of a reshape zeroes a buffer and adds the gradient into it).
+        let mut y = match &layer.weight {
+            BaseWeight::Trained(w) => matmul(x, &w.t().map_err(err)?).map_err(err)?,
             BaseWeight::Frozen(f) => {
                 let op = FrozenMatmul { weight: f.clone() };
-                (x2.contiguous().and_then(|x| x.apply_op1(op)).map_err(err)?, f.dims().0)
+                x.contiguous().and_then(|x| x.apply_op1(op)).map_err(err)?
             }
         };
         if let Some(bias) = &layer.bias {
             y = y.broadcast_add(bias).map_err(err)?;
         }
         if let Some(l) = &layer.lora {
-            let low = matmul(&x2, &l.a.t().map_err(err)?).map_err(err)?;
+            let low = matmul(x, &l.a.t().map_err(err)?).map_err(err)?;
             let delta = matmul(&low, &l.b.t().map_err(err)?).and_then(|d| d.affine(l.scaling, 0.0)).map_err(err)?;
             y = y.add(&delta).map_err(err)?;
         }
-        let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().expect("non-empty shape") = out_dim;
-        y.reshape(out_dims).map_err(err)
+        Ok(y)
     }
 
     fn rms_norm(&self, x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
