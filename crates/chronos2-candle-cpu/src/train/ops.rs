@@ -4,9 +4,10 @@
 //! rms_norm / rope / softmax custom ops) have no backward, so this implementation writes the
 //! operations with differentiable candle ops, and the heaviest as training custom ops with their
 //! own backward, parallel on rayon: the matrix products ([`matmul`]), the RMS norm ([`rms_norm`]),
-//! the rotary embedding ([`rope`]) and the attention's softmax ([`softmax_last_dim`]). Parameters are created through
-//! [`Ops::parameter`] / [`Ops::linear_parameter`], which know their Hugging Face names: those the
-//! fine-tuning mode trains become [`Var`]s registered in a [`ParamStore`], the rest constants.
+//! the rotary embedding ([`rope`]) and the attention's softmax ([`softmax_last_dim`]).
+//! Parameters are created through [`Ops::parameter`] / [`Ops::linear_parameter`], which know
+//! their Hugging Face names: those the fine-tuning mode trains become [`Var`]s registered in a
+//! [`ParamStore`], the rest constants.
 //! LoRA adapters are attached to the targeted linears; in QLoRA mode the frozen base weight of a
 //! linear whose input width is a multiple of 64 is held quantized (MLX's affine group-64 scheme)
 //! and dequantized per use. Frozen base weights run through [`FrozenMatmul`], whose backward gives
