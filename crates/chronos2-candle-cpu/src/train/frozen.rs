@@ -11,6 +11,8 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor};
 use chronos2_core::quant::{dequantize, QuantizedWeight};
 
+use super::matmul::{matmul, matmul_slices};
+
 /// A frozen `(out, in)` weight.
 #[derive(Clone)]
 pub enum FrozenWeight {
@@ -37,7 +39,7 @@ impl FrozenWeight {
     }
 }
 
-/// `x W^T` for `x (rows, in)` and a frozen `W (out, in)`; differentiable in `x` only.
+/// `x W^T` for a contiguous `x (..., in)` and a frozen `W (out, in)`; differentiable in `x` only.
 pub struct FrozenMatmul {
     pub weight: FrozenWeight,
 }
@@ -54,18 +56,28 @@ impl CustomOp1 for FrozenMatmul {
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle_core::bail!("{}: the input must be contiguous", self.name());
         };
-        let (rows, in_dim) = layout.shape().dims2()?;
+        let in_dim = layout.dims().last().copied().unwrap_or(1);
+        let rows = layout.shape().elem_count() / in_dim.max(1);
         let (out_dim, weight_in) = self.weight.dims();
         if in_dim != weight_in {
             candle_core::bail!("{}: input width {in_dim}, the weight takes {weight_in}", self.name());
         }
-        let x = Tensor::from_slice(&values[start..end], (rows, in_dim), &Device::Cpu)?;
-        let y = x.matmul(&self.weight.dense(&Device::Cpu)?.t()?)?;
-        Ok((CpuStorage::F32(y.flatten_all()?.to_vec1()?), Shape::from((rows, out_dim))))
+        let weight = self.weight.dense(&Device::Cpu)?;
+        let (w, w_layout) = weight.storage_and_layout();
+        let candle_core::Storage::Cpu(CpuStorage::F32(w)) = &*w else {
+            candle_core::bail!("{}: the weight must be f32 on the CPU", self.name());
+        };
+        // `x Wᵀ`: the weight read transposed in place.
+        let w_t = w_layout.transpose(0, 1)?;
+        let x_layout = Layout::contiguous((rows, in_dim));
+        let (y, _) = matmul_slices(&values[start..end], &x_layout, w, &w_t)?;
+        let mut dims = layout.dims().to_vec();
+        *dims.last_mut().expect("checked above: a last dimension") = out_dim;
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad_res.matmul(&self.weight.dense(grad_res.device())?)?))
+        Ok(Some(matmul(grad_res, &self.weight.dense(grad_res.device())?)?))
     }
 }
 

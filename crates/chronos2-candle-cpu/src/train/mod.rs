@@ -1,12 +1,19 @@
 //! Training on candle CPU with autograd: the graph written once in `chronos2-core`, run over
-//! [`TrainOps`] (plain differentiable candle ops; the fast inference kernels are bypassed).
+//! [`TrainOps`] (differentiable candle ops and training custom ops with their own backward; the
+//! fast inference kernels, which have none, are bypassed).
 
+mod allocator;
 mod checkpoint;
 mod dropout;
 mod frozen;
 mod loss;
+mod matmul;
 mod ops;
 mod params;
+mod rms_norm;
+mod rope;
+mod softmax;
+mod threads;
 
 use std::path::Path;
 
@@ -45,6 +52,8 @@ impl CpuTrainModel {
 
     /// Builds the model; fails on a LoRA target that matches no linear layer.
     pub fn load(config: ModelConfig, weights: &Weights, spec: TrainSpec) -> Result<Self> {
+        threads::short_candle_pool_spin();
+        allocator::keep_freed_memory();
         let ops = TrainOps::new(spec);
         let model = Chronos2Model::load(ops.clone(), config, weights)?;
         let (params, modules) = {

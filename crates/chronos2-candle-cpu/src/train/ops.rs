@@ -1,10 +1,13 @@
 //! [`Ops`] on candle autograd tensors, for training.
 //!
 //! The hand-written fast kernels of the CPU backend (few-row matmul, fused int8/int4, candle-nn's
-//! rms_norm / rope / softmax custom ops) have no backward, so this implementation writes every
-//! operation with plain differentiable candle ops. Parameters are created through
-//! [`Ops::parameter`] / [`Ops::linear_parameter`], which know their Hugging Face names: those the
-//! fine-tuning mode trains become [`Var`]s registered in a [`ParamStore`], the rest constants.
+//! rms_norm / rope / softmax custom ops) have no backward, so this implementation writes the
+//! operations with differentiable candle ops, and the heaviest as training custom ops with their
+//! own backward, parallel on rayon: the matrix products ([`matmul`]), the RMS norm ([`rms_norm`]),
+//! the rotary embedding ([`rope`]) and the attention's softmax ([`softmax_last_dim`]).
+//! Parameters are created through [`Ops::parameter`] / [`Ops::linear_parameter`], which know
+//! their Hugging Face names: those the fine-tuning mode trains become [`Var`]s registered in a
+//! [`ParamStore`], the rest constants.
 //! LoRA adapters are attached to the targeted linears; in QLoRA mode the frozen base weight of a
 //! linear whose input width is a multiple of 64 is held quantized (MLX's affine group-64 scheme)
 //! and dequantized per use. Frozen base weights run through [`FrozenMatmul`], whose backward gives
@@ -12,7 +15,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, Var};
 use chronos2_core::ops::{LayerFootprint, Ops};
 use chronos2_core::quant::{qualifies, quantize, QuantizedWeight};
 use chronos2_core::train::rng::Rng;
@@ -20,7 +23,11 @@ use chronos2_core::train::{lora_key, DropoutSite, FinetuneMode, TrainSpec, Train
 use chronos2_core::{Error, Result};
 
 use super::frozen::{FrozenMatmul, FrozenWeight};
+use super::matmul::matmul;
 use super::params::{ParamRole, ParamStore};
+use super::rms_norm::rms_norm;
+use super::rope::rope;
+use super::softmax::softmax_last_dim;
 
 pub(crate) fn err(e: candle_core::Error) -> Error {
     Error::backend(e)
@@ -227,53 +234,38 @@ impl Ops for TrainOps {
     }
 
     fn linear(&self, x: &Tensor, layer: &TrainLinear) -> Result<Tensor> {
-        let dims = x.dims();
-        let in_dim = dims[dims.len() - 1];
-        let rows = x.elem_count() / in_dim;
-        let x2 = x.reshape((rows, in_dim)).map_err(err)?;
-        let (mut y, out_dim) = match &layer.weight {
-            BaseWeight::Trained(w) => (x2.matmul(&w.t().map_err(err)?).map_err(err)?, w.dim(0).map_err(err)?),
+        if x.rank() < 2 {
+            let y = self.linear(&x.unsqueeze(0).map_err(err)?, layer)?;
+            return y.squeeze(0).map_err(err);
+        }
+        // Products over the last dimension, batched over the others, without reshapes (candle's
+        // backward of a reshape zeroes a buffer and adds the gradient into it).
+        let mut y = match &layer.weight {
+            BaseWeight::Trained(w) => matmul(x, &w.t().map_err(err)?).map_err(err)?,
             BaseWeight::Frozen(f) => {
                 let op = FrozenMatmul { weight: f.clone() };
-                (x2.contiguous().and_then(|x| x.apply_op1(op)).map_err(err)?, f.dims().0)
+                x.contiguous().and_then(|x| x.apply_op1(op)).map_err(err)?
             }
         };
         if let Some(bias) = &layer.bias {
             y = y.broadcast_add(bias).map_err(err)?;
         }
         if let Some(l) = &layer.lora {
-            let low = x2.matmul(&l.a.t().map_err(err)?).map_err(err)?;
-            let delta = low.matmul(&l.b.t().map_err(err)?).and_then(|d| d.affine(l.scaling, 0.0)).map_err(err)?;
+            let low = matmul(x, &l.a.t().map_err(err)?).map_err(err)?;
+            let delta = matmul(&low, &l.b.t().map_err(err)?).and_then(|d| d.affine(l.scaling, 0.0)).map_err(err)?;
             y = y.add(&delta).map_err(err)?;
         }
-        let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().expect("non-empty shape") = out_dim;
-        y.reshape(out_dims).map_err(err)
+        Ok(y)
     }
 
     fn rms_norm(&self, x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
-        let inv = x
-            .sqr()
-            .and_then(|s| s.mean_keepdim(D::Minus1))
-            .and_then(|v| v.affine(1.0, eps as f64))
-            .and_then(|v| v.sqrt())
-            .and_then(|v| v.recip())
-            .map_err(err)?;
-        x.broadcast_mul(&inv).and_then(|x| x.broadcast_mul(weight)).map_err(err)
+        rms_norm(x, weight, eps).map_err(err)
     }
 
     crate::plain_ops::plain_candle_ops!();
 
     fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-        let half = x.dim(D::Minus1).map_err(err)? / 2;
-        let rotate = || -> candle_core::Result<Tensor> {
-            let x1 = x.narrow(D::Minus1, 0, half)?;
-            let x2 = x.narrow(D::Minus1, half, half)?;
-            let first = x1.broadcast_mul(cos)?.sub(&x2.broadcast_mul(sin)?)?;
-            let second = x2.broadcast_mul(cos)?.add(&x1.broadcast_mul(sin)?)?;
-            Tensor::cat(&[first, second], D::Minus1)
-        };
-        rotate().map_err(err)
+        rope(x, cos, sin).map_err(err)
     }
 
     fn dropout_active(&self) -> bool {
@@ -298,12 +290,8 @@ impl Ops for TrainOps {
 
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, key_mask: &Tensor) -> Result<Tensor> {
         let run = || -> candle_core::Result<Tensor> {
-            let scores = q.contiguous()?.matmul(&k.contiguous()?.t()?)?.broadcast_add(key_mask)?;
-            // softmax; the max is a constant shift (softmax's gradient does not depend on it)
-            let max = scores.detach().max_keepdim(D::Minus1)?;
-            let e = scores.broadcast_sub(&max)?.exp()?;
-            let weights = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?;
-            weights.matmul(&v.contiguous()?)
+            let scores = matmul(q, &k.t()?)?.broadcast_add(key_mask)?;
+            matmul(&softmax_last_dim(&scores)?, v)
         };
         run().map_err(err)
     }
