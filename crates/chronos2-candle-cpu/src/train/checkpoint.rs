@@ -138,13 +138,16 @@ impl Checkpointing {
     }
 }
 
-/// The memory the kept graphs of a step may take: half the model's fp32 weights (so that a step
-/// stays within about twice the weights), but at least 256 MiB: on a small model (chronos2-mini,
-/// 29 MB) memory is not what limits training, and each recomputed block costs time (every block of
-/// chronos2-mini recomputed: +40% CPU time per step at 32 rows).
+/// The memory the kept graphs of a step may take: what keeps the weights plus the kept graphs
+/// within max(1.5x the model's fp32 weights, 768 MiB), and at least half the weights. On the
+/// full-size model (478 MB) that is about 330 MB, so a step stays within twice the weights; on a
+/// small model (chronos2-mini, 29 MB) memory is not what limits training and every recomputed
+/// block costs time (every block of chronos2-mini recomputed: +40% CPU time per step at 32 rows),
+/// so it keeps every block's graph up to ~740 MB of them.
 pub fn activation_budget(weight_bytes: usize) -> usize {
-    const FLOOR: usize = 256 << 20;
-    (weight_bytes / 2).max(FLOOR)
+    const TOTAL_FLOOR: usize = 768 << 20;
+    let total = (weight_bytes + weight_bytes / 2).max(TOTAL_FLOOR);
+    (total - weight_bytes).max(weight_bytes / 2)
 }
 
 /// Estimated memory of the graph of one encoder block in a step on `tokens` tokens: 80
@@ -173,5 +176,15 @@ mod tests {
         assert!(recomputed(8) >= 6, "{counts:?}");
         assert_eq!(recomputed(1024), 11, "never the last block");
         assert_eq!(Checkpointing::Blocks(99).recomputed_blocks(&config, 35, 0), 12);
+    }
+
+    /// A step's weights plus kept graphs stay within max(1.5x the weights, 768 MiB).
+    #[test]
+    fn the_budget_keeps_weights_and_graphs_within_the_larger_of_one_and_a_half_weights_and_768_mib() {
+        let mib = 1usize << 20;
+        assert_eq!(activation_budget(29_000_000), 768 * mib - 29_000_000, "chronos2-mini");
+        assert_eq!(activation_budget(478_000_000), 768 * mib - 478_000_000, "full-size: 768 MiB > 1.5x");
+        assert_eq!(activation_budget(2_000_000_000), 1_000_000_000, "large: half the weights");
+        assert_eq!(activation_budget(0), 768 * mib);
     }
 }
