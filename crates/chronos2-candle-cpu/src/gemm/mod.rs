@@ -452,14 +452,14 @@ unsafe fn kernel(isa: Isa, t: &PanelTile) {
 
 /// The output pointer handed to the tasks of [`for_strip_tasks`].
 #[derive(Clone, Copy)]
-pub(crate) struct SendPtr(*mut f32);
+pub(crate) struct SendPtr(pub(crate) *mut f32);
 // SAFETY: tasks write disjoint column ranges (see `run_strips`).
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {
     /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
-    fn ptr(self) -> *mut f32 {
+    pub(crate) fn ptr(self) -> *mut f32 {
         self.0
     }
 }

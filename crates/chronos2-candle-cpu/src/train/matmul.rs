@@ -14,7 +14,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::gemm::filled_vec;
+use crate::gemm::{filled_vec, SendPtr};
 
 /// `a b` over the last two dimensions, batched over the others; differentiable in both. A 2-D
 /// `b` is shared by every batch of `a` (a linear layer on `(..., rows, in)` activations), whose
@@ -62,7 +62,7 @@ pub fn matmul_slices(a: &[f32], la: &Layout, b: &[f32], lb: &Layout) -> candle_c
                         r1 - r0,
                         c1 - c0,
                         k,
-                        out.get().add(bi * m * n + r0 * n + c0),
+                        out.ptr().add(bi * m * n + r0 * n + c0),
                         1,
                         n as isize,
                         false,
@@ -248,20 +248,6 @@ impl Tiles {
         let (ti, tj) = (rest / tn, rest % tn);
         let (r0, c0) = (ti * self.row_block, tj * self.col_block);
         (bi, r0, (r0 + self.row_block).min(self.m), c0, (c0 + self.col_block).min(self.n))
-    }
-}
-
-/// The output pointer, shared by the pool's threads (each writes its own tiles).
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-
-// SAFETY: the threads write disjoint tiles.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }
 

@@ -12,6 +12,7 @@ mod ops;
 mod params;
 mod rms_norm;
 mod rope;
+mod rows;
 mod softmax;
 mod threads;
 

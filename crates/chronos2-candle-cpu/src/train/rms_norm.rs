@@ -8,27 +8,12 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::rows::{contiguous_f32, rows_per_task};
 use crate::gemm::filled_vec;
-
-/// Rows per rayon task (a task is a few thousand floats or more).
-fn rows_per_task(width: usize) -> usize {
-    (4096 / width.max(1)).max(1)
-}
 
 /// `x / sqrt(mean(x²) + eps) * weight` over the last dimension; differentiable in both.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f32) -> candle_core::Result<Tensor> {
     x.contiguous()?.apply_op2(&weight.contiguous()?, RmsNorm { eps })
-}
-
-/// The contiguous f32 values of `storage` laid out by `layout`.
-fn values<'a>(name: &str, storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("{name}: the inputs must be f32");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{name}: the inputs must be contiguous");
-    };
-    Ok(&values[start..end])
 }
 
 /// `x`'s values and row width, checked against the weight's (and the gradient's) layouts.
@@ -45,7 +30,7 @@ fn rows<'a>(
     if same_as_x.is_some_and(|l| l.dims() != x.1.dims()) {
         candle_core::bail!("{name}: the gradient's shape differs from the input's {:?}", x.1.dims());
     }
-    Ok((values(name, x.0, x.1)?, width))
+    Ok((contiguous_f32(name, x.0, x.1)?, width))
 }
 
 fn inv_rms(x: &[f32], eps: f32) -> f32 {
@@ -69,7 +54,7 @@ impl CustomOp2 for RmsNorm {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let w = values(self.name(), s2, l2)?;
+        let w = contiguous_f32(self.name(), s2, l2)?;
         let (x, width) = rows(self.name(), (s1, l1), w.len(), None)?;
         let y = filled_vec(x.len(), |y| {
             if width == 0 {
@@ -123,9 +108,9 @@ impl CustomOp3 for RmsNormInputGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let w = values(self.name(), s2, l2)?;
+        let w = contiguous_f32(self.name(), s2, l2)?;
         let (x, width) = rows(self.name(), (s1, l1), w.len(), Some(l3))?;
-        let dy = values(self.name(), s3, l3)?;
+        let dy = contiguous_f32(self.name(), s3, l3)?;
         let dx = filled_vec(x.len(), |dx| {
             if width == 0 {
                 return;
@@ -165,7 +150,7 @@ impl CustomOp2 for RmsNormWeightGrad {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let width = l1.dims().last().copied().unwrap_or(1);
         let (x, _) = rows(self.name(), (s1, l1), width, Some(l2))?;
-        let dy = values(self.name(), s2, l2)?;
+        let dy = contiguous_f32(self.name(), s2, l2)?;
         let mut dw = vec![0.0f32; width];
         if width > 0 {
             let chunk = rows_per_task(width) * width;

@@ -8,6 +8,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::rows::contiguous_f32;
 use crate::gemm::filled_vec;
 
 /// `x (n, heads, seq, d)` rotated: `[x1 cos - x2 sin, x2 cos + x1 sin]` for the halves `x1`, `x2`
@@ -17,16 +18,6 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tenso
 }
 
 struct Rope;
-
-fn contiguous_values<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("train-rope: the inputs must be f32");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("train-rope: cos and sin must be contiguous");
-    };
-    Ok(&values[start..end])
-}
 
 impl CustomOp3 for Rope {
     fn name(&self) -> &'static str {
@@ -45,7 +36,7 @@ impl CustomOp3 for Rope {
         let CpuStorage::F32(x) = s1 else {
             candle_core::bail!("{}: the input must be f32", self.name());
         };
-        let (cos, sin) = (contiguous_values(s2, l2)?, contiguous_values(s3, l3)?);
+        let (cos, sin) = (contiguous_f32(self.name(), s2, l2)?, contiguous_f32(self.name(), s3, l3)?);
         let &[n, heads, seq, d] = l1.dims() else {
             candle_core::bail!("{}: the input must be (n, heads, seq, d), got {:?}", self.name(), l1.dims());
         };

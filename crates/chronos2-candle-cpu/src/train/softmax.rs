@@ -7,12 +7,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::rows::{contiguous_f32, rows_per_task};
 use crate::gemm::filled_vec;
-
-/// Rows per rayon task (a task is a few thousand floats or more).
-fn rows_per_task(width: usize) -> usize {
-    (4096 / width.max(1)).max(1)
-}
 
 /// `softmax(x)` over the last dimension; differentiable.
 pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
@@ -21,14 +17,8 @@ pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
 
 /// The contiguous f32 values of `storage` laid out by `layout`, and the last dimension's size.
 fn rows_of<'a>(name: &str, storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<(&'a [f32], usize)> {
-    let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("{name}: the input must be f32");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{name}: the input must be contiguous");
-    };
     let width = layout.dims().last().copied().unwrap_or(1);
-    Ok((&values[start..end], width))
+    Ok((contiguous_f32(name, storage, layout)?, width))
 }
 
 struct Softmax;
