@@ -37,6 +37,31 @@ impl FrozenWeight {
             FrozenWeight::Quantized(q) => Tensor::from_vec(dequantize(q), (q.out_dim, q.in_dim), device),
         }
     }
+
+    /// Runs `f` on the weight's `(out, in)` values and layout (a quantized one dequantized).
+    fn with_values<R>(&self, f: impl FnOnce(&[f32], &Layout) -> candle_core::Result<R>) -> candle_core::Result<R> {
+        let weight = self.dense(&Device::Cpu)?;
+        let (w, w_layout) = weight.storage_and_layout();
+        let candle_core::Storage::Cpu(CpuStorage::F32(w)) = &*w else {
+            candle_core::bail!("frozen weight: it must be f32 on the CPU");
+        };
+        f(w, w_layout)
+    }
+
+    /// `x Wᵀ` for `rows` contiguous rows `x` of the input width: `(rows, out)`, contiguous.
+    pub fn times_transposed(&self, x: &[f32], rows: usize) -> candle_core::Result<Vec<f32>> {
+        let in_dim = self.dims().1;
+        // The weight read transposed in place.
+        self.with_values(|w, layout| {
+            Ok(matmul_slices(x, &Layout::contiguous((rows, in_dim)), w, &layout.transpose(0, 1)?)?.0)
+        })
+    }
+
+    /// `g W` for `rows` contiguous rows `g` of the output width: `(rows, in)`, contiguous.
+    pub fn times(&self, g: &[f32], rows: usize) -> candle_core::Result<Vec<f32>> {
+        let out_dim = self.dims().0;
+        self.with_values(|w, layout| Ok(matmul_slices(g, &Layout::contiguous((rows, out_dim)), w, layout)?.0))
+    }
 }
 
 /// `x W^T` for a contiguous `x (..., in)` and a frozen `W (out, in)`; differentiable in `x` only.
@@ -62,15 +87,7 @@ impl CustomOp1 for FrozenMatmul {
         if in_dim != weight_in {
             candle_core::bail!("{}: input width {in_dim}, the weight takes {weight_in}", self.name());
         }
-        let weight = self.weight.dense(&Device::Cpu)?;
-        let (w, w_layout) = weight.storage_and_layout();
-        let candle_core::Storage::Cpu(CpuStorage::F32(w)) = &*w else {
-            candle_core::bail!("{}: the weight must be f32 on the CPU", self.name());
-        };
-        // `x Wᵀ`: the weight read transposed in place.
-        let w_t = w_layout.transpose(0, 1)?;
-        let x_layout = Layout::contiguous((rows, in_dim));
-        let (y, _) = matmul_slices(&values[start..end], &x_layout, w, &w_t)?;
+        let y = self.weight.times_transposed(&values[start..end], rows)?;
         let mut dims = layout.dims().to_vec();
         *dims.last_mut().expect("checked above: a last dimension") = out_dim;
         Ok((CpuStorage::F32(y), Shape::from(dims)))

@@ -6,6 +6,7 @@ mod allocator;
 mod checkpoint;
 mod dropout;
 mod frozen;
+mod lora;
 mod loss;
 mod matmul;
 mod ops;

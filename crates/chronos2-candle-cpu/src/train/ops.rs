@@ -23,6 +23,7 @@ use chronos2_core::train::{lora_key, DropoutSite, FinetuneMode, TrainSpec, Train
 use chronos2_core::{Error, Result};
 
 use super::frozen::{FrozenMatmul, FrozenWeight};
+use super::lora::LoraMatmul;
 use super::matmul::matmul;
 use super::params::{ParamRole, ParamStore};
 use super::rms_norm::rms_norm;
@@ -240,20 +241,22 @@ impl Ops for TrainOps {
         }
         // Products over the last dimension, batched over the others, without reshapes (candle's
         // backward of a reshape zeroes a buffer and adds the gradient into it).
-        let mut y = match &layer.weight {
-            BaseWeight::Trained(w) => matmul(x, &w.t().map_err(err)?).map_err(err)?,
-            BaseWeight::Frozen(f) => {
+        let mut y = match (&layer.weight, &layer.lora) {
+            (BaseWeight::Trained(w), None) => matmul(x, &w.t().map_err(err)?).map_err(err)?,
+            (BaseWeight::Frozen(f), None) => {
                 let op = FrozenMatmul { weight: f.clone() };
                 x.contiguous().and_then(|x| x.apply_op1(op)).map_err(err)?
+            }
+            (BaseWeight::Frozen(f), Some(l)) => {
+                let op = LoraMatmul { base: f.clone(), scaling: l.scaling as f32 };
+                x.contiguous().and_then(|x| x.apply_op3(&l.a, &l.b, op)).map_err(err)?
+            }
+            (BaseWeight::Trained(_), Some(_)) => {
+                return Err(Error::InvalidInput("a LoRA adapter on a trained base weight".into()))
             }
         };
         if let Some(bias) = &layer.bias {
             y = y.broadcast_add(bias).map_err(err)?;
-        }
-        if let Some(l) = &layer.lora {
-            let low = matmul(x, &l.a.t().map_err(err)?).map_err(err)?;
-            let delta = matmul(&low, &l.b.t().map_err(err)?).and_then(|d| d.affine(l.scaling, 0.0)).map_err(err)?;
-            y = y.add(&delta).map_err(err)?;
         }
         Ok(y)
     }
