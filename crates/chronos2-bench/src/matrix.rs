@@ -58,42 +58,51 @@ impl Stats {
     }
 }
 
-/// Timed runs stop early once they have taken this long (at least [`MIN_RUNS`] are kept), so
-/// that very slow cells do not hold the matrix up.
+/// A model's timed runs stop early once they have taken this long (at least [`MIN_RUNS`] are
+/// kept), so that very slow cells do not hold the matrix up.
 pub const TIME_BUDGET_S: f64 = 20.0;
 pub const MIN_RUNS: usize = 3;
 
-/// Times `model.forecast` at `shape` with `prediction_length` (random-walk inputs, independent
-/// rows): `warmup` untimed runs (one at most when a run exceeds the budget), then up to `runs`
-/// timed ones within [`TIME_BUDGET_S`].
-pub fn time_forecast(
-    model: &dyn Forecaster,
+/// Times `model.forecast` at `shape` with `prediction_length` for each of `models` (random-walk
+/// inputs, independent rows). The models run in turns, run by run, so that a drift of the
+/// machine's speed over the minutes of a cell falls on every column alike. Each model gets
+/// `warmup` untimed runs (one at most once they exceed a quarter of [`TIME_BUDGET_S`]), then up to
+/// `runs` (at least one) timed ones, ending early once they have taken [`TIME_BUDGET_S`].
+pub fn time_forecasts_in_turns(
+    models: &[&dyn Forecaster],
     shape: Shape,
     prediction_length: usize,
     warmup: usize,
     runs: usize,
-) -> Result<Stats> {
-    let patches = prediction_length.div_ceil(model.config().patch_size());
+) -> Result<Vec<Stats>> {
+    let Some(first) = models.first() else {
+        return Ok(Vec::new());
+    };
+    let patches = prediction_length.div_ceil(first.config().patch_size());
     let batch =
         ModelBatch::independent(random_context(shape.rows, shape.context, 7), shape.rows, shape.context, patches);
-    let started = Instant::now();
+    let mut warm_s = vec![0.0; models.len()];
     for _ in 0..warmup {
-        model.forecast(&batch)?;
-        if started.elapsed().as_secs_f64() > TIME_BUDGET_S / 4.0 {
-            break;
+        for (model, spent) in models.iter().zip(&mut warm_s) {
+            if *spent <= TIME_BUDGET_S / 4.0 {
+                let start = Instant::now();
+                model.forecast(&batch)?;
+                *spent += start.elapsed().as_secs_f64();
+            }
         }
     }
-    let mut samples = Vec::with_capacity(runs);
-    let timed = Instant::now();
-    for _ in 0..runs {
-        let start = Instant::now();
-        model.forecast(&batch)?;
-        samples.push(start.elapsed().as_secs_f64() * 1e3);
-        if samples.len() >= MIN_RUNS && timed.elapsed().as_secs_f64() > TIME_BUDGET_S {
-            break;
+    let mut samples = vec![Vec::with_capacity(runs); models.len()];
+    let within_budget = |s: &Vec<f64>| s.len() < MIN_RUNS || s.iter().sum::<f64>() <= TIME_BUDGET_S * 1e3;
+    for _ in 0..runs.max(1) {
+        for (model, samples) in models.iter().zip(&mut samples) {
+            if within_budget(samples) {
+                let start = Instant::now();
+                model.forecast(&batch)?;
+                samples.push(start.elapsed().as_secs_f64() * 1e3);
+            }
         }
     }
-    Ok(Stats::from_samples(&samples).expect("at least one run"))
+    Ok(samples.iter().map(|s| Stats::from_samples(s).expect("at least one run")).collect())
 }
 
 #[cfg(test)]
@@ -108,5 +117,19 @@ mod tests {
         assert_eq!(stats.median_ms, 3.0);
         assert!((stats.p90_ms - 4.6).abs() < 1e-12);
         assert_eq!(Stats::from_samples(&[]), None);
+    }
+
+    /// Every model gets the same number of timed runs, in turns.
+    #[test]
+    fn models_are_timed_in_turns() {
+        let dir = std::env::temp_dir().join(format!("chronos2-bench-turns-{}", std::process::id()));
+        crate::write_random_model(&dir, &crate::config_json(32, 8, 64, 2, 4, 512), 3).unwrap();
+        let models = [chronos2_candle_cpu::load(&dir).unwrap(), chronos2_candle_cpu::load(&dir).unwrap()];
+        let refs: Vec<&dyn Forecaster> = models.iter().map(|m| m.as_ref()).collect();
+        let stats = time_forecasts_in_turns(&refs, Shape { rows: 2, context: 32 }, 16, 1, 4).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(stats.len(), 2);
+        assert!(stats.iter().all(|s| s.runs == 4 && s.median_ms > 0.0));
+        assert!(time_forecasts_in_turns(&[], Shape { rows: 1, context: 8 }, 16, 1, 4).unwrap().is_empty());
     }
 }

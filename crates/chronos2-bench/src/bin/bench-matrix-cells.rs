@@ -1,5 +1,7 @@
 //! Times the Rust columns of the benchmark matrix on a full-size random model and prints them
 //! as JSON (`{"<column>": {"<shape>": {median_ms, p10_ms, p90_ms, runs} | {skipped} | {unsupported}}}`).
+//! The columns of a shape are timed in turns, run by run ([`time_forecasts_in_turns`]), so that
+//! the machine's drift does not skew their ratios.
 //! Driven by `cargo xtask bench-matrix`; run directly with
 //! `cargo run --release -p chronos2-bench --bin bench-matrix-cells -- --shapes 1x128,8x512 --runs 10 --warmup 3`.
 
@@ -7,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use chronos2_bench::matrix::{time_forecast, Shape, Stats};
+use chronos2_bench::matrix::{time_forecasts_in_turns, Shape, Stats};
 use chronos2_bench::{full_size_config_json, write_random_model};
 use chronos2_core::{Error, Forecaster, Precision};
 use clap::Parser;
@@ -78,43 +80,51 @@ fn main() -> Result<()> {
         write_random_model(&dir, &full_size_config_json(), 42).context("write the synthetic full-size model")?;
     }
     let mut out = Map::new();
+    // Every column's model is loaded first; the columns of a shape are then timed in turns.
+    let mut active: Vec<(&str, Box<dyn Forecaster>)> = Vec::new();
     for (name, load, precision) in columns() {
         if args.columns.as_ref().is_some_and(|only| !only.iter().any(|c| c == name)) {
             continue;
         }
         let mut model = load(&dir).with_context(|| format!("{name}: load"))?;
         match model.set_precision(precision) {
-            Ok(()) => {}
+            Ok(()) => active.push((name, model)),
             Err(e @ Error::UnsupportedPrecision { .. }) => {
                 eprintln!("{name}: {e}");
                 let cells = args.shapes.iter().map(|s| (s.to_string(), json!({"unsupported": e.to_string()})));
                 out.insert(name.to_string(), Value::Object(cells.collect()));
-                continue;
             }
             Err(e) => return Err(e).with_context(|| format!("{name}: set precision {precision}")),
         }
-        let mut cells = Map::new();
-        let mut too_slow = false;
-        for &shape in &args.shapes {
-            if too_slow {
-                eprintln!("{name} {shape} ... skipped (an earlier cell took over {SLOW_CELL_MS} ms)");
-                cells.insert(
-                    shape.to_string(),
-                    json!({"skipped": format!("slower than {SLOW_CELL_MS} ms at a smaller shape")}),
-                );
-                continue;
-            }
-            eprint!("{name} {shape} ... ");
-            let stats: Stats =
-                time_forecast(model.as_ref(), shape, args.prediction_length, args.warmup, args.runs.max(1))
-                    .with_context(|| format!("{name} {shape}"))?;
-            eprintln!("{:.1} ms", stats.median_ms);
-            too_slow = stats.median_ms > SLOW_CELL_MS;
-            cells.insert(
+    }
+    let mut cells: Vec<Map<String, Value>> = vec![Map::new(); active.len()];
+    let mut too_slow = vec![false; active.len()];
+    for &shape in &args.shapes {
+        let timed: Vec<usize> = (0..active.len()).filter(|&i| !too_slow[i]).collect();
+        for i in (0..active.len()).filter(|i| too_slow[*i]) {
+            eprintln!("{} {shape} ... skipped (an earlier cell took over {SLOW_CELL_MS} ms)", active[i].0);
+            cells[i].insert(
+                shape.to_string(),
+                json!({"skipped": format!("slower than {SLOW_CELL_MS} ms at a smaller shape")}),
+            );
+        }
+        let names: Vec<&str> = timed.iter().map(|&i| active[i].0).collect();
+        eprint!("{shape}: {} in turns ... ", names.join(", "));
+        let models: Vec<&dyn Forecaster> = timed.iter().map(|&i| active[i].1.as_ref()).collect();
+        let stats: Vec<Stats> =
+            time_forecasts_in_turns(&models, shape, args.prediction_length, args.warmup, args.runs.max(1))
+                .with_context(|| format!("{shape}: {}", names.join(", ")))?;
+        let medians: Vec<String> = stats.iter().map(|s| format!("{:.1}", s.median_ms)).collect();
+        eprintln!("{} ms", medians.join(", "));
+        for (&i, stats) in timed.iter().zip(stats) {
+            too_slow[i] = stats.median_ms > SLOW_CELL_MS;
+            cells[i].insert(
                 shape.to_string(),
                 json!({"median_ms": stats.median_ms, "p10_ms": stats.p10_ms, "p90_ms": stats.p90_ms, "runs": stats.runs}),
             );
         }
+    }
+    for ((name, _), cells) in active.iter().zip(cells) {
         out.insert(name.to_string(), Value::Object(cells));
     }
     writeln!(std::io::stdout().lock(), "{}", Value::Object(out)).context("write stdout")?;
