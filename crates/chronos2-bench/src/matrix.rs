@@ -64,8 +64,9 @@ pub const TIME_BUDGET_S: f64 = 20.0;
 pub const MIN_RUNS: usize = 3;
 
 /// Times `model.forecast` at `shape` with `prediction_length` for each of `models` (random-walk
-/// inputs, independent rows). The models run in turns, run by run, so that a drift of the
-/// machine's speed over the minutes of a cell falls on every column alike. Each model gets
+/// inputs, independent rows). The models run in turns, run by run, each round starting one model
+/// later, so that a drift of the machine's speed over the minutes of a cell, or the state one
+/// model's run leaves behind for the next, falls on every column alike. Each model gets
 /// `warmup` untimed runs (one at most once they exceed a quarter of [`TIME_BUDGET_S`]), then up to
 /// `runs` (at least one) timed ones, ending early once they have taken [`TIME_BUDGET_S`].
 pub fn time_forecasts_in_turns(
@@ -81,24 +82,27 @@ pub fn time_forecasts_in_turns(
     let patches = prediction_length.div_ceil(first.config().patch_size());
     let batch =
         ModelBatch::independent(random_context(shape.rows, shape.context, 7), shape.rows, shape.context, patches);
-    let mut warm_s = vec![0.0; models.len()];
-    for _ in 0..warmup {
-        for (model, spent) in models.iter().zip(&mut warm_s) {
-            if *spent <= TIME_BUDGET_S / 4.0 {
+    let n = models.len();
+    // Round `r` starts with model `r mod n`, so that no model always runs right after the same one.
+    let turns = |round: usize| (0..n).map(move |j| (round + j) % n);
+    let mut warm_s = vec![0.0; n];
+    for round in 0..warmup {
+        for i in turns(round) {
+            if warm_s[i] <= TIME_BUDGET_S / 4.0 {
                 let start = Instant::now();
-                model.forecast(&batch)?;
-                *spent += start.elapsed().as_secs_f64();
+                models[i].forecast(&batch)?;
+                warm_s[i] += start.elapsed().as_secs_f64();
             }
         }
     }
-    let mut samples = vec![Vec::with_capacity(runs); models.len()];
+    let mut samples = vec![Vec::with_capacity(runs); n];
     let within_budget = |s: &Vec<f64>| s.len() < MIN_RUNS || s.iter().sum::<f64>() <= TIME_BUDGET_S * 1e3;
-    for _ in 0..runs.max(1) {
-        for (model, samples) in models.iter().zip(&mut samples) {
-            if within_budget(samples) {
+    for round in 0..runs.max(1) {
+        for i in turns(round) {
+            if within_budget(&samples[i]) {
                 let start = Instant::now();
-                model.forecast(&batch)?;
-                samples.push(start.elapsed().as_secs_f64() * 1e3);
+                models[i].forecast(&batch)?;
+                samples[i].push(start.elapsed().as_secs_f64() * 1e3);
             }
         }
     }
