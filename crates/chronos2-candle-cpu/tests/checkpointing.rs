@@ -41,3 +41,29 @@ fn checkpointed_steps_equal_the_whole_graph() {
     assert!(worst_loss <= 1e-6, "loss differs by {worst_loss:e} relative");
     assert!(worst_grad <= 1e-6, "a gradient differs by {worst_grad:e} of its largest value");
 }
+
+/// A step run as micro-batches of whole groups (one group at a time here) gives the loss of the
+/// whole batch, on every gradient fixture batch with more than one group (their gradients are
+/// checked against the reference's in `finetune_parity.rs`, with the same micro-batches).
+#[test]
+fn micro_batched_steps_give_the_loss_of_the_whole_batch() {
+    let (mut worst, mut split) = (0f32, 0);
+    for name in GRAD_CASES {
+        let c = finetune_case(name);
+        let batch = train_batch(&c["batch"]);
+        if batch.micro_batches(1).len() < 2 {
+            continue;
+        }
+        split += 1;
+        let dir = repo_root().join(c["model"].as_str().unwrap());
+        let mut model = CpuTrainModel::load_dir(&dir, case_spec(&c)).unwrap();
+        let (loss, grads) = model.loss_and_grads(&batch).unwrap();
+        model.set_micro_batch_rows(Some(1));
+        let (micro_loss, micro_grads) = model.loss_and_grads(&batch).unwrap();
+        worst = worst.max((micro_loss - loss).abs() / loss.abs());
+        assert_eq!(grads.len(), micro_grads.len(), "{name}");
+    }
+    println!("{split} batches split; worst relative loss difference {worst:e}");
+    assert_eq!(split, GRAD_CASES.len(), "every fixture batch has more than one group");
+    assert!(worst <= 1e-6, "loss differs by {worst:e} relative");
+}

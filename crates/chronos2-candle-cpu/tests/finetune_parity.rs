@@ -30,6 +30,13 @@ fn load_whole(dir: &Path, spec: TrainSpec) -> chronos2_core::Result<Box<dyn Trai
     Ok(Box::new(model))
 }
 
+/// Training steps that run one group at a time (micro-batches of whole groups).
+fn load_micro_batched(dir: &Path, spec: TrainSpec) -> chronos2_core::Result<Box<dyn TrainModel>> {
+    let mut model = CpuTrainModel::load_dir(dir, spec)?;
+    model.set_micro_batch_rows(Some(1));
+    Ok(Box::new(model))
+}
+
 fn max_abs(v: &[f32]) -> f32 {
     v.iter().fold(0f32, |m, x| m.max(x.abs()))
 }
@@ -68,16 +75,16 @@ fn validation_batch_matches_the_reference_dataset() {
 /// none.
 #[test]
 fn loss_and_gradients_match_the_reference() {
-    for load in [load, load_checkpointed, load_whole] {
+    for load in [load, load_checkpointed, load_whole, load_micro_batched] {
         let checked = check_loss_and_gradients(&load).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(checked, GRAD_CASES.len());
     }
 }
 
-/// With the default checkpointing, every block checkpointed, and none.
+/// With the default checkpointing, every block checkpointed, none, and one group at a time.
 #[test]
 fn five_adamw_steps_match_the_reference_trainer() {
-    for load in [load, load_checkpointed, load_whole] {
+    for load in [load, load_checkpointed, load_whole, load_micro_batched] {
         let checked = check_adamw_steps(&load).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(checked, 3);
     }

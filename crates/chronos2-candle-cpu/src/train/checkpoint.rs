@@ -150,6 +150,15 @@ pub fn activation_budget(weight_bytes: usize) -> usize {
     (total - weight_bytes).max(weight_bytes / 2)
 }
 
+/// The most rows a step runs at once: the graphs of the last block (kept) and of the block being
+/// recomputed, on `tokens_per_row` tokens a row, within [`activation_budget`]; at least one. A
+/// larger batch runs as micro-batches of whole groups (full-size model at context 512: 19 rows;
+/// chronos2-mini: 135 rows).
+pub fn micro_batch_rows(config: &ModelConfig, tokens_per_row: usize, weight_bytes: usize) -> usize {
+    let per_row = 2 * block_activation_bytes(config, tokens_per_row);
+    (activation_budget(weight_bytes) / per_row.max(1)).max(1)
+}
+
 /// Estimated memory of the graph of one encoder block in a step on `tokens` tokens: 80
 /// `d_model`-wide f32 rows per token (its intermediates and their gradients), measured from the
 /// peak RSS of LoRA steps with and without checkpointing at context 512 (chronos2-mini, 32 rows:
@@ -176,6 +185,22 @@ mod tests {
         assert!(recomputed(8) >= 6, "{counts:?}");
         assert_eq!(recomputed(1024), 11, "never the last block");
         assert_eq!(Checkpointing::Blocks(99).recomputed_blocks(&config, 35, 0), 12);
+    }
+
+    /// Micro-batches keep two blocks' graphs within the budget: 19 rows of the full-size model at
+    /// context 512 (35 tokens a row), 135 of chronos2-mini, one row at least.
+    #[test]
+    fn micro_batches_keep_two_block_graphs_within_the_budget() {
+        let text = include_str!("../../../../tests/fixtures/models/tiny/config.json");
+        let mut config = ModelConfig::from_json(text).unwrap();
+        config.d_model = 768;
+        assert_eq!(micro_batch_rows(&config, 35, 478_000_000), 19);
+        let rows = micro_batch_rows(&config, 35, 478_000_000);
+        assert!(2 * block_activation_bytes(&config, rows * 35) <= activation_budget(478_000_000));
+        assert!(2 * block_activation_bytes(&config, (rows + 1) * 35) > activation_budget(478_000_000));
+        config.d_model = 256;
+        assert_eq!(micro_batch_rows(&config, 35, 29_000_000), 135);
+        assert_eq!(micro_batch_rows(&config, 1 << 30, 29_000_000), 1);
     }
 
     /// A step's weights plus kept graphs stay within max(1.5x the weights, 768 MiB).

@@ -40,6 +40,8 @@ pub struct CpuTrainModel {
     model: Chronos2Model<TrainOps>,
     params: Vec<TrainParam>,
     checkpointing: Checkpointing,
+    /// The most rows a step runs at once; `None`: as many as the memory budget allows.
+    micro_batch_rows: Option<usize>,
     /// The model's weights in fp32.
     weight_bytes: usize,
 }
@@ -66,7 +68,7 @@ impl CpuTrainModel {
             ops.spec().lora.validate(&modules)?;
         }
         let weight_bytes = 4 * model.footprint().total_params;
-        Ok(CpuTrainModel { model, params, checkpointing: Checkpointing::Auto, weight_bytes })
+        Ok(CpuTrainModel { model, params, checkpointing: Checkpointing::Auto, micro_batch_rows: None, weight_bytes })
     }
 
     /// The trainable parameters, in build order.
@@ -87,6 +89,12 @@ impl CpuTrainModel {
     /// Which encoder blocks training steps checkpoint (default [`Checkpointing::Auto`]).
     pub fn set_checkpointing(&mut self, checkpointing: Checkpointing) {
         self.checkpointing = checkpointing;
+    }
+
+    /// The most rows a training step runs at once (`None`, the default: as many as keep two
+    /// blocks' graphs within the checkpoint budget, [`checkpoint::micro_batch_rows`]).
+    pub fn set_micro_batch_rows(&mut self, rows: Option<usize>) {
+        self.micro_batch_rows = rows;
     }
 
     /// Runs `run` on the stages of the forward of `batch` with the batch's loss.
@@ -150,7 +158,51 @@ impl TrainModel for CpuTrainModel {
         self.params.iter().zip(values).try_for_each(|(p, v)| set_var(p, v))
     }
 
+    /// Large batches run as micro-batches of whole groups ([`TrainBatch::micro_batches`]), each
+    /// weighted by its share of the rows, so that a step's memory does not grow with the batch.
     fn loss_and_grads(&mut self, batch: &TrainBatch) -> Result<(f32, Vec<Vec<f32>>)> {
+        let max_rows = self.micro_batch_rows(batch);
+        if batch.model.rows <= max_rows {
+            return self.micro_batch_loss_and_grads(batch);
+        }
+        let mut loss = 0f64;
+        let mut sums: Vec<Vec<f32>> = self.params.iter().map(|p| vec![0.0; p.var.as_tensor().elem_count()]).collect();
+        for part in batch.micro_batches(max_rows) {
+            let share = batch.row_share(&part);
+            let (part_loss, grads) = self.micro_batch_loss_and_grads(&part)?;
+            loss += f64::from(share) * f64::from(part_loss);
+            for (sum, grad) in sums.iter_mut().zip(grads) {
+                sum.iter_mut().zip(grad).for_each(|(s, g)| *s += share * g);
+            }
+        }
+        Ok((loss as f32, sums))
+    }
+
+    fn set_dropout_masks(&mut self, masks: Box<dyn DropoutMasks>) {
+        self.model.ops().dropout().set_masks(masks);
+    }
+
+    fn loss(&self, batch: &TrainBatch) -> Result<f32> {
+        scalar(&self.with_stages(batch, |stages, head_loss, _| checkpoint::loss_only(stages, head_loss))?)
+    }
+}
+
+impl CpuTrainModel {
+    /// The most rows a step runs at once ([`Self::set_micro_batch_rows`]).
+    fn micro_batch_rows(&self, batch: &TrainBatch) -> usize {
+        if let Some(rows) = self.micro_batch_rows {
+            return rows.max(1);
+        }
+        let config = self.model.config();
+        let m = &batch.model;
+        let tokens_per_row = m.context_len.div_ceil(config.patch_size())
+            + usize::from(config.chronos_config.use_reg_token)
+            + m.num_output_patches;
+        checkpoint::micro_batch_rows(config, tokens_per_row, self.weight_bytes)
+    }
+
+    /// The loss and gradients of one micro-batch: one training step of dropout masks.
+    fn micro_batch_loss_and_grads(&self, batch: &TrainBatch) -> Result<(f32, Vec<Vec<f32>>)> {
         let step = self.model.ops().dropout().training_step();
         let (loss, grads) = self.with_stages(batch, |stages, head_loss, structure| {
             let recomputed = self.checkpointing.recomputed_blocks(
@@ -171,13 +223,5 @@ impl TrainModel for CpuTrainModel {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((scalar(&loss)?, values))
-    }
-
-    fn set_dropout_masks(&mut self, masks: Box<dyn DropoutMasks>) {
-        self.model.ops().dropout().set_masks(masks);
-    }
-
-    fn loss(&self, batch: &TrainBatch) -> Result<f32> {
-        scalar(&self.with_stages(batch, |stages, head_loss, _| checkpoint::loss_only(stages, head_loss))?)
     }
 }

@@ -19,6 +19,7 @@ pub mod dropout;
 pub mod export;
 pub mod fit;
 pub mod loss;
+mod micro_batch;
 pub mod mode;
 pub mod npz;
 pub mod rng;
