@@ -11,6 +11,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
 
 use super::frozen::FrozenWeight;
 use super::matmul::{matmul_accumulate, matmul_scaled, matmul_slices};
+use super::rows::contiguous_f32;
 
 /// `x W^T + scaling · (x A^T) B^T` for a contiguous `x (..., in)`, a frozen `W (out, in)` and the
 /// adapter `A (r, in)`, `B (out, r)`; differentiable in `x`, `A` and `B`.
@@ -27,16 +28,6 @@ fn rows_in_out(op: &LoraMatmul, layout: &Layout) -> candle_core::Result<(usize, 
         candle_core::bail!("{}: input width {in_dim}, the weight takes {weight_in}", op.name());
     }
     Ok((layout.shape().elem_count() / in_dim.max(1), in_dim, out_dim))
-}
-
-fn contiguous_values<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("{op}: the operands must be f32");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{op}: the input must be contiguous");
-    };
-    Ok(&values[start..end])
 }
 
 fn f32_values<'a>(op: &str, storage: &'a CpuStorage) -> candle_core::Result<&'a [f32]> {
@@ -79,7 +70,7 @@ impl CustomOp3 for LoraMatmul {
         lb: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (rows, in_dim, out_dim) = rows_in_out(self, lx)?;
-        let x = contiguous_values(self.name(), sx, lx)?;
+        let x = contiguous_f32(self.name(), sx, lx)?;
         let (a, b) = (f32_values(self.name(), sa)?, f32_values(self.name(), sb)?);
         let y = self.forward(x, rows, in_dim, (a, la), (b, lb))?;
         let mut dims = lx.dims().to_vec();
@@ -109,8 +100,8 @@ impl CustomOp3 for LoraMatmul {
             candle_core::bail!("{}: the operands must be on the CPU", self.name());
         };
         let name = self.name();
-        let g = contiguous_values(name, g, g_layout)?;
-        let xv = contiguous_values(name, xs, x_layout)?;
+        let g = contiguous_f32(name, g, g_layout)?;
+        let xv = contiguous_f32(name, xs, x_layout)?;
         let (av, bv) = (f32_values(name, av)?, f32_values(name, bv)?);
         let (g_rows, x_rows) = (Layout::contiguous((rows, out_dim)), Layout::contiguous((rows, in_dim)));
         let (h, h_shape) = matmul_slices(g, &g_rows, bv, lb)?;

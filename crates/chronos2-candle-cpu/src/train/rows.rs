@@ -1,4 +1,4 @@
-//! Reading the operands of the row-wise training ops (RMS norm, rope, softmax).
+//! Reading the operands of the training custom ops (RMS norm, rope, softmax, LoRA linear).
 
 use candle_core::{CpuStorage, Layout};
 
