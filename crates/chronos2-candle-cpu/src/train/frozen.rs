@@ -51,7 +51,7 @@ impl FrozenWeight {
     /// `x Wᵀ` for `rows` contiguous rows `x` of the input width: `(rows, out)`, contiguous.
     pub fn times_transposed(&self, x: &[f32], rows: usize) -> candle_core::Result<Vec<f32>> {
         let in_dim = self.dims().1;
-        // The weight read transposed in place.
+        // The weight read transposed (copied row-major first where the product is faster so).
         self.with_values(|w, layout| {
             Ok(matmul_slices(x, &Layout::contiguous((rows, in_dim)), w, &layout.transpose(0, 1)?)?.0)
         })
