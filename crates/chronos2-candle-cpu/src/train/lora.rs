@@ -134,19 +134,12 @@ impl CustomOp3 for LoraMatmul {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values::{max_diff, values};
     use std::sync::Arc;
 
     use super::*;
     use candle_core::{Device, Var};
     use chronos2_core::quant::{dequantize, quantize};
-
-    fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n).map(|i| ((i * 37 + seed * 11) % 101) as f32 / 50.0 - 1.0).collect()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-    }
 
     /// Forward and the gradients of `x`, `A` and `B` equal those of the same linear written with
     /// candle's ops, on a float and a quantized base, for a batched input large enough for the

@@ -361,16 +361,9 @@ impl Tiles {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values::{max_diff, values};
     use super::*;
     use candle_core::{Device, Var};
-
-    fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n).map(|i| ((i * 37 + seed * 11) % 101) as f32 / 50.0 - 1.0).collect()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-    }
 
     /// (batch dims, m, k, n, transpose the second operand, permute the first)
     type Case = (&'static [usize], usize, usize, usize, bool, bool);

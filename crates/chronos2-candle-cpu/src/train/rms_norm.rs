@@ -178,6 +178,7 @@ impl CustomOp2 for RmsNormWeightGrad {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values::max_diff;
     use super::*;
     use candle_core::{Device, Var, D};
 
@@ -186,10 +187,6 @@ mod tests {
         let inv = x.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
         let inv = inv.affine(1.0, eps as f64).unwrap().sqrt().unwrap().recip().unwrap();
         x.broadcast_mul(&inv).unwrap().broadcast_mul(w).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
     }
 
     /// Forward and both gradients equal candle's on odd shapes, including one of many rows

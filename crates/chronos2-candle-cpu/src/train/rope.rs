@@ -81,6 +81,7 @@ impl CustomOp3 for Rope {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values::max_diff;
     use super::*;
     use candle_core::{Device, Var, D};
 
@@ -92,10 +93,6 @@ mod tests {
         let first = x1.broadcast_mul(cos).unwrap().sub(&x2.broadcast_mul(sin).unwrap()).unwrap();
         let second = x2.broadcast_mul(cos).unwrap().add(&x1.broadcast_mul(sin).unwrap()).unwrap();
         Tensor::cat(&[first, second], D::Minus1).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
     }
 
     /// Forward and input gradient equal candle's on odd shapes, for a contiguous input and for one

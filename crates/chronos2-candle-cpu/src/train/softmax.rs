@@ -100,6 +100,7 @@ impl CustomOp2 for SoftmaxBackward {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values::max_diff;
     use super::*;
     use candle_core::{Device, Var, D};
 
@@ -108,10 +109,6 @@ mod tests {
         let max = x.detach().max_keepdim(D::Minus1).unwrap();
         let e = x.broadcast_sub(&max).unwrap().exp().unwrap();
         e.broadcast_div(&e.sum_keepdim(D::Minus1).unwrap()).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
     }
 
     /// Forward and input gradient equal candle's softmax on odd shapes, with masked (-inf-like)
