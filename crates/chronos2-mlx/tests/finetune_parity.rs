@@ -14,16 +14,29 @@ fn load(dir: &Path, spec: TrainSpec) -> chronos2_core::Result<Box<dyn TrainModel
     Ok(Box::new(MlxTrainModel::load_dir(dir, spec)?))
 }
 
-#[test]
-fn loss_and_gradients_match_the_reference() {
-    let checked = check_loss_and_gradients(&load).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(checked, chronos2_test_fixtures::finetune::GRAD_CASES.len());
+/// Training steps that run one group at a time (micro-batches of whole groups).
+fn load_micro_batched(dir: &Path, spec: TrainSpec) -> chronos2_core::Result<Box<dyn TrainModel>> {
+    let mut model = MlxTrainModel::load_dir(dir, spec)?;
+    model.set_micro_batch_rows(Some(1));
+    Ok(Box::new(model))
 }
 
+/// Whole batches (the default on these small models), and one group at a time.
+#[test]
+fn loss_and_gradients_match_the_reference() {
+    for load in [load, load_micro_batched] {
+        let checked = check_loss_and_gradients(&load).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(checked, chronos2_test_fixtures::finetune::GRAD_CASES.len());
+    }
+}
+
+/// Whole batches, and one group at a time.
 #[test]
 fn five_adamw_steps_match_the_reference_trainer() {
-    let checked = check_adamw_steps(&load).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(checked, 3);
+    for load in [load, load_micro_batched] {
+        let checked = check_adamw_steps(&load).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(checked, 3);
+    }
 }
 
 /// LoRA with no target trains nothing: the base model's loss (the reference's loss of the same

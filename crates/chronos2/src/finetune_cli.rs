@@ -50,6 +50,7 @@ pub struct FinetuneArgs {
     /// Validation table (its last window per series is evaluated; the best step is kept).
     #[arg(long, value_name = "FILE")]
     validation: Option<PathBuf>,
+    /// Forecast horizon the model is trained for: the steps after each cut scored by the loss.
     #[arg(long, value_name = "H")]
     prediction_length: usize,
     /// full, lora, qlora or head.
@@ -58,6 +59,7 @@ pub struct FinetuneArgs {
     /// Base quantization for --mode qlora (default int8).
     #[arg(long, value_name = "int8|int4")]
     quantize: Option<String>,
+    /// Optimizer steps (fit's default).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     steps: usize,
     /// Default: 1e-6 for full (fit's default), 1e-5 for lora, qlora and head.
@@ -72,8 +74,10 @@ pub struct FinetuneArgs {
     /// Minimum context points before a cut (default: the prediction length).
     #[arg(long, value_name = "N")]
     min_past: Option<usize>,
+    /// Rank r of the LoRA matrices (--mode lora or qlora).
     #[arg(long, value_name = "R", default_value_t = 8)]
     lora_rank: usize,
+    /// LoRA alpha: the adapter's product is scaled by alpha / r.
     #[arg(long, value_name = "A", default_value_t = 16.0)]
     lora_alpha: f32,
     /// Module name suffixes, comma separated. Default: self_attention.q,self_attention.v,
@@ -92,10 +96,13 @@ pub struct FinetuneArgs {
     /// The backend that trains: cpu (candle autograd) or mlx (value_and_grad). Default: cpu.
     #[arg(long, value_name = "cpu|mlx")]
     backend: Option<String>,
+    /// Column naming the series, as for predict.
     #[arg(long, value_name = "NAME", default_value = "item_id")]
     id_column: String,
+    /// Column of the timestamps, as for predict.
     #[arg(long, value_name = "NAME", default_value = "timestamp")]
     timestamp_column: String,
+    /// Target column(s), as for predict; the other columns are covariates.
     #[arg(long, value_name = "NAME[,NAME...]", default_value = "target", value_delimiter = ',')]
     target: Vec<String>,
     /// Output directory (must not exist).

@@ -16,6 +16,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use chronos2_core::config::ModelConfig;
 use chronos2_core::model::Stages;
+use chronos2_core::train::activation_budget;
 use chronos2_core::{Error, Result};
 
 use super::ops::{err, TrainOps};
@@ -138,18 +139,6 @@ impl Checkpointing {
     }
 }
 
-/// The memory the kept graphs of a step may take: what keeps the weights plus the kept graphs
-/// within max(1.5x the model's fp32 weights, 768 MiB), and at least half the weights. On the
-/// full-size model (478 MB) that is about 330 MB, so a step stays within twice the weights; on a
-/// small model (chronos2-mini, 29 MB) memory is not what limits training and every recomputed
-/// block costs time (every block of chronos2-mini recomputed: +40% CPU time per step at 32 rows),
-/// so it keeps every block's graph up to ~740 MB of them.
-pub fn activation_budget(weight_bytes: usize) -> usize {
-    const TOTAL_FLOOR: usize = 768 << 20;
-    let total = (weight_bytes + weight_bytes / 2).max(TOTAL_FLOOR);
-    (total - weight_bytes).max(weight_bytes / 2)
-}
-
 /// The most rows a step runs at once: the graphs of the last block (kept) and of the block being
 /// recomputed, on `tokens_per_row` tokens a row, within [`activation_budget`]; at least one. A
 /// larger batch runs as micro-batches of whole groups (full-size model at context 512: 19 rows;
@@ -201,15 +190,5 @@ mod tests {
         config.d_model = 256;
         assert_eq!(micro_batch_rows(&config, 35, 29_000_000), 135);
         assert_eq!(micro_batch_rows(&config, 1 << 30, 29_000_000), 1);
-    }
-
-    /// A step's weights plus kept graphs stay within max(1.5x the weights, 768 MiB).
-    #[test]
-    fn the_budget_keeps_weights_and_graphs_within_the_larger_of_one_and_a_half_weights_and_768_mib() {
-        let mib = 1usize << 20;
-        assert_eq!(activation_budget(29_000_000), 768 * mib - 29_000_000, "chronos2-mini");
-        assert_eq!(activation_budget(478_000_000), 768 * mib - 478_000_000, "full-size: 768 MiB > 1.5x");
-        assert_eq!(activation_budget(2_000_000_000), 1_000_000_000, "large: half the weights");
-        assert_eq!(activation_budget(0), 768 * mib);
     }
 }

@@ -163,21 +163,7 @@ impl TrainModel for CpuTrainModel {
     /// Large batches run as micro-batches of whole groups ([`TrainBatch::micro_batches`]), each
     /// weighted by its share of the rows, so that a step's memory does not grow with the batch.
     fn loss_and_grads(&mut self, batch: &TrainBatch) -> Result<(f32, Vec<Vec<f32>>)> {
-        let max_rows = self.micro_batch_rows(batch);
-        if batch.model.rows <= max_rows {
-            return self.micro_batch_loss_and_grads(batch);
-        }
-        let mut loss = 0f64;
-        let mut sums: Vec<Vec<f32>> = self.params.iter().map(|p| vec![0.0; p.var.as_tensor().elem_count()]).collect();
-        for part in batch.micro_batches(max_rows) {
-            let share = batch.row_share(&part);
-            let (part_loss, grads) = self.micro_batch_loss_and_grads(&part)?;
-            loss += f64::from(share) * f64::from(part_loss);
-            for (sum, grad) in sums.iter_mut().zip(grads) {
-                sum.iter_mut().zip(grad).for_each(|(s, g)| *s += share * g);
-            }
-        }
-        Ok((loss as f32, sums))
+        batch.loss_and_grads_in_parts(self.micro_batch_rows(batch), |part| self.micro_batch_loss_and_grads(part))
     }
 
     fn set_dropout_masks(&mut self, masks: Box<dyn DropoutMasks>) {
@@ -196,11 +182,7 @@ impl CpuTrainModel {
             return rows.max(1);
         }
         let config = self.model.config();
-        let m = &batch.model;
-        let tokens_per_row = m.context_len.div_ceil(config.patch_size())
-            + usize::from(config.chronos_config.use_reg_token)
-            + m.num_output_patches;
-        checkpoint::micro_batch_rows(config, tokens_per_row, self.weight_bytes)
+        checkpoint::micro_batch_rows(config, batch.tokens_per_row(config), self.weight_bytes)
     }
 
     /// The loss and gradients of one micro-batch: one training step of dropout masks.

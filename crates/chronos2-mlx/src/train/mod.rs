@@ -3,6 +3,7 @@
 
 mod dropout;
 mod loss;
+mod micro_batch;
 mod ops;
 mod params;
 
@@ -30,6 +31,10 @@ use crate::MlxTensor;
 /// Chronos-2 on MLX with the trainable parameters of a [`TrainSpec`].
 pub struct MlxTrainModel {
     model: Chronos2Model<MlxTrainOps>,
+    /// The most rows a step runs at once (`None`: [`micro_batch::micro_batch_rows`]).
+    micro_batch_rows: Option<usize>,
+    /// The model's weights in fp32, which the memory budget of a step is measured against.
+    weight_bytes: usize,
 }
 
 impl MlxTrainModel {
@@ -48,7 +53,24 @@ impl MlxTrainModel {
             let modules = ops.store().linear_modules.clone();
             ops.spec().lora.validate(&modules)?;
         }
-        Ok(MlxTrainModel { model })
+        let weight_bytes = 4 * model.footprint().total_params;
+        Ok(MlxTrainModel { model, micro_batch_rows: None, weight_bytes })
+    }
+
+    /// Fixes the most rows a training step runs at once (`None`: as many as keep the step's
+    /// intermediates within the memory budget, [`micro_batch::micro_batch_rows`]). A larger batch
+    /// runs as micro-batches of whole groups, with the same loss and gradients.
+    pub fn set_micro_batch_rows(&mut self, rows: Option<usize>) {
+        self.micro_batch_rows = rows;
+    }
+
+    /// The most rows a step runs at once ([`Self::set_micro_batch_rows`]).
+    fn micro_batch_rows(&self, batch: &TrainBatch) -> usize {
+        if let Some(rows) = self.micro_batch_rows {
+            return rows.max(1);
+        }
+        let config = self.model.config();
+        micro_batch::micro_batch_rows(config, batch.tokens_per_row(config), self.weight_bytes)
     }
 
     /// Parameters and bytes of the model as held for training (LoRA adapters included; in QLoRA
@@ -76,6 +98,31 @@ impl MlxTrainModel {
         let out = self.model.graph(&prepared.structure, &inputs, &mut |_| Ok(()))?;
         let head = self.ops().array_of(&out.head);
         loss::quantile_loss(head.array(), targets, config.quantiles(), config.patch_size())
+    }
+
+    /// `value_and_grad` of the loss of one micro-batch with respect to every trainable
+    /// parameter, one training step of dropout masks: the closure binds the arrays MLX passes in
+    /// as the parameters and builds the graph on them.
+    fn micro_batch_loss_and_grads(&self, batch: &TrainBatch) -> Result<(f32, Vec<Vec<f32>>)> {
+        // in training mode: the forward(s) below drop out with this step's masks
+        let _step = self.ops().dropout().training_step();
+        let params: Vec<Array> = self.ops().store().values.iter().map(|v| v.array().clone()).collect();
+        if params.is_empty() {
+            // Nothing to differentiate (e.g. LoRA with no target): the loss alone.
+            return Ok((self.loss(batch)?, Vec::new()));
+        }
+        let (prepared, targets) = self.prepare(batch)?;
+        let argnums: Vec<i32> = (0..params.len()).map(|i| i as i32).collect();
+        let loss_of = |tracers: &[Array]| -> std::result::Result<Vec<Array>, Exception> {
+            let exception = |e: Error| Exception::custom(e.to_string());
+            let _bound = self.ops().bind(tracers).map_err(exception)?;
+            Ok(vec![self.forward_loss(&prepared, &targets).map_err(exception)?])
+        };
+        let (values, grads) = value_and_grad_with_argnums(loss_of, argnums.as_slice())(&params).map_err(err)?;
+        let loss = values.first().ok_or_else(|| Error::Backend("value_and_grad returned no loss".into()))?;
+        mlx_rs::transforms::eval(std::iter::once(loss).chain(grads.iter())).map_err(err)?;
+        let grads = grads.iter().map(host).collect::<Result<Vec<_>>>()?;
+        Ok((scalar(loss)?, grads))
     }
 }
 
@@ -133,28 +180,10 @@ impl TrainModel for MlxTrainModel {
         Ok(())
     }
 
-    /// `value_and_grad` of the loss with respect to every trainable parameter: the closure binds
-    /// the arrays MLX passes in as the parameters and builds the graph on them.
+    /// Large batches run as micro-batches of whole groups ([`TrainBatch::micro_batches`]), each
+    /// weighted by its share of the rows, so that a step's memory does not grow with the batch.
     fn loss_and_grads(&mut self, batch: &TrainBatch) -> Result<(f32, Vec<Vec<f32>>)> {
-        // in training mode: the forward(s) below drop out with this step's masks
-        let _step = self.ops().dropout().training_step();
-        let params: Vec<Array> = self.ops().store().values.iter().map(|v| v.array().clone()).collect();
-        if params.is_empty() {
-            // Nothing to differentiate (e.g. LoRA with no target): the loss alone.
-            return Ok((self.loss(batch)?, Vec::new()));
-        }
-        let (prepared, targets) = self.prepare(batch)?;
-        let argnums: Vec<i32> = (0..params.len()).map(|i| i as i32).collect();
-        let loss_of = |tracers: &[Array]| -> std::result::Result<Vec<Array>, Exception> {
-            let exception = |e: Error| Exception::custom(e.to_string());
-            let _bound = self.ops().bind(tracers).map_err(exception)?;
-            Ok(vec![self.forward_loss(&prepared, &targets).map_err(exception)?])
-        };
-        let (values, grads) = value_and_grad_with_argnums(loss_of, argnums.as_slice())(&params).map_err(err)?;
-        let loss = values.first().ok_or_else(|| Error::Backend("value_and_grad returned no loss".into()))?;
-        mlx_rs::transforms::eval(std::iter::once(loss).chain(grads.iter())).map_err(err)?;
-        let grads = grads.iter().map(host).collect::<Result<Vec<_>>>()?;
-        Ok((scalar(loss)?, grads))
+        batch.loss_and_grads_in_parts(self.micro_batch_rows(batch), |part| self.micro_batch_loss_and_grads(part))
     }
 
     fn set_dropout_masks(&mut self, masks: Box<dyn DropoutMasks>) {
