@@ -359,25 +359,74 @@ fn resolve_base(base: Option<&str>) -> Result<PathBuf> {
     })
 }
 
-/// A loaded model, with an adapter fused in when one was given (a temporary fused copy of the
-/// base, removed on drop).
+/// A model directory in the system's temporary directory, removed (with its contents) on drop.
+pub struct TempModelDir {
+    path: PathBuf,
+}
+
+impl TempModelDir {
+    /// A fresh path (nothing is created there yet); `purpose` names it.
+    fn new(purpose: &str) -> Self {
+        let name = format!("chronos2-{purpose}-{}-{}", std::process::id(), unique());
+        TempModelDir { path: std::env::temp_dir().join(name) }
+    }
+
+    /// The directory as a model spec for [`Chronos2::load_with`].
+    fn spec(&self) -> Result<&str> {
+        self.path.to_str().ok_or_else(|| Error::InvalidArgument(format!("{} is not UTF-8", self.path.display())))
+    }
+}
+
+impl Drop for TempModelDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+impl Chronos2 {
+    /// Fuses the active adapter into the model: every following call runs the base with the
+    /// adapter merged into its weights (`W + (alpha / r) B A` for LoRA, the trained head for a
+    /// head) as a plain model, at the base model's speed (on MLX compiled graphs are used again),
+    /// on the same backends and precision. The loaded adapters are dropped: they were trained for
+    /// the unfused base. The fused weights are written to a temporary directory that lives as long
+    /// as the model ([`fuse`] writes a fused model to keep). On an error the model is unchanged.
+    pub fn fuse(&mut self) -> Result<()> {
+        let Some(name) = self.active_adapter.clone() else {
+            return Err(Error::InvalidArgument(format!(
+                "fuse needs an active adapter: call set_adapter(Some(name)) first (loaded: {})",
+                self.loaded_adapters_text()
+            )));
+        };
+        let adapter = self
+            .adapters
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| Error::InvalidArgument(format!("no adapter named `{name}` is loaded")))?;
+        let dir = TempModelDir::new("fused");
+        export::write_staged(&dir.path, |out| export::write_fused(out, &self.model_dir, &adapter))?;
+        let fused = Chronos2::load_with(Some(dir.spec()?), self.backend, self.engines.options())?;
+        // The old engines (which may read a previous fused directory) go before that directory.
+        self.engines = fused.engines;
+        self.config = fused.config;
+        self.model_dir = fused.model_dir;
+        self.adapters.clear();
+        self.active_adapter = None;
+        self.fused_dir = Some(dir);
+        Ok(())
+    }
+}
+
+/// A loaded model, with an adapter fused in when one was given (into a temporary fused copy of
+/// the base, removed on drop).
 pub struct AdaptedModel {
     pub model: Chronos2,
-    fused_dir: Option<PathBuf>,
+    _fused_dir: Option<TempModelDir>,
 }
 
 impl std::ops::Deref for AdaptedModel {
     type Target = Chronos2;
     fn deref(&self) -> &Chronos2 {
         &self.model
-    }
-}
-
-impl Drop for AdaptedModel {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.fused_dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }
 
@@ -389,18 +438,12 @@ pub fn load_with_adapter(
     options: LoadOptions,
 ) -> Result<AdaptedModel> {
     let Some(adapter) = adapter else {
-        return Ok(AdaptedModel { model: Chronos2::load_with(base, backend, options)?, fused_dir: None });
+        return Ok(AdaptedModel { model: Chronos2::load_with(base, backend, options)?, _fused_dir: None });
     };
-    let dir = std::env::temp_dir().join(format!("chronos2-adapted-{}-{}", std::process::id(), unique()));
-    fuse(base, adapter, &dir)?;
-    let spec = dir.to_str().ok_or_else(|| Error::InvalidArgument(format!("{} is not UTF-8", dir.display())))?;
-    match Chronos2::load_with(Some(spec), backend, options) {
-        Ok(model) => Ok(AdaptedModel { model, fused_dir: Some(dir) }),
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            Err(e)
-        }
-    }
+    let dir = TempModelDir::new("adapted");
+    fuse(base, adapter, &dir.path)?;
+    let model = Chronos2::load_with(Some(dir.spec()?), backend, options)?;
+    Ok(AdaptedModel { model, _fused_dir: Some(dir) })
 }
 
 fn unique() -> u64 {

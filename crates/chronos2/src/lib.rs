@@ -149,6 +149,9 @@ pub struct Chronos2 {
     adapters: BTreeMap<String, Arc<Adapter>>,
     /// The adapter every call runs with ([`Chronos2::set_adapter`]); `None`: the base model.
     active_adapter: Option<String>,
+    /// After [`Chronos2::fuse`]: the fused model's directory (`model_dir`), removed on drop.
+    /// Declared last, so the engines reading it are dropped first.
+    fused_dir: Option<finetune::TempModelDir>,
 }
 
 impl std::fmt::Debug for Chronos2 {
@@ -178,7 +181,15 @@ impl Chronos2 {
         };
         let engines = Engines::new(&model_dir, backend, options)?;
         let config = engines.primary().config().clone();
-        Ok(Chronos2 { engines, backend, config, model_dir, adapters: BTreeMap::new(), active_adapter: None })
+        Ok(Chronos2 {
+            engines,
+            backend,
+            config,
+            model_dir,
+            adapters: BTreeMap::new(),
+            active_adapter: None,
+            fused_dir: None,
+        })
     }
 
     pub fn config(&self) -> &ModelConfig {

@@ -161,6 +161,56 @@ fn switching_adapters_gives_each_fused_model_and_none_gives_the_base() {
     std::fs::remove_dir_all(work).unwrap();
 }
 
+/// `fuse()` merges the active adapter into the loaded model: it then forecasts and embeds as the
+/// model fused on disk, with no adapter left and no adapter memory; a second adapter loaded
+/// afterwards applies on top of the fused model. Without an active adapter it is an error that
+/// changes nothing.
+#[test]
+fn fuse_merges_the_active_adapter_into_the_loaded_model() {
+    let work = temp("fuse-method");
+    let other = other_lora(&work.join("other"));
+    let mut model = cpu(&tiny(), Precision::Fp32);
+    let base_forecast = forecast(&model);
+    let e = model.fuse().unwrap_err().to_string();
+    assert!(e.contains("fuse needs an active adapter: call set_adapter(Some(name)) first (loaded: none)"), "{e}");
+    assert_eq!(forecast(&model), base_forecast, "a failed fuse changes nothing");
+
+    model.load_adapter("reference", &reference_lora()).unwrap();
+    model.load_adapter("other", &other).unwrap();
+    let e = model.fuse().unwrap_err().to_string();
+    assert!(e.contains("(loaded: other, reference)"), "{e}");
+    model.set_adapter(Some("reference")).unwrap();
+    let adapted = forecast(&model);
+    model.fuse().unwrap();
+    assert_eq!(model.active_adapter(), None);
+    assert!(model.adapter_names().is_empty());
+    let footprint = model.footprint();
+    assert_eq!((footprint.adapter_params, footprint.adapter_bytes), (0, 0));
+
+    let (fused_model, fused_dir) = fused(&reference_lora(), "method");
+    let expected = forecast(&fused_model);
+    assert_eq!(forecast(&model), expected, "the fused weights are those `chronos2 fuse` writes");
+    assert_eq!(embedding(&model), embedding(&fused_model));
+    assert!(max_diff(&adapted, &expected) <= 1e-5 * max_abs(&expected));
+    assert!(max_diff(&base_forecast, &expected) > 1e-3 * max_abs(&expected), "the adapter must matter");
+    let fused_model_dir = model.model_dir().to_path_buf();
+    assert!(fused_model_dir.join("model.safetensors").is_file());
+
+    // Fusing again, on top of the fused model, and the temporary directories go with the model.
+    model.load_adapter("other", &other).unwrap();
+    model.set_adapter(Some("other")).unwrap();
+    let twice = forecast(&model);
+    model.fuse().unwrap();
+    assert!(!fused_model_dir.exists(), "the first fused directory is removed once replaced");
+    assert!(max_diff(&forecast(&model), &twice) <= 1e-5 * max_abs(&twice));
+    assert!(max_diff(&twice, &expected) > 1e-3 * max_abs(&expected), "the second adapter must matter");
+    let second_dir = model.model_dir().to_path_buf();
+    drop(model);
+    assert!(!second_dir.exists(), "the fused directory is removed with the model");
+    std::fs::remove_dir_all(fused_dir).unwrap();
+    std::fs::remove_dir_all(work).unwrap();
+}
+
 #[test]
 fn bad_names_and_adapters_that_do_not_fit_are_errors() {
     let mut model = cpu(&tiny(), Precision::Fp32);
@@ -364,7 +414,8 @@ fn a_numpy_npz_adapter_forecasts_as_the_reference() {
 }
 
 /// MLX applies the same run-time adapters (uncompiled and compiled model): switching gives the
-/// CPU backend's forecasts and embeddings, and `None` gives MLX's own base forecast back.
+/// CPU backend's forecasts and embeddings, `None` gives MLX's own base forecast back, and `fuse()`
+/// keeps the adapter's forecast.
 #[cfg(feature = "mlx")]
 #[test]
 fn adapters_switch_on_mlx_as_on_cpu() {
@@ -398,6 +449,13 @@ fn adapters_switch_on_mlx_as_on_cpu() {
         on_mlx.unload_adapter("head").unwrap();
         assert_eq!(on_mlx.adapter_names(), ["reference"]);
         assert_eq!(on_mlx.footprint().adapter_params, Adapter::load(&reference_lora()).unwrap().num_values());
+        // Fused into the MLX model (compiled again when compile is on): the adapter's forecast.
+        on_mlx.set_adapter(Some("reference")).unwrap();
+        let adapted = forecast(&on_mlx);
+        on_mlx.fuse().unwrap();
+        assert!(on_mlx.adapter_names().is_empty());
+        let diff = max_diff(&forecast(&on_mlx), &adapted);
+        assert!(diff <= 1e-5 * max_abs(&adapted), "compile {compile}: fused MLX differs from the adapter by {diff}");
     }
     std::fs::remove_dir_all(work).unwrap();
 }
