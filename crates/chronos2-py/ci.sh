@@ -18,6 +18,6 @@ if [ "$size" -gt $((50 * 1024 * 1024)) ]; then
     echo "wheel is larger than 50 MB" >&2
     exit 1
 fi
-"$VENV/bin/pip" install --quiet "$wheel" pytest polars "ray[data]"
+"$VENV/bin/pip" install --quiet "$wheel" pytest polars safetensors "ray[data]"
 # Run from outside the source tree so that the installed wheel (not python/) is imported.
 (cd crates/chronos2-py/tests && "../../../$VENV/bin/python" -m pytest -q -s -p no:cacheprovider .)

@@ -2,6 +2,7 @@
 //! pure-Python package `chronos2` (`python/chronos2`: `Chronos2Pipeline`, `chronos2.ray`).
 
 mod errors;
+mod fit;
 mod frequencies;
 mod items;
 mod load;

@@ -3,15 +3,18 @@
 //! model runs; results are handed to numpy without copies (arrays take ownership of the
 //! vectors).
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use chronos2::chronos2_core::pipeline::{Pooling, PredictOptions, SeriesInput};
-use chronos2::{pooling_name, Backend, Chronos2, Columns, EmbedDfOptions, Freq, PredictDfOptions};
+use chronos2::chronos2_core::train::LoraConfig;
+use chronos2::{pooling_name, Backend, Chronos2, Columns, EmbedDfOptions, Freq, LoadOptions, PredictDfOptions};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::errors::{guarded, to_py, value_error};
+use crate::fit::{fit, FitBase, FitRequest};
 use crate::items::series_inputs;
 use crate::load::load_options;
 use crate::table::{ns_from_naive, table, Table};
@@ -26,6 +29,7 @@ type Forecasts<'py> = (Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>, String, V
 pub struct NativeModel {
     model: Chronos2,
     backend: Backend,
+    options: LoadOptions,
 }
 
 fn check_batch_size(batch_size: usize) -> PyResult<()> {
@@ -79,7 +83,57 @@ impl NativeModel {
         let backend: Backend = backend.parse().map_err(|e| value_error(format!("{e}")))?;
         let options = load_options(quantize.as_deref(), dtype.as_deref()).map_err(value_error)?;
         let model = py.allow_threads(|| guarded(|| Chronos2::load_with(model.as_deref(), backend, options)))?;
-        Ok(NativeModel { model, backend })
+        Ok(NativeModel { model, backend, options })
+    }
+
+    /// Fine-tunes a copy of this model as `Chronos2Pipeline.fit` (`chronos2/pipeline.py` maps the
+    /// reference's arguments), writing the result to `output`; returns the fine-tuned model (on
+    /// this model's backend and precision) and a report dict. Trains on the forced backend, on
+    /// the CPU under `auto`. `lora` is `(rank, alpha, targets)`.
+    #[pyo3(signature = (items, validation_items, prediction_length, mode, quantize, output, steps, learning_rate,
+                        batch_size, context_length, min_past, lora, seed, log_every))]
+    #[allow(clippy::too_many_arguments)]
+    fn fit<'py>(
+        &self,
+        py: Python<'py>,
+        items: &Bound<'py, PyList>,
+        validation_items: Option<Bound<'py, PyList>>,
+        prediction_length: usize,
+        mode: String,
+        quantize: Option<String>,
+        output: PathBuf,
+        steps: usize,
+        learning_rate: f32,
+        batch_size: usize,
+        context_length: Option<usize>,
+        min_past: Option<usize>,
+        lora: Option<(usize, f32, Vec<String>)>,
+        seed: u64,
+        log_every: usize,
+    ) -> PyResult<(NativeModel, Bound<'py, PyDict>)> {
+        check_batch_size(batch_size)?;
+        if prediction_length == 0 {
+            return Err(value_error("prediction_length must be at least 1"));
+        }
+        let request = FitRequest {
+            items,
+            validation_items: validation_items.as_ref(),
+            prediction_length,
+            mode,
+            quantize,
+            output,
+            steps,
+            learning_rate,
+            batch_size,
+            context_length,
+            min_past,
+            lora: lora.map(|(rank, alpha, targets)| LoraConfig { rank, alpha, targets }),
+            seed,
+            log_every,
+        };
+        let base = FitBase { model: &self.model, backend: self.backend, options: self.options };
+        let (model, report) = fit(py, &base, request)?;
+        Ok((NativeModel { model, backend: self.backend, options: self.options }, report))
     }
 
     /// The model's quantile levels as written in its config (0.01, 0.05, ...).

@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from . import _frames, _inputs
+from . import _finetune, _frames, _inputs
 from ._native import NativeModel
 
 DEFAULT_QUANTILE_LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -47,6 +47,9 @@ class Chronos2Pipeline:
         #: Seconds of the last predict_df: ``prepare_s`` (tables to items: Arrow conversion,
         #: validation, grouping, frequency), ``model_s``, ``output_s`` (the result DataFrame), ``total_s``.
         self.last_timings: dict = {}
+        #: On a pipeline returned by :meth:`fit`: ``output``, ``dropped``, ``trainable_params``,
+        #: ``train_losses``, ``validation_losses`` (``(step, loss)``) and ``kept_step``.
+        self.fit_report: Optional[dict] = None
 
     @classmethod
     def from_pretrained(
@@ -116,6 +119,96 @@ class Chronos2Pipeline:
 
     def __repr__(self) -> str:
         return f"Chronos2Pipeline(model_dir={self.model_dir!r}, backend={self.requested_backend!r})"
+
+    # -- fine-tuning ------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        inputs: Any,
+        prediction_length: int,
+        validation_inputs: Any = None,
+        finetune_mode: str = "full",
+        lora_config: Any = None,
+        context_length: Optional[int] = None,
+        learning_rate: float = 1e-6,
+        num_steps: int = 1000,
+        batch_size: int = 256,
+        output_dir: Any = None,
+        min_past: Optional[int] = None,
+        finetuned_ckpt_name: str = "finetuned-ckpt",
+        callbacks: Optional[list] = None,
+        remove_printer_callback: bool = False,
+        disable_data_parallel: bool = True,
+        seed: int = 0,
+        quantize: Optional[str] = None,
+        **extra_trainer_kwargs: Any,
+    ) -> "Chronos2Pipeline":
+        """Fine-tunes a copy of the model on ``inputs`` and returns a new pipeline, as the reference's
+        ``fit``: the same sampling, loss, AdamW with a linear schedule, validation every 100 steps with
+        the best step kept, and the same defaults. ``inputs`` / ``validation_inputs`` take the forms of
+        :meth:`predict`; future covariate keys mark known-future covariates (their values are taken from
+        the series while training). ``finetune_mode``: ``full`` or ``lora`` as the reference, and also
+        ``qlora`` (LoRA on a base held in int8, or int4 with ``quantize="int4"``) and ``head`` (only
+        ``output_patch_embedding``). ``lora_config``: a dict of peft ``LoraConfig`` arguments or a
+        ``LoraConfig`` (plain LoRA: r, lora_alpha, target_modules); default r=8, alpha=16 on the
+        attention projections and the output layer.
+
+        Writes to ``output_dir / finetuned_ckpt_name`` (``output_dir`` defaults to
+        ``chronos-2-finetuned/<date>_<time>``): a full model (``config.json`` + ``model.safetensors``),
+        a PEFT adapter (lora, qlora) or a head, each loadable by the reference; the directory must not
+        exist, and nothing is left there on an error. The returned pipeline runs on this pipeline's
+        backend and precision, with an adapter fused into its weights; ``fit_report`` holds the
+        run's losses. Trains on the CPU (on MLX when this pipeline was loaded with
+        ``backend="mlx"``). A progress line goes to stderr every 100 steps unless
+        ``remove_printer_callback``. ``seed`` seeds the sampling, the LoRA initialisation and dropout.
+        ``callbacks`` and ``TrainingArguments`` keywords are not supported (an error);
+        ``disable_data_parallel`` has no effect (one process)."""
+        _finetune.refuse_trainer_options(callbacks, extra_trainer_kwargs)
+        if finetune_mode == "full" and lora_config is not None:
+            raise ValueError(
+                "lora_config should not be specified when `finetune_mode='full'`. To enable LoRA, set "
+                "`finetune_mode='lora'`."
+            )
+        prediction_length = int(prediction_length)
+        if prediction_length < 1:
+            raise ValueError(f"prediction_length must be at least 1, got {prediction_length}")
+        lora = _finetune.lora_settings(lora_config)
+        items = _inputs.to_items(inputs, prediction_length)
+        validation = None if validation_inputs is None else _inputs.to_items(validation_inputs, prediction_length)
+        target = _finetune.checkpoint_dir(output_dir, finetuned_ckpt_name)
+        created = _finetune.missing_parents(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            native, report = self._native.fit(
+                items,
+                validation,
+                prediction_length,
+                str(finetune_mode),
+                None if quantize is None else str(quantize),
+                str(target),
+                int(num_steps),
+                float(learning_rate),
+                int(batch_size),
+                None if context_length is None else int(context_length),
+                None if min_past is None else int(min_past),
+                lora,
+                int(seed),
+                0 if remove_printer_callback else 100,
+            )
+        except BaseException:
+            for directory in created:
+                try:
+                    directory.rmdir()  # only the empty directories made above
+                except OSError:
+                    break
+            raise
+        if report["dropped"]:
+            warnings.warn(
+                f"{report['dropped']} series shorter than min_past + prediction_length were dropped", stacklevel=2
+            )
+        pipeline = Chronos2Pipeline(native)
+        pipeline.fit_report = report
+        return pipeline
 
     # -- arrays -----------------------------------------------------------------------------------
 
