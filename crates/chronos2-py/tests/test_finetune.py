@@ -145,3 +145,22 @@ def test_no_series_long_enough_and_an_existing_checkpoint_are_errors(tmp_path):
     (tmp_path / "taken" / "finetuned-ckpt").mkdir(parents=True)
     with pytest.raises(ValueError, match="already exists"):
         quick_fit(base(), tmp_path / "taken")
+
+
+def test_a_lora_config_object_is_read_by_its_attributes(tmp_path):
+    """A peft ``LoraConfig`` (stood in for by an object with its attributes: peft is not a test
+    dependency): plain LoRA is read; options that change what LoRA computes are refused."""
+    from types import SimpleNamespace
+
+    plain = SimpleNamespace(
+        r=2, lora_alpha=4, target_modules=["self_attention.v"], lora_dropout=0.0, bias="none",
+        use_rslora=False, use_dora=False, modules_to_save=None, layers_to_transform=None,
+        rank_pattern={}, alpha_pattern={},
+    )
+    quick_fit(base(), tmp_path / "plain", finetune_mode="lora", lora_config=plain)
+    config = json.loads((tmp_path / "plain" / "finetuned-ckpt" / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"]) == (2, 4)
+    dora = SimpleNamespace(**{**vars(plain), "use_dora": True})
+    with pytest.raises(ValueError, match="use_dora=True is not supported"):
+        quick_fit(base(), tmp_path / "dora", finetune_mode="lora", lora_config=dora)
+    assert not (tmp_path / "dora").exists()
