@@ -47,9 +47,13 @@ fn cpu_and_mlx_give_the_same_losses_and_gradients() {
         for ((pname, g_cpu), g_mlx) in on_cpu.parameter_names().iter().zip(&grads_cpu).zip(&grads_mlx) {
             let noise = c["grad_noise"][pname.as_str()].as_f64().unwrap() as f32;
             let diff = max_diff(g_cpu, g_mlx);
-            // 8x the reference's float32-vs-float64 spread of that gradient: measured worst case
-            // 4.2x (grad_tiny_lora_covariates); the loss differs by at most 2.4e-6 relative
-            let tol = 8.0 * noise + 1e-6 * max_abs(g_cpu) + 1e-9;
+            // 24x the reference's float32-vs-float64 spread of that gradient. Each backend is
+            // within 16x of the reference (the parity tests); measured worst cases on an AMD EPYC
+            // Zen 4 (2026-11-29): CPU 10.6x and MLX 6.4x from the reference on the LoRA of the
+            // tiny model's unscaled attention (grad_tiny_lora_covariates), in opposite directions,
+            // so 17.0x apart (an earlier machine measured 4.2x); MLX's worst elsewhere is 8.7x.
+            // The loss differs by at most 2.4e-6 relative.
+            let tol = 24.0 * noise + 1e-6 * max_abs(g_cpu) + 1e-9;
             if diff > tol {
                 failures.push(format!("{name}: gradient of {pname}: cpu vs mlx max |diff| {diff:e} > {tol:e}"));
             }
