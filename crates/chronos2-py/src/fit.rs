@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use chronos2::chronos2_core::train::{FinetuneMode, LoraConfig, StepReport};
+use chronos2::chronos2_core::train::{qlora_bits, FinetuneMode, LoraConfig, StepReport};
 use chronos2::finetune::{FinetuneOptions, FinetuneReport, Trained};
-use chronos2::{Backend, BackendKind, Chronos2, LoadOptions};
+use chronos2::{Backend, BackendKind, Chronos2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -34,26 +34,21 @@ pub struct FitRequest<'a, 'py> {
     pub log_every: usize,
 }
 
-/// The base a run starts from: the loaded model and how it was loaded.
-pub struct FitBase<'a> {
-    pub model: &'a Chronos2,
-    pub backend: Backend,
-    pub options: LoadOptions,
-}
-
-/// Fine-tunes `base` and returns the fine-tuned model (a full fine-tune loaded from the written
-/// directory; an adapter fused into a fresh copy of the base, as the reference's returned
-/// pipeline forecasts) with the run's report.
+/// Fine-tunes `base` (loaded for `backend`) and returns the fine-tuned model (a full fine-tune
+/// loaded from the written directory; an adapter fused into a copy of the base, as the
+/// reference's returned pipeline forecasts) with the run's report.
 pub fn fit<'py>(
     py: Python<'py>,
-    base: &FitBase<'_>,
+    base: &Chronos2,
+    backend: Backend,
     request: FitRequest<'_, 'py>,
 ) -> PyResult<(Chronos2, Bound<'py, PyDict>)> {
     let bits = match request.quantize.as_deref().map(str::trim) {
         None => None,
-        Some("int8") | Some("8") => Some(8),
-        Some("int4") | Some("4") => Some(4),
-        Some(other) => return Err(value_error(format!("quantize '{other}': expected 'int8' or 'int4' for qlora"))),
+        Some(name) => Some(
+            qlora_bits(name)
+                .ok_or_else(|| value_error(format!("quantize '{name}': expected 'int8' or 'int4' for qlora")))?,
+        ),
     };
     let mode = FinetuneMode::parse(request.mode.trim(), bits).map_err(|e| value_error(e.to_string()))?;
     let items = series_inputs(request.items)?;
@@ -65,7 +60,7 @@ pub fn fit<'py>(
     options.context_length = request.context_length;
     options.min_past = request.min_past;
     options.seed = request.seed;
-    options.backend = match base.backend {
+    options.backend = match backend {
         Backend::Forced(kind) => kind,
         Backend::Auto => BackendKind::Cpu,
     };
@@ -82,7 +77,7 @@ pub fn fit<'py>(
                     eprintln!("{}", progress_line(r, start.elapsed().as_secs_f64()));
                 }
             };
-            let report = base.model.finetune(&items, validation.as_deref(), &options, &output, &mut progress)?;
+            let report = base.finetune(&items, validation.as_deref(), &options, &output, &mut progress)?;
             let FinetuneReport {
                 dropped,
                 trainable_params,
@@ -92,7 +87,10 @@ pub fn fit<'py>(
                 output,
                 trained,
             } = report;
-            let model = fine_tuned_model(base, trained)?;
+            let model = match trained {
+                Trained::Model(model) => *model,
+                Trained::Adapter(adapter) => base.with_adapter_fused(&adapter)?,
+            };
             let summary = Summary { output, dropped, trainable_params, train_losses, validation_losses, kept_step };
             Ok((summary, model))
         })
@@ -122,23 +120,6 @@ impl Summary {
         out.set_item("validation_losses", self.validation_losses)?;
         out.set_item("kept_step", self.kept_step)?;
         Ok(out)
-    }
-}
-
-/// The model a run returns: the full fine-tune as loaded, or the base with the adapter fused in.
-fn fine_tuned_model(base: &FitBase<'_>, trained: Trained) -> chronos2::Result<Chronos2> {
-    match trained {
-        Trained::Model(model) => Ok(*model),
-        Trained::Adapter(adapter) => {
-            let dir = base.model.model_dir().to_str().map(str::to_string).ok_or_else(|| {
-                chronos2::Error::InvalidArgument(format!("{} is not UTF-8", base.model.model_dir().display()))
-            })?;
-            let mut model = Chronos2::load_with(Some(&dir), base.backend, base.options)?;
-            model.insert_adapter("finetuned", adapter)?;
-            model.set_adapter(Some("finetuned"))?;
-            model.fuse()?;
-            Ok(model)
-        }
     }
 }
 

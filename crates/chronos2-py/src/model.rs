@@ -8,13 +8,13 @@ use std::time::Instant;
 
 use chronos2::chronos2_core::pipeline::{Pooling, PredictOptions, SeriesInput};
 use chronos2::chronos2_core::train::LoraConfig;
-use chronos2::{pooling_name, Backend, Chronos2, Columns, EmbedDfOptions, Freq, LoadOptions, PredictDfOptions};
+use chronos2::{pooling_name, Backend, Chronos2, Columns, EmbedDfOptions, Freq, PredictDfOptions};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::errors::{guarded, to_py, value_error};
-use crate::fit::{fit, FitBase, FitRequest};
+use crate::fit::{fit, FitRequest};
 use crate::items::series_inputs;
 use crate::load::load_options;
 use crate::table::{ns_from_naive, table, Table};
@@ -29,7 +29,6 @@ type Forecasts<'py> = (Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>, String, V
 pub struct NativeModel {
     model: Chronos2,
     backend: Backend,
-    options: LoadOptions,
 }
 
 fn check_batch_size(batch_size: usize) -> PyResult<()> {
@@ -83,7 +82,7 @@ impl NativeModel {
         let backend: Backend = backend.parse().map_err(|e| value_error(format!("{e}")))?;
         let options = load_options(quantize.as_deref(), dtype.as_deref()).map_err(value_error)?;
         let model = py.allow_threads(|| guarded(|| Chronos2::load_with(model.as_deref(), backend, options)))?;
-        Ok(NativeModel { model, backend, options })
+        Ok(NativeModel { model, backend })
     }
 
     /// Fine-tunes a copy of this model as `Chronos2Pipeline.fit` (`chronos2/pipeline.py` maps the
@@ -131,9 +130,8 @@ impl NativeModel {
             seed,
             log_every,
         };
-        let base = FitBase { model: &self.model, backend: self.backend, options: self.options };
-        let (model, report) = fit(py, &base, request)?;
-        Ok((NativeModel { model, backend: self.backend, options: self.options }, report))
+        let (model, report) = fit(py, &self.model, self.backend, request)?;
+        Ok((NativeModel { model, backend: self.backend }, report))
     }
 
     /// The model's quantile levels as written in its config (0.01, 0.05, ...).

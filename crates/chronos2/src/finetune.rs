@@ -400,19 +400,22 @@ impl Chronos2 {
         let adapter = self
             .adapters
             .get(&name)
-            .cloned()
             .ok_or_else(|| Error::InvalidArgument(format!("no adapter named `{name}` is loaded")))?;
-        let dir = TempModelDir::new("fused");
-        export::write_staged(&dir.path, |out| export::write_fused(out, &self.model_dir, &adapter))?;
-        let fused = Chronos2::load_with(Some(dir.spec()?), self.backend, self.engines.options())?;
-        // The old engines (which may read a previous fused directory) go before that directory.
-        self.engines = fused.engines;
-        self.config = fused.config;
-        self.model_dir = fused.model_dir;
-        self.adapters.clear();
-        self.active_adapter = None;
-        self.fused_dir = Some(dir);
+        // The old model's engines (which may read a previous fused directory) are dropped before
+        // that directory.
+        *self = self.with_adapter_fused(adapter)?;
         Ok(())
+    }
+
+    /// A new model: this one's base with `adapter` merged into its weights, on the same backends
+    /// and precision, without adapters. The fused weights are written to a temporary directory
+    /// that lives as long as the new model. This model is unchanged.
+    pub fn with_adapter_fused(&self, adapter: &Adapter) -> Result<Chronos2> {
+        let dir = TempModelDir::new("fused");
+        export::write_staged(&dir.path, |out| export::write_fused(out, &self.model_dir, adapter))?;
+        let mut fused = Chronos2::load_with(Some(dir.spec()?), self.backend, self.engines.options())?;
+        fused.fused_dir = Some(dir);
+        Ok(fused)
     }
 }
 

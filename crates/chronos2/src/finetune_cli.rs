@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use chronos2::backend::{Backend, BackendKind};
-use chronos2::chronos2_core::train::{FinetuneMode, LoraConfig, StepReport};
+use chronos2::chronos2_core::train::{qlora_bits, FinetuneMode, LoraConfig, StepReport};
 use chronos2::finetune::{self, AdaptedModel, AdapterFormat, FinetuneOptions};
 use chronos2::frame::Frame;
 use chronos2::{dataframe, Columns};
@@ -134,9 +134,9 @@ fn read(path: &Path, what: &str) -> Result<Frame> {
 fn parse_mode(args: &FinetuneArgs) -> Result<FinetuneMode> {
     let bits = match args.quantize.as_deref() {
         None => None,
-        Some("int8") | Some("8") => Some(8),
-        Some("int4") | Some("4") => Some(4),
-        Some(other) => bail!("--quantize {other}: expected int8 or int4"),
+        Some(name) => {
+            Some(qlora_bits(name).ok_or_else(|| anyhow::anyhow!("--quantize {name}: expected int8 or int4"))?)
+        }
     };
     Ok(FinetuneMode::parse(&args.mode, bits)?)
 }

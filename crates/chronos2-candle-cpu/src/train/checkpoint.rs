@@ -16,7 +16,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use chronos2_core::config::ModelConfig;
 use chronos2_core::model::Stages;
-use chronos2_core::train::activation_budget;
+use chronos2_core::train::{activation_budget, rows_within_budget};
 use chronos2_core::{Error, Result};
 
 use super::ops::{err, TrainOps};
@@ -144,8 +144,7 @@ impl Checkpointing {
 /// larger batch runs as micro-batches of whole groups (full-size model at context 512: 19 rows;
 /// chronos2-mini: 135 rows).
 pub fn micro_batch_rows(config: &ModelConfig, tokens_per_row: usize, weight_bytes: usize) -> usize {
-    let per_row = 2 * block_activation_bytes(config, tokens_per_row);
-    (activation_budget(weight_bytes) / per_row.max(1)).max(1)
+    rows_within_budget(2 * block_activation_bytes(config, tokens_per_row), weight_bytes)
 }
 
 /// Estimated memory of the graph of one encoder block in a step on `tokens` tokens: 80

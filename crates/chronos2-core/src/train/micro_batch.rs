@@ -24,6 +24,12 @@ pub fn activation_budget(weight_bytes: usize) -> usize {
     (total - weight_bytes).max(weight_bytes / 2)
 }
 
+/// The most rows of `row_bytes` each that fit in [`activation_budget`] of a model with
+/// `weight_bytes` of fp32 weights; at least one.
+pub fn rows_within_budget(row_bytes: usize, weight_bytes: usize) -> usize {
+    (activation_budget(weight_bytes) / row_bytes.max(1)).max(1)
+}
+
 impl TrainBatch {
     /// The tokens a row of the batch has in the encoder: its context patches, the REG token
     /// if the model has one, and the output patches.

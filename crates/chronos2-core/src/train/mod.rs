@@ -30,8 +30,8 @@ pub use dataset::{TrainBatch, TrainDataset};
 pub use dropout::{DropoutMasks, DropoutSite, SeededMasks, TrainingDropout};
 pub use fit::{fit, FitOptions, FitOutcome, StepReport};
 pub use loss::LossTargets;
-pub use micro_batch::activation_budget;
-pub use mode::{lora_key, FinetuneMode, LoraConfig, TrainSpec, QLORA_GROUP_SIZE};
+pub use micro_batch::{activation_budget, rows_within_budget};
+pub use mode::{lora_key, qlora_bits, FinetuneMode, LoraConfig, TrainSpec, QLORA_GROUP_SIZE};
 
 use crate::config::ModelConfig;
 use crate::error::Result;

@@ -4,6 +4,16 @@ use crate::error::{Error, Result};
 
 use super::rng::Rng;
 
+/// The bits of a QLoRA base named `int8` / `8` or `int4` / `4` (the CLI's `--quantize`, the
+/// Python `fit`'s `quantize`); `None` for any other name.
+pub fn qlora_bits(name: &str) -> Option<u32> {
+    match name {
+        "int8" | "8" => Some(8),
+        "int4" | "4" => Some(4),
+        _ => None,
+    }
+}
+
 /// What is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinetuneMode {

@@ -7,7 +7,7 @@
 //! gradients of the whole batch.
 
 use chronos2_core::config::ModelConfig;
-use chronos2_core::train::activation_budget;
+use chronos2_core::train::{activation_budget, rows_within_budget};
 
 /// Estimated memory of one encoder block's intermediates in an MLX step, in `d_model`-wide f32
 /// rows per token: 18 measured, rounded up. The peak RSS of `chronos2 finetune --backend mlx
@@ -18,8 +18,7 @@ const ROWS_PER_TOKEN: usize = 20;
 /// The most rows a step on `tokens_per_row` tokens a row keeps within [`activation_budget`] of
 /// a model with `weight_bytes` of fp32 weights; at least one.
 pub fn micro_batch_rows(config: &ModelConfig, tokens_per_row: usize, weight_bytes: usize) -> usize {
-    let per_row = 4 * config.num_layers * tokens_per_row * ROWS_PER_TOKEN * config.d_model;
-    (activation_budget(weight_bytes) / per_row.max(1)).max(1)
+    rows_within_budget(4 * config.num_layers * tokens_per_row * ROWS_PER_TOKEN * config.d_model, weight_bytes)
 }
 
 #[cfg(test)]
