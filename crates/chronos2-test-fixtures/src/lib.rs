@@ -22,9 +22,14 @@ use chronos2_core::pipeline::{
     FutureValues, Pooling, PredictOptions, SeriesInput,
 };
 
-/// The repository root (fixture paths are relative to it).
+/// The repository root (fixture paths are relative to it): `CHRONOS2_REPO_ROOT` when set (test
+/// binaries run on another machine than they were built on, e.g. the GPU device), else the
+/// checkout this crate was built in.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    match std::env::var_os("CHRONOS2_REPO_ROOT") {
+        Some(root) => PathBuf::from(root),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+    }
 }
 
 /// The 23 real series of `eval/real-series/context.csv` (id, timestamp, target; empty = NaN), in
