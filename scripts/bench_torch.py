@@ -2,11 +2,12 @@
 side-by-side comparison with `cargo bench -p chronos2-bench --bench forward`.
 
     python3 scripts/bench_torch.py [--threads 2] [--runs 20] [--shapes 1x128,8x512]
-                                   [--dtypes fp32,bf16] [--json OUT]
+                                   [--dtypes fp32,bf16] [--device cpu|cuda] [--json OUT]
 
 Random init (speed does not depend on the weights), prediction length 24 (2 patches). fp32, and
 with `--dtypes fp32,bf16` also the same model cast to bfloat16 (`model.to(torch.bfloat16)`, the
-context stays float32), measured in the same process.
+context stays float32), measured in the same process. With `--device cuda` the model and inputs live on the GPU (eager,
+no TF32: PyTorch's default for matmuls) and each timed run ends with `torch.cuda.synchronize()`.
 """
 import argparse
 import json
@@ -38,12 +39,14 @@ def time_shapes(model: Chronos2Model, args: argparse.Namespace, dtype: str) -> d
     results = {}
     for shape in args.shapes.split(","):
         rows, length = map(int, shape.split("x"))
-        context = torch.randn(rows, length).cumsum(-1) + 100
+        context = (torch.randn(rows, length).cumsum(-1) + 100).to(args.device)
         times = []
         with torch.inference_mode():
             for i in range(args.warmup + args.runs):
                 start = time.perf_counter()
                 model(context=context, num_output_patches=2)
+                if args.device == "cuda":
+                    torch.cuda.synchronize()
                 if i >= args.warmup:
                     times.append((time.perf_counter() - start) * 1000)
         print(f"{dtype} {shape}: median {statistics.median(times):.1f} ms  (min {min(times):.1f}, max {max(times):.1f})", flush=True)
@@ -59,11 +62,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--shapes", default="1x128,8x512")
     parser.add_argument("--dtypes", default="fp32", help="comma-separated: fp32, bf16")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--json", help="write {cells: {shape: {median_ms, p10_ms, p90_ms, runs}}, cells_bf16: ...} here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = full_size_model()
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    model = full_size_model().to(args.device)
+    device = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, threads {torch.get_num_threads()}"
+    print(f"torch {torch.__version__}, {device}")
     out = {}
     for dtype in args.dtypes.split(","):
         if dtype not in ("fp32", "bf16"):
@@ -72,7 +77,8 @@ def main() -> None:
             model = model.to(torch.bfloat16)
         out["cells" if dtype == "fp32" else "cells_bf16"] = time_shapes(model, args, dtype)
     if args.json:
-        meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version()}
+        meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
+                "device": device}
         with open(args.json, "w") as f:
             json.dump({"meta": meta, **out}, f, indent=1)
 

@@ -4,6 +4,7 @@ mod accuracy;
 mod bench_matrix;
 mod bench_python;
 mod finetune_eval;
+mod gpu;
 mod mlx;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,9 @@ enum Task {
     /// Fine-tune chronos2-mini on the history of eval/real-series per mode, WQL / MASE on the
     /// held-out truth vs zero-shot.
     FinetuneEval(finetune_eval::Args),
+    /// Build what a GPU machine runs for the CUDA backend (test binaries, CLI, bench, the PyTorch
+    /// side) into one folder to carry there; `scripts/gpu-run.sh` runs it.
+    GpuBundle(gpu::Args),
     /// fp32 / int8 / int4 accuracy of models/chronos2-mini on eval/real-series (markdown report).
     Accuracy(accuracy::Args),
 }
@@ -63,6 +67,7 @@ fn main() -> Result<()> {
         Task::BenchMatrix(args) => bench_matrix::run(&args),
         Task::BenchPython(args) => bench_python::run(&args),
         Task::Accuracy(args) => accuracy::run(&args),
+        Task::GpuBundle(args) => gpu::bundle(&args),
         Task::FinetuneEval(args) => finetune_eval::run(&args),
     }
 }

@@ -62,6 +62,12 @@ fn columns() -> Vec<(&'static str, Loader, Precision)> {
         cols.push(("mlx_int8_compile", compiled, Precision::Int8));
         cols.push(("mlx_fp32_compile", compiled, Precision::Fp32));
     }
+    #[cfg(feature = "cuda")]
+    {
+        let cuda: Loader = chronos2_cuda::load;
+        cols.push(("cuda_fp32", cuda, Precision::Fp32));
+        cols.push(("cuda_bf16", cuda, Precision::Bf16));
+    }
     cols
 }
 
