@@ -1,5 +1,5 @@
 """Bad input through Python raises ValueError with the CLI's messages (the cases of
-crates/chronos2/tests/cli.rs), never a crash."""
+crates/chronos2-cli/tests/cli.rs), never a crash."""
 
 import io
 
