@@ -1,0 +1,38 @@
+//! Ctrl-C during a long native call: the call runs with the GIL released, and between its
+//! batches (training steps for `fit`) the facade asks [`chronos2_core::interrupt::check`], which
+//! here takes the GIL and runs Python's pending signal handlers. When one raises (Ctrl-C's
+//! `KeyboardInterrupt`), the call stops at that point and the exception is raised from it; the
+//! model is left as it was, ready for the next call.
+
+use std::sync::{Arc, Mutex};
+
+use chronos2::chronos2_core::interrupt::with_check;
+use pyo3::prelude::*;
+use pyo3::Python;
+
+use crate::errors::guarded;
+
+/// Runs `f` with the GIL released, stoppable by a signal between its batches (see the module).
+pub fn interruptible<T: Send>(py: Python<'_>, f: impl FnOnce() -> chronos2::Result<T> + Send) -> PyResult<T> {
+    let raised: Arc<Mutex<Option<PyErr>>> = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&raised);
+    let result = py.allow_threads(move || {
+        let check = move || {
+            Python::with_gil(|py| match py.check_signals() {
+                Ok(()) => false,
+                Err(e) => {
+                    if let Ok(mut s) = slot.lock() {
+                        *s = Some(e);
+                    }
+                    true
+                }
+            })
+        };
+        with_check(check, || guarded(f))
+    });
+    let pending = raised.lock().ok().and_then(|mut s| s.take());
+    match (result, pending) {
+        (Err(_), Some(signal_error)) => Err(signal_error),
+        (result, _) => result,
+    }
+}
