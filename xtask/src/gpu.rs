@@ -67,8 +67,11 @@ fn chronos_package(dest: &Path) -> Result<()> {
         return Ok(());
     }
     let wheels = std::env::temp_dir().join("chronos2-gpu-bundle-wheel");
-    run(Command::new("python3").args(["-m", "pip", "download", "--no-deps", "-q", "-d"]).arg(&wheels).arg(CHRONOS_FORECASTING))
-        .context("pip download chronos-forecasting (needs network here)")?;
+    run(Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "-q", "-d"])
+        .arg(&wheels)
+        .arg(CHRONOS_FORECASTING))
+    .context("pip download chronos-forecasting (needs network here)")?;
     let wheel = std::fs::read_dir(&wheels)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
@@ -96,7 +99,16 @@ pub fn bundle(args: &Args) -> Result<()> {
     for (name, exe) in test_binaries()? {
         copy_stripped(&exe, &bin.join(format!("test-{name}")))?;
     }
-    run(cargo().args(["build", "--release", "-p", "chronos2-bench", "--features", "cuda", "--bin", "bench-matrix-cells"]))?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "chronos2-bench",
+        "--features",
+        "cuda",
+        "--bin",
+        "bench-matrix-cells",
+    ]))?;
     copy_stripped(&target_dir().join("release/bench-matrix-cells"), &bin.join("bench-matrix-cells"))?;
     if !args.no_cli {
         run(cargo().args(["build", "--release", "-p", "chronos2-cli", "--features", "cuda"]))?;
@@ -112,8 +124,18 @@ pub fn bundle(args: &Args) -> Result<()> {
         bytes = folder_bytes(&out)?;
     }
     if bytes > MAX_BUNDLE_BYTES {
-        bail!("{} is {} MiB, above the {} MiB the device call carries", out.display(), bytes >> 20, MAX_BUNDLE_BYTES >> 20);
+        bail!(
+            "{} is {} MiB, above the {} MiB the device call carries",
+            out.display(),
+            bytes >> 20,
+            MAX_BUNDLE_BYTES >> 20
+        );
     }
-    println!("{}: {:.1} MiB; on the GPU machine run `scripts/gpu-run.sh {}`", out.display(), bytes as f64 / (1 << 20) as f64, args.out.display());
+    println!(
+        "{}: {:.1} MiB; on the GPU machine run `scripts/gpu-run.sh {}`",
+        out.display(),
+        bytes as f64 / (1 << 20) as f64,
+        args.out.display()
+    );
     Ok(())
 }
