@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import _finetune, _frames, _inputs, _pickling
-from ._args import count, optional_count
+from ._args import count, optional_count, positive_float
 from ._native import NativeModel
 
 DEFAULT_QUANTILE_LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -207,6 +207,9 @@ class Chronos2Pipeline:
         context_length = optional_count("context_length", context_length)
         min_past = optional_count("min_past", min_past)
         seed = count("seed", seed, minimum=0)
+        learning_rate = positive_float("learning_rate", learning_rate)
+        if quantize is not None and str(finetune_mode).strip() != "qlora":
+            raise ValueError(f"quantize={quantize!r} applies to finetune_mode='qlora' only")
         lora = _finetune.lora_settings(lora_config, self._model_type())
         items = _inputs.to_items(inputs, prediction_length)
         validation = None if validation_inputs is None else _inputs.to_items(validation_inputs, prediction_length)
@@ -222,7 +225,7 @@ class Chronos2Pipeline:
                 None if quantize is None else str(quantize),
                 str(target),
                 num_steps,
-                float(learning_rate),
+                learning_rate,
                 batch_size,
                 context_length,
                 min_past,
