@@ -1406,10 +1406,10 @@ def ft_npz_adapter_case() -> None:
 # committed; regenerated only when missing.
 OURS_DIR = FT_DIR / "ours"
 OURS_COMMANDS = [
-    ["cargo", "run", "-q", "-p", "chronos2", "--", "finetune", "--model", "tests/fixtures/models/tiny",
+    ["cargo", "run", "-q", "-p", "chronos2-cli", "--", "finetune", "--model", "tests/fixtures/models/tiny",
      "--input", "examples/airpassengers.csv", "--prediction-length", "12", "--mode", "lora", "--steps", "20",
      "--batch-size", "4", "--learning-rate", "1e-3", "--seed", "7", "--output", "tests/fixtures/finetune/ours/lora"],
-    ["cargo", "run", "-q", "-p", "chronos2", "--", "fuse", "--model", "tests/fixtures/models/tiny",
+    ["cargo", "run", "-q", "-p", "chronos2-cli", "--", "fuse", "--model", "tests/fixtures/models/tiny",
      "--adapter", "tests/fixtures/finetune/ours/lora", "--output", "tests/fixtures/finetune/ours/fused"],
 ]
 

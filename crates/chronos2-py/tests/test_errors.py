@@ -1,5 +1,5 @@
 """Bad input through Python raises ValueError with the messages of the CLI's cases
-(crates/chronos2/tests/cli.rs) worded for Python (``df``, ``future_df``, 0-based rows), never a crash."""
+(crates/chronos2-cli/tests/cli.rs) worded for Python (``df``, ``future_df``, 0-based rows), never a crash."""
 
 import io
 

@@ -1,5 +1,5 @@
 """Every committed predict, embed and DataFrame fixture through the Python API, at the Rust
-tests' tolerances (chronos2_core::fixtures, crates/chronos2/tests/cli.rs)."""
+tests' tolerances (chronos2_core::fixtures, crates/chronos2-cli/tests/cli.rs)."""
 
 import numpy as np
 import pandas as pd
@@ -122,7 +122,7 @@ def read_input(case, key):
 
 
 def df_rtol(case):
-    # crates/chronos2/tests/cli.rs: chronos2-mini agrees to ~1e-6; the random tiny model amplifies
+    # crates/chronos2-cli/tests/cli.rs: chronos2-mini agrees to ~1e-6; the random tiny model amplifies
     # float32 noise (measured up to 5e-5 relative on values near 0).
     return 1e-5 if "chronos2-mini" in case["model"] else 1e-4
 
