@@ -26,6 +26,7 @@ pub mod precision;
 pub mod preprocess;
 pub mod quant;
 pub mod quantiles;
+mod torch_sum;
 pub mod train;
 pub mod weights;
 

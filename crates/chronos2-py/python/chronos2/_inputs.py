@@ -194,18 +194,26 @@ def _from_dicts(data: list, prediction_length: int) -> list[tuple]:
     first = data[0]
     past_keys = sorted(first.get("past_covariates", {}).keys())
     future_keys = set(first.get("future_covariates", {}).keys())
-    # As the reference: a covariate is numeric when its values stacked over all items are.
+    # As the reference: a covariate is numeric when its past values stacked over all items are.
     categorical = set()
     for key in past_keys:
-        groups = [as_array(d["past_covariates"][key]) for d in data]
-        if key in future_keys and not _is_unavailable(first["future_covariates"][key]):
-            groups += [as_array(d["future_covariates"][key]) for d in data]
-        if not all(np.issubdtype(g.dtype, np.number) for g in groups):
+        if not all(np.issubdtype(as_array(d["past_covariates"][key]).dtype, np.number) for d in data):
             categorical.add(key)
 
     def values(v: Any, key: str) -> Any:
         arr = as_array(v)
-        return _labels(arr) if key in categorical else np.ascontiguousarray(arr, dtype=np.float32)
+        if key in categorical:
+            return _labels(arr)
+        return np.ascontiguousarray(arr, dtype=np.float32)
+
+    def future_values(v: Any, key: str) -> Any:
+        # Future values keep their own kind: text in the future of a numeric covariate is read
+        # as numbers, numbers in the future of a categorical one are unseen categories (both
+        # by the native layer, as the reference does).
+        arr = as_array(v)
+        if np.issubdtype(arr.dtype, np.number):
+            return np.ascontiguousarray(arr, dtype=np.float32)
+        return _labels(arr)
 
     items = []
     for d in data:
@@ -220,7 +228,7 @@ def _from_dicts(data: list, prediction_length: int) -> list[tuple]:
             elif _is_unavailable(d["future_covariates"][key]):
                 covariates.append((key, past, KNOWN_UNAVAILABLE, None))
             else:
-                covariates.append((key, past, KNOWN, values(d["future_covariates"][key], key)))
+                covariates.append((key, past, KNOWN, future_values(d["future_covariates"][key], key)))
         items.append((target, covariates))
     return items
 
