@@ -6,6 +6,9 @@
 //! with weights packed once at load ([`gemm`]), the attention on a fused kernel ([`attention`]); both pick AVX-512, AVX2 or portable code at run
 //! time.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 #[cfg(all(feature = "accelerate", target_os = "macos"))]
 mod accelerate;
 #[cfg(target_arch = "x86_64")]
