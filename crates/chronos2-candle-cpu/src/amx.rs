@@ -126,8 +126,14 @@ impl TileConfig {
     /// # Safety
     /// [`available`] must be true.
     pub(crate) unsafe fn load() -> Tiles {
-        let mut cfg =
-            TileConfig { palette: 1, start_row: 0, reserved: [0; 14], colsb: [0; 16], rows: [0; 16], reserved2: [0; 16] };
+        let mut cfg = TileConfig {
+            palette: 1,
+            start_row: 0,
+            reserved: [0; 14],
+            colsb: [0; 16],
+            rows: [0; 16],
+            reserved2: [0; 16],
+        };
         for t in 0..8 {
             cfg.colsb[t] = 64;
             cfg.rows[t] = TILE_ROWS as u8;

@@ -166,22 +166,25 @@ fn quantize_rows_plain(x: &[f32], q: &mut [MaybeUninit<u8>], params: &mut [Maybe
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn quantize_rows_avx512(x: &[f32], q: &mut [MaybeUninit<u8>], params: &mut [MaybeUninit<[f32; 3]>]) {
-    use std::arch::x86_64::*;
-    for ((src, dst), p) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(params) {
-        let v = [0, 16, 32, 48].map(|o| _mm512_loadu_ps(src.as_ptr().add(o)));
-        let mn = _mm512_reduce_min_ps(_mm512_min_ps(_mm512_min_ps(v[0], v[1]), _mm512_min_ps(v[2], v[3])));
-        let mx = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(v[0], v[1]), _mm512_max_ps(v[2], v[3])));
-        let [sx, inv] = group_scale(mn, mx);
-        let (mnv, invv, round) = (_mm512_set1_ps(mn), _mm512_set1_ps(inv), _mm512_set1_ps(ROUND));
-        let (zero, top) = (_mm512_setzero_ps(), _mm512_set1_ps(255.0));
-        let mut sum = _mm512_setzero_si512();
-        for (c, &vc) in v.iter().enumerate() {
-            let t = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(vc, mnv), invv), round), round);
-            let codes = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(t, zero), top));
-            _mm_storeu_si128(dst.as_mut_ptr().add(16 * c) as *mut __m128i, _mm512_cvtepi32_epi8(codes));
-            sum = _mm512_add_epi32(sum, codes);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        for ((src, dst), p) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(params) {
+            let v = [0, 16, 32, 48].map(|o| _mm512_loadu_ps(src.as_ptr().add(o)));
+            let mn = _mm512_reduce_min_ps(_mm512_min_ps(_mm512_min_ps(v[0], v[1]), _mm512_min_ps(v[2], v[3])));
+            let mx = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(v[0], v[1]), _mm512_max_ps(v[2], v[3])));
+            let [sx, inv] = group_scale(mn, mx);
+            let (mnv, invv, round) = (_mm512_set1_ps(mn), _mm512_set1_ps(inv), _mm512_set1_ps(ROUND));
+            let (zero, top) = (_mm512_setzero_ps(), _mm512_set1_ps(255.0));
+            let mut sum = _mm512_setzero_si512();
+            for (c, &vc) in v.iter().enumerate() {
+                let t = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(vc, mnv), invv), round), round);
+                let codes = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(t, zero), top));
+                _mm_storeu_si128(dst.as_mut_ptr().add(16 * c) as *mut __m128i, _mm512_cvtepi32_epi8(codes));
+                sum = _mm512_add_epi32(sum, codes);
+            }
+            p.write([sx, sx * _mm512_reduce_add_epi32(sum) as u32 as f32, mn]);
         }
-        p.write([sx, sx * _mm512_reduce_add_epi32(sum) as u32 as f32, mn]);
     }
 }
 
@@ -338,34 +341,37 @@ impl W8a8Matmul {
         first: usize,
         last: usize,
     ) {
-        let (n, k) = (self.out_dim, self.in_dim);
-        let groups = k / GROUP;
-        let mut tile = [[0f32; STRIP]; MR];
-        for s in first..last {
-            let n0 = s * STRIP;
-            let cols = STRIP.min(n - n0);
-            let q = &self.q[s * k * STRIP..(s + 1) * k * STRIP];
-            let sb = &self.sb[s * groups * SB..(s + 1) * groups * SB];
-            let mut r0 = 0;
-            while r0 < m {
-                let mr = MR.min(m - r0);
-                let t = Tile {
-                    x: &xq.q[r0 * k..(r0 + mr) * k],
-                    params: &xq.params[r0 * groups..(r0 + mr) * groups],
-                    q,
-                    sb,
-                    k,
-                    mr,
-                };
-                match self.isa {
-                    W8a8Isa::Portable => tile_portable(&t, &mut tile),
-                    #[cfg(target_arch = "x86_64")]
-                    W8a8Isa::Vnni => tile_vnni(&t, &mut tile),
-                    #[cfg(target_arch = "x86_64")]
-                    W8a8Isa::Amx => unreachable!("AMX runs blocks (run_blocks_amx)"),
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        unsafe {
+            let (n, k) = (self.out_dim, self.in_dim);
+            let groups = k / GROUP;
+            let mut tile = [[0f32; STRIP]; MR];
+            for s in first..last {
+                let n0 = s * STRIP;
+                let cols = STRIP.min(n - n0);
+                let q = &self.q[s * k * STRIP..(s + 1) * k * STRIP];
+                let sb = &self.sb[s * groups * SB..(s + 1) * groups * SB];
+                let mut r0 = 0;
+                while r0 < m {
+                    let mr = MR.min(m - r0);
+                    let t = Tile {
+                        x: &xq.q[r0 * k..(r0 + mr) * k],
+                        params: &xq.params[r0 * groups..(r0 + mr) * groups],
+                        q,
+                        sb,
+                        k,
+                        mr,
+                    };
+                    match self.isa {
+                        W8a8Isa::Portable => tile_portable(&t, &mut tile),
+                        #[cfg(target_arch = "x86_64")]
+                        W8a8Isa::Vnni => tile_vnni(&t, &mut tile),
+                        #[cfg(target_arch = "x86_64")]
+                        W8a8Isa::Amx => unreachable!("AMX runs blocks (run_blocks_amx)"),
+                    }
+                    crate::gemm::store_tile(y, n, r0, n0, cols, &tile[..mr], bias);
+                    r0 += mr;
                 }
-                crate::gemm::store_tile(y, n, r0, n0, cols, &tile[..mr], bias);
-                r0 += mr;
             }
         }
     }
@@ -416,7 +422,9 @@ impl W8a8Matmul {
                     };
                     let params = &xq.params[r0 * groups..(r0 + mr) * groups];
                     // SAFETY: the kernel set (AVX-512F) was checked available.
-                    unsafe { group_epilogue(&dots[..mr], &sb[g * SB..(g + 1) * SB], params, g, groups, &mut acc[..mr]) };
+                    unsafe {
+                        group_epilogue(&dots[..mr], &sb[g * SB..(g + 1) * SB], params, g, groups, &mut acc[..mr])
+                    };
                 }
                 // SAFETY: the caller's contract on `y`.
                 unsafe { crate::gemm::store_tile(y, n, r0, n0, cols, &acc[..mr], bias) };
@@ -528,45 +536,50 @@ fn tile_vnni(t: &Tile, out: &mut [[f32; STRIP]; MR]) {
     }
 }
 
+/// # Safety
+/// The CPU must support AVX-512F/BW and AVX512-VNNI; `t` holds `R` rows (see [`Tile`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn vnni<const R: usize>(t: &Tile, out: &mut [[f32; STRIP]; MR]) {
-    use std::arch::x86_64::*;
-    let groups = t.k / GROUP;
-    let mut acc0 = [_mm512_setzero_ps(); R];
-    let mut acc1 = [_mm512_setzero_ps(); R];
-    let xp = t.x.as_ptr();
-    let qp = t.q.as_ptr();
-    for g in 0..groups {
-        let mut d0 = [_mm512_setzero_si512(); R];
-        let mut d1 = [_mm512_setzero_si512(); R];
-        for p in g * GROUP / 4..(g + 1) * GROUP / 4 {
-            let w0 = _mm512_loadu_si512(qp.add(p * STRIP * 4) as *const _);
-            let w1 = _mm512_loadu_si512(qp.add(p * STRIP * 4 + 64) as *const _);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let groups = t.k / GROUP;
+        let mut acc0 = [_mm512_setzero_ps(); R];
+        let mut acc1 = [_mm512_setzero_ps(); R];
+        let xp = t.x.as_ptr();
+        let qp = t.q.as_ptr();
+        for g in 0..groups {
+            let mut d0 = [_mm512_setzero_si512(); R];
+            let mut d1 = [_mm512_setzero_si512(); R];
+            for p in g * GROUP / 4..(g + 1) * GROUP / 4 {
+                let w0 = _mm512_loadu_si512(qp.add(p * STRIP * 4) as *const _);
+                let w1 = _mm512_loadu_si512(qp.add(p * STRIP * 4 + 64) as *const _);
+                for i in 0..R {
+                    let xv = _mm512_set1_epi32((xp.add(i * t.k + 4 * p) as *const i32).read_unaligned());
+                    d0[i] = _mm512_dpbusd_epi32(d0[i], xv, w0);
+                    d1[i] = _mm512_dpbusd_epi32(d1[i], xv, w1);
+                }
+            }
+            let sb = t.sb.as_ptr().add(g * SB);
+            let (s0, s1) = (_mm512_loadu_ps(sb), _mm512_loadu_ps(sb.add(16)));
+            let (b0, b1) = (_mm512_loadu_ps(sb.add(STRIP)), _mm512_loadu_ps(sb.add(STRIP + 16)));
+            let (c0, c1) = (_mm512_loadu_ps(sb.add(2 * STRIP)), _mm512_loadu_ps(sb.add(2 * STRIP + 16)));
             for i in 0..R {
-                let xv = _mm512_set1_epi32((xp.add(i * t.k + 4 * p) as *const i32).read_unaligned());
-                d0[i] = _mm512_dpbusd_epi32(d0[i], xv, w0);
-                d1[i] = _mm512_dpbusd_epi32(d1[i], xv, w1);
+                let [sx, xsum, mn] = t.params[i * groups + g];
+                let (sx, xsum, mn) = (_mm512_set1_ps(sx), _mm512_set1_ps(xsum), _mm512_set1_ps(mn));
+                acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0[i]), _mm512_mul_ps(s0, sx), acc0[i]);
+                acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1[i]), _mm512_mul_ps(s1, sx), acc1[i]);
+                acc0[i] = _mm512_fmadd_ps(b0, xsum, acc0[i]);
+                acc1[i] = _mm512_fmadd_ps(b1, xsum, acc1[i]);
+                acc0[i] = _mm512_fmadd_ps(c0, mn, acc0[i]);
+                acc1[i] = _mm512_fmadd_ps(c1, mn, acc1[i]);
             }
         }
-        let sb = t.sb.as_ptr().add(g * SB);
-        let (s0, s1) = (_mm512_loadu_ps(sb), _mm512_loadu_ps(sb.add(16)));
-        let (b0, b1) = (_mm512_loadu_ps(sb.add(STRIP)), _mm512_loadu_ps(sb.add(STRIP + 16)));
-        let (c0, c1) = (_mm512_loadu_ps(sb.add(2 * STRIP)), _mm512_loadu_ps(sb.add(2 * STRIP + 16)));
         for i in 0..R {
-            let [sx, xsum, mn] = t.params[i * groups + g];
-            let (sx, xsum, mn) = (_mm512_set1_ps(sx), _mm512_set1_ps(xsum), _mm512_set1_ps(mn));
-            acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0[i]), _mm512_mul_ps(s0, sx), acc0[i]);
-            acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1[i]), _mm512_mul_ps(s1, sx), acc1[i]);
-            acc0[i] = _mm512_fmadd_ps(b0, xsum, acc0[i]);
-            acc1[i] = _mm512_fmadd_ps(b1, xsum, acc1[i]);
-            acc0[i] = _mm512_fmadd_ps(c0, mn, acc0[i]);
-            acc1[i] = _mm512_fmadd_ps(c1, mn, acc1[i]);
+            _mm512_storeu_ps(out[i].as_mut_ptr(), acc0[i]);
+            _mm512_storeu_ps(out[i].as_mut_ptr().add(16), acc1[i]);
         }
-    }
-    for i in 0..R {
-        _mm512_storeu_ps(out[i].as_mut_ptr(), acc0[i]);
-        _mm512_storeu_ps(out[i].as_mut_ptr().add(16), acc1[i]);
     }
 }
 

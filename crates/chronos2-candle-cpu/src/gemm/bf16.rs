@@ -353,7 +353,9 @@ unsafe fn to_bf16_pairs_avx512(x: &[f32], k: usize, kp: usize, out: &mut [u32]) 
 /// The CPU must support AVX512-BF16; `x` holds `mr` rows of `kp` words, `w` `kp × 64` values.
 #[cfg(target_arch = "x86_64")]
 unsafe fn dot_tile(x: &[u32], w: &[u16], kp: usize, mr: usize, tile: &mut [[f32; STRIP]; DOT_MR]) {
-    macro_rules! rows {
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        macro_rules! rows {
         ($($r:literal)*) => {
             match mr {
                 $($r => dot_rows::<$r>(x.as_ptr(), w.as_ptr(), kp, tile),)*
@@ -361,27 +363,33 @@ unsafe fn dot_tile(x: &[u32], w: &[u16], kp: usize, mr: usize, tile: &mut [[f32;
             }
         };
     }
-    rows!(1 2 3 4 5 6 7 8 9 10 11 12)
+        rows!(1 2 3 4 5 6 7 8 9 10 11 12)
+    }
 }
 
+/// # Safety
+/// The CPU must support AVX512-BF16; `x` holds `R` rows of `kp` words, `w` `kp × 64` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn dot_rows<const R: usize>(x: *const u32, w: *const u16, kp: usize, tile: &mut [[f32; STRIP]; DOT_MR]) {
-    use std::arch::x86_64::*;
-    let mut a0 = [_mm512_setzero_ps(); R];
-    let mut a1 = [_mm512_setzero_ps(); R];
-    for p in 0..kp {
-        let w0: __m512bh = std::mem::transmute(_mm512_loadu_si512(w.add(p * 2 * STRIP) as *const _));
-        let w1: __m512bh = std::mem::transmute(_mm512_loadu_si512(w.add(p * 2 * STRIP + STRIP) as *const _));
-        for i in 0..R {
-            let xv: __m512bh = std::mem::transmute(_mm512_set1_epi32(*x.add(i * kp + p) as i32));
-            a0[i] = _mm512_dpbf16_ps(a0[i], xv, w0);
-            a1[i] = _mm512_dpbf16_ps(a1[i], xv, w1);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut a0 = [_mm512_setzero_ps(); R];
+        let mut a1 = [_mm512_setzero_ps(); R];
+        for p in 0..kp {
+            let w0: __m512bh = std::mem::transmute(_mm512_loadu_si512(w.add(p * 2 * STRIP) as *const _));
+            let w1: __m512bh = std::mem::transmute(_mm512_loadu_si512(w.add(p * 2 * STRIP + STRIP) as *const _));
+            for i in 0..R {
+                let xv: __m512bh = std::mem::transmute(_mm512_set1_epi32(*x.add(i * kp + p) as i32));
+                a0[i] = _mm512_dpbf16_ps(a0[i], xv, w0);
+                a1[i] = _mm512_dpbf16_ps(a1[i], xv, w1);
+            }
         }
-    }
-    for i in 0..R {
-        _mm512_storeu_ps(tile[i].as_mut_ptr(), a0[i]);
-        _mm512_storeu_ps(tile[i].as_mut_ptr().add(16), a1[i]);
+        for i in 0..R {
+            _mm512_storeu_ps(tile[i].as_mut_ptr(), a0[i]);
+            _mm512_storeu_ps(tile[i].as_mut_ptr().add(16), a1[i]);
+        }
     }
 }
 
@@ -406,32 +414,39 @@ impl StripSource for Bf16Matmul {
         false
     }
 
+    /// # Safety
+    /// As for [`StripSource::panel`].
     unsafe fn panel(&self, s: usize, k0: usize, kc: usize, scratch: *mut f32) -> *const f32 {
-        let kp = self.kp;
-        let pairs = kc.div_ceil(2);
-        let src =
-            std::slice::from_raw_parts(self.packed.as_ptr().add((s * kp + k0 / 2) * STRIP * 2), pairs * STRIP * 2);
-        let dst = std::slice::from_raw_parts_mut(scratch, kc * STRIP);
-        // Infallible where `Dot` is compiled out (not x86_64).
-        #[allow(clippy::infallible_destructuring_match)]
-        let isa = match self.kernel {
-            Bf16Kernel::Widen(isa) => isa,
-            #[cfg(target_arch = "x86_64")]
-            Bf16Kernel::Dot | Bf16Kernel::Amx => unreachable!("panels are read by the widening kernel only"),
-        };
-        match isa {
-            Isa::Generic => widen(src, dst),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => widen_avx2(src, dst),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => widen_avx512(src, dst),
-            // NEON is the aarch64 baseline: the plain loop compiles to NEON shifts and stores.
-            #[cfg(target_arch = "aarch64")]
-            Isa::Neon => widen(src, dst),
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        unsafe {
+            let kp = self.kp;
+            let pairs = kc.div_ceil(2);
+            let src =
+                std::slice::from_raw_parts(self.packed.as_ptr().add((s * kp + k0 / 2) * STRIP * 2), pairs * STRIP * 2);
+            let dst = std::slice::from_raw_parts_mut(scratch, kc * STRIP);
+            // Infallible where `Dot` is compiled out (not x86_64).
+            #[allow(clippy::infallible_destructuring_match)]
+            let isa = match self.kernel {
+                Bf16Kernel::Widen(isa) => isa,
+                #[cfg(target_arch = "x86_64")]
+                Bf16Kernel::Dot | Bf16Kernel::Amx => unreachable!("panels are read by the widening kernel only"),
+            };
+            match isa {
+                Isa::Generic => widen(src, dst),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => widen_avx2(src, dst),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => widen_avx512(src, dst),
+                // NEON is the aarch64 baseline: the plain loop compiles to NEON shifts and stores.
+                #[cfg(target_arch = "aarch64")]
+                Isa::Neon => widen(src, dst),
+            }
+            scratch
         }
-        scratch
     }
 
+    /// # Safety
+    /// As for [`StripSource::fused_tile`].
     unsafe fn fused_tile(&self, _: usize, _: usize, _: usize, _: *const f32, _: usize, _: *mut f32) -> bool {
         false
     }
@@ -448,12 +463,16 @@ fn widen(src: &[u16], dst: &mut [f32]) {
     }
 }
 
+/// # Safety
+/// The CPU must support AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn widen_avx512(src: &[u16], dst: &mut [f32]) {
     widen(src, dst)
 }
 
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn widen_avx2(src: &[u16], dst: &mut [f32]) {

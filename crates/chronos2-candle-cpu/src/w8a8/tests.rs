@@ -133,7 +133,8 @@ fn amx_gives_the_vnni_numbers() {
     for (n, k) in [(33, 128), (70, 192), (3072, 768), (768, 3072)] {
         let w = weight(n, k, k as u64);
         let bias = values(n, 2, 0.5);
-        let (amx, vnni) = (W8a8Matmul::with_isa(&w, W8a8Isa::Amx).unwrap(), W8a8Matmul::with_isa(&w, W8a8Isa::Vnni).unwrap());
+        let (amx, vnni) =
+            (W8a8Matmul::with_isa(&w, W8a8Isa::Amx).unwrap(), W8a8Matmul::with_isa(&w, W8a8Isa::Vnni).unwrap());
         for m in [1, 16, 17, 32, 33, 300] {
             let mut x = values(m * k, 20 + m as u64, 1.0);
             x[..GROUP].iter_mut().for_each(|v| *v = v.max(0.0));
