@@ -18,5 +18,5 @@ fi
 CHRONOS2_ZIG="$("$venv/bin/python" -c 'import ziglang, os; print(os.path.join(os.path.dirname(ziglang.__file__), "zig"))')"
 export CHRONOS2_ZIG
 export CC_aarch64_apple_darwin="$PWD/scripts/zig-cc-aarch64-macos"
-cargo check --target aarch64-apple-darwin -p chronos2-core -p chronos2-candle-cpu -p chronos2 \
+cargo check --target aarch64-apple-darwin -p chronos2-core -p chronos2-candle-cpu -p chronos2 -p chronos2-cli \
     --features chronos2/accelerate --all-targets

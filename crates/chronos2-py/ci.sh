@@ -20,4 +20,6 @@ if [ "$size" -gt $((50 * 1024 * 1024)) ]; then
 fi
 "$VENV/bin/pip" install --quiet "$wheel" pytest polars safetensors "ray[data]"
 # Run from outside the source tree so that the installed wheel (not python/) is imported.
-(cd crates/chronos2-py/tests && "../../../$VENV/bin/python" -m pytest -q -s -p no:cacheprovider .)
+# torch is not installed (its wheel is large): the real-tensor cases of test_reference_inputs.py
+# are reported as skipped (-rs prints why); their stub-tensor twins run.
+(cd crates/chronos2-py/tests && "../../../$VENV/bin/python" -m pytest -q -rs -s -p no:cacheprovider .)

@@ -103,7 +103,9 @@ fn test(no_mlx: bool) -> Result<()> {
     };
     // `--config` is a global option of cargo, so it comes before the subcommand.
     run(mlx_cargo().args(["test", "-p", "chronos2-mlx", "--features", "mlx"]))?;
-    run(mlx_cargo().args(["test", "-p", "chronos2", "--features", "mlx"]).env("CHRONOS2_TEST_BACKEND", "mlx"))
+    run(mlx_cargo()
+        .args(["test", "-p", "chronos2", "-p", "chronos2-cli", "--features", "chronos2/mlx,chronos2-cli/mlx"])
+        .env("CHRONOS2_TEST_BACKEND", "mlx"))
 }
 
 /// `build-cli [--mlx]`: `target/release/chronos2`, with the MLX backend when asked.
@@ -113,9 +115,9 @@ fn build_cli(mlx: bool) -> Result<()> {
         if let Some(config) = mlx::cargo_config()? {
             build.arg("--config").arg(config);
         }
-        build.args(["build", "--release", "-p", "chronos2", "--features", "mlx"]);
+        build.args(["build", "--release", "-p", "chronos2-cli", "--features", "mlx"]);
     } else {
-        build.args(["build", "--release", "-p", "chronos2"]);
+        build.args(["build", "--release", "-p", "chronos2-cli"]);
     }
     run(&mut build)?;
     let backends = if mlx { "cpu, mlx" } else { "cpu" };

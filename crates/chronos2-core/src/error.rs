@@ -30,6 +30,9 @@ pub enum Error {
     /// model as loaded.
     #[error("cannot set {requested}: the model is already quantized (load it again for another precision)")]
     PrecisionAlreadySet { requested: Precision },
+    /// The caller's check ([`crate::interrupt`]) asked to stop between batches or steps.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

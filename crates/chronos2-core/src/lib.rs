@@ -11,12 +11,14 @@
 //! - [`dispatch`]: backend choice per call from a measured crossover profile.
 //! - [`pipeline`]: predict / embed on items (ragged, NaN, covariates, groups, long horizons).
 //! - [`train`]: fine-tuning around the model (modes, LoRA config, batches, loss, AdamW).
+//! - [`interrupt`]: stopping a long call between batches or training steps.
 
 pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod forecaster;
 pub mod hub;
+pub mod interrupt;
 pub mod model;
 pub mod ops;
 pub mod pipeline;
@@ -24,6 +26,7 @@ pub mod precision;
 pub mod preprocess;
 pub mod quant;
 pub mod quantiles;
+mod torch_sum;
 pub mod train;
 pub mod weights;
 

@@ -4,22 +4,36 @@
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::torch_sum::nansum;
 
 /// Epsilon substituted for a zero scale (the reference `InstanceNorm(eps=1e-5)`).
 const ZERO_SCALE_EPS: f32 = 1e-5;
 
-/// Per-row location and scale of the instance norm (`nanmean`, population std over observed
-/// values; all-missing rows get 0 and 1, constant rows get scale 1e-5).
+/// Per-row location and scale of the instance norm, as the reference's `InstanceNorm`: float32
+/// `nanmean` (summed in torch's order: module `torch_sum`) and population std over observed
+/// values, `nan_to_num`'d; all-missing rows get 0 and 1, constant rows get scale 1e-5.
 pub fn instance_norm_stats(row: &[f32]) -> (f32, f32) {
-    let observed = || row.iter().filter(|v| !v.is_nan()).map(|&v| v as f64);
-    let count = observed().count();
+    let count = row.iter().filter(|v| !v.is_nan()).count();
     if count == 0 {
         return (0.0, 1.0);
     }
-    let loc = (observed().sum::<f64>() / count as f64) as f32;
-    let var = observed().map(|v| (v as f32 - loc) as f64).map(|d| d * d).sum::<f64>() / count as f64;
-    let scale = var.sqrt() as f32;
+    let loc = nan_to_num(nansum(row.len(), |i| row[i]) / count as f32, 0.0);
+    let square = |i: usize| {
+        let d = row[i] - loc;
+        d * d
+    };
+    let squares = (0..row.len()).filter(|&i| !square(i).is_nan()).count();
+    let scale = nan_to_num((nansum(row.len(), square) / squares as f32).sqrt(), 1.0);
     (loc, if scale == 0.0 { ZERO_SCALE_EPS } else { scale })
+}
+
+/// `torch.nan_to_num(x, nan)`: NaN -> `nan`, ±inf -> ±`f32::MAX`.
+fn nan_to_num(x: f32, nan: f32) -> f32 {
+    if x.is_nan() {
+        nan
+    } else {
+        x.clamp(f32::MIN, f32::MAX)
+    }
 }
 
 /// `(x - loc) / scale`, then `arcsinh` when the model uses it. NaN stays NaN.

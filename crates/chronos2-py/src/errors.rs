@@ -4,11 +4,28 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use chronos2::chronos2_core;
 use chronos2::Error;
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyFileNotFoundError, PyIsADirectoryError, PyKeyboardInterrupt, PyNotADirectoryError, PyOSError, PyPermissionError,
+    PyRuntimeError, PyValueError,
+};
 use pyo3::PyErr;
 
-/// `ValueError` for bad input, arguments, backends and model names (the CLI's messages);
-/// `OSError` for files that cannot be read or written; `RuntimeError` for everything else.
+/// The `OSError` subclass of an I/O error's kind (as Python's own `open` raises).
+fn os_error(kind: std::io::ErrorKind, message: String) -> PyErr {
+    use std::io::ErrorKind;
+    match kind {
+        ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
+        ErrorKind::PermissionDenied => PyPermissionError::new_err(message),
+        ErrorKind::NotADirectory => PyNotADirectoryError::new_err(message),
+        ErrorKind::IsADirectory => PyIsADirectoryError::new_err(message),
+        _ => PyOSError::new_err(message),
+    }
+}
+
+/// `ValueError` for bad input, arguments and backends; `OSError` subclasses for models and files
+/// that cannot be found or read (`FileNotFoundError` for a model that is not there or not a
+/// model directory, `OSError` for a corrupt `config.json` or weights file: as the reference's
+/// `from_pretrained`) and for files that cannot be written; `RuntimeError` for everything else.
 pub fn to_py(e: Error) -> PyErr {
     let message = e.to_string();
     match e {
@@ -18,14 +35,17 @@ pub fn to_py(e: Error) -> PyErr {
         | Error::CompileUnsupported { .. }
         | Error::CompileUnavailable { .. }
         | Error::PrecisionMismatch { .. } => PyValueError::new_err(message),
-        Error::Core(chronos2_core::Error::InvalidInput(_) | chronos2_core::Error::ModelNotFound(_)) => {
-            PyValueError::new_err(message)
+        Error::Core(chronos2_core::Error::InvalidInput(_)) => PyValueError::new_err(message),
+        Error::Core(chronos2_core::Error::ModelNotFound(_)) => PyFileNotFoundError::new_err(message),
+        Error::Core(chronos2_core::Error::Config { .. } | chronos2_core::Error::Weights { .. }) => {
+            PyOSError::new_err(message)
         }
         Error::Read { .. } | Error::Write { .. } | Error::BundledModel { .. } | Error::Profile { .. } => {
             PyOSError::new_err(message)
         }
         Error::Dispatch(_) => PyRuntimeError::new_err(message),
-        Error::Core(chronos2_core::Error::Io { .. }) => PyOSError::new_err(message),
+        Error::Core(chronos2_core::Error::Io { source, .. }) => os_error(source.kind(), message),
+        Error::Core(chronos2_core::Error::Interrupted) => PyKeyboardInterrupt::new_err(message),
         Error::Core(_) => PyRuntimeError::new_err(message),
     }
 }

@@ -11,7 +11,8 @@ use chronos2::{Backend, BackendKind, Chronos2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::errors::{guarded, value_error};
+use crate::errors::value_error;
+use crate::interrupt::interruptible;
 use crate::items::series_inputs;
 
 /// The arguments of one fine-tuning run, as the Python layer resolved them.
@@ -60,6 +61,8 @@ pub fn fit<'py>(
     options.context_length = request.context_length;
     options.min_past = request.min_past;
     options.seed = request.seed;
+    // As the reference's `save_pretrained`: an existing checkpoint directory is written over.
+    options.overwrite = true;
     options.backend = match backend {
         Backend::Forced(kind) => kind,
         Backend::Auto => BackendKind::Cpu,
@@ -69,31 +72,22 @@ pub fn fit<'py>(
     }
     let log_every = request.log_every;
     let output = request.output;
-    let (summary, model) = py.allow_threads(|| {
-        guarded(|| {
-            let start = Instant::now();
-            let mut progress = |r: &StepReport| {
-                if log_every > 0 && (r.step.is_multiple_of(log_every) || r.step == r.steps) {
-                    eprintln!("{}", progress_line(r, start.elapsed().as_secs_f64()));
-                }
-            };
-            let report = base.finetune(&items, validation.as_deref(), &options, &output, &mut progress)?;
-            let FinetuneReport {
-                dropped,
-                trainable_params,
-                train_losses,
-                validation_losses,
-                kept_step,
-                output,
-                trained,
-            } = report;
-            let model = match trained {
-                Trained::Model(model) => *model,
-                Trained::Adapter(adapter) => base.with_adapter_fused(&adapter)?,
-            };
-            let summary = Summary { output, dropped, trainable_params, train_losses, validation_losses, kept_step };
-            Ok((summary, model))
-        })
+    let (summary, model) = interruptible(py, || {
+        let start = Instant::now();
+        let mut progress = |r: &StepReport| {
+            if log_every > 0 && (r.step.is_multiple_of(log_every) || r.step == r.steps) {
+                eprintln!("{}", progress_line(r, start.elapsed().as_secs_f64()));
+            }
+        };
+        let report = base.finetune(&items, validation.as_deref(), &options, &output, &mut progress)?;
+        let FinetuneReport { dropped, trainable_params, train_losses, validation_losses, kept_step, output, trained } =
+            report;
+        let model = match trained {
+            Trained::Model(model) => *model,
+            Trained::Adapter(adapter) => base.with_adapter_fused(&adapter)?,
+        };
+        let summary = Summary { output, dropped, trainable_params, train_losses, validation_losses, kept_step };
+        Ok((summary, model))
     })?;
     Ok((model, summary.into_dict(py)?))
 }

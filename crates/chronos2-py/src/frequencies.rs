@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chronos2::frame::ColumnData;
-use chronos2::freq::infer_freq;
+use chronos2::freq::infer_freq_zoned;
 use numpy::PyArray1;
 use pyo3::prelude::*;
 
@@ -12,7 +12,8 @@ use crate::errors::value_error;
 use crate::table::{table, RawColumn};
 
 /// `(codes, aliases)`: per row, the index in `aliases` of its series' inferred frequency
-/// (`pandas.infer_freq` of the series' sorted timestamps), or -1 when it cannot be inferred
+/// (`pandas.infer_freq` of the series' sorted timestamps; zoned ones on their UTC instants for
+/// steps shorter than a day and in local time otherwise, as pandas), or -1 when it cannot be inferred
 /// (fewer than 3 rows, irregular, missing id or timestamp).
 #[pyfunction]
 pub fn item_frequencies<'py>(
@@ -25,7 +26,7 @@ pub fn item_frequencies<'py>(
     let column =
         |name: &str| frame.column(name).map(|c| &c.data).ok_or_else(|| value_error(format!("no column '{name}'")));
     let (ids, ts) = (column(&id_column)?, column(&timestamp_column)?);
-    let ColumnData::Timestamp(times, _) = ts else {
+    let ColumnData::Timestamp(times, zone) = ts else {
         return Err(value_error(format!("column '{timestamp_column}' does not hold timestamps")));
     };
     let codes = py.allow_threads(|| {
@@ -38,9 +39,14 @@ pub fn item_frequencies<'py>(
         let mut aliases: Vec<String> = Vec::new();
         let mut codes = vec![-1i32; ids.len()];
         for rows in items.values() {
-            let mut stamps: Vec<_> = rows.iter().filter_map(|&r| times[r]).collect();
+            let mut stamps: Vec<_> = rows.iter().filter_map(|&r| times[r].map(|t| (t, r))).collect();
             stamps.sort_unstable();
-            let Some(alias) = infer_freq(&stamps) else { continue };
+            let instants: Vec<_> = stamps.iter().map(|&(t, _)| t).collect();
+            let local: Vec<_> = match zone {
+                Some(z) => stamps.iter().map(|&(t, r)| z.local(t, r)).collect(),
+                None => instants.clone(),
+            };
+            let Some(alias) = infer_freq_zoned(&local, &instants) else { continue };
             let code = match aliases.iter().position(|a| *a == alias) {
                 Some(c) => c,
                 None => {

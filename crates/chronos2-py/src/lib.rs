@@ -4,6 +4,7 @@
 mod errors;
 mod fit;
 mod frequencies;
+mod interrupt;
 mod items;
 mod load;
 mod model;

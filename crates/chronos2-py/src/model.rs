@@ -8,13 +8,14 @@ use std::time::Instant;
 
 use chronos2::chronos2_core::pipeline::{Pooling, PredictOptions, SeriesInput};
 use chronos2::chronos2_core::train::LoraConfig;
-use chronos2::{pooling_name, Backend, Chronos2, Columns, EmbedDfOptions, Freq, PredictDfOptions};
+use chronos2::{pooling_name, Backend, Caller, Chronos2, Columns, EmbedDfOptions, Freq, PredictDfOptions};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::errors::{guarded, to_py, value_error};
 use crate::fit::{fit, FitRequest};
+use crate::interrupt::interruptible;
 use crate::items::series_inputs;
 use crate::load::load_options;
 use crate::table::{ns_from_naive, table, Table};
@@ -83,6 +84,27 @@ impl NativeModel {
         let options = load_options(quantize.as_deref(), dtype.as_deref()).map_err(value_error)?;
         let model = py.allow_threads(|| guarded(|| Chronos2::load_with(model.as_deref(), backend, options)))?;
         Ok(NativeModel { model, backend })
+    }
+
+    /// The directory `model` is read from (a Hugging Face id downloaded if needed; `None`: the
+    /// bundled chronos2-mini).
+    #[staticmethod]
+    #[pyo3(signature = (model=None))]
+    fn resolve(py: Python<'_>, model: Option<String>) -> PyResult<String> {
+        let dir = py.allow_threads(|| guarded(|| Chronos2::resolve_model(model.as_deref())))?;
+        Ok(dir.display().to_string())
+    }
+
+    /// This model with the adapter at `path` (a PEFT LoRA directory, an MLX-style `.npz` LoRA or
+    /// a trained head) fused into a copy of its weights, on the same backend and precision.
+    fn with_adapter(&self, py: Python<'_>, path: PathBuf) -> PyResult<NativeModel> {
+        let model = py.allow_threads(|| {
+            guarded(|| {
+                let adapter = chronos2::chronos2_core::train::Adapter::load(&path)?;
+                self.model.with_adapter_fused(&adapter)
+            })
+        })?;
+        Ok(NativeModel { model, backend: self.backend })
     }
 
     /// Fine-tunes a copy of this model as `Chronos2Pipeline.fit` (`chronos2/pipeline.py` maps the
@@ -201,7 +223,7 @@ impl NativeModel {
         }
         let warnings = options.warnings(self.model.config());
         let route = self.route(&items, &options)?;
-        let forecasts = py.allow_threads(|| guarded(|| self.model.predict(&items, &options, &mut |_, _| {})))?;
+        let forecasts = interruptible(py, || self.model.predict(&items, &options, &mut |_, _| {}))?;
         let (mut quantiles, mut medians) = (Vec::new(), Vec::new());
         for f in forecasts {
             let (nt, h, nq) = (f.n_targets, f.prediction_length, f.quantile_levels.len());
@@ -226,9 +248,7 @@ impl NativeModel {
         let items = series_inputs(items)?;
         let route = self.route(&items, &self.predict_options(None, None, batch_size, context_length, false))?;
         let pooling = Pooling::All;
-        let out = py.allow_threads(|| {
-            guarded(|| self.model.embed(&items, batch_size, context_length, pooling, &mut |_, _| {}))
-        })?;
+        let out = interruptible(py, || self.model.embed(&items, batch_size, context_length, pooling, &mut |_, _| {}))?;
         let (mut embeddings, mut loc_scale) = (Vec::new(), Vec::new());
         for e in out {
             let nv = e.n_variates;
@@ -277,22 +297,21 @@ impl NativeModel {
             freq,
         };
         let warnings = self.model.warnings(&options);
-        let (prepared, forecasts, route, prepare_s, model_s) = py.allow_threads(|| {
-            guarded(|| {
-                let start = Instant::now();
-                let prepared = chronos2::dataframe::prepare_predict(
-                    &frame,
-                    future.as_ref(),
-                    &options.columns,
-                    options.prediction_length,
-                    options.freq,
-                )?;
-                let prepare_s = start.elapsed().as_secs_f64();
-                let route = self.model.decide(&prepared.inputs, &options.predict_options())?.route.to_string();
-                let start = Instant::now();
-                let forecasts = self.model.predict_prepared(&prepared, &options, &mut |_, _| {})?;
-                Ok((prepared, forecasts, route, prepare_s, start.elapsed().as_secs_f64()))
-            })
+        let (prepared, forecasts, route, prepare_s, model_s) = interruptible(py, || {
+            let start = Instant::now();
+            let prepared = chronos2::dataframe::prepare_predict_for(
+                Caller::Python,
+                &frame,
+                future.as_ref(),
+                &options.columns,
+                options.prediction_length,
+                options.freq,
+            )?;
+            let prepare_s = start.elapsed().as_secs_f64();
+            let route = self.model.decide(&prepared.inputs, &options.predict_options())?.route.to_string();
+            let start = Instant::now();
+            let forecasts = self.model.predict_prepared(&prepared, &options, &mut |_, _| {})?;
+            Ok((prepared, forecasts, route, prepare_s, start.elapsed().as_secs_f64()))
         })?;
         if id_first_rows.len() != prepared.inputs.len() {
             return Err(value_error(format!(
@@ -354,7 +373,10 @@ impl NativeModel {
             context_length,
         };
         let route = self.route(&[], &self.predict_options(None, None, batch_size, context_length, false))?;
-        let embedded = py.allow_threads(|| guarded(|| self.model.embed_df(&frame, &options, &mut |_, _| {})))?;
+        let embedded = interruptible(py, || {
+            let prepared = chronos2::dataframe::prepare_embed_for(Caller::Python, &frame, &options.columns)?;
+            self.model.embed_prepared(&prepared, &options, &mut |_, _| {})
+        })?;
         let first_rows = embedded
             .entries
             .iter()

@@ -6,7 +6,8 @@
 //! - `"f64"` / `"f32"` / `"i64"`: a numpy array of that type;
 //! - `"bool"`: a bool array, `extra` = validity mask (or `None`);
 //! - `"str"`: int32 dictionary codes (-1 = missing), `extra` = the dictionary (list of str);
-//! - `"ts"`: int64 nanoseconds of wall-clock time, `extra` = validity mask (or `None`).
+//! - `"ts"`: int64 nanoseconds, `extra` = `(validity mask or None, time zone name or None)`: UTC
+//!   instants of a zoned column (`Europe/Paris`, `UTC`, `+05:30`), wall-clock times of a naive one.
 
 use std::collections::HashMap;
 
@@ -14,6 +15,7 @@ use chrono::{DateTime, NaiveDateTime};
 use chronos2::frame::{parse_timestamp, ColumnData, Frame, Zone};
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 use crate::errors::value_error;
 
@@ -72,6 +74,25 @@ fn parse_labelled_timestamps(codes: &[i32], labels: &[String]) -> Option<ColumnD
     Some(ColumnData::Timestamp(values.into_iter().map(Some).collect(), offset.map(Zone::Fixed)))
 }
 
+/// The validity mask and the zone of a `"ts"` column's `extra` (`(mask, tz name)`).
+fn timestamp_extra<'py>(
+    extra: &Option<Bound<'py, PyAny>>,
+    name: &str,
+) -> PyResult<(Option<Bound<'py, PyAny>>, Option<Zone>)> {
+    let Some(extra) = extra else { return Ok((None, None)) };
+    let pair = extra
+        .downcast::<PyTuple>()
+        .map_err(|_| value_error(format!("column '{name}': expected (mask, time zone) with the timestamps")))?;
+    let (valid, tz): (Bound<'py, PyAny>, Option<String>) = pair.extract()?;
+    let zone = tz
+        .map(|tz| {
+            Zone::from_name(&tz)
+                .ok_or_else(|| value_error(format!("column '{name}': unknown time zone '{tz}' (expected UTC, an offset such as +05:30 or an IANA name such as Europe/Paris)")))
+        })
+        .transpose()?;
+    Ok(((!valid.is_none()).then_some(valid), zone))
+}
+
 /// The first row of each distinct key (missing keys skipped), in row order.
 fn first_rows_by<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = Option<K>>) -> Vec<usize> {
     let mut seen = HashMap::new();
@@ -105,13 +126,14 @@ pub fn table(columns: Vec<RawColumn<'_>>, timestamp: &str, id: Option<&str>) -> 
             }
             "ts" => {
                 let v = array::<i64>(&values, &name)?.as_array().to_vec();
-                let valid = mask(&extra, &name, v.len())?;
+                let (valid, zone) = timestamp_extra(&extra, &name)?;
+                let valid = mask(&valid, &name, v.len())?;
                 let times = v
                     .iter()
                     .enumerate()
                     .map(|(i, &ns)| if valid.as_ref().is_none_or(|m| m[i]) { naive_from_ns(ns) } else { None })
                     .collect();
-                ColumnData::Timestamp(times, None)
+                ColumnData::Timestamp(times, zone)
             }
             "str" => {
                 let codes = array::<i32>(&values, &name)?.as_array().to_vec();

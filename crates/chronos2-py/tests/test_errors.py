@@ -1,5 +1,5 @@
-"""Bad input through Python raises ValueError with the CLI's messages (the cases of
-crates/chronos2/tests/cli.rs), never a crash."""
+"""Bad input through Python raises ValueError with the messages of the CLI's cases
+(crates/chronos2-cli/tests/cli.rs) worded for Python (``df``, ``future_df``, 0-based rows), never a crash."""
 
 import io
 
@@ -90,9 +90,8 @@ INPUT_ERRORS = [
         ["same frequency", "'A' has D", "'B' has h"],
     ),
     ("item_id,timestamp,target\nA,2024-01-01,1\nA,2024-01-02,2\n", ["no item has at least 3 timestamps"]),
-    ("item_id,timestamp,target\nA,2024-01-01,1\nA,2024-01-02,2\nA,2024-01-03,3\nB,2024-01-01,\nB,2024-01-02,\n", ["item 'B' has no observed value in target column 'target'"]),
-    ("item_id,timestamp,target\nA,2024-01-01,1\nA,soon,2\n", ["cannot parse 'soon' in row 2 of column 'timestamp'"]),
-    ("item_id,timestamp,target\n", ["input has no rows"]),
+    ("item_id,timestamp,target\nA,2024-01-01,1\nA,soon,2\n", ["cannot parse 'soon' in row 1 of column 'timestamp'"]),
+    ("item_id,timestamp,target\n", ["df has no rows"]),
 ]
 
 
@@ -118,12 +117,12 @@ def test_bad_dataframe_columns_and_types(tiny):
 
 
 FUTURE_ERRORS = [
-    ("item_id,timestamp,price\nA,2024-01-04,1\nA,2024-01-05,1\n", ["same items", "missing from the future file: 'B'"]),
-    ("item_id,timestamp,price\nA,2024-01-04,1\nA,2024-01-05,1\nB,2024-01-04,1\nB,2024-01-05,1\nC,2024-01-04,1\nC,2024-01-05,1\n", ["same items", "not in the input: 'C'"]),
+    ("item_id,timestamp,price\nA,2024-01-04,1\nA,2024-01-05,1\n", ["same items", "missing from future_df: 'B'"]),
+    ("item_id,timestamp,price\nA,2024-01-04,1\nA,2024-01-05,1\nB,2024-01-04,1\nB,2024-01-05,1\nC,2024-01-04,1\nC,2024-01-05,1\n", ["same items", "not in df: 'C'"]),
     ("item_id,timestamp,price\nA,2024-01-04,1\nA,2024-01-05,1\nB,2024-01-04,1\n", ["prediction_length=2 rows per item", "'B' has 1"]),
     ("item_id,timestamp,target\nA,2024-01-04,1\nA,2024-01-05,1\nB,2024-01-04,1\nB,2024-01-05,1\n", ["cannot contain target columns", "'target'"]),
     ("item_id,timestamp,promo\nA,2024-01-04,1\nA,2024-01-05,1\nB,2024-01-04,1\nB,2024-01-05,1\n", ["Extra columns: 'promo'"]),
-    ("item_id,price\nA,1\nA,1\nB,1\nB,1\n", ["future file does not contain all expected columns", "'timestamp'"]),
+    ("item_id,price\nA,1\nA,1\nB,1\nB,1\n", ["future_df does not contain all expected columns", "'timestamp'"]),
     ("item_id,timestamp,price\nA,2024-01-04,1\nA,2024-01-05,1\nB,2024-01-05,1\nB,2024-01-06,1\n", ["do not match the expected forecast timestamps", "item 'B'"]),
     ("item_id,timestamp,price\nA,2024-01-04,x\nA,2024-01-05,1\nB,2024-01-04,1\nB,2024-01-05,1\n", ["covariate 'price' is numeric"]),
 ]
@@ -149,7 +148,7 @@ def test_bad_options_and_loading(tiny):
         tiny.predict_df(good, prediction_length=2, freq="fortnightly")
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         tiny.predict_df(good, prediction_length=2, batch_size=0)
-    with pytest.raises(ValueError, match="prediction length must be at least 1"):
+    with pytest.raises(ValueError, match="prediction_length must be at least 1"):
         tiny.predict_df(good, prediction_length=0)
     with pytest.raises(ValueError, match="unknown pooling 'max'"):
         tiny.embed_df(good, pooling="max")
@@ -157,7 +156,7 @@ def test_bad_options_and_loading(tiny):
         Chronos2Pipeline.from_pretrained(TINY, backend="cuda")
     with pytest.raises(ValueError, match="backend 'mlx' is not available"):
         Chronos2Pipeline.from_pretrained(TINY, backend="mlx")
-    with pytest.raises(ValueError, match="/no/such/model"):
+    with pytest.raises(FileNotFoundError, match="/no/such/model"):
         Chronos2Pipeline.from_pretrained("/no/such/model")
     with pytest.raises(ValueError, match="unknown quantize 'int2'"):
         Chronos2Pipeline.from_pretrained(TINY, quantize="int2")

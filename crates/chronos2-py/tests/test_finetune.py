@@ -117,7 +117,6 @@ def test_lora_config_validation_and_seed(tmp_path):
         (dict(callbacks=[object()]), ValueError, "callbacks"),
         (dict(gradient_accumulation_steps=2), TypeError, "gradient_accumulation_steps"),
         (dict(lora_config={"r": 4}), ValueError, "lora_config should not be specified"),
-        (dict(finetune_mode="lora", lora_config={"r": 4}), ValueError, "needs target_modules"),
         (
             dict(finetune_mode="lora", lora_config={"target_modules": ["self_attention.q"], "lora_dropout": 0.1}),
             ValueError,
@@ -133,9 +132,11 @@ def test_lora_config_validation_and_seed(tmp_path):
         (dict(finetune_mode="lora", lora_config={"target_modules": ["self_attention.q"], "r": 0}), ValueError, "r must"),
         (dict(finetune_mode="lora", lora_config={"target_modules": ["q"], "use_dora": True}), ValueError, "unsupported keys"),
         (dict(finetune_mode="qlora", quantize="int2"), ValueError, "quantize 'int2': expected 'int8' or 'int4'"),
-        (dict(finetune_mode="lora", quantize="int8"), ValueError, "applies to --mode qlora only"),
+        (dict(finetune_mode="lora", quantize="int8"), ValueError, "quantize='int8' applies to finetune_mode='qlora' only"),
         (dict(finetune_mode="prefix"), ValueError, "unknown fine-tuning mode `prefix`"),
-        (dict(learning_rate=0.0), ValueError, "learning rate"),
+        (dict(learning_rate=0.0), ValueError, "learning_rate must be a finite number > 0, got 0.0"),
+        (dict(learning_rate=float("inf")), ValueError, "learning_rate must be a finite number > 0, got inf"),
+        (dict(learning_rate="1e-4"), TypeError, "learning_rate must be a number"),
         (dict(num_steps=0), ValueError, "steps"),
         (dict(prediction_length=0), ValueError, "prediction_length must be at least 1"),
     ],
@@ -147,13 +148,26 @@ def test_bad_arguments_are_errors_that_leave_no_directory(tmp_path, kwargs, erro
     assert not (tmp_path / "new").exists()
 
 
-def test_no_series_long_enough_and_an_existing_checkpoint_are_errors(tmp_path):
+def test_no_series_long_enough_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="long enough|shorter"):
         base().fit([np.ones(20, dtype=np.float32)], prediction_length=H, output_dir=tmp_path / "short")
     assert not (tmp_path / "short").exists()
-    (tmp_path / "taken" / "finetuned-ckpt").mkdir(parents=True)
-    with pytest.raises(ValueError, match="already exists"):
-        quick_fit(base(), tmp_path / "taken")
+
+
+def test_fit_writes_over_an_existing_checkpoint_as_the_reference(tmp_path):
+    """The reference's fit saves with save_pretrained, which writes into an existing directory:
+    a second fit into the same output_dir / finetuned_ckpt_name replaces the checkpoint (a full
+    model over a LoRA adapter here: no adapter file is left beside it) and keeps other files."""
+    ckpt = tmp_path / "finetuned-ckpt"
+    quick_fit(base(), tmp_path, finetune_mode="lora")
+    (ckpt / "notes.txt").write_text("mine")
+    tuned = quick_fit(base(), tmp_path, finetune_mode="full", learning_rate=1e-4)
+    assert sorted(p.name for p in ckpt.iterdir()) == ["config.json", "model.safetensors", "notes.txt"]
+    assert np.array_equal(forecast(tuned), forecast(Chronos2Pipeline.from_pretrained(str(ckpt), backend="cpu")))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging directory is left"
+    (tmp_path / "file-ckpt").write_text("not a directory")
+    with pytest.raises(NotADirectoryError, match="not a directory"):
+        quick_fit(base(), tmp_path, finetuned_ckpt_name="file-ckpt")
 
 
 def test_a_lora_config_object_is_read_by_its_attributes(tmp_path):

@@ -1,5 +1,5 @@
 """Every committed predict, embed and DataFrame fixture through the Python API, at the Rust
-tests' tolerances (chronos2_core::fixtures, crates/chronos2/tests/cli.rs)."""
+tests' tolerances (chronos2_core::fixtures, crates/chronos2-cli/tests/cli.rs)."""
 
 import numpy as np
 import pandas as pd
@@ -18,24 +18,23 @@ def _values(v, categorical):
     return as_f32(v)
 
 
+def _has_text(v):
+    return isinstance(v, list) and any(isinstance(x, str) for x in v)
+
+
 def reference_inputs(case):
-    """The case's items as the generator passed them: list of dicts with numpy arrays."""
-    categorical = set()
-    for item in case["inputs"]:
-        for group in ("past_covariates", "future_covariates"):
-            for name, v in (item.get(group) or {}).items():
-                if isinstance(v, list) and any(isinstance(x, str) for x in v):
-                    categorical.add(name)
+    """The case's items as the generator passed them: list of dicts with numpy arrays (text
+    values as object arrays)."""
     out = []
     for item in case["inputs"]:
         target = as_f32(item["target"])
         d = {"target": target[0] if target.shape[0] == 1 else target}  # 1-D when univariate, as the generator
         past = item.get("past_covariates") or {}
         if past:
-            d["past_covariates"] = {k: _values(v, k in categorical) for k, v in past.items()}
+            d["past_covariates"] = {k: _values(v, _has_text(v)) for k, v in past.items()}
         future = item.get("future_covariates") or {}
         if future:
-            d["future_covariates"] = {k: None if v is None else _values(v, k in categorical) for k, v in future.items()}
+            d["future_covariates"] = {k: None if v is None else _values(v, _has_text(v)) for k, v in future.items()}
         out.append(d)
     return out
 
@@ -122,7 +121,7 @@ def read_input(case, key):
 
 
 def df_rtol(case):
-    # crates/chronos2/tests/cli.rs: chronos2-mini agrees to ~1e-6; the random tiny model amplifies
+    # crates/chronos2-cli/tests/cli.rs: chronos2-mini agrees to ~1e-6; the random tiny model amplifies
     # float32 noise (measured up to 5e-5 relative on values near 0).
     return 1e-5 if "chronos2-mini" in case["model"] else 1e-4
 

@@ -263,16 +263,15 @@ fn has_string(v: &Value) -> bool {
 /// The items of a `predict` / `embed` case (list-of-dicts semantics: covariates sorted by name).
 pub fn series_inputs(case: &Value) -> Vec<SeriesInput> {
     let inputs = case["inputs"].as_array().expect("inputs");
-    // A covariate is categorical when any item holds a string for it (the reference stacks all
-    // items' values before choosing the dtype).
+    // A covariate is categorical when any item's past holds a string for it (the reference stacks
+    // all items' past values before choosing the dtype). Future values keep their own type: text
+    // in the future of a numeric covariate is read as numbers by the pipeline.
     let mut categorical = HashSet::new();
     for item in inputs {
-        for group in ["past_covariates", "future_covariates"] {
-            if let Some(map) = item[group].as_object() {
-                for (name, v) in map {
-                    if has_string(v) {
-                        categorical.insert(name.clone());
-                    }
+        if let Some(map) = item["past_covariates"].as_object() {
+            for (name, v) in map {
+                if has_string(v) {
+                    categorical.insert(name.clone());
                 }
             }
         }
@@ -294,7 +293,7 @@ pub fn series_inputs(case: &Value) -> Vec<SeriesInput> {
                                 future: match future.and_then(|f| f.get(name)) {
                                     None => FutureValues::PastOnly,
                                     Some(Value::Null) => FutureValues::KnownUnavailable,
-                                    Some(f) => FutureValues::Known(covariate_values(f, cat)),
+                                    Some(f) => FutureValues::Known(covariate_values(f, cat || has_string(f))),
                                 },
                             }
                         })

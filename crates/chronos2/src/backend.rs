@@ -27,7 +27,7 @@ pub enum Backend {
 }
 
 /// Every request: `auto`, then each backend of the registry.
-const REQUESTS: [Backend; BackendKind::ALL.len() + 1] = {
+pub const REQUESTS: [Backend; BackendKind::ALL.len() + 1] = {
     let mut out = [Backend::Auto; BackendKind::ALL.len() + 1];
     let mut i = 0;
     while i < BackendKind::ALL.len() {
@@ -79,18 +79,6 @@ impl FromStr for Backend {
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-/// `--backend` values: every [`Backend`] request.
-#[cfg(feature = "cli")]
-impl clap::ValueEnum for Backend {
-    fn value_variants<'a>() -> &'a [Self] {
-        &REQUESTS
-    }
-
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(self.name()))
     }
 }
 

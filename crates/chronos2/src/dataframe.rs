@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use chrono::{Datelike, NaiveDateTime};
 use chronos2_core::pipeline::{Covariate, CovariateValues, FutureValues, ItemEmbedding, ItemForecast, SeriesInput};
 
+use crate::caller::Caller;
 use crate::error::{invalid, Error, Result};
 use crate::frame::{
     offset_text, parse_timestamp, python_float_str, zoned_text, Column, ColumnData, Frame, TzOffset, Zone,
@@ -84,16 +85,17 @@ fn quote_list(names: &[&str]) -> String {
     names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
 }
 
-fn check_columns(df: &Frame, cols: &Columns, what: &str) -> Result<()> {
+fn check_columns(df: &Frame, cols: &Columns, caller: Caller) -> Result<()> {
+    let what = caller.input();
     let mut required: Vec<&str> = vec![&cols.id, &cols.timestamp];
     required.extend(cols.targets.iter().map(String::as_str));
     let missing: Vec<&str> = required.iter().copied().filter(|c| !df.has_column(c)).collect();
     if !missing.is_empty() {
         return Err(invalid(format!(
-            "{what} does not contain all expected columns. Missing columns: {} (columns found: {}; \
-             choose others with --id-column, --timestamp-column, --target)",
+            "{what} does not contain all expected columns. Missing columns: {} (columns found: {}; {})",
             quote_list(&missing),
-            quote_list(&df.names())
+            quote_list(&df.names()),
+            caller.columns_hint()
         )));
     }
     for (i, t) in cols.targets.iter().enumerate() {
@@ -113,7 +115,7 @@ fn check_columns(df: &Frame, cols: &Columns, what: &str) -> Result<()> {
             // The first value that is not a number (pandas would keep the column as text).
             let example = (0..data.len())
                 .find_map(|i| data.label_at(i).filter(|v| v.trim().parse::<f64>().is_err()).map(|v| (i, v)))
-                .map(|(i, v)| format!(" (e.g. '{v}' in row {})", i + 1))
+                .map(|(i, v)| format!(" (e.g. '{v}' in row {})", caller.row(i)))
                 .unwrap_or_default();
             return Err(invalid(format!(
                 "target column '{t}' must be numeric, found {} values{example}",
@@ -139,10 +141,10 @@ struct Stamps {
 
 /// Parses the timestamp column (strings or timestamps). Text with ISO offsets becomes UTC
 /// instants with one fixed offset, or per-row offsets when they differ (e.g. across a DST change).
-fn timestamps_of(df: &Frame, name: &str, what: &str) -> Result<Stamps> {
+fn timestamps_of(df: &Frame, name: &str, what: &str, caller: Caller) -> Result<Stamps> {
     let data = &df.column(name).expect("checked").data;
     let n = data.len();
-    let missing = |i: usize| invalid(format!("{what}: row {} has no timestamp in column '{name}'", i + 1));
+    let missing = |i: usize| invalid(format!("{what}: row {} has no timestamp in column '{name}'", caller.row(i)));
     if let ColumnData::Timestamp(v, zone) = data {
         let instants: Vec<NaiveDateTime> =
             v.iter().enumerate().map(|(i, t)| t.ok_or_else(|| missing(i))).collect::<Result<_>>()?;
@@ -162,7 +164,7 @@ fn timestamps_of(df: &Frame, name: &str, what: &str) -> Result<Stamps> {
                     invalid(format!(
                         "{what}: cannot parse '{text}' in row {} of column '{name}' as a timestamp \
                          (expected e.g. 2024-01-03, 2024-01-03 12:00:00 or 2024-01-03T12:00:00)",
-                        i + 1
+                        caller.row(i)
                     ))
                 })?
             }
@@ -170,7 +172,10 @@ fn timestamps_of(df: &Frame, name: &str, what: &str) -> Result<Stamps> {
                 // A column of years (`1949`) or compact dates (`20240103`) read as integers.
                 let text = v[i].to_string();
                 parse_timestamp(&text).ok_or_else(|| {
-                    invalid(format!("{what}: column '{name}' holds numbers ({text} in row {}), not timestamps", i + 1))
+                    invalid(format!(
+                        "{what}: column '{name}' holds numbers ({text} in row {}), not timestamps",
+                        caller.row(i)
+                    ))
                 })?
             }
             other => {
@@ -182,11 +187,12 @@ fn timestamps_of(df: &Frame, name: &str, what: &str) -> Result<Stamps> {
         };
         if i > 0 && offsets[0].is_some() != off.is_some() {
             return Err(invalid(format!(
-                "{what}: timestamps in column '{name}' mix times with and without a UTC offset ({} in row 1, {} in \
+                "{what}: timestamps in column '{name}' mix times with and without a UTC offset ({} in row {}, {} in \
                  row {}); give every timestamp an offset, or none",
                 offsets[0].map_or("no offset".into(), offset_text),
+                caller.row(0),
                 off.map_or("no offset".into(), offset_text),
-                i + 1
+                caller.row(i)
             )));
         }
         local.push(t);
@@ -202,9 +208,15 @@ fn timestamps_of(df: &Frame, name: &str, what: &str) -> Result<Stamps> {
 }
 
 /// Groups rows by item (first-appearance order) and sorts each item's rows by timestamp.
-fn group(df: &Frame, cols: &Columns, what: &str, order: Option<&HashMap<String, usize>>) -> Result<Grouped> {
+fn group(
+    df: &Frame,
+    cols: &Columns,
+    what: &str,
+    caller: Caller,
+    order: Option<&HashMap<String, usize>>,
+) -> Result<Grouped> {
     let ids = &df.column(&cols.id).expect("checked").data;
-    let Stamps { instants: timestamps, local, zone } = timestamps_of(df, &cols.timestamp, what)?;
+    let Stamps { instants: timestamps, local, zone } = timestamps_of(df, &cols.timestamp, what, caller)?;
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut labels = Vec::new();
     let mut first_rows = Vec::new();
@@ -219,13 +231,17 @@ fn group(df: &Frame, cols: &Columns, what: &str, order: Option<&HashMap<String, 
         index = order.clone();
     }
     for r in 0..df.num_rows() {
-        let label = ids
-            .label_at(r)
-            .ok_or_else(|| invalid(format!("{what}: row {} has no value in the id column '{}'", r + 1, cols.id)))?;
+        let label = ids.label_at(r).ok_or_else(|| {
+            invalid(format!("{what}: row {} has no value in the id column '{}'", caller.row(r), cols.id))
+        })?;
         let i = match index.get(&label) {
             Some(&i) => i,
             None if order.is_some() => {
-                return Err(invalid(format!("{what} has item '{label}' (row {}) which is not in the input", r + 1)))
+                return Err(invalid(format!(
+                    "{what} has item '{label}' (row {}) which is not in {}",
+                    caller.row(r),
+                    caller.the_input()
+                )))
             }
             None => {
                 let i = labels.len();
@@ -248,8 +264,8 @@ fn group(df: &Frame, cols: &Columns, what: &str, order: Option<&HashMap<String, 
                 "{what}: item '{}' has duplicate timestamp {} (rows {} and {})",
                 labels[i],
                 zoned_text(timestamps[w[0]], zone.as_ref(), w[0], 0),
-                w[0].min(w[1]) + 1,
-                w[0].max(w[1]) + 1
+                caller.row(w[0].min(w[1])),
+                caller.row(w[0].max(w[1]))
             )));
         }
     }
@@ -326,7 +342,7 @@ fn human_delta(d: chrono::TimeDelta) -> String {
 
 /// `infer_freq_from_df`: every item with at least 3 rows must have an inferable frequency, and
 /// all must agree.
-fn infer_frequency(g: &Grouped) -> Result<Freq> {
+fn infer_frequency(g: &Grouped, caller: Caller) -> Result<Freq> {
     let mut found: Option<(String, usize)> = None;
     for (i, rows) in g.rows.iter().enumerate() {
         if rows.len() < 3 {
@@ -337,9 +353,10 @@ fn infer_frequency(g: &Grouped) -> Result<Freq> {
         let Some(alias) = infer_freq_zoned(&ts, &instants) else {
             return Err(invalid(format!(
                 "could not infer the frequency of item '{}': its timestamps are not regularly spaced{} \
-                 (fill the gaps, or pass --freq to use a frequency as-is)",
+                 (fill the gaps, or pass {} to use a frequency as-is)",
                 g.labels[i],
-                irregularity(&ts)
+                irregularity(&ts),
+                caller.freq_hint("")
             )));
         };
         match &found {
@@ -354,10 +371,16 @@ fn infer_frequency(g: &Grouped) -> Result<Freq> {
         }
     }
     let (alias, _) = found.ok_or_else(|| {
-        invalid("could not infer the frequency: no item has at least 3 timestamps; pass --freq (e.g. --freq D)")
+        invalid(format!(
+            "could not infer the frequency: no item has at least 3 timestamps; pass {}",
+            caller.freq_hint("D")
+        ))
     })?;
     alias.parse::<Freq>().map_err(|_| {
-        invalid(format!("the inferred frequency '{alias}' is not supported for forecast timestamps; pass --freq"))
+        invalid(format!(
+            "the inferred frequency '{alias}' is not supported for forecast timestamps; pass {}",
+            caller.freq_hint("")
+        ))
     })
 }
 
@@ -365,15 +388,16 @@ fn item_ids_of(df: &Frame, cols: &Columns, g: &Grouped) -> ColumnData {
     df.column(&cols.id).expect("checked").data.take(&g.first_rows)
 }
 
-fn target_values(df: &Frame, cols: &Columns, g: &Grouped, what: &str) -> Result<Vec<Vec<Vec<f32>>>> {
+fn target_values(df: &Frame, cols: &Columns, g: &Grouped, caller: Caller) -> Result<Vec<Vec<Vec<f32>>>> {
+    let what = caller.input();
     let mut out = Vec::with_capacity(g.rows.len());
     for (i, rows) in g.rows.iter().enumerate() {
         let mut targets = Vec::with_capacity(cols.targets.len());
         for t in &cols.targets {
             let data = &df.column(t).expect("checked").data;
-            check_finite(data, rows, &Place { what, kind: "target", column: t, item: &g.labels[i] })?;
+            check_finite(data, rows, &Place { what, caller, kind: "target", column: t, item: &g.labels[i] })?;
             let values: Vec<f32> = rows.iter().map(|&r| data.f64_at(r) as f32).collect();
-            if values.iter().all(|v| v.is_nan()) {
+            if caller.refuses_unobserved_items() && values.iter().all(|v| v.is_nan()) {
                 return Err(invalid(format!(
                     "{what}: item '{}' has no observed value in target column '{t}' (all {} values are missing)",
                     g.labels[i],
@@ -390,6 +414,7 @@ fn target_values(df: &Frame, cols: &Columns, g: &Grouped, what: &str) -> Result<
 /// Where a value sits, for messages.
 struct Place<'a> {
     what: &'a str,
+    caller: Caller,
     kind: &'a str,
     column: &'a str,
     item: &'a str,
@@ -412,7 +437,7 @@ fn check_finite(data: &ColumnData, rows: &[usize], place: &Place) -> Result<()> 
             python_float_str(x),
             place.kind,
             place.column,
-            r + 1
+            place.caller.row(r)
         )));
     }
     Ok(())
@@ -435,8 +460,21 @@ fn is_numeric_covariate(data: &ColumnData) -> bool {
 /// Validates `df` (and `future`) and builds the pipeline items, as the reference `predict_df`:
 /// targets = `columns.targets`; every other column is a covariate (numeric -> numeric, otherwise
 /// categorical), known-future when `future` has it; item order = first appearance; rows sorted
-/// by timestamp; forecast timestamps = last + k * freq (`freq` or inferred).
+/// by timestamp; forecast timestamps = last + k * freq (`freq` or inferred). Messages are the
+/// CLI's ([`prepare_predict_for`] words them for another caller).
 pub fn prepare_predict(
+    df: &Frame,
+    future: Option<&Frame>,
+    cols: &Columns,
+    prediction_length: usize,
+    freq: Option<Freq>,
+) -> Result<PreparedFrame> {
+    prepare_predict_for(Caller::Cli, df, future, cols, prediction_length, freq)
+}
+
+/// [`prepare_predict`] with the messages and rules of `caller`.
+pub fn prepare_predict_for(
+    caller: Caller,
     df: &Frame,
     future: Option<&Frame>,
     cols: &Columns,
@@ -446,11 +484,12 @@ pub fn prepare_predict(
     if prediction_length == 0 {
         return Err(Error::InvalidArgument("prediction length must be at least 1".into()));
     }
-    check_columns(df, cols, "input")?;
+    check_columns(df, cols, caller)?;
     if let Some(fut) = future {
-        validate_future(df, fut, cols, prediction_length)?;
+        validate_future(df, fut, cols, prediction_length, caller)?;
     }
-    let g = group(df, cols, "input", None)?;
+    let (input, future_name) = (caller.input(), caller.future());
+    let g = group(df, cols, input, caller, None)?;
     let mut notes = Vec::new();
     if let Some(Zone::PerValue(offsets)) = &g.zone {
         let mut distinct: Vec<TzOffset> = offsets.clone();
@@ -462,10 +501,10 @@ pub fn prepare_predict(
             distinct.iter().map(|&o| offset_text(o)).collect::<Vec<_>>().join(", ")
         ));
     }
-    let targets = target_values(df, cols, &g, "input")?;
+    let targets = target_values(df, cols, &g, caller)?;
     let freq = match freq {
         Some(f) => f,
-        None => infer_frequency(&g)?,
+        None => infer_frequency(&g, caller)?,
     };
     let zone = g.item_zone();
     let mut future_timestamps = Vec::with_capacity(g.rows.len());
@@ -486,12 +525,13 @@ pub fn prepare_predict(
     let future_grouped = match future {
         Some(fut) => {
             let order: HashMap<String, usize> = g.labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();
-            let fg = group(fut, cols, "future file", Some(&order))?;
+            let fg = group(fut, cols, future_name, caller, Some(&order))?;
             if fg.zone.is_some() != g.zone.is_some() {
                 let has = |z: &Option<Zone>| if z.is_some() { "a UTC offset or time zone" } else { "no time zone" };
                 return Err(invalid(format!(
-                    "future file timestamps have {} but the input's have {}",
+                    "{future_name} timestamps have {} but {}'s have {}",
                     has(&fg.zone),
+                    caller.the_input(),
                     has(&g.zone)
                 )));
             }
@@ -501,11 +541,12 @@ pub fn prepare_predict(
                     // Zoned timestamps compare as instants, whatever offsets they are written with.
                     if fg.timestamps[r] != expected {
                         return Err(invalid(format!(
-                            "future file timestamps do not match the expected forecast timestamps: item '{}' step {} \
-                             is {} but the input's frequency {freq} gives {}",
+                            "{future_name} timestamps do not match the expected forecast timestamps: item '{}' step {} \
+                             is {} but {}'s frequency {freq} gives {}",
                             g.labels[i],
                             k + 1,
                             zoned_text(fg.timestamps[r], fg.zone.as_ref(), r, 0),
+                            caller.the_input(),
                             zoned_text(expected, zone.as_ref(), i, 0)
                         )));
                     }
@@ -531,9 +572,11 @@ pub fn prepare_predict(
             let fdata = &fut.column(&c.name).expect("checked").data;
             if !(is_numeric_covariate(fdata) || fdata.iter_all_missing()) {
                 return Err(invalid(format!(
-                    "covariate '{}' is numeric in the input but holds {} values in the future file",
+                    "covariate '{}' is numeric in {} but holds {} values in {}",
                     c.name,
-                    fdata.type_name()
+                    caller.the_input(),
+                    fdata.type_name(),
+                    caller.the_future()
                 )));
             }
         }
@@ -549,12 +592,12 @@ pub fn prepare_predict(
                     continue;
                 }
                 let numeric = is_numeric_covariate(&c.data);
-                let place = Place { what: "input", kind: "covariate", column: &c.name, item: &g.labels[i] };
+                let place = Place { what: input, caller, kind: "covariate", column: &c.name, item: &g.labels[i] };
                 let past = covariate_values(&c.data, rows, numeric, &place)?;
                 let future = if is_known {
                     let (fut, fg) = future_grouped.as_ref().expect("known");
                     let fdata = &fut.column(&c.name).expect("checked").data;
-                    let place = Place { what: "future file", ..place };
+                    let place = Place { what: future_name, ..place };
                     FutureValues::Known(covariate_values(fdata, &fg.rows[i], numeric, &place)?)
                 } else {
                     FutureValues::PastOnly
@@ -585,12 +628,13 @@ impl ColumnData {
 }
 
 /// The reference `validate_df` checks on the future table.
-fn validate_future(df: &Frame, fut: &Frame, cols: &Columns, prediction_length: usize) -> Result<()> {
+fn validate_future(df: &Frame, fut: &Frame, cols: &Columns, prediction_length: usize, caller: Caller) -> Result<()> {
+    let future_name = caller.future();
     let missing: Vec<&str> =
         [cols.id.as_str(), cols.timestamp.as_str()].into_iter().filter(|c| !fut.has_column(c)).collect();
     if !missing.is_empty() {
         return Err(invalid(format!(
-            "future file does not contain all expected columns. Missing columns: {} (columns found: {})",
+            "{future_name} does not contain all expected columns. Missing columns: {} (columns found: {})",
             quote_list(&missing),
             quote_list(&fut.names())
         )));
@@ -598,14 +642,15 @@ fn validate_future(df: &Frame, fut: &Frame, cols: &Columns, prediction_length: u
     let targets: Vec<&str> = fut.names().into_iter().filter(|c| cols.targets.iter().any(|t| t == c)).collect();
     if !targets.is_empty() {
         return Err(invalid(format!(
-            "future file cannot contain target columns. Target columns found: {}",
+            "{future_name} cannot contain target columns. Target columns found: {}",
             quote_list(&targets)
         )));
     }
     let extra: Vec<&str> = fut.names().into_iter().filter(|c| !df.has_column(c)).collect();
     if !extra.is_empty() {
         return Err(invalid(format!(
-            "future file cannot contain columns not present in the input. Extra columns: {}",
+            "{future_name} cannot contain columns not present in {}. Extra columns: {}",
+            caller.the_input(),
             quote_list(&extra)
         )));
     }
@@ -631,12 +676,21 @@ fn validate_future(df: &Frame, fut: &Frame, cols: &Columns, prediction_length: u
     if !only_df.is_empty() || !only_fut.is_empty() {
         let mut parts = Vec::new();
         if !only_df.is_empty() {
-            parts.push(format!("missing from the future file: {}", quote_list(&only_df[..only_df.len().min(5)])));
+            parts.push(format!(
+                "missing from {}: {}",
+                caller.the_future(),
+                quote_list(&only_df[..only_df.len().min(5)])
+            ));
         }
         if !only_fut.is_empty() {
-            parts.push(format!("not in the input: {}", quote_list(&only_fut[..only_fut.len().min(5)])));
+            parts.push(format!("not in {}: {}", caller.the_input(), quote_list(&only_fut[..only_fut.len().min(5)])));
         }
-        return Err(invalid(format!("the future file must have the same items as the input ({})", parts.join("; "))));
+        return Err(invalid(format!(
+            "{} must have the same items as {} ({})",
+            caller.the_future(),
+            caller.the_input(),
+            parts.join("; ")
+        )));
     }
     let wrong: Vec<String> = fut_items
         .iter()
@@ -645,7 +699,8 @@ fn validate_future(df: &Frame, fut: &Frame, cols: &Columns, prediction_length: u
         .collect();
     if !wrong.is_empty() {
         return Err(invalid(format!(
-            "the future file must contain prediction_length={prediction_length} rows per item; {} item(s) differ: {}",
+            "{} must contain prediction_length={prediction_length} rows per item; {} item(s) differ: {}",
+            caller.the_future(),
             wrong.len(),
             wrong[..wrong.len().min(5)].join(", ")
         )));
@@ -654,11 +709,16 @@ fn validate_future(df: &Frame, fut: &Frame, cols: &Columns, prediction_length: u
 }
 
 /// Validates `df` and builds items for embedding: targets and every other column as a past-only
-/// covariate; no frequency is needed.
+/// covariate; no frequency is needed. Messages are the CLI's ([`prepare_embed_for`]).
 pub fn prepare_embed(df: &Frame, cols: &Columns) -> Result<PreparedFrame> {
-    check_columns(df, cols, "input")?;
-    let g = group(df, cols, "input", None)?;
-    let targets = target_values(df, cols, &g, "input")?;
+    prepare_embed_for(Caller::Cli, df, cols)
+}
+
+/// [`prepare_embed`] with the messages and rules of `caller`.
+pub fn prepare_embed_for(caller: Caller, df: &Frame, cols: &Columns) -> Result<PreparedFrame> {
+    check_columns(df, cols, caller)?;
+    let g = group(df, cols, caller.input(), caller, None)?;
+    let targets = target_values(df, cols, &g, caller)?;
     let covariate_columns: Vec<&Column> = df
         .columns
         .iter()
@@ -668,7 +728,7 @@ pub fn prepare_embed(df: &Frame, cols: &Columns) -> Result<PreparedFrame> {
     for ((rows, targets), label) in g.rows.iter().zip(targets).zip(&g.labels) {
         let mut covariates = Vec::with_capacity(covariate_columns.len());
         for c in &covariate_columns {
-            let place = Place { what: "input", kind: "covariate", column: &c.name, item: label };
+            let place = Place { what: caller.input(), caller, kind: "covariate", column: &c.name, item: label };
             let past = covariate_values(&c.data, rows, is_numeric_covariate(&c.data), &place)?;
             covariates.push(Covariate { name: c.name.clone(), past, future: FutureValues::PastOnly });
         }
@@ -868,6 +928,43 @@ mod tests {
         let df = csv("item_id,timestamp,target\nA,2024-01-01,1\nA,2024-01-02,2\n");
         let p = prepare_predict(&df, None, &cols(), 2, Some("h".parse().unwrap())).unwrap();
         assert_eq!(format_timestamp(p.future_timestamps[0][1], None), "2024-01-02T02:00:00");
+    }
+
+    /// Hourly text with ISO offsets across the spring DST change (the CLI's CSV path) is regular
+    /// in absolute time, as pandas infers it; forecasts step in absolute time.
+    #[test]
+    fn hourly_offsets_across_dst_are_regular() {
+        let mut text = String::from("item_id,timestamp,target\n");
+        for (k, stamp) in ["00:00:00+01:00", "01:00:00+01:00", "03:00:00+02:00", "04:00:00+02:00"].iter().enumerate() {
+            text.push_str(&format!("A,2024-03-31T{stamp},{k}\n"));
+        }
+        let p = prepare_predict(&csv(&text), None, &cols(), 2, None).unwrap();
+        assert_eq!(p.freq.unwrap().to_string(), "h");
+        let zone = p.zone.as_ref().unwrap();
+        let local: Vec<String> =
+            p.future_timestamps[0].iter().map(|&t| zone.local(t, 0).format("%H:%M").to_string()).collect();
+        assert_eq!(local, ["05:00", "06:00"]);
+    }
+
+    /// The Python package's wording: its argument names and 0-based rows; an all-missing item is
+    /// forecast (as the reference's `predict_df`), where the CLI refuses it.
+    #[test]
+    fn python_caller_words_and_rules() {
+        let df = csv("item_id,timestamp,target\nA,2024-01-01,1\nA,soon,2\n");
+        let e = prepare_predict_for(Caller::Python, &df, None, &cols(), 2, None).unwrap_err().to_string();
+        assert!(e.starts_with("df: cannot parse 'soon' in row 1 "), "{e}");
+        let e = prepare_predict(&df, None, &cols(), 2, None).unwrap_err().to_string();
+        assert!(e.starts_with("input: cannot parse 'soon' in row 2 "), "{e}");
+        let text =
+            "item_id,timestamp,target\nA,2024-01-01,1\nA,2024-01-02,2\nA,2024-01-03,3\nB,2024-01-01,\nB,2024-01-02,\n";
+        let p = prepare_predict_for(Caller::Python, &csv(text), None, &cols(), 2, None).unwrap();
+        assert!(p.inputs[1].targets[0].iter().all(|v| v.is_nan()));
+        let e = prepare_predict(&csv(text), None, &cols(), 2, None).unwrap_err().to_string();
+        assert!(e.contains("item 'B' has no observed value"), "{e}");
+        let e = prepare_predict_for(Caller::Python, &csv(DAILY), None, &Columns { id: "x".into(), ..cols() }, 2, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("df does not contain") && e.contains("id_column=") && !e.contains("--"), "{e}");
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct FinetuneOptions {
     pub format: AdapterFormat,
     /// The backend that trains. Default: the CPU.
     pub backend: BackendKind,
+    /// Write over an existing output directory (its checkpoint files are replaced, as the
+    /// reference's `save_pretrained`; the Python `fit`); default false: an existing output is an
+    /// error (the CLI).
+    pub overwrite: bool,
 }
 
 /// The file layout of a written LoRA adapter.
@@ -80,6 +84,7 @@ impl FinetuneOptions {
             seed: 0,
             format: AdapterFormat::default(),
             backend: BackendKind::Cpu,
+            overwrite: false,
         }
     }
 
@@ -178,7 +183,7 @@ fn run_finetune(
             options.mode.name()
         )));
     }
-    if output.exists() {
+    if output.exists() && !options.overwrite {
         return Err(Error::InvalidArgument(format!("output {} already exists", output.display())));
     }
     let h = options.prediction_length;
@@ -213,14 +218,19 @@ fn run_finetune(
         .collect();
     drop(model);
     let base_name = base.dir.display().to_string();
-    export::write_staged(output, |dir| match options.mode {
+    let write_checkpoint = |dir: &Path| match options.mode {
         FinetuneMode::Full => export::write_full_model(dir, base.dir, &tensors, context_length, h),
         FinetuneMode::Lora | FinetuneMode::Qlora { .. } => match options.format {
             AdapterFormat::Peft => export::write_peft_adapter(dir, &options.lora, &base_name, &tensors),
             AdapterFormat::Npz => export::write_npz_adapter(dir, &options.lora, &base_name, &tensors),
         },
         FinetuneMode::Head => export::write_head(dir, &base_name, &tensors),
-    })?;
+    };
+    if options.overwrite {
+        export::write_staged_over(output, write_checkpoint)?;
+    } else {
+        export::write_staged(output, write_checkpoint)?;
+    }
     let trainable_params = tensors.iter().map(|t| t.data.len()).sum();
     let trained = match options.mode {
         FinetuneMode::Full => {

@@ -14,6 +14,7 @@
 
 pub mod backend;
 pub mod bundled;
+pub mod caller;
 pub mod dataframe;
 pub mod engine;
 pub mod error;
@@ -33,6 +34,7 @@ use chronos2_core::pipeline::{self, ItemEmbedding, ItemForecast, Pooling, Predic
 use chronos2_core::ModelConfig;
 
 pub use backend::{Backend, BackendKind, Route};
+pub use caller::Caller;
 pub use chronos2_core;
 pub use chronos2_core::Precision;
 pub use dataframe::{Columns, EmbeddingEntry, PreparedFrame};
@@ -175,10 +177,7 @@ impl Chronos2 {
 
     /// Like [`Chronos2::load`], in another precision and/or compiling the MLX forward.
     pub fn load_with(model: Option<&str>, backend: Backend, options: LoadOptions) -> Result<Self> {
-        let model_dir = match model {
-            Some(spec) => chronos2_core::hub::resolve_model_dir(spec)?,
-            None => bundled::bundled_model_dir()?,
-        };
+        let model_dir = Self::resolve_model(model)?;
         let engines = Engines::new(&model_dir, backend, options)?;
         let config = engines.primary().config().clone();
         Ok(Chronos2 {
@@ -190,6 +189,15 @@ impl Chronos2 {
             active_adapter: None,
             fused_dir: None,
         })
+    }
+
+    /// The directory [`Chronos2::load`] reads `model` from (a hub id is downloaded if needed;
+    /// `None`: the bundled model, extracted if needed).
+    pub fn resolve_model(model: Option<&str>) -> Result<PathBuf> {
+        match model {
+            Some(spec) => Ok(chronos2_core::hub::resolve_model_dir(spec)?),
+            None => bundled::bundled_model_dir(),
+        }
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -318,9 +326,22 @@ impl Chronos2 {
             return Err(Error::InvalidArgument("batch size must be at least 1".into()));
         }
         let prepared = dataframe::prepare_embed(df, &options.columns)?;
+        self.embed_prepared(&prepared, options, progress)
+    }
+
+    /// Embeds items prepared by [`dataframe::prepare_embed`].
+    pub fn embed_prepared(
+        &self,
+        prepared: &PreparedFrame,
+        options: &EmbedDfOptions,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<EmbeddingTable> {
+        if options.batch_size == 0 {
+            return Err(Error::InvalidArgument("batch size must be at least 1".into()));
+        }
         let embeddings =
             self.embed(&prepared.inputs, options.batch_size, options.context_length, options.pooling, progress)?;
-        let entries = dataframe::embedding_entries(&prepared, &embeddings)?;
+        let entries = dataframe::embedding_entries(prepared, &embeddings)?;
         let rows: Vec<usize> = entries.iter().map(|e| e.item).collect();
         Ok(EmbeddingTable { pooling: options.pooling, item_ids: prepared.item_ids.take(&rows), entries })
     }

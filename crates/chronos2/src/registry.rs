@@ -64,6 +64,17 @@ impl BackendKind {
         probed[index].clone()
     }
 
+    /// The device the backend runs on, for `chronos2 info` (`None` when it has nothing to add).
+    pub fn device_description(self) -> Option<String> {
+        match self {
+            BackendKind::Cpu => None,
+            #[cfg(feature = "mlx")]
+            BackendKind::Mlx => chronos2_mlx::check_available().ok(),
+            #[cfg(not(feature = "mlx"))]
+            BackendKind::Mlx => None,
+        }
+    }
+
     fn probe(self) -> std::result::Result<(), Unavailable> {
         if !self.compiled() {
             return Err(Unavailable::NotCompiled { feature: self.name() });

@@ -68,6 +68,7 @@ pub fn embed(
     for range in plan {
         let batch = build_batch(&prepared, range.clone(), context_length, false)?;
         out.extend(embed_batch(model, &batch, patch_size, pooling)?);
+        crate::interrupt::check()?;
         progress(range.end, items.len());
     }
     Ok(out)

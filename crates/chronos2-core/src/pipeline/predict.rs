@@ -147,10 +147,9 @@ pub fn predict(
     raw.iter().map(|r| select_quantiles(r, &model_levels, &options.quantile_levels)).collect()
 }
 
+/// Levels within [0, 1]. No levels is allowed, as in the reference (`predict_quantiles` then
+/// returns empty quantiles and the mean).
 fn check_levels(what: &str, levels: &[f32]) -> Result<()> {
-    if levels.is_empty() {
-        return Err(Error::InvalidInput(format!("{what} must not be empty")));
-    }
     if let Some(bad) = levels.iter().find(|l| !(0.0..=1.0).contains(*l)) {
         return Err(Error::InvalidInput(format!("{what} must be between 0 and 1, found {bad}")));
     }
@@ -240,6 +239,7 @@ pub fn predict_raw(
                 prediction_length,
             });
         }
+        crate::interrupt::check()?;
         progress(range.end, items.len());
     }
     Ok(out)

@@ -122,13 +122,8 @@ fn validate(items: &[SeriesInput], prediction_length: usize, check_future_values
                         future.len()
                     )));
                 }
-                if !future.is_empty() && kind_name(future) != kind_name(&cov.past) {
-                    return Err(Error::InvalidInput(format!(
-                        "item {idx}: covariate '{}' has {} past values but {} future values",
-                        cov.name,
-                        kind_name(&cov.past),
-                        kind_name(future)
-                    )));
+                if let (CovariateValues::Numeric(_), CovariateValues::Categorical(labels)) = (&cov.past, future) {
+                    numeric_future(labels, idx, &cov.name)?;
                 }
             }
         }
@@ -217,7 +212,8 @@ fn prepare_impl(items: &[SeriesInput], prediction_length: usize, with_future: bo
         let per_item = match &first.covariates[c].past {
             CovariateValues::Numeric(_) => items
                 .iter()
-                .map(|item| {
+                .enumerate()
+                .map(|(i, item)| {
                     let cov = &item.covariates[c];
                     let past = match &cov.past {
                         CovariateValues::Numeric(v) => v.clone(),
@@ -227,11 +223,16 @@ fn prepare_impl(items: &[SeriesInput], prediction_length: usize, with_future: bo
                         FutureValues::Known(CovariateValues::Numeric(v)) if with_future && !v.is_empty() => {
                             Some(v.clone())
                         }
+                        FutureValues::Known(CovariateValues::Categorical(labels))
+                            if with_future && !labels.is_empty() =>
+                        {
+                            Some(numeric_future(labels, i, &cov.name)?)
+                        }
                         _ => None,
                     };
-                    (past, future)
+                    Ok((past, future))
                 })
-                .collect(),
+                .collect::<Result<Vec<_>>>()?,
             CovariateValues::Categorical(_) => encode_categorical(items, c, target_encode, with_future),
         };
         encoded.push(per_item);
@@ -267,6 +268,37 @@ fn prepare_impl(items: &[SeriesInput], prediction_length: usize, with_future: bo
         });
     }
     Ok(out)
+}
+
+/// The future values of a covariate that is numeric in the past but given as text, read as the
+/// reference reads them (`Series.to_numpy(dtype=float32)`: Python's `float()`; a missing value is
+/// NaN).
+fn numeric_future(labels: &[Option<String>], idx: usize, name: &str) -> Result<Vec<f32>> {
+    labels
+        .iter()
+        .map(|label| match label {
+            None => Ok(f32::NAN),
+            Some(text) => python_float(text).map(|v| v as f32).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "item {idx}: covariate '{name}' is numeric in the past but its future value {text:?} is not a number"
+                ))
+            }),
+        })
+        .collect()
+}
+
+/// Python's `float(text)`: surrounding whitespace, `inf` / `nan` in any case, and single
+/// underscores between digits are accepted.
+fn python_float(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let bytes = text.as_bytes();
+    let digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'_' && !(i > 0 && digit(i - 1) && digit(i + 1)) {
+            return None;
+        }
+    }
+    text.replace('_', "").parse::<f64>().ok()
 }
 
 /// One covariate of one item: encoded past values and, when known, future values.
@@ -306,8 +338,13 @@ fn encode_categorical(items: &[SeriesInput], c: usize, target_encode: bool, with
             let cov = &item.covariates[c];
             let past_codes: Vec<usize> = categorical(&cov.past).iter().map(past_code).collect();
             let future_codes: Option<Vec<usize>> = match &cov.future {
-                FutureValues::Known(values) if with_future && !values.is_empty() => {
-                    Some(categorical(values).iter().map(future_code).collect())
+                FutureValues::Known(CovariateValues::Categorical(labels)) if with_future && !labels.is_empty() => {
+                    Some(labels.iter().map(future_code).collect())
+                }
+                // Numbers never equal a past label (pandas' `get_indexer` on string categories):
+                // NaN is the missing category, any other number is unseen.
+                FutureValues::Known(CovariateValues::Numeric(values)) if with_future && !values.is_empty() => {
+                    Some(values.iter().map(|v| if v.is_nan() { nan_slot } else { n_categories }).collect())
                 }
                 _ => None,
             };
@@ -515,12 +552,61 @@ mod tests {
         assert_eq!(err(&items, 3), "item 0: target 0 has length 3 but target 1 has length 2");
 
         let mut items = mixed_items();
-        items[0].covariates[1].future = FutureValues::Known(num(&[1.0, 2.0, 3.0]));
-        assert_eq!(err(&items, 3), "item 0: covariate 'a' has categorical past values but numeric future values");
+        items[0].covariates[0].future = FutureValues::Known(cat(&[Some("1"), Some("x"), None]));
+        assert_eq!(
+            err(&items, 3),
+            "item 0: covariate 'b' is numeric in the past but its future value \"x\" is not a number"
+        );
 
         let mut items = mixed_items();
         items[0].covariates[2].name = "b".into();
         assert_eq!(err(&items, 3), "item 0: covariate 'b' is given twice");
+    }
+
+    /// What the reference's `from_list_of_dicts` made of these future strings of a numeric
+    /// covariate (chronos-forecasting 2.3.2, numpy 2.4): a value, or "could not convert".
+    #[test]
+    fn text_future_of_a_numeric_covariate_reads_as_python_float() {
+        for (text, value) in [
+            (" 1.5 ", 1.5),
+            ("1_0", 10.0),
+            ("INF", f64::INFINITY),
+            ("-Infinity", f64::NEG_INFINITY),
+            ("1e3", 1000.0),
+            ("+2", 2.0),
+            (".5", 0.5),
+            ("5.", 5.0),
+        ] {
+            assert_eq!(python_float(text), Some(value), "{text:?}");
+        }
+        assert!(python_float("nan").unwrap().is_nan() && python_float("NaN").unwrap().is_nan());
+        for text in ["0x10", "", "1,5", "none", "_1", "1__0", "1_"] {
+            assert_eq!(python_float(text), None, "{text:?}");
+        }
+        let mut items = mixed_items();
+        for item in &mut items {
+            item.covariates[2].future = FutureValues::Known(cat(&[Some("1.5"), None, Some(" 2 ")]));
+        }
+        let prepared = prepare(&items, 3).unwrap();
+        close(prepared[0].future_row(3), &[1.5, f32::NAN, 2.0]);
+    }
+
+    /// A number never matches a past category (pandas' `get_indexer` of floats on string
+    /// categories): it is encoded as an unseen category, NaN as the missing one.
+    #[test]
+    fn numeric_future_of_a_categorical_covariate_is_unseen() {
+        let with_future = |future: CovariateValues| {
+            let mut items = mixed_items();
+            items[0].covariates[1].future = FutureValues::Known(future);
+            items[1].covariates[1].future = FutureValues::Known(cat(&[Some("x"), Some("x"), Some("x")]));
+            prepare(&items, 3).unwrap()[0].future_row(2).to_vec()
+        };
+        let numbers = with_future(num(&[1.0, f32::NAN, 7.0]));
+        let labels = with_future(cat(&[Some("never seen"), None, Some("neither")]));
+        assert_eq!(
+            numbers.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            labels.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -261,6 +261,34 @@ fn univariate(lens: &[usize]) -> Vec<SeriesInput> {
 }
 
 #[test]
+fn no_quantile_levels_give_empty_quantiles_and_the_median() {
+    let model = MockModel::new(2048);
+    let options = PredictOptions { quantile_levels: vec![], ..PredictOptions::new(10) };
+    let out = predict(&model, &univariate(&[30]), &options, &mut |_, _| {}).unwrap();
+    assert!(out[0].quantiles.is_empty() && out[0].quantile_levels.is_empty());
+    assert_eq!(out[0].median.len(), 10);
+}
+
+#[test]
+fn an_interrupt_check_stops_between_batches() {
+    let model = MockModel::new(2048);
+    let options = PredictOptions { batch_size: 1, ..PredictOptions::new(10) };
+    let checks = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counted = checks.clone();
+    let mut progress = Vec::new();
+    let result = crate::interrupt::with_check(
+        move || {
+            counted.set(counted.get() + 1);
+            counted.get() == 2
+        },
+        || predict(&model, &univariate(&[20, 20, 20, 20]), &options, &mut |d, t| progress.push((d, t))),
+    );
+    assert!(matches!(result, Err(Error::Interrupted)), "{result:?}");
+    assert_eq!((checks.get(), progress), (2, vec![(1, 4)]), "stopped after the second batch");
+    assert_eq!(model.calls().len(), 2);
+}
+
+#[test]
 fn batches_pad_group_and_report_progress() {
     let model = MockModel::new(2048);
     let items = vec![

@@ -116,6 +116,51 @@ pub fn write_staged(out: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Resu
     result
 }
 
+/// The files a checkpoint directory may hold: a full model, a PEFT adapter, a head, an MLX-style
+/// LoRA. [`write_staged_over`] replaces them all.
+const CHECKPOINT_FILES: [&str; 7] = [
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_WEIGHTS_FILE,
+    HEAD_CONFIG_FILE,
+    HEAD_WEIGHTS_FILE,
+    crate::train::adapter::NPZ_ADAPTER_FILE,
+];
+
+/// Like [`write_staged`], but an existing directory `out` is written over, as the reference's
+/// `save_pretrained` does: once everything is written (staged), the checkpoint files `out` held
+/// are removed and the new ones moved in; its other files stay. On error `out` is unchanged
+/// when staging failed.
+pub fn write_staged_over(out: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if !out.exists() {
+        return write_staged(out, write);
+    }
+    if !out.is_dir() {
+        return Err(Error::InvalidInput(format!("output {} exists and is not a directory", out.display())));
+    }
+    let name = out.file_name().ok_or_else(|| Error::InvalidInput(format!("output {} has no name", out.display())))?;
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let staging: PathBuf = parent.join(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+    write_staged(&staging, write)?;
+    let result = (|| {
+        for file in CHECKPOINT_FILES {
+            let old = out.join(file);
+            if old.is_file() {
+                std::fs::remove_file(&old).map_err(io(&old))?;
+            }
+        }
+        for entry in std::fs::read_dir(&staging).map_err(io(&staging))? {
+            let entry = entry.map_err(io(&staging))?;
+            let target = out.join(entry.file_name());
+            std::fs::rename(entry.path(), &target).map_err(io(&target))?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
 /// Full model: the base's tensors with `trained` in place (`shared.weight` as trained is its
 /// [REG] row, `reg_token_id`), and its config with `context_length` / `max_output_patches`
 /// raised to at least `context_length` / `ceil(prediction_length / patch)`.

@@ -92,6 +92,7 @@ pub fn fit<M: TrainModel + ?Sized>(
                 }
             }
         }
+        crate::interrupt::check()?;
         let elapsed = start.elapsed().as_secs_f32().max(1e-9);
         progress(&StepReport {
             step,

@@ -11,6 +11,10 @@ from typing import Any, Optional
 
 DEFAULT_OUTPUT_ROOT = "chronos-2-finetuned"
 
+# peft's default target modules per model_type (peft.utils.constants.
+# TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING), for the model types of Chronos-2 checkpoints.
+_PEFT_DEFAULT_TARGETS = {"t5": ["q", "v"], "mt5": ["q", "v"]}
+
 # peft.LoraConfig's defaults for the keys a dict may give.
 _PEFT_DEFAULTS = {"r": 8, "lora_alpha": 8, "target_modules": None, "lora_dropout": 0.0, "bias": "none"}
 
@@ -25,9 +29,10 @@ _PLAIN_LORA = {
 }
 
 
-def lora_settings(lora_config: Any) -> Optional[tuple]:
+def lora_settings(lora_config: Any, model_type: Optional[str]) -> Optional[tuple]:
     """``(rank, alpha, targets)`` of ``lora_config`` (``None``: the defaults of ``fit``), read as
-    peft's ``LoraConfig`` reads it: a dict of its arguments or a ``LoraConfig`` object."""
+    peft's ``LoraConfig`` reads it: a dict of its arguments or a ``LoraConfig`` object; without
+    ``target_modules``, peft's default for ``model_type``."""
     if lora_config is None:
         return None
     if isinstance(lora_config, Mapping):
@@ -46,11 +51,12 @@ def lora_settings(lora_config: Any) -> Optional[tuple]:
                 raise ValueError(f"lora_config.{key}={value!r} is not supported (plain LoRA only)")
     targets = settings["target_modules"]
     if targets is None:
-        raise ValueError(
-            "lora_config needs target_modules (peft has no default for Chronos-2), e.g. "
-            "['self_attention.q', 'self_attention.k', 'self_attention.v', 'self_attention.o', "
-            "'output_patch_embedding.output_layer']"
-        )
+        targets = _PEFT_DEFAULT_TARGETS.get(str(model_type))
+        if targets is None:
+            raise ValueError(
+                f"lora_config has no target_modules, and peft has no default for model_type {model_type!r} "
+                f"(it has for {sorted(_PEFT_DEFAULT_TARGETS)}); give target_modules"
+            )
     if isinstance(targets, str):
         raise ValueError(
             "lora_config target_modules as a regular expression string is not supported; give a list of "
@@ -68,11 +74,12 @@ def lora_settings(lora_config: Any) -> Optional[tuple]:
 
 def checkpoint_dir(output_dir: Any, finetuned_ckpt_name: str) -> Path:
     """Where ``fit`` writes: ``output_dir / finetuned_ckpt_name``, ``output_dir`` defaulting to
-    ``chronos-2-finetuned/<date>_<time>`` as the reference. The checkpoint must not exist yet."""
+    ``chronos-2-finetuned/<date>_<time>`` as the reference. An existing directory is written over
+    (as the reference); a file there is an error."""
     root = Path(DEFAULT_OUTPUT_ROOT) / time.strftime("%Y-%m-%d_%H-%M-%S") if output_dir is None else Path(output_dir)
     target = root / str(finetuned_ckpt_name)
-    if target.exists():
-        raise ValueError(f"{target} already exists; choose another output_dir or finetuned_ckpt_name")
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{target} exists and is not a directory; choose another output_dir or finetuned_ckpt_name")
     return target
 
 

@@ -19,8 +19,20 @@ def _is_polars(df: Any) -> bool:
     return type(df).__module__.split(".")[0] == "polars"
 
 
-def to_arrow(df: Any, what: str) -> pa.Table:
-    """A pyarrow Table of a pandas / polars DataFrame or anything with ``__arrow_c_stream__``."""
+def _distinct_labels(column: pd.Series) -> pd.Series:
+    """An object id column mixing types (``1`` and ``"1"``) as text labels that keep apart the
+    values pandas groups apart: ``str(v)``, or ``repr(v)`` where two values have the same text."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    texts = [str(v) for v in uniques]
+    clash = {t for t in texts if texts.count(t) > 1}
+    labels = np.array([repr(v) if t in clash else t for v, t in zip(uniques, texts)] + [None], dtype=object)
+    return pd.Series(labels[codes], index=column.index, dtype=object)
+
+
+def to_arrow(df: Any, what: str, id_column: Any = None) -> pa.Table:
+    """A pyarrow Table of a pandas / polars DataFrame or anything with ``__arrow_c_stream__``.
+    A pandas ``id_column`` of mixed types (ints and strings) becomes text labels first (Arrow
+    columns have one type); the result's ids are taken from ``df`` itself (:func:`item_ids`)."""
     try:
         if isinstance(df, pa.Table):
             return df
@@ -30,6 +42,13 @@ def to_arrow(df: Any, what: str) -> pa.Table:
             if df.columns.duplicated().any():
                 dup = list(df.columns[df.columns.duplicated()])
                 raise ValueError(f"{what} has duplicate column names: {dup}")
+            if (
+                id_column in df.columns
+                and df[id_column].dtype == object
+                and pd.api.types.infer_dtype(df[id_column], skipna=True).startswith("mixed")
+            ):
+                df = df.copy(deep=False)
+                df[id_column] = _distinct_labels(df[id_column])
             return pa.Table.from_pandas(df, preserve_index=False)
         if _is_polars(df) and hasattr(df, "to_arrow"):
             return df.to_arrow()
@@ -70,11 +89,11 @@ def _column(name: str, col: pa.ChunkedArray) -> tuple:
         values = col.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
         return (name, "bool", values, _mask(col))
     if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        if pa.types.is_timestamp(t) and t.tz is not None:
-            col = pc.local_timestamp(col)  # wall-clock time, re-localized on output
-        ns = col.cast(pa.timestamp("ns"))
+        # Zoned columns cross as UTC instants with their zone's name (Arrow stores them so).
+        tz = t.tz if pa.types.is_timestamp(t) else None
+        ns = col.cast(pa.timestamp("ns", tz=tz))
         values = ns.cast(pa.int64()).fill_null(0).to_numpy()
-        return (name, "ts", np.ascontiguousarray(values, dtype=np.int64), _mask(ns))
+        return (name, "ts", np.ascontiguousarray(values, dtype=np.int64), (_mask(ns), tz))
     if pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view", lambda _: False)(t):
         encoded = pc.dictionary_encode(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
         codes = encoded.indices.cast(pa.int32()).fill_null(-1).to_numpy(zero_copy_only=False)
@@ -105,11 +124,12 @@ def _timestamp_dtype(df: Any, table: pa.Table, timestamp_column: str) -> tuple[s
 
 
 def _timestamps(ns: np.ndarray, unit: str, tz: Any) -> pd.DatetimeIndex:
+    """Nanoseconds (UTC instants when ``tz`` is set, else wall-clock times) as pandas timestamps."""
     index = pd.DatetimeIndex(ns.view("datetime64[ns]"))
     if unit != "ns" and hasattr(index, "as_unit"):
         index = index.as_unit(unit)
     if tz is not None:
-        index = index.tz_localize(tz)
+        index = index.tz_localize("UTC").tz_convert(tz)
     return index
 
 

@@ -6,8 +6,10 @@ Accepted (as ``Chronos2Pipeline.predict`` of chronos-forecasting 2.3.2, plus bar
 - a list of 1-D ``(history_length,)`` / 2-D ``(n_variates, history_length)`` arrays (lengths may differ);
 - a list of dicts with ``target`` and optional ``past_covariates`` / ``future_covariates``.
 
-Arrays are converted with ``np.asarray`` (torch CPU tensors work) and kept as they are when they
-are already C-contiguous float32; the native module reads them in place.
+Arrays are converted with ``np.asarray`` and kept as they are when they are already C-contiguous
+float32; the native module reads them in place. Torch tensors are read as the reference reads
+them: detached (``requires_grad``), moved to the CPU, and in float32 when their dtype has no numpy
+counterpart (bfloat16).
 """
 
 from __future__ import annotations
@@ -20,9 +22,24 @@ import numpy as np
 PAST_ONLY, KNOWN_UNAVAILABLE, KNOWN = 0, 1, 2
 
 
+def _is_torch_tensor(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
+
+
+def as_array(x: Any) -> np.ndarray:
+    """``np.asarray(x)``; a torch tensor is detached and moved to the CPU first, and a bfloat16
+    tensor (numpy has no bfloat16) converted to float32, which holds its values exactly."""
+    if _is_torch_tensor(x):
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16":
+            x = x.float()
+        return x.numpy()
+    return np.asarray(x)
+
+
 def _numeric(x: Any, what: str) -> np.ndarray:
     try:
-        arr = np.asarray(x)
+        arr = as_array(x)
     except Exception as e:  # ragged nested lists and the like
         raise ValueError(f"{what} cannot be read as an array: {e}") from None
     if arr.dtype.kind not in "biuf":
@@ -115,14 +132,14 @@ def _validate_dicts(data: list, prediction_length: int) -> None:
             for key, val in cov.items():
                 if group == "future_covariates" and _is_unavailable(val):
                     continue
-                arr = np.asarray(val)
+                arr = as_array(val)
                 if arr.ndim != 1 or len(arr) != length:
                     raise ValueError(
                         f"Individual `{group}` must be 1-d with length equal to {label} (= {length}), "
                         f"found: {key} with shape {tuple(arr.shape)} in element at index {idx}"
                     )
     first = data[0]
-    first_target = np.asarray(first["target"])
+    first_target = as_array(first["target"])
     first_n = 1 if first_target.ndim == 1 else first_target.shape[0]
     first_past = sorted(first.get("past_covariates", {}).keys())
     first_future = sorted(first.get("future_covariates", {}).keys())
@@ -133,7 +150,7 @@ def _validate_dicts(data: list, prediction_length: int) -> None:
         )
     availability = {k: _is_unavailable(first["future_covariates"][k]) for k in first_future}
     for idx, d in enumerate(data):
-        target = np.asarray(d["target"])
+        target = as_array(d["target"])
         n = 1 if target.ndim == 1 else target.shape[0]
         if n != first_n:
             raise ValueError(
@@ -177,22 +194,30 @@ def _from_dicts(data: list, prediction_length: int) -> list[tuple]:
     first = data[0]
     past_keys = sorted(first.get("past_covariates", {}).keys())
     future_keys = set(first.get("future_covariates", {}).keys())
-    # As the reference: a covariate is numeric when its values stacked over all items are.
+    # As the reference: a covariate is numeric when its past values stacked over all items are.
     categorical = set()
     for key in past_keys:
-        groups = [np.asarray(d["past_covariates"][key]) for d in data]
-        if key in future_keys and not _is_unavailable(first["future_covariates"][key]):
-            groups += [np.asarray(d["future_covariates"][key]) for d in data]
-        if not all(np.issubdtype(g.dtype, np.number) for g in groups):
+        if not all(np.issubdtype(as_array(d["past_covariates"][key]).dtype, np.number) for d in data):
             categorical.add(key)
 
     def values(v: Any, key: str) -> Any:
-        arr = np.asarray(v)
-        return _labels(arr) if key in categorical else np.ascontiguousarray(arr, dtype=np.float32)
+        arr = as_array(v)
+        if key in categorical:
+            return _labels(arr)
+        return np.ascontiguousarray(arr, dtype=np.float32)
+
+    def future_values(v: Any, key: str) -> Any:
+        # Future values keep their own kind: text in the future of a numeric covariate is read
+        # as numbers, numbers in the future of a categorical one are unseen categories (both
+        # by the native layer, as the reference does).
+        arr = as_array(v)
+        if np.issubdtype(arr.dtype, np.number):
+            return np.ascontiguousarray(arr, dtype=np.float32)
+        return _labels(arr)
 
     items = []
     for d in data:
-        target = np.ascontiguousarray(np.asarray(d["target"], dtype=np.float32))
+        target = np.ascontiguousarray(as_array(d["target"]), dtype=np.float32)
         target = target.reshape(-1, target.shape[-1])
         _check_history(target, "target")
         covariates = []
@@ -203,7 +228,7 @@ def _from_dicts(data: list, prediction_length: int) -> list[tuple]:
             elif _is_unavailable(d["future_covariates"][key]):
                 covariates.append((key, past, KNOWN_UNAVAILABLE, None))
             else:
-                covariates.append((key, past, KNOWN, values(d["future_covariates"][key], key)))
+                covariates.append((key, past, KNOWN, future_values(d["future_covariates"][key], key)))
         items.append((target, covariates))
     return items
 

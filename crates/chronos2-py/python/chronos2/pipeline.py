@@ -4,14 +4,18 @@ arrays are numpy arrays instead of torch tensors)."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 
-from . import _finetune, _frames, _inputs
+from . import _finetune, _frames, _inputs, _pickling
+from ._args import count, optional_count, positive_float
 from ._native import NativeModel
 
 DEFAULT_QUANTILE_LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -33,6 +37,14 @@ def _dtype_name(dtype: Any) -> Optional[str]:
     return str(dtype)
 
 
+def _checkpoint_dtype(model_dir: str) -> Optional[str]:
+    """``torch_dtype="auto"``: the dtype the checkpoint's ``config.json`` names (``torch_dtype``, or
+    ``dtype`` as newer transformers write it); float32 when it names none."""
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    name = config.get("torch_dtype") or config.get("dtype")
+    return None if name in (None, "float32") else str(name)
+
+
 def _warn(messages: Sequence[str]) -> None:
     for m in messages:
         warnings.warn(m, stacklevel=3)
@@ -41,8 +53,10 @@ def _warn(messages: Sequence[str]) -> None:
 class Chronos2Pipeline:
     """A loaded Chronos-2 model. Create it with :meth:`from_pretrained`."""
 
-    def __init__(self, native: NativeModel):
+    def __init__(self, native: NativeModel, source: Optional[tuple] = None):
         self._native = native
+        #: How to build this pipeline again (pickling): see ``_pickling``.
+        self._source = source
         self._last_backend: Optional[str] = None
         #: Seconds of the last predict_df: ``prepare_s`` (tables to items: Arrow conversion,
         #: validation, grouping, frequency), ``model_s``, ``output_s`` (the result DataFrame), ``total_s``.
@@ -63,9 +77,11 @@ class Chronos2Pipeline:
         """Loads ``model``: a directory with ``config.json`` and ``model.safetensors``, a Hugging Face
         id (``amazon/chronos-2``, from the local hub cache or downloaded), or ``None`` for the bundled
         chronos2-mini. ``backend``: ``auto`` (per call, the fastest route of this build), ``cpu`` or
-        ``mlx``. ``quantize``: ``None``, ``"int8"`` or ``"int4"`` (weight-only). ``dtype``: ``None`` or
-        ``float32``. ``pretrained_model_name_or_path=`` is accepted as the reference's name of ``model``;
-        ``device_map`` / ``torch_dtype`` are accepted for drop-in use (``torch_dtype`` as ``dtype``)."""
+        ``mlx``. ``quantize``: ``None``, ``"int8"`` or ``"int4"`` (weight-only). ``dtype``: ``None`` /
+        ``float32``, ``bfloat16``, or ``"auto"`` (the dtype the checkpoint's ``config.json`` names).
+        ``pretrained_model_name_or_path=`` is accepted as the reference's name of ``model``;
+        ``device_map`` / ``torch_dtype`` are accepted for drop-in use (``torch_dtype`` as ``dtype``).
+        A model that cannot be found raises ``FileNotFoundError``, a corrupt one ``OSError``."""
         if "pretrained_model_name_or_path" in kwargs:
             if model is not None:
                 raise ValueError("give either model or pretrained_model_name_or_path, not both")
@@ -75,10 +91,24 @@ class Chronos2Pipeline:
         kwargs.pop("device_map", None)
         if kwargs:
             raise TypeError(f"Unexpected keyword arguments: {list(kwargs.keys())}.")
-        native = NativeModel.load(
-            None if model is None else str(model), str(backend), _quantize_name(quantize), _dtype_name(dtype)
-        )
-        return cls(native)
+        spec = None if model is None else os.fspath(model)
+        location = spec
+        dtype_name = _dtype_name(dtype)
+        if dtype_name == "auto":
+            location = NativeModel.resolve(spec)
+            dtype_name = _checkpoint_dtype(location)
+        quantize_name = _quantize_name(quantize)
+        native = NativeModel.load(location, str(backend), quantize_name, dtype_name)
+        # A local directory is remembered by its absolute path (unpickling may run elsewhere).
+        if spec is not None and os.path.exists(spec):
+            spec = os.path.abspath(spec)
+        return cls(native, _pickling.pretrained(spec, str(backend), quantize_name, dtype_name))
+
+    def __reduce__(self):
+        """Pickling (``pickle``, ``copy.deepcopy``, Ray, multiprocessing, joblib): a pipeline from
+        :meth:`from_pretrained` by reference (its model and options; loaded again when unpickled),
+        one returned by :meth:`fit` by value (the checkpoint fit wrote, read now)."""
+        return (_pickling.restore, (_pickling.state(self._source), self.fit_report))
 
     # -- properties of the reference ------------------------------------------------------------
 
@@ -151,12 +181,16 @@ class Chronos2Pipeline:
         ``qlora`` (LoRA on a base held in int8, or int4 with ``quantize="int4"``) and ``head`` (only
         ``output_patch_embedding``). ``lora_config``: a dict of peft ``LoraConfig`` arguments or a
         ``LoraConfig`` (plain LoRA: r, lora_alpha, target_modules); default r=8, alpha=16 on the
-        attention projections and the output layer.
+        attention projections and the output layer, as the reference. A ``lora_config`` without
+        ``target_modules`` targets peft's default modules for the model's ``model_type`` (t5: ``q``,
+        ``v``), as the reference does through peft.
 
         Writes to ``output_dir / finetuned_ckpt_name`` (``output_dir`` defaults to
         ``chronos-2-finetuned/<date>_<time>``): a full model (``config.json`` + ``model.safetensors``),
-        a PEFT adapter (lora, qlora) or a head, each loadable by the reference; the directory must not
-        exist, and nothing is left there on an error. The returned pipeline runs on this pipeline's
+        a PEFT adapter (lora, qlora) or a head, each loadable by the reference. An existing directory
+        is written over, as the reference's ``save_pretrained`` (its checkpoint files are replaced,
+        its other files stay); on an error it is left unchanged, and no new directory is left behind.
+        Ctrl-C stops training between steps (``KeyboardInterrupt``). The returned pipeline runs on this pipeline's
         backend and precision, with an adapter fused into its weights; ``fit_report`` holds the
         run's losses. Trains on the CPU (on MLX when this pipeline was loaded with
         ``backend="mlx"``). A progress line goes to stderr every 100 steps unless
@@ -169,10 +203,16 @@ class Chronos2Pipeline:
                 "lora_config should not be specified when `finetune_mode='full'`. To enable LoRA, set "
                 "`finetune_mode='lora'`."
             )
-        prediction_length = int(prediction_length)
-        if prediction_length < 1:
-            raise ValueError(f"prediction_length must be at least 1, got {prediction_length}")
-        lora = _finetune.lora_settings(lora_config)
+        prediction_length = count("prediction_length", prediction_length)
+        num_steps = count("num_steps", num_steps)
+        batch_size = count("batch_size", batch_size)
+        context_length = optional_count("context_length", context_length)
+        min_past = optional_count("min_past", min_past)
+        seed = count("seed", seed, minimum=0)
+        learning_rate = positive_float("learning_rate", learning_rate)
+        if quantize is not None and str(finetune_mode).strip() != "qlora":
+            raise ValueError(f"quantize={quantize!r} applies to finetune_mode='qlora' only")
+        lora = _finetune.lora_settings(lora_config, self._model_type())
         items = _inputs.to_items(inputs, prediction_length)
         validation = None if validation_inputs is None else _inputs.to_items(validation_inputs, prediction_length)
         target = _finetune.checkpoint_dir(output_dir, finetuned_ckpt_name)
@@ -186,13 +226,13 @@ class Chronos2Pipeline:
                 str(finetune_mode),
                 None if quantize is None else str(quantize),
                 str(target),
-                int(num_steps),
-                float(learning_rate),
-                int(batch_size),
-                None if context_length is None else int(context_length),
-                None if min_past is None else int(min_past),
+                num_steps,
+                learning_rate,
+                batch_size,
+                context_length,
+                min_past,
                 lora,
-                int(seed),
+                seed,
                 0 if remove_printer_callback else 100,
             )
         except BaseException:
@@ -206,9 +246,15 @@ class Chronos2Pipeline:
             warnings.warn(
                 f"{report['dropped']} series shorter than min_past + prediction_length were dropped", stacklevel=2
             )
-        pipeline = Chronos2Pipeline(native)
+        kind = "model" if str(finetune_mode).strip() == "full" else "adapter"
+        pipeline = Chronos2Pipeline(native, _pickling.fitted(self._source, kind, target.resolve()))
         pipeline.fit_report = report
         return pipeline
+
+    def _model_type(self) -> Optional[str]:
+        """``model_type`` of the model's ``config.json`` (``t5`` for Chronos-2)."""
+        config = Path(self.model_dir) / "config.json"
+        return json.loads(config.read_text()).get("model_type") if config.is_file() else None
 
     # -- arrays -----------------------------------------------------------------------------------
 
@@ -237,6 +283,9 @@ class Chronos2Pipeline:
             raise TypeError(f"Unexpected keyword arguments: {list(kwargs.keys())}.")
         if prediction_length is None:
             prediction_length = self.model_prediction_length
+        prediction_length = count("prediction_length", prediction_length)
+        batch_size = count("batch_size", batch_size)
+        context_length = optional_count("context_length", context_length)
         if prediction_length > self.model_prediction_length and limit_prediction_length:
             raise ValueError(
                 f"We recommend keeping prediction length <= {self.model_prediction_length}. "
@@ -248,13 +297,13 @@ class Chronos2Pipeline:
                 f"Unrolled quantiles must be a subset of the model's quantiles. "
                 f"Found: unrolled_quantiles={unrolled_quantiles}, model_quantiles={self.quantiles}"
             )
-        items = _inputs.to_items(inputs, int(prediction_length))
+        items = _inputs.to_items(inputs, prediction_length)
         quantiles, median, route, messages = self._native.predict(
             items,
-            prediction_length=int(prediction_length),
+            prediction_length=prediction_length,
             quantile_levels=None if quantile_levels is None else [float(q) for q in quantile_levels],
-            batch_size=int(batch_size),
-            context_length=None if context_length is None else int(context_length),
+            batch_size=batch_size,
+            context_length=context_length,
             cross_learning=bool(cross_learning),
             max_output_patches=max_output_patches,
             unrolled_quantiles=None if unrolled_quantiles is None else [float(q) for q in unrolled_quantiles],
@@ -276,7 +325,9 @@ class Chronos2Pipeline:
         """Forecasts at the model's quantile levels: a list with, per input series, an array of shape
         ``(n_variates, n_quantiles, prediction_length)`` (float32). ``inputs``: a 3-D array
         ``(n_series, n_variates, T)``, a list of 1-D / 2-D arrays, or a list of dicts with ``target``,
-        ``past_covariates`` and ``future_covariates``. Extra options: ``max_output_patches``,
+        ``past_covariates`` and ``future_covariates``; torch tensors are read as the reference reads
+        them (detached, bfloat16 as float32). Ctrl-C stops the call between batches
+        (``KeyboardInterrupt``). Extra options: ``max_output_patches``,
         ``unrolled_quantiles`` (as the reference)."""
         quantiles, _ = self._predict_native(
             inputs, prediction_length, None, batch_size, context_length, cross_learning,
@@ -306,6 +357,8 @@ class Chronos2Pipeline:
     def embed(self, inputs: Any, batch_size: int = 256, context_length: Optional[int] = None) -> tuple:
         """``(embeddings, loc_scale)``: per input series an array ``(n_variates, num_patches + 2, d_model)``
         and a tuple ``(loc, scale)`` of arrays ``(n_variates, 1)``."""
+        batch_size = count("batch_size", batch_size)
+        context_length = optional_count("context_length", context_length)
         if context_length is not None and context_length > self.model_context_length:
             warnings.warn(
                 f"The specified context_length {context_length} is greater than the model's default context "
@@ -313,9 +366,7 @@ class Chronos2Pipeline:
                 stacklevel=2,
             )
         items = _inputs.to_items(inputs, 0)
-        embeddings, loc_scale, route = self._native.embed(
-            items, batch_size=int(batch_size), context_length=None if context_length is None else int(context_length)
-        )
+        embeddings, loc_scale, route = self._native.embed(items, batch_size=batch_size, context_length=context_length)
         self._last_backend = route
         return embeddings, loc_scale
 
@@ -347,29 +398,30 @@ class Chronos2Pipeline:
         targets = [target] if isinstance(target, str) else list(target)
         if prediction_length is None:
             prediction_length = self.model_prediction_length
+        prediction_length = count("prediction_length", prediction_length)
+        batch_size = count("batch_size", batch_size)
+        context_length = optional_count("context_length", context_length)
         levels = list(quantile_levels)
         start = time.perf_counter()
-        table = _frames.to_arrow(df, "df")
-        future_table = None if future_df is None else _frames.to_arrow(future_df, "future_df")
+        table = _frames.to_arrow(df, "df", id_column)
+        future_table = None if future_df is None else _frames.to_arrow(future_df, "future_df", id_column)
         result = self._native.predict_df(
             _frames.columns(table),
             None if future_table is None else _frames.columns(future_table),
             id_column,
             timestamp_column,
             targets,
-            int(prediction_length),
+            prediction_length,
             [float(q) for q in levels],
-            int(batch_size),
-            None if context_length is None else int(context_length),
+            batch_size,
+            context_length,
             bool(cross_learning),
             None if freq is None else str(freq),
         )
         converted = time.perf_counter()
         self._last_backend = result["route"]
         _warn(result["warnings"])
-        out = _frames.forecast_frame(
-            df, table, result, id_column, timestamp_column, targets, int(prediction_length), levels
-        )
+        out = _frames.forecast_frame(df, table, result, id_column, timestamp_column, targets, prediction_length, levels)
         end = time.perf_counter()
         self.last_timings = {
             "prepare_s": converted - start - result["model_s"],
@@ -394,14 +446,16 @@ class Chronos2Pipeline:
         row per (series, target); ``embedding`` holds a ``(d_model,)`` array, or ``(num_patches + 2, d_model)``
         for ``pooling="all"`` (``reg_token``, ``mean_context``, ``last_context_patch``, ``all``)."""
         targets = [target] if isinstance(target, str) else list(target)
-        table = _frames.to_arrow(df, "df")
+        batch_size = count("batch_size", batch_size)
+        context_length = optional_count("context_length", context_length)
+        table = _frames.to_arrow(df, "df", id_column)
         result = self._native.embed_df(
             _frames.columns(table),
             id_column,
             timestamp_column,
             targets,
-            int(batch_size),
-            None if context_length is None else int(context_length),
+            batch_size,
+            context_length,
             str(pooling),
         )
         self._last_backend = result["route"]

@@ -29,7 +29,7 @@ _PART = "__chronos2_partition"
 def _split_by_frequency(df: pd.DataFrame, id_column: str, timestamp_column: str) -> list:
     """Row masks of ``df``, one per inferred series frequency (series whose frequency cannot be
     inferred, e.g. with fewer than 3 rows, join the most common one, as in ``predict_df``)."""
-    table = _frames.to_arrow(df[[id_column, timestamp_column]], "df")
+    table = _frames.to_arrow(df[[id_column, timestamp_column]], "df", id_column)
     codes, aliases = item_frequencies(_frames.columns(table), id_column, timestamp_column)
     if len(aliases) <= 1:
         return [None]

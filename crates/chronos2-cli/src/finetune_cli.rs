@@ -105,9 +105,14 @@ pub struct FinetuneArgs {
     /// Target column(s), as for predict; the other columns are covariates.
     #[arg(long, value_name = "NAME[,NAME...]", default_value = "target", value_delimiter = ',')]
     target: Vec<String>,
-    /// Output directory (must not exist).
+    /// Output directory (must not exist, unless --overwrite).
     #[arg(long, value_name = "DIR")]
     output: PathBuf,
+    /// Write over an existing --output directory, as the Python fit (and the reference's
+    /// save_pretrained) does: its checkpoint files are replaced once the new ones are written;
+    /// its other files stay.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(Args, Debug)]
@@ -158,8 +163,8 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
             bail!("--learning-rate must be > 0, got {lr}");
         }
     }
-    if args.output.exists() {
-        bail!("--output {} already exists; choose a new directory", args.output.display());
+    if args.output.exists() && !args.overwrite {
+        bail!("--output {} already exists; choose a new directory, or pass --overwrite", args.output.display());
     }
     let backend = match args.backend.as_deref() {
         None => BackendKind::Cpu,
@@ -199,6 +204,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     options.seed = args.seed;
     options.format = format;
     options.backend = backend;
+    options.overwrite = args.overwrite;
     options.lora = LoraConfig {
         rank: args.lora_rank,
         alpha: args.lora_alpha,

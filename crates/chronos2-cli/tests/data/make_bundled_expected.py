@@ -3,7 +3,7 @@ the bundled chronos2-mini, as `chronos2 predict --input examples/airpassengers.c
 --prediction-length 12 --quantiles all` must reproduce.
 
 Run from the repository root with chronos-forecasting==2.3.2 installed:
-    python3 crates/chronos2/tests/data/make_bundled_expected.py
+    python3 crates/chronos2-cli/tests/data/make_bundled_expected.py
 `Chronos2Pipeline.predict_df` with the model's 21 quantile levels; floats are written with the
 shortest repr of their float32 value, timestamps as ISO 8601 (the CLI's CSV output).
 """
@@ -28,4 +28,4 @@ for c in result.columns:
         out[c] = [str(np.float32(v)) for v in col.to_numpy(dtype=np.float32)]
     else:
         out[c] = col.astype(str)
-out.to_csv("crates/chronos2/tests/data/airpassengers_forecast_h12.csv", index=False)
+out.to_csv("crates/chronos2-cli/tests/data/airpassengers_forecast_h12.csv", index=False)

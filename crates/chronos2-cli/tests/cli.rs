@@ -434,7 +434,8 @@ fn explain_backend_says_what_runs_and_why() {
     // A profile that measured no route in int4 (the built-in one less its int4 entries): the
     // CPU backend, and why.
     let dir = tmpdir("no-int4-profile");
-    let mut profile: serde_json::Value = serde_json::from_str(include_str!("../profiles/linux-x86_64.json")).unwrap();
+    let mut profile: serde_json::Value =
+        serde_json::from_str(include_str!("../../chronos2/profiles/linux-x86_64.json")).unwrap();
     profile["entries"].as_array_mut().unwrap().retain(|e| e["precision"] != "int4");
     let path = write(&dir, "profile.json", &profile.to_string());
     let out = Command::new(env!("CARGO_BIN_EXE_chronos2"))

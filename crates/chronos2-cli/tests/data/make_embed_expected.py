@@ -1,7 +1,7 @@
 """Writes airpassengers_embed.json: the reference embeddings of examples/airpassengers.csv.
 
 Run from the repository root with chronos-forecasting==2.3.2 installed:
-    python3 crates/chronos2/tests/data/make_embed_expected.py
+    python3 crates/chronos2-cli/tests/data/make_embed_expected.py
 `Chronos2Pipeline.embed` on the two target series (list of 1-D float32 arrays, one batch), as
 `chronos2 embed --input examples/airpassengers.csv --pooling all` must reproduce.
 """
@@ -29,5 +29,5 @@ out = {
     "loc": [f32(l.reshape(-1)[0]) for l, _ in loc_scale],
     "scale": [f32(s.reshape(-1)[0]) for _, s in loc_scale],
 }
-with open("crates/chronos2/tests/data/airpassengers_embed.json", "w") as f:
+with open("crates/chronos2-cli/tests/data/airpassengers_embed.json", "w") as f:
     json.dump(out, f, separators=(",", ":"))

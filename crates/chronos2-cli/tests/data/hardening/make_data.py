@@ -1,5 +1,5 @@
 """Writes the inputs of tests/hardening.rs (run from the repository root, with pandas + pyarrow):
-    python3 crates/chronos2/tests/data/hardening/make_data.py
+    python3 crates/chronos2-cli/tests/data/hardening/make_data.py
 
 - small.csv and small_<codec>.parquet: the same two daily series, Parquet in every codec pandas
   can write (snappy is pandas' default);

@@ -32,6 +32,13 @@ next to it), after the rename the new file is complete."
 
 mod finetune_cli;
 
+/// `--backend` values: every backend request of the registry (`auto`, then each backend).
+fn backend_arg() -> impl clap::builder::TypedValueParser<Value = Backend> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(chronos2::backend::REQUESTS.map(Backend::name))
+        .map(|name| name.parse::<Backend>().expect("a possible value is a backend request"))
+}
+
 const ABOUT: &str = "Chronos-2 time-series forecasting (a Rust port of amazon/chronos-2)";
 
 const LONG_ABOUT: &str = "\
@@ -116,7 +123,7 @@ struct InfoArgs {
     model: Option<String>,
 
     /// Backend to load the model on for the footprint (auto, cpu, mlx).
-    #[arg(long, value_enum, ignore_case = true)]
+    #[arg(long, value_parser = backend_arg(), ignore_case = true)]
     backend: Option<Backend>,
 
     #[command(flatten)]
@@ -157,7 +164,7 @@ struct CommonArgs {
 
     /// Backend: auto (per call, the backend expected to be fastest for its batch and context
     /// length, from the crossover profile), cpu, or mlx. Default: $CHRONOS2_BACKEND, else auto.
-    #[arg(long, value_enum, ignore_case = true)]
+    #[arg(long, value_parser = backend_arg(), ignore_case = true)]
     backend: Option<Backend>,
 
     /// Adapter applied to the model: a PEFT LoRA directory (adapter_config.json +
@@ -668,9 +675,10 @@ fn info_text(args: &InfoArgs, out: &mut String) -> Result<()> {
         };
         writeln!(out, "  {:<4} {status}", kind.name())?;
     }
-    #[cfg(feature = "mlx")]
-    if let Ok(device) = chronos2_mlx::check_available() {
-        writeln!(out, "MLX device: {device}")?;
+    for kind in BackendKind::ALL {
+        if let Some(device) = kind.device_description() {
+            writeln!(out, "{kind} device: {device}")?;
+        }
     }
     match Backend::from_flag_or_env(args.backend) {
         Ok(b) => writeln!(out, "requested backend: {b} (set with --backend or {BACKEND_ENV})")?,
