@@ -67,7 +67,7 @@ impl BackendKind {
     /// The device the backend runs on, for `chronos2 info` (`None` when it has nothing to add).
     pub fn device_description(self) -> Option<String> {
         match self {
-            BackendKind::Cpu => None,
+            BackendKind::Cpu => Some(chronos2_candle_cpu::kernel_description()),
             #[cfg(feature = "mlx")]
             BackendKind::Mlx => chronos2_mlx::check_available().ok(),
             #[cfg(not(feature = "mlx"))]
