@@ -36,6 +36,10 @@ pub struct Args {
     /// Only the article's rows (1x128, 8x128, 8x512).
     #[arg(long)]
     no_extended: bool,
+    /// Threads for every column: PyTorch's `torch.set_num_threads(N)` and `RAYON_NUM_THREADS=N`
+    /// for ours (default: all of this machine's).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
     /// Skip the PyTorch columns (marked "not measured").
     #[arg(long)]
     no_torch: bool,
@@ -155,6 +159,9 @@ fn rust_cells(a: &Args, built: &[Built]) -> Result<Value> {
     }
     cmd.args(["--", "--shapes", &a.shapes(), "--runs", &a.runs().to_string(), "--warmup", &a.warmup().to_string()]);
     cmd.args(["--prediction-length", &PREDICTION_LENGTH.to_string()]);
+    if let Some(t) = a.threads {
+        cmd.env("RAYON_NUM_THREADS", t.to_string());
+    }
     let output = cmd.stderr(Stdio::inherit()).output().context("cannot run bench-matrix-cells")?;
     if !output.status.success() {
         bail!("bench-matrix-cells failed ({})", output.status);
@@ -173,7 +180,8 @@ fn ms(v: &Value, key: &str) -> f64 {
 pub fn run(a: &Args) -> Result<()> {
     let out_dir = repo_root().join("target/bench-matrix");
     std::fs::create_dir_all(&out_dir)?;
-    let (machine, threads) = machine();
+    let (machine, available_threads) = machine();
+    let threads = a.threads.map_or(available_threads, |t| t as usize);
     let (built, notes) = optional_builds(a)?;
     let columns = columns();
     let (runs, warmup, shapes_arg) = (a.runs(), a.warmup(), a.shapes());
@@ -388,6 +396,9 @@ mod tests {
         assert_eq!((a.runs(), a.warmup(), a.no_torch), (4, 3, true));
         assert!(parse(&["--runs".to_string(), "0".to_string()]).is_err());
         assert!(parse(&["--bogus".to_string()]).is_err());
+        let a = parse(&["--threads".to_string(), "16".to_string()]).unwrap();
+        assert_eq!(a.threads, Some(16));
+        assert!(parse(&["--threads".to_string(), "0".to_string()]).is_err());
     }
 
     #[test]

@@ -50,6 +50,7 @@ fn parse_shape(s: &str) -> Result<Shape, String> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    eprintln!("{}", chronos2_candle_cpu::kernel_description());
     let dir = std::env::temp_dir().join("chronos2-bench-full-size");
     if !dir.join("model.safetensors").exists() {
         write_random_model(&dir, &full_size_config_json(), 42).context("write the synthetic full-size model")?;

@@ -27,7 +27,7 @@ impl Provider for Cpu {
 
     fn probe(&self) -> std::result::Result<String, String> {
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        Ok(format!("{threads} threads, {:?} kernels", chronos2_candle_cpu::Isa::detect()))
+        Ok(format!("{threads} threads, {}", chronos2_candle_cpu::kernel_description()))
     }
 
     fn compiles_forward(&self) -> bool {
