@@ -52,7 +52,7 @@ if want cli && [ -x "$BUNDLE/bin/chronos2" ]; then
     cli="$BUNDLE/bin/chronos2"
     "$cli" info --backend cuda 2>&1 || failed=1
     for p in fp32 bf16; do
-        q=""; [ $p = bf16 ] && q="--precision bf16"
+        q=""; [ $p = bf16 ] && q="--dtype bf16"
         "$cli" predict --model models/chronos2-mini --input eval/real-series/context.csv \
             --id-column id --timestamp-column timestamp --target target \
             --prediction-length 24 --backend cuda $q --output "$OUT/predict_cuda_$p.csv" 2>&1 | tail -3 || failed=1

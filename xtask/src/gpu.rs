@@ -14,8 +14,9 @@ use crate::{cargo, repo_root, run};
 /// The chronos-forecasting release the PyTorch side runs.
 const CHRONOS_FORECASTING: &str = "chronos-forecasting==2.3.2";
 
-/// What travels to the device must stay below its 64 MiB limit with the repository.
-const MAX_BUNDLE_BYTES: u64 = 56 << 20;
+/// What travels to the device (the repository's files, about 40 MiB, and this folder) must stay
+/// below 64 MiB.
+const MAX_BUNDLE_BYTES: u64 = 20 << 20;
 
 #[derive(Debug, Parser)]
 pub struct Args {
@@ -116,16 +117,14 @@ pub fn bundle(args: &Args) -> Result<()> {
     }
     chronos_package(&out.join("python"))?;
     std::fs::copy(repo_root().join("scripts/bench_torch.py"), out.join("bench_torch.py"))?;
-    let mut bytes = folder_bytes(&out)?;
-    if bytes > MAX_BUNDLE_BYTES {
-        for entry in std::fs::read_dir(&bin)? {
-            run(Command::new("gzip").arg("-9").arg(entry?.path()))?;
-        }
-        bytes = folder_bytes(&out)?;
+    // gzip -9 (a third of the size): scripts/gpu-run.sh unpacks them there.
+    for entry in std::fs::read_dir(&bin)? {
+        run(Command::new("gzip").arg("-9").arg(entry?.path()))?;
     }
+    let bytes = folder_bytes(&out)?;
     if bytes > MAX_BUNDLE_BYTES {
         bail!(
-            "{} is {} MiB, above the {} MiB the device call carries",
+            "{} is {} MiB, above the {} MiB budget of the device call",
             out.display(),
             bytes >> 20,
             MAX_BUNDLE_BYTES >> 20
