@@ -157,10 +157,10 @@ __device__ void attention_impl(const float* q, const float* k, const float* v, c
         qr[j] = (active && j < (int)d) ? q[base + (unsigned long long)row * d + j] : 0.0f;
         acc[j] = 0.0f;
     }
-    float m = -INFINITY, l = 0.0f;
+    float m = -__int_as_float(0x7f800000), l = 0.0f;  // -inf (NVRTC has no math.h macros)
     const float* mrow = mask + (unsigned long long)b * len;
     for (unsigned int t0 = 0; t0 < len; t0 += KEY_TILE) {
-        unsigned int tile = min((unsigned int)KEY_TILE, len - t0);
+        unsigned int tile = len - t0 < KEY_TILE ? len - t0 : KEY_TILE;
         for (unsigned int e = threadIdx.x; e < tile * d; e += blockDim.x) {
             unsigned int kk = e / d, j = e % d;
             ks[kk][j] = k[base + (unsigned long long)(t0 + kk) * d + j];
