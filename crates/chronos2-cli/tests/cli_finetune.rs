@@ -234,7 +234,9 @@ fn an_existing_output_is_refused_unless_overwrite() {
 #[test]
 fn an_unknown_backend_is_a_clear_error() {
     let out = tmpdir("unknown").join("out");
-    fails_with(&finetune_args("lora", &out, &["--backend", "cuda"]), "--backend cuda: expected one of cpu, mlx", &out);
+    let args = finetune_args("lora", &out, &["--backend", "tpu"]);
+    fails_with(&args, "invalid value 'tpu' for '--backend <BACKEND>'", &out);
+    fails_with(&args, "[possible values: cpu, mlx", &out);
 }
 
 #[cfg(not(feature = "mlx"))]

@@ -76,8 +76,8 @@ class Chronos2Pipeline:
     ) -> "Chronos2Pipeline":
         """Loads ``model``: a directory with ``config.json`` and ``model.safetensors``, a Hugging Face
         id (``amazon/chronos-2``, from the local hub cache or downloaded), or ``None`` for the bundled
-        chronos2-mini. ``backend``: ``auto`` (per call, the fastest route of this build), ``cpu`` or
-        ``mlx``. ``quantize``: ``None``, ``"int8"`` or ``"int4"`` (weight-only). ``dtype``: ``None`` /
+        chronos2-mini. ``backend``: ``auto`` (per call, the fastest route of this build) or the name
+        of a backend (``chronos2 info`` lists them). ``quantize``: ``None``, ``"int8"`` or ``"int4"`` (weight-only). ``dtype``: ``None`` /
         ``float32``, ``bfloat16``, or ``"auto"`` (the dtype the checkpoint's ``config.json`` names).
         ``pretrained_model_name_or_path=`` is accepted as the reference's name of ``model``;
         ``device_map`` / ``torch_dtype`` are accepted for drop-in use (``torch_dtype`` as ``dtype``).
@@ -135,7 +135,7 @@ class Chronos2Pipeline:
 
     @property
     def backend(self) -> str:
-        """The backend that ran the last call (``cpu``, ``mlx``, ``mlx+compile``); before any call,
+        """The route that ran the last call (a backend name, ``+compile`` when compiled); before any call,
         the backend asked for (``auto`` picks per call)."""
         return self._last_backend or self._native.requested_backend
 
@@ -192,8 +192,8 @@ class Chronos2Pipeline:
         its other files stay); on an error it is left unchanged, and no new directory is left behind.
         Ctrl-C stops training between steps (``KeyboardInterrupt``). The returned pipeline runs on this pipeline's
         backend and precision, with an adapter fused into its weights; ``fit_report`` holds the
-        run's losses. Trains on the CPU (on MLX when this pipeline was loaded with
-        ``backend="mlx"``). A progress line goes to stderr every 100 steps unless
+        run's losses. Trains on the backend this pipeline was loaded on when it was forced, else on the
+        default backend (the first ``chronos2 info`` lists). A progress line goes to stderr every 100 steps unless
         ``remove_printer_callback``. ``seed`` seeds the sampling, the LoRA initialisation and dropout.
         ``callbacks`` and ``TrainingArguments`` keywords are not supported (an error);
         ``disable_data_parallel`` has no effect (one process)."""
