@@ -176,7 +176,7 @@ pub fn kernel_description() -> String {
     use crate::gemm::Bf16Kernel;
     use crate::w8a8::W8a8Isa;
     let cap = match IsaCap::from_env() {
-        Ok(Some(c)) => format!("{ISA_ENV}={c:?}").to_ascii_lowercase(),
+        Ok(Some(c)) => format!("{ISA_ENV}={}", format!("{c:?}").to_ascii_lowercase()),
         Ok(None) => format!("{ISA_ENV} unset"),
         Err(e) => format!("invalid: {e}"),
     };
