@@ -67,10 +67,8 @@ pub fn calibrate(model_dir: &Path, options: &CalibrateOptions, progress: &mut dy
     let mut entries: Vec<ProfileEntry> = Vec::new();
     for precision in Precision::ALL {
         let kinds: Vec<_> = usable_backends().into_iter().filter(|k| k.precisions().contains(&precision)).collect();
-        let models: Vec<(crate::BackendKind, Box<dyn BackendModel>)> = kinds
-            .iter()
-            .map(|&k| registry::load(k, model_dir, precision).map(|m| (k, m)))
-            .collect::<Result<_>>()?;
+        let models: Vec<(crate::BackendKind, Box<dyn BackendModel>)> =
+            kinds.iter().map(|&k| registry::load(k, model_dir, precision).map(|m| (k, m))).collect::<Result<_>>()?;
         let compiled: Vec<(crate::BackendKind, Box<dyn Forecaster + '_>)> =
             models.iter().filter_map(|(k, m)| m.compiled().map(|c| (*k, c))).collect();
         let mut routes: Vec<(Route, &dyn Forecaster)> =

@@ -17,15 +17,15 @@ pub const PROFILE_ENV: &str = "CHRONOS2_PROFILE";
 
 /// The built-in profile of Linux x86_64: written by `cargo xtask bench-matrix --write-profile`
 /// on a 2-core AMD EPYC (Zen 4), every precision measured.
-pub(crate) const LINUX_X86_PROFILE: (&str, &str) =
-    ("linux-x86_64.json", include_str!("../profiles/linux-x86_64.json"));
+pub(crate) const LINUX_X86_PROFILE: (&str, &str) = ("linux-x86_64.json", include_str!("../profiles/linux-x86_64.json"));
 /// The built-in profile of Apple silicon: derived from the source article's crossover (winners
 /// only), not measured by us.
 pub(crate) const APPLE_SILICON_PROFILE: (&str, &str) =
     ("apple-silicon.json", include_str!("../profiles/apple-silicon.json"));
 
 /// How to measure this machine, for messages.
-pub const CALIBRATE_HINT: &str = "run `chronos2 calibrate` (or `chronos2.calibrate()` in Python) to measure this machine";
+pub const CALIBRATE_HINT: &str =
+    "run `chronos2 calibrate` (or `chronos2.calibrate()` in Python) to measure this machine";
 
 /// The machine a profile file was measured on (`machine`, written by `chronos2 calibrate`).
 #[derive(serde::Deserialize)]
