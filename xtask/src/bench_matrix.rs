@@ -11,46 +11,13 @@ use chronos2_core::dispatch::{choose, CallShape, Profile, ProfileEntry, RouteKey
 use chronos2_core::Precision;
 use serde_json::{json, Value};
 
+use crate::backend_builds::{self, Setup};
 use crate::{cargo, repo_root};
+use chronos2_bench::columns::{columns, Column};
 
 const CORE_SHAPES: &str = "1x128,8x128,8x512";
 const EXTENDED_SHAPES: &str = "1x512,32x512,1x2048,8x2048,64x512";
 const PREDICTION_LENGTH: usize = 24;
-
-/// A Rust column of the matrix.
-struct Column {
-    /// Key in the cells JSON of `bench-matrix-cells`.
-    key: &'static str,
-    header: &'static str,
-    /// Dispatcher route: backend and MLX compile.
-    backend: &'static str,
-    compiled: bool,
-    precision: Precision,
-}
-
-const fn col(
-    key: &'static str,
-    header: &'static str,
-    backend: &'static str,
-    compiled: bool,
-    precision: Precision,
-) -> Column {
-    Column { key, header, backend, compiled, precision }
-}
-
-const COLUMNS: [Column; 11] = [
-    col("cpu_fp32", "candle CPU fp32", "cpu", false, Precision::Fp32),
-    col("cpu_bf16", "candle CPU bf16", "cpu", false, Precision::Bf16),
-    col("cpu_int8", "candle CPU int8", "cpu", false, Precision::Int8),
-    col("cpu_int4", "candle CPU int4", "cpu", false, Precision::Int4),
-    col("cpu_w8a8", "candle CPU w8a8", "cpu", false, Precision::W8a8),
-    col("mlx_fp32", "MLX fp32", "mlx", false, Precision::Fp32),
-    col("mlx_bf16", "MLX bf16", "mlx", false, Precision::Bf16),
-    col("mlx_int8", "MLX int8", "mlx", false, Precision::Int8),
-    col("mlx_int4", "MLX int4", "mlx", false, Precision::Int4),
-    col("mlx_int8_compile", "MLX int8+compile", "mlx", true, Precision::Int8),
-    col("mlx_fp32_compile", "MLX fp32+compile", "mlx", true, Precision::Fp32),
-];
 
 /// `cargo xtask bench-matrix`: latency of PyTorch CPU (fp32 and bf16) vs our backends in every
 /// precision, written to target/bench-matrix/matrix.{md,json} and profile.json.
@@ -69,12 +36,16 @@ pub struct Args {
     /// Only the article's rows (1x128, 8x128, 8x512).
     #[arg(long)]
     no_extended: bool,
+    /// Threads for every column: PyTorch's `torch.set_num_threads(N)` and `RAYON_NUM_THREADS=N`
+    /// for ours (default: all of this machine's).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
     /// Skip the PyTorch columns (marked "not measured").
     #[arg(long)]
     no_torch: bool,
-    /// Skip the MLX columns.
+    /// Only the default backend's columns (no optional backend is built).
     #[arg(long)]
-    no_mlx: bool,
+    default_backend_only: bool,
     /// Also install the measured profile for the dispatcher ($CHRONOS2_PROFILE, else
     /// ~/.config/chronos2/profile.json).
     #[arg(long)]
@@ -116,7 +87,7 @@ impl Args {
 }
 
 fn machine() -> (String, usize) {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
             s.lines()
@@ -126,25 +97,27 @@ fn machine() -> (String, usize) {
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    (format!("{cpu}, {} {}", std::env::consts::OS, std::env::consts::ARCH), threads)
+    (format!("{cpu_model}, {} {}", std::env::consts::OS, std::env::consts::ARCH), threads)
 }
 
-/// How the MLX columns are built: `None` when MLX is not available here.
-enum MlxBuild {
-    /// macOS: the stock mlx-rs crates (Metal), no extra configuration.
-    Stock,
-    /// Linux: MLX's CPU backend prepared by scripts/prepare-mlx-linux.sh (a cargo config).
-    Prepared(PathBuf),
-}
+/// An optional backend built into the cells' run: its name (the cargo feature) and cargo config.
+type Built = (&'static str, Option<PathBuf>);
 
-fn mlx_build() -> Option<MlxBuild> {
-    if cfg!(target_os = "macos") {
-        return Some(MlxBuild::Stock);
+/// The optional backends built into the cells' run (their features and cargo configs), and a
+/// note per optional backend that is not.
+fn optional_builds(a: &Args) -> Result<(Vec<Built>, Vec<String>)> {
+    let (mut built, mut notes) = (Vec::new(), Vec::new());
+    for entry in backend_builds::optional()? {
+        if a.default_backend_only {
+            notes.push(format!("{} columns: skipped (--default-backend-only)", entry.name));
+            continue;
+        }
+        match (entry.found)() {
+            Setup::Builds { config } => built.push((entry.name, config)),
+            Setup::NotHere(why) => notes.push(format!("{} columns: {why}", entry.name)),
+        }
     }
-    let path = std::env::var_os("CHRONOS2_MLX_CARGO_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/mlx-prefix/cargo-config.toml"));
-    path.is_file().then_some(MlxBuild::Prepared(path))
+    Ok((built, notes))
 }
 
 fn torch_cells(a: &Args, out_dir: &Path, threads: usize) -> Result<Value> {
@@ -165,8 +138,11 @@ fn torch_cells(a: &Args, out_dir: &Path, threads: usize) -> Result<Value> {
     Ok(serde_json::from_str(&text)?)
 }
 
-fn rust_cells(a: &Args, mlx: Option<&MlxBuild>) -> Result<Value> {
+fn rust_cells(a: &Args, built: &[Built]) -> Result<Value> {
     let mut cmd = cargo();
+    for config in built.iter().filter_map(|(_, c)| c.as_ref()) {
+        cmd.arg("--config").arg(config);
+    }
     cmd.current_dir(repo_root()).args([
         "run",
         "--release",
@@ -176,19 +152,16 @@ fn rust_cells(a: &Args, mlx: Option<&MlxBuild>) -> Result<Value> {
         "--bin",
         "bench-matrix-cells",
     ]);
-    match mlx {
-        Some(MlxBuild::Prepared(config)) => {
-            cmd.args(["--features", "mlx", "--config"])
-                .arg(config)
-                .env("CARGO_TARGET_DIR", repo_root().join("target/mlx"));
-        }
-        Some(MlxBuild::Stock) => {
-            cmd.args(["--features", "mlx"]);
-        }
-        None => {}
+    if !built.is_empty() {
+        let names: Vec<&str> = built.iter().map(|(n, _)| *n).collect();
+        cmd.args(["--features", &names.join(",")])
+            .env("CARGO_TARGET_DIR", backend_builds::target_dir(&names.join("-")));
     }
     cmd.args(["--", "--shapes", &a.shapes(), "--runs", &a.runs().to_string(), "--warmup", &a.warmup().to_string()]);
     cmd.args(["--prediction-length", &PREDICTION_LENGTH.to_string()]);
+    if let Some(t) = a.threads {
+        cmd.env("RAYON_NUM_THREADS", t.to_string());
+    }
     let output = cmd.stderr(Stdio::inherit()).output().context("cannot run bench-matrix-cells")?;
     if !output.status.success() {
         bail!("bench-matrix-cells failed ({})", output.status);
@@ -207,8 +180,10 @@ fn ms(v: &Value, key: &str) -> f64 {
 pub fn run(a: &Args) -> Result<()> {
     let out_dir = repo_root().join("target/bench-matrix");
     std::fs::create_dir_all(&out_dir)?;
-    let (machine, threads) = machine();
-    let mlx = if a.no_mlx { None } else { mlx_build() };
+    let (machine, available_threads) = machine();
+    let threads = a.threads.map_or(available_threads, |t| t as usize);
+    let (built, notes) = optional_builds(a)?;
+    let columns = columns();
     let (runs, warmup, shapes_arg) = (a.runs(), a.warmup(), a.shapes());
     eprintln!("bench-matrix: {machine}, {threads} threads, {runs} runs after {warmup} warm-up, shapes {shapes_arg}");
     let torch = if a.no_torch {
@@ -222,12 +197,7 @@ pub fn run(a: &Args) -> Result<()> {
             }
         }
     };
-    let rust = rust_cells(a, mlx.as_ref())?;
-    let mlx_note = match (a.no_mlx, &mlx) {
-        (true, _) => "skipped (--no-mlx)",
-        (false, None) => "not built: run `eval \"$(scripts/prepare-mlx-linux.sh)\"` first",
-        (false, Some(_)) => "",
-    };
+    let rust = rust_cells(a, &built)?;
 
     let shapes: Vec<&str> = shapes_arg.split(',').collect();
     let torch_cell = |table: &str, shape: &str| {
@@ -239,8 +209,8 @@ pub fn run(a: &Args) -> Result<()> {
     writeln!(md, "Measured {date} on {machine}, {threads} threads; median (p10–p90) of {runs} runs after {warmup} warm-up; ratio = PyTorch CPU fp32 median / this cell's (>1 = faster than PyTorch fp32).\n")?;
     let mut header = String::from("| batch x context | PyTorch CPU fp32 | PyTorch CPU bf16 |");
     let mut rule = String::from("|---|---|---|");
-    for c in &COLUMNS {
-        header.push_str(&format!(" {} |", c.header));
+    for c in &columns {
+        header.push_str(&format!(" {} |", c.header()));
         rule.push_str("---|");
     }
     writeln!(md, "{header}\n{rule}")?;
@@ -262,11 +232,11 @@ pub fn run(a: &Args) -> Result<()> {
         let torch_text =
             |table: &str| torch_cell(table, shape).map(|v| fmt(&v)).unwrap_or_else(|| "not measured".into());
         let mut line = format!("| {label} | {} | {} |", torch_text("cells"), torch_text("cells_bf16"));
-        for c in &COLUMNS {
-            let raw = rust.get(c.key).and_then(|col| col.get(shape.as_str()));
-            let text = match cell(&rust, c.key, shape) {
+        for c in &columns {
+            let raw = rust.get(c.key()).and_then(|col| col.get(shape.as_str()));
+            let text = match cell(&rust, &c.key(), shape) {
                 Some(v) => fmt(v),
-                None if c.backend == "mlx" && !mlx_note.is_empty() => "not built".into(),
+                None if rust.get(c.key()).is_none() => "not built".into(),
                 None if raw.is_some_and(|v| v.get("skipped").is_some()) => "skipped (> 5 s at a smaller shape)".into(),
                 None if raw.is_some_and(|v| v.get("unsupported").is_some()) => "unsupported".into(),
                 None => "n/a".into(),
@@ -275,10 +245,10 @@ pub fn run(a: &Args) -> Result<()> {
         }
         writeln!(md, "{line}")?;
     }
-    if !mlx_note.is_empty() {
-        writeln!(md, "\nMLX columns: {mlx_note}.")?;
+    for note in &notes {
+        writeln!(md, "\n{note}.")?;
     }
-    write_ratio_table(&mut md, &shapes, &torch_cell, &rust)?;
+    write_ratio_table(&mut md, &shapes, &columns, &torch_cell, &rust)?;
     writeln!(md, "\nFor reference (NOT measured here): the source article's Apple M4 Max figures known to us are PyTorch CPU 81 ms at 1x128 and 411 ms at 8x128; its other cells are not reproduced.")?;
 
     // Profile: every measured route per shape and precision; the dispatcher's pick per row.
@@ -287,12 +257,11 @@ pub fn run(a: &Args) -> Result<()> {
         let (rows_n, context) =
             shape.split_once('x').map(|(r, c)| (r.parse().unwrap_or(1), c.parse().unwrap_or(1))).unwrap_or((1, 1));
         for precision in Precision::ALL {
-            let timings: Vec<Timing> = COLUMNS
+            let timings: Vec<Timing> = columns
                 .iter()
-                .filter(|c| c.precision == precision)
+                .filter(|c| c.route.precision == precision)
                 .filter_map(|c| {
-                    cell(&rust, c.key, shape)
-                        .map(|v| Timing { route: route_key(c.backend, c.compiled), median_ms: ms(v, "median_ms") })
+                    cell(&rust, &c.key(), shape).map(|v| Timing { route: c.route_key(), median_ms: ms(v, "median_ms") })
                 })
                 .collect();
             if !timings.is_empty() {
@@ -303,8 +272,8 @@ pub fn run(a: &Args) -> Result<()> {
     }
     let profile = Profile { source: format!("bench-matrix {date} on {machine}, {threads} threads"), entries };
     let mut routes: Vec<RouteKey> = Vec::new();
-    for c in &COLUMNS {
-        let route = route_key(c.backend, c.compiled);
+    for c in &columns {
+        let route = c.route_key();
         if !routes.contains(&route) {
             routes.push(route);
         }
@@ -330,7 +299,7 @@ pub fn run(a: &Args) -> Result<()> {
 
     std::fs::write(out_dir.join("matrix.md"), &md)?;
     let json = json!({"date": date, "machine": machine, "threads": threads, "runs": runs, "warmup": warmup,
-        "prediction_length": PREDICTION_LENGTH, "torch": torch, "rust": rust, "mlx": mlx_note});
+        "prediction_length": PREDICTION_LENGTH, "torch": torch, "rust": rust, "notes": notes});
     std::fs::write(out_dir.join("matrix.json"), serde_json::to_string_pretty(&json)?)?;
     std::fs::write(out_dir.join("profile.json"), profile.to_json()?)?;
     if a.write_profile {
@@ -358,6 +327,7 @@ pub fn run(a: &Args) -> Result<()> {
 fn write_ratio_table(
     md: &mut String,
     shapes: &[&str],
+    columns: &[Column],
     torch_cell: &dyn Fn(&str, &str) -> Option<Value>,
     rust: &Value,
 ) -> Result<()> {
@@ -367,8 +337,8 @@ fn write_ratio_table(
     )?;
     let mut header = String::from("| batch x context | PyTorch CPU bf16 |");
     let mut rule = String::from("|---|---|");
-    for c in &COLUMNS {
-        header.push_str(&format!(" {} |", c.header));
+    for c in columns {
+        header.push_str(&format!(" {} |", c.header()));
         rule.push_str("---|");
     }
     writeln!(md, "{header}\n{rule}")?;
@@ -377,17 +347,12 @@ fn write_ratio_table(
         let ratio =
             |v: Option<&Value>| v.map_or_else(|| "-".to_string(), |v| format!("{:.2}x", base / ms(v, "median_ms")));
         let mut line = format!("| {shape} | {} |", ratio(torch_cell("cells_bf16", shape).as_ref()));
-        for c in &COLUMNS {
-            line.push_str(&format!(" {} |", ratio(cell(rust, c.key, shape))));
+        for c in columns {
+            line.push_str(&format!(" {} |", ratio(cell(rust, &c.key(), shape))));
         }
         writeln!(md, "{line}")?;
     }
     Ok(())
-}
-
-/// The facade's profile key of a route (`cpu`, `mlx`, `mlx+compile`).
-fn route_key(backend: &str, compiled: bool) -> RouteKey {
-    RouteKey::new(if compiled { format!("{backend}+compile") } else { backend.to_string() })
 }
 
 /// Today's date (UTC) as YYYY-MM-DD, from the system clock.
@@ -431,6 +396,9 @@ mod tests {
         assert_eq!((a.runs(), a.warmup(), a.no_torch), (4, 3, true));
         assert!(parse(&["--runs".to_string(), "0".to_string()]).is_err());
         assert!(parse(&["--bogus".to_string()]).is_err());
+        let a = parse(&["--threads".to_string(), "16".to_string()]).unwrap();
+        assert_eq!(a.threads, Some(16));
+        assert!(parse(&["--threads".to_string(), "0".to_string()]).is_err());
     }
 
     #[test]

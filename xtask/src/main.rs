@@ -1,15 +1,16 @@
 //! Project tasks: `cargo xtask <task>` (`cargo xtask --help` lists them).
 
 mod accuracy;
+mod backend_builds;
 mod bench_matrix;
 mod bench_python;
 mod finetune_eval;
-mod mlx;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use backend_builds::Setup;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -21,20 +22,23 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Task {
-    /// Run every test: the workspace, then the MLX backend's tests and the CLI tests on MLX (what
-    /// CI runs). On Linux MLX is prepared first (scripts/prepare-mlx-linux.sh); on Apple silicon
-    /// it builds from the stock mlx-rs crates.
+    /// Run every test: the workspace (default backend), then for each optional backend of the
+    /// registry that builds here its own tests and the facade and CLI tests on it (what CI runs).
+    /// A backend's build is prepared first where it needs it (xtask/src/backend_builds; e.g. on
+    /// Linux scripts/prepare-mlx-linux.sh); one that does not build here is reported as skipped.
     Test {
-        /// Only the workspace tests, without MLX.
+        /// Only the workspace tests, on the default backend.
         #[arg(long)]
-        no_mlx: bool,
+        default_backend_only: bool,
     },
+    /// Lints (`clippy -D warnings`): the workspace, then for each optional backend that builds
+    /// here its crate and the facade, CLI and bench with its feature (what CI runs).
+    Clippy,
     /// Build target/release/chronos2.
     BuildCli {
-        /// With the MLX backend (on Linux MLX is prepared first: apt packages, the mlx-cpu wheel,
-        /// mlx-c).
-        #[arg(long)]
-        mlx: bool,
+        /// Also compile in these optional backends (comma-separated; prepared first where needed).
+        #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+        backend: Vec<String>,
     },
     /// Regenerate tests/fixtures with the Python reference
     /// (needs: pip install chronos-forecasting==2.3.2 pandas pyarrow).
@@ -56,8 +60,9 @@ enum Task {
 
 fn main() -> Result<()> {
     match Cli::parse().task {
-        Task::Test { no_mlx } => test(no_mlx),
-        Task::BuildCli { mlx } => build_cli(mlx),
+        Task::Test { default_backend_only } => test(default_backend_only),
+        Task::BuildCli { backend } => build_cli(&backend),
+        Task::Clippy => clippy(),
         Task::Fixtures => run(Command::new("python3").arg("scripts/generate_fixtures.py")),
         Task::Bench => bench(),
         Task::BenchMatrix(args) => bench_matrix::run(&args),
@@ -84,44 +89,102 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-/// Every test: the workspace (CPU backend, pipeline, CLI, xtask), then — unless `no_mlx` — the
-/// MLX backend's tests and the CLI tests again with `CHRONOS2_TEST_BACKEND=mlx`.
-fn test(no_mlx: bool) -> Result<()> {
+/// Every test: the workspace (default backend, pipeline, CLI, xtask), then — unless
+/// `default_only` — each optional backend's tests and the facade and CLI tests again on it
+/// (`CHRONOS2_TEST_BACKEND`).
+fn test(default_only: bool) -> Result<()> {
     run(cargo().args(["test", "--workspace"]))?;
-    if no_mlx {
-        println!("xtask test: MLX tests skipped (--no-mlx)");
+    if default_only {
+        println!("xtask test: optional backends skipped (--default-backend-only)");
         return Ok(());
     }
-    let config = mlx::cargo_config()?;
-    let mlx_cargo = || {
-        let mut c = cargo();
-        c.env("CARGO_TARGET_DIR", repo_root().join("target/mlx"));
-        if let Some(config) = &config {
-            c.arg("--config").arg(config);
-        }
-        c
-    };
-    // `--config` is a global option of cargo, so it comes before the subcommand.
-    run(mlx_cargo().args(["test", "-p", "chronos2-mlx", "--features", "mlx"]))?;
-    run(mlx_cargo()
-        .args(["test", "-p", "chronos2", "-p", "chronos2-cli", "--features", "chronos2/mlx,chronos2-cli/mlx"])
-        .env("CHRONOS2_TEST_BACKEND", "mlx"))
+    for entry in backend_builds::optional()? {
+        let name = entry.name;
+        let config = match (entry.prepare)()? {
+            Setup::Builds { config } => config,
+            Setup::NotHere(why) => {
+                println!("xtask test: SKIPPED the {name} backend's tests: {why}");
+                continue;
+            }
+        };
+        let backend_cargo = || backend_cargo(name, config.as_ref());
+        run(backend_cargo().args(["test", "-p", entry.package, "--features", name]))?;
+        let features = format!("chronos2/{name},chronos2-cli/{name}");
+        run(backend_cargo()
+            .args(["test", "-p", "chronos2", "-p", "chronos2-cli", "--features", &features])
+            .env("CHRONOS2_TEST_BACKEND", name))?;
+    }
+    Ok(())
 }
 
-/// `build-cli [--mlx]`: `target/release/chronos2`, with the MLX backend when asked.
-fn build_cli(mlx: bool) -> Result<()> {
+/// Cargo for a build with the optional backend `name`: its own target directory, and its cargo
+/// config (`--config` is a global option of cargo, so it comes before the subcommand).
+fn backend_cargo(name: &str, config: Option<&PathBuf>) -> Command {
+    let mut c = cargo();
+    c.env("CARGO_TARGET_DIR", backend_builds::target_dir(name));
+    if let Some(config) = config {
+        c.arg("--config").arg(config);
+    }
+    c
+}
+
+/// `clippy`: the workspace, then each optional backend that builds here.
+fn clippy() -> Result<()> {
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    for entry in backend_builds::optional()? {
+        let name = entry.name;
+        let config = match (entry.prepare)()? {
+            Setup::Builds { config } => config,
+            Setup::NotHere(why) => {
+                println!("xtask clippy: SKIPPED the {name} backend: {why}");
+                continue;
+            }
+        };
+        let features = format!("{}/{name},chronos2/{name},chronos2-cli/{name},chronos2-bench/{name}", entry.package);
+        run(backend_cargo(name, config.as_ref()).args([
+            "clippy",
+            "-p",
+            entry.package,
+            "-p",
+            "chronos2",
+            "-p",
+            "chronos2-cli",
+            "-p",
+            "chronos2-bench",
+            "--all-targets",
+            "--features",
+            &features,
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    Ok(())
+}
+
+/// `build-cli [--backend NAMES]`: the `chronos2` binary, with these optional backends.
+fn build_cli(backends: &[String]) -> Result<()> {
     let mut build = cargo();
-    if mlx {
-        if let Some(config) = mlx::cargo_config()? {
-            build.arg("--config").arg(config);
+    let mut features = Vec::new();
+    for name in backends {
+        let entry = backend_builds::entry(name.trim())?;
+        match (entry.prepare)()? {
+            Setup::Builds { config: Some(config) } => {
+                build.arg("--config").arg(config);
+            }
+            Setup::Builds { config: None } => {}
+            Setup::NotHere(why) => bail!("the {} backend does not build here: {why}", entry.name),
         }
-        build.args(["build", "--release", "-p", "chronos2-cli", "--features", "mlx"]);
-    } else {
-        build.args(["build", "--release", "-p", "chronos2-cli"]);
+        features.push(entry.name);
+    }
+    build.args(["build", "--release", "-p", "chronos2-cli"]);
+    if !features.is_empty() {
+        build.args(["--features", &features.join(",")]);
     }
     run(&mut build)?;
-    let backends = if mlx { "cpu, mlx" } else { "cpu" };
-    println!("built {} with backends {backends}", repo_root().join("target/release/chronos2").display());
+    let mut compiled = vec![chronos2::BackendKind::DEFAULT.name()];
+    compiled.extend(&features);
+    println!("built {} with backends {}", repo_root().join("target/release/chronos2").display(), compiled.join(", "));
     Ok(())
 }
 
@@ -144,9 +207,10 @@ mod tests {
         assert!(matches!(cli.task, Task::BenchMatrix(_)));
         let help = Cli::try_parse_from(["xtask", "bench-matrix", "--help"]).err().unwrap();
         assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
-        let cli = Cli::try_parse_from(["xtask", "test", "--no-mlx"]).unwrap();
-        assert!(matches!(cli.task, Task::Test { no_mlx: true }));
+        let cli = Cli::try_parse_from(["xtask", "test", "--default-backend-only"]).unwrap();
+        assert!(matches!(cli.task, Task::Test { default_backend_only: true }));
         assert!(Cli::try_parse_from(["xtask", "test", "--bogus"]).is_err());
+        assert!(matches!(Cli::try_parse_from(["xtask", "clippy"]).unwrap().task, Task::Clippy));
         assert!(Cli::try_parse_from(["xtask", "nope"]).is_err());
     }
 

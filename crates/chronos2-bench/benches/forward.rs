@@ -1,12 +1,14 @@
-//! Full-size Chronos-2 forward (prediction length 24 = 2 patches) on the candle CPU backend and,
-//! with the `mlx` feature, on MLX (fp32, and compiled).
+//! Full-size Chronos-2 forward (prediction length 24 = 2 patches) in fp32 on every usable
+//! backend of the registry (compiled too where it compiles its forward).
 //!
 //! `cargo bench -p chronos2-bench --bench forward` (MLX on Linux: add `--features mlx --config
 //! "$CHRONOS2_MLX_CARGO_CONFIG"` after `eval "$(scripts/prepare-mlx-linux.sh)"`). Compare with PyTorch CPU measured in the
 //! same session: `python3 scripts/bench_torch.py` (see README, Performance).
 
+use chronos2::registry::{self, usable_backends, BackendModel};
+use chronos2::BackendKind;
 use chronos2_bench::{full_size_config_json, random_context, write_random_model};
-use chronos2_core::ModelBatch;
+use chronos2_core::{Forecaster, ModelBatch, Precision};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 fn forward(c: &mut Criterion) {
@@ -14,18 +16,22 @@ fn forward(c: &mut Criterion) {
     if !dir.join("model.safetensors").exists() {
         write_random_model(&dir, &full_size_config_json(), 42).expect("write synthetic model");
     }
-    #[cfg_attr(not(feature = "mlx"), allow(unused_mut))]
-    let mut backends: Vec<(&str, Box<dyn chronos2_core::Forecaster>)> =
-        vec![("forward_cpu_fp32", chronos2_candle_cpu::load(&dir).expect("load synthetic model"))];
-    #[cfg(feature = "mlx")]
-    {
-        use chronos2_mlx::{load_with, MlxOptions};
-        backends.push(("forward_mlx_fp32", load_with(&dir, MlxOptions { compile: false }).expect("load on MLX")));
-        backends
-            .push(("forward_mlx_fp32_compile", load_with(&dir, MlxOptions { compile: true }).expect("load on MLX")));
+    // Every usable backend of the registry in fp32, compiled too where it compiles its forward.
+    let models: Vec<(BackendKind, Box<dyn BackendModel>)> = usable_backends()
+        .into_iter()
+        .map(|k| (k, registry::load(k, &dir, Precision::Fp32).expect("load synthetic model")))
+        .collect();
+    let mut backends: Vec<(String, &dyn Forecaster)> = Vec::new();
+    let compiled: Vec<(BackendKind, Box<dyn Forecaster + '_>)> =
+        models.iter().filter_map(|(k, m)| m.compiled().map(|c| (*k, c))).collect();
+    for (kind, model) in &models {
+        backends.push((format!("forward_{kind}_fp32"), model.forecaster()));
+    }
+    for (kind, model) in &compiled {
+        backends.push((format!("forward_{kind}_fp32_compile"), model.as_ref()));
     }
     for (name, model) in &backends {
-        let mut group = c.benchmark_group(*name);
+        let mut group = c.benchmark_group(name.as_str());
         group.sample_size(10);
         for (rows, len) in [(1usize, 128usize), (8, 512)] {
             let batch = ModelBatch::independent(random_context(rows, len, 7), rows, len, 2);

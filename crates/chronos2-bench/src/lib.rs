@@ -4,6 +4,7 @@
 //! of the real size (d_model 768, 12 layers, 12 heads, d_ff 3072), generated from a fixed seed
 //! into a temporary directory — never committed.
 
+pub mod columns;
 pub mod matrix;
 
 use std::path::Path;

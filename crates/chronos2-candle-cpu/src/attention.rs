@@ -128,6 +128,7 @@ fn run_head(isa: Isa, h: &Head, out: &mut [f32], s: &mut Scratch) {
         // SAFETY: `isa` is available (checked by `attention`).
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { head_avx2(h, out, s) },
+        // SAFETY: `isa` is available (checked by `attention`).
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { head_avx512(h, out, s) },
         // NEON is the aarch64 baseline: the kernel body compiles to NEON as it is.
@@ -136,12 +137,16 @@ fn run_head(isa: Isa, h: &Head, out: &mut [f32], s: &mut Scratch) {
     }
 }
 
+/// # Safety
+/// The CPU must support AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn head_avx512(h: &Head, out: &mut [f32], s: &mut Scratch) {
     head_body::<Fused>(h, out, s)
 }
 
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn head_avx2(h: &Head, out: &mut [f32], s: &mut Scratch) {

@@ -6,8 +6,13 @@
 //! with weights packed once at load ([`gemm`]), the attention on a fused kernel ([`attention`]); both pick AVX-512, AVX2 or portable code at run
 //! time.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 #[cfg(all(feature = "accelerate", target_os = "macos"))]
 mod accelerate;
+#[cfg(target_arch = "x86_64")]
+pub mod amx;
 pub mod attention;
 pub mod gemm;
 mod isa;
@@ -22,7 +27,7 @@ pub mod w8a8;
 use std::path::Path;
 
 pub use gemm::PackedMatmul;
-pub use isa::Isa;
+pub use isa::{check_env as check_isa_env, kernel_description, Isa, IsaCap, UnknownIsa, ISA_ENV};
 pub use ops::{CandleCpuOps, CandleLinear};
 pub use quant::{QuantizedLinear, QuantizedMatmul};
 
@@ -39,6 +44,7 @@ pub fn load(model_dir: &Path) -> Result<Box<dyn Forecaster>> {
 
 /// Like [`load`], keeping the concrete type (for layer-by-layer access).
 pub fn load_model(model_dir: &Path) -> Result<CpuModel> {
+    isa::check_env().map_err(chronos2_core::Error::backend)?;
     Chronos2Model::load_dir(CandleCpuOps::new(), model_dir)
 }
 
@@ -47,6 +53,7 @@ pub fn load_model(model_dir: &Path) -> Result<CpuModel> {
 /// of fp32's) and `set_precision(Bf16)` then has nothing left to convert; other precisions
 /// load in fp32 as [`load_model`].
 pub fn load_model_for(model_dir: &Path, precision: Precision) -> Result<CpuModel> {
+    isa::check_env().map_err(chronos2_core::Error::backend)?;
     let ops = if precision == Precision::Bf16 { CandleCpuOps::building_bf16() } else { CandleCpuOps::new() };
     Chronos2Model::load_dir(ops, model_dir)
 }

@@ -20,6 +20,12 @@
 //! AVX-512 and portably with the same operations in the same order; the portable kernel does
 //! the same integer sums and the same float operations (`mul_add` where the VNNI kernel uses
 //! FMA), so both paths give identical numbers.
+//!
+//! On CPUs with AMX-INT8 ([`crate::amx`]), `tdpbusd` computes the integer dot products of a
+//! group for blocks of 32 rows × 32 outputs (the activation codes are read as tiles straight
+//! from their row-major buffer, the weight codes from the same `[k / 4][32][4]` layout) and the
+//! same float operations as the VNNI kernel turn them into the output, so AMX gives the same
+//! numbers too.
 
 use std::mem::MaybeUninit;
 
@@ -43,12 +49,19 @@ pub enum W8a8Isa {
     /// AVX512-VNNI (`vpdpbusd`).
     #[cfg(target_arch = "x86_64")]
     Vnni,
+    /// AMX-INT8 (`tdpbusd`) tiles, with the VNNI kernel's float operations.
+    #[cfg(target_arch = "x86_64")]
+    Amx,
 }
 
 impl W8a8Isa {
     /// The best kernel this CPU runs (VNNI only where [`crate::Isa::detect`], capped by
     /// `CHRONOS2_CPU_ISA`, is AVX-512).
     pub fn detect() -> W8a8Isa {
+        #[cfg(target_arch = "x86_64")]
+        if crate::isa::amx_allowed() && W8a8Isa::Amx.available() {
+            return W8a8Isa::Amx;
+        }
         #[cfg(target_arch = "x86_64")]
         if crate::Isa::detect() == crate::Isa::Avx512 && W8a8Isa::Vnni.available() {
             return W8a8Isa::Vnni;
@@ -65,6 +78,8 @@ impl W8a8Isa {
                     && is_x86_feature_detected!("avx512bw")
                     && is_x86_feature_detected!("avx512vnni")
             }
+            #[cfg(target_arch = "x86_64")]
+            W8a8Isa::Amx => W8a8Isa::Vnni.available() && crate::amx::available(),
         }
     }
 
@@ -73,7 +88,7 @@ impl W8a8Isa {
         #[allow(unused_mut)]
         let mut v = vec![W8a8Isa::Portable];
         #[cfg(target_arch = "x86_64")]
-        v.extend([W8a8Isa::Vnni].into_iter().filter(|i| i.available()));
+        v.extend([W8a8Isa::Vnni, W8a8Isa::Amx].into_iter().filter(|i| i.available()));
         v
     }
 }
@@ -92,7 +107,7 @@ pub struct W8a8Matmul {
 
 /// Activations quantized per row and group.
 struct QuantizedRows {
-    /// `(m, k)` unsigned codes.
+    /// `(m, k)` unsigned codes (zero rows after them up to a multiple of 32 for AMX).
     q: Vec<u8>,
     /// `(m, groups)` per group: `[sx, sx · Σ qx, mn]`.
     params: Vec<[f32; 3]>,
@@ -151,22 +166,25 @@ fn quantize_rows_plain(x: &[f32], q: &mut [MaybeUninit<u8>], params: &mut [Maybe
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn quantize_rows_avx512(x: &[f32], q: &mut [MaybeUninit<u8>], params: &mut [MaybeUninit<[f32; 3]>]) {
-    use std::arch::x86_64::*;
-    for ((src, dst), p) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(params) {
-        let v = [0, 16, 32, 48].map(|o| _mm512_loadu_ps(src.as_ptr().add(o)));
-        let mn = _mm512_reduce_min_ps(_mm512_min_ps(_mm512_min_ps(v[0], v[1]), _mm512_min_ps(v[2], v[3])));
-        let mx = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(v[0], v[1]), _mm512_max_ps(v[2], v[3])));
-        let [sx, inv] = group_scale(mn, mx);
-        let (mnv, invv, round) = (_mm512_set1_ps(mn), _mm512_set1_ps(inv), _mm512_set1_ps(ROUND));
-        let (zero, top) = (_mm512_setzero_ps(), _mm512_set1_ps(255.0));
-        let mut sum = _mm512_setzero_si512();
-        for (c, &vc) in v.iter().enumerate() {
-            let t = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(vc, mnv), invv), round), round);
-            let codes = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(t, zero), top));
-            _mm_storeu_si128(dst.as_mut_ptr().add(16 * c) as *mut __m128i, _mm512_cvtepi32_epi8(codes));
-            sum = _mm512_add_epi32(sum, codes);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        for ((src, dst), p) in x.chunks_exact(GROUP).zip(q.chunks_exact_mut(GROUP)).zip(params) {
+            let v = [0, 16, 32, 48].map(|o| _mm512_loadu_ps(src.as_ptr().add(o)));
+            let mn = _mm512_reduce_min_ps(_mm512_min_ps(_mm512_min_ps(v[0], v[1]), _mm512_min_ps(v[2], v[3])));
+            let mx = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(v[0], v[1]), _mm512_max_ps(v[2], v[3])));
+            let [sx, inv] = group_scale(mn, mx);
+            let (mnv, invv, round) = (_mm512_set1_ps(mn), _mm512_set1_ps(inv), _mm512_set1_ps(ROUND));
+            let (zero, top) = (_mm512_setzero_ps(), _mm512_set1_ps(255.0));
+            let mut sum = _mm512_setzero_si512();
+            for (c, &vc) in v.iter().enumerate() {
+                let t = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(vc, mnv), invv), round), round);
+                let codes = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(t, zero), top));
+                _mm_storeu_si128(dst.as_mut_ptr().add(16 * c) as *mut __m128i, _mm512_cvtepi32_epi8(codes));
+                sum = _mm512_add_epi32(sum, codes);
+            }
+            p.write([sx, sx * _mm512_reduce_add_epi32(sum) as u32 as f32, mn]);
         }
-        p.write([sx, sx * _mm512_reduce_add_epi32(sum) as u32 as f32, mn]);
     }
 }
 
@@ -174,16 +192,21 @@ unsafe fn quantize_rows_avx512(x: &[f32], q: &mut [MaybeUninit<u8>], params: &mu
 type RowChunk<'a> = ((&'a [f32], &'a mut [MaybeUninit<u8>]), &'a mut [MaybeUninit<[f32; 3]>]);
 
 /// Quantizes `x (m, k)` per row and group of [`GROUP`] (see the module docs), in parallel for
-/// large inputs.
+/// large inputs; for AMX the codes are followed by zero rows up to a multiple of 32 rows.
 fn quantize_rows(x: &[f32], m: usize, k: usize, isa: W8a8Isa) -> QuantizedRows {
     let groups = k / GROUP;
-    let (mut q, mut params) = (Vec::with_capacity(m * k), Vec::with_capacity(m * groups));
+    let padded_rows = match isa {
+        #[cfg(target_arch = "x86_64")]
+        W8a8Isa::Amx => m.next_multiple_of(crate::amx::BLOCK),
+        _ => m,
+    };
+    let (mut q, mut params) = (Vec::with_capacity(padded_rows * k), Vec::with_capacity(m * groups));
     let (q_out, p_out) = (&mut q.spare_capacity_mut()[..m * k], &mut params.spare_capacity_mut()[..m * groups]);
     let run = |((x, q), p): RowChunk| match isa {
         W8a8Isa::Portable => quantize_rows_plain(x, q, p),
         // SAFETY: the kernel set was checked available when the weight was built.
         #[cfg(target_arch = "x86_64")]
-        W8a8Isa::Vnni => unsafe { quantize_rows_avx512(x, q, p) },
+        W8a8Isa::Vnni | W8a8Isa::Amx => unsafe { quantize_rows_avx512(x, q, p) },
     };
     if m * k >= 1 << 15 {
         // Chunks of whole rows, a few per thread.
@@ -195,10 +218,13 @@ fn quantize_rows(x: &[f32], m: usize, k: usize, isa: W8a8Isa) -> QuantizedRows {
     } else {
         run(((x, q_out), p_out));
     }
+    for pad in &mut q.spare_capacity_mut()[m * k..padded_rows * k] {
+        pad.write(0);
+    }
     // SAFETY: the quantizers wrote every code (`k` per row, a multiple of GROUP) and every
-    // group's parameters.
+    // group's parameters; the loop above the padding rows.
     unsafe {
-        q.set_len(m * k);
+        q.set_len(padded_rows * k);
         params.set_len(m * groups);
     }
     QuantizedRows { q, params }
@@ -288,6 +314,15 @@ impl W8a8Matmul {
             return Ok(());
         }
         let xq = quantize_rows(x, m, k, self.isa);
+        #[cfg(target_arch = "x86_64")]
+        if self.isa == W8a8Isa::Amx {
+            let yp = crate::gemm::SendPtr(y.as_mut_ptr() as *mut f32);
+            crate::amx::for_block_tasks(m, n, k, k * STRIP, |rows, strips| {
+                // SAFETY: each task writes only the outputs of its own row blocks and strips.
+                unsafe { self.run_blocks_amx(&xq, m, bias, yp, rows, strips) }
+            });
+            return Ok(());
+        }
         crate::gemm::for_strip_tasks(m, n, k, y, |first, last, yp| {
             // SAFETY: each task writes only the columns of its own strips.
             unsafe { self.run_strips(&xq, m, bias, yp, first, last) }
@@ -306,33 +341,138 @@ impl W8a8Matmul {
         first: usize,
         last: usize,
     ) {
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        unsafe {
+            let (n, k) = (self.out_dim, self.in_dim);
+            let groups = k / GROUP;
+            let mut tile = [[0f32; STRIP]; MR];
+            for s in first..last {
+                let n0 = s * STRIP;
+                let cols = STRIP.min(n - n0);
+                let q = &self.q[s * k * STRIP..(s + 1) * k * STRIP];
+                let sb = &self.sb[s * groups * SB..(s + 1) * groups * SB];
+                let mut r0 = 0;
+                while r0 < m {
+                    let mr = MR.min(m - r0);
+                    let t = Tile {
+                        x: &xq.q[r0 * k..(r0 + mr) * k],
+                        params: &xq.params[r0 * groups..(r0 + mr) * groups],
+                        q,
+                        sb,
+                        k,
+                        mr,
+                    };
+                    match self.isa {
+                        W8a8Isa::Portable => tile_portable(&t, &mut tile),
+                        #[cfg(target_arch = "x86_64")]
+                        W8a8Isa::Vnni => tile_vnni(&t, &mut tile),
+                        #[cfg(target_arch = "x86_64")]
+                        W8a8Isa::Amx => unreachable!("AMX runs blocks (run_blocks_amx)"),
+                    }
+                    crate::gemm::store_tile(y, n, r0, n0, cols, &tile[..mr], bias);
+                    r0 += mr;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl W8a8Matmul {
+    /// The AMX product over row blocks `rows` (of 32) × strips `strips`.
+    ///
+    /// # Safety
+    /// `self.isa` is [`W8a8Isa::Amx`] (checked available); `xq` from [`quantize_rows`] with it;
+    /// `y` points to `m × out_dim` floats whose outputs in these blocks no one else touches.
+    unsafe fn run_blocks_amx(
+        &self,
+        xq: &QuantizedRows,
+        m: usize,
+        bias: Option<&[f32]>,
+        y: crate::gemm::SendPtr,
+        rows: std::ops::Range<usize>,
+        strips: std::ops::Range<usize>,
+    ) {
+        use crate::amx::{self, BLOCK, TILE_ROWS};
         let (n, k) = (self.out_dim, self.in_dim);
         let groups = k / GROUP;
-        let mut tile = [[0f32; STRIP]; MR];
-        for s in first..last {
-            let n0 = s * STRIP;
-            let cols = STRIP.min(n - n0);
-            let q = &self.q[s * k * STRIP..(s + 1) * k * STRIP];
-            let sb = &self.sb[s * groups * SB..(s + 1) * groups * SB];
-            let mut r0 = 0;
-            while r0 < m {
-                let mr = MR.min(m - r0);
-                let t = Tile {
-                    x: &xq.q[r0 * k..(r0 + mr) * k],
-                    params: &xq.params[r0 * groups..(r0 + mr) * groups],
-                    q,
-                    sb,
-                    k,
-                    mr,
-                };
-                match self.isa {
-                    W8a8Isa::Portable => tile_portable(&t, &mut tile),
-                    #[cfg(target_arch = "x86_64")]
-                    W8a8Isa::Vnni => tile_vnni(&t, &mut tile),
+        let mut dots = [[0i32; STRIP]; BLOCK];
+        let mut acc = [[0f32; STRIP]; BLOCK];
+        // SAFETY: AMX is available (checked when the weight was built).
+        let _tiles = unsafe { amx::TileConfig::load() };
+        for rb in rows {
+            let r0 = rb * BLOCK;
+            let mr = BLOCK.min(m - r0);
+            for s in strips.clone() {
+                let (n0, cols) = (s * STRIP, STRIP.min(n - s * STRIP));
+                let q = self.q.as_ptr().wrapping_add(s * k * STRIP);
+                let sb = &self.sb[s * groups * SB..(s + 1) * groups * SB];
+                for g in 0..groups {
+                    // SAFETY: tiles configured on this thread; `xq.q` holds 32 rows of `k` codes
+                    // from `r0` (padded to a multiple of 32 rows), the strip's group `g` is 16
+                    // rows of 128 codes at `q + g · 2048`.
+                    unsafe {
+                        amx::int8_group_block(
+                            xq.q.as_ptr().add(r0 * k + g * GROUP),
+                            k,
+                            q.add(g * GROUP * STRIP),
+                            mr > TILE_ROWS,
+                            dots.as_mut_ptr() as *mut i32,
+                        )
+                    };
+                    let params = &xq.params[r0 * groups..(r0 + mr) * groups];
+                    // SAFETY: the kernel set (AVX-512F) was checked available.
+                    unsafe {
+                        group_epilogue(&dots[..mr], &sb[g * SB..(g + 1) * SB], params, g, groups, &mut acc[..mr])
+                    };
                 }
-                crate::gemm::store_tile(y, n, r0, n0, cols, &tile[..mr], bias);
-                r0 += mr;
+                // SAFETY: the caller's contract on `y`.
+                unsafe { crate::gemm::store_tile(y, n, r0, n0, cols, &acc[..mr], bias) };
             }
+        }
+    }
+}
+
+/// `acc[i] = (g == 0 ? 0 : acc[i]) + dots[i] · (s · sx) + b' · xsum + c · mn` for group `g`,
+/// the VNNI kernel's float operations in its order (so the AMX product gives its numbers).
+///
+/// # Safety
+/// The CPU must support AVX-512F; `params` holds `acc.len()` rows of `groups` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn group_epilogue(
+    dots: &[[i32; STRIP]],
+    sb: &[f32],
+    params: &[[f32; 3]],
+    g: usize,
+    groups: usize,
+    acc: &mut [[f32; STRIP]],
+) {
+    use std::arch::x86_64::*;
+    let sb = sb.as_ptr();
+    // SAFETY: `sb` holds one group's `SB` floats, rows of `dots` and `acc` 32 values each.
+    unsafe {
+        let (s0, s1) = (_mm512_loadu_ps(sb), _mm512_loadu_ps(sb.add(16)));
+        let (b0, b1) = (_mm512_loadu_ps(sb.add(STRIP)), _mm512_loadu_ps(sb.add(STRIP + 16)));
+        let (c0, c1) = (_mm512_loadu_ps(sb.add(2 * STRIP)), _mm512_loadu_ps(sb.add(2 * STRIP + 16)));
+        for (i, (d, a)) in dots.iter().zip(acc.iter_mut()).enumerate() {
+            let [sx, xsum, mn] = params[i * groups + g];
+            let (sx, xsum, mn) = (_mm512_set1_ps(sx), _mm512_set1_ps(xsum), _mm512_set1_ps(mn));
+            let (mut a0, mut a1) = if g == 0 {
+                (_mm512_setzero_ps(), _mm512_setzero_ps())
+            } else {
+                (_mm512_loadu_ps(a.as_ptr()), _mm512_loadu_ps(a.as_ptr().add(16)))
+            };
+            let d0 = _mm512_cvtepi32_ps(_mm512_loadu_si512(d.as_ptr() as *const _));
+            let d1 = _mm512_cvtepi32_ps(_mm512_loadu_si512(d.as_ptr().add(16) as *const _));
+            a0 = _mm512_fmadd_ps(d0, _mm512_mul_ps(s0, sx), a0);
+            a1 = _mm512_fmadd_ps(d1, _mm512_mul_ps(s1, sx), a1);
+            a0 = _mm512_fmadd_ps(b0, xsum, a0);
+            a1 = _mm512_fmadd_ps(b1, xsum, a1);
+            a0 = _mm512_fmadd_ps(c0, mn, a0);
+            a1 = _mm512_fmadd_ps(c1, mn, a1);
+            _mm512_storeu_ps(a.as_mut_ptr(), a0);
+            _mm512_storeu_ps(a.as_mut_ptr().add(16), a1);
         }
     }
 }
@@ -396,45 +536,50 @@ fn tile_vnni(t: &Tile, out: &mut [[f32; STRIP]; MR]) {
     }
 }
 
+/// # Safety
+/// The CPU must support AVX-512F/BW and AVX512-VNNI; `t` holds `R` rows (see [`Tile`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn vnni<const R: usize>(t: &Tile, out: &mut [[f32; STRIP]; MR]) {
-    use std::arch::x86_64::*;
-    let groups = t.k / GROUP;
-    let mut acc0 = [_mm512_setzero_ps(); R];
-    let mut acc1 = [_mm512_setzero_ps(); R];
-    let xp = t.x.as_ptr();
-    let qp = t.q.as_ptr();
-    for g in 0..groups {
-        let mut d0 = [_mm512_setzero_si512(); R];
-        let mut d1 = [_mm512_setzero_si512(); R];
-        for p in g * GROUP / 4..(g + 1) * GROUP / 4 {
-            let w0 = _mm512_loadu_si512(qp.add(p * STRIP * 4) as *const _);
-            let w1 = _mm512_loadu_si512(qp.add(p * STRIP * 4 + 64) as *const _);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let groups = t.k / GROUP;
+        let mut acc0 = [_mm512_setzero_ps(); R];
+        let mut acc1 = [_mm512_setzero_ps(); R];
+        let xp = t.x.as_ptr();
+        let qp = t.q.as_ptr();
+        for g in 0..groups {
+            let mut d0 = [_mm512_setzero_si512(); R];
+            let mut d1 = [_mm512_setzero_si512(); R];
+            for p in g * GROUP / 4..(g + 1) * GROUP / 4 {
+                let w0 = _mm512_loadu_si512(qp.add(p * STRIP * 4) as *const _);
+                let w1 = _mm512_loadu_si512(qp.add(p * STRIP * 4 + 64) as *const _);
+                for i in 0..R {
+                    let xv = _mm512_set1_epi32((xp.add(i * t.k + 4 * p) as *const i32).read_unaligned());
+                    d0[i] = _mm512_dpbusd_epi32(d0[i], xv, w0);
+                    d1[i] = _mm512_dpbusd_epi32(d1[i], xv, w1);
+                }
+            }
+            let sb = t.sb.as_ptr().add(g * SB);
+            let (s0, s1) = (_mm512_loadu_ps(sb), _mm512_loadu_ps(sb.add(16)));
+            let (b0, b1) = (_mm512_loadu_ps(sb.add(STRIP)), _mm512_loadu_ps(sb.add(STRIP + 16)));
+            let (c0, c1) = (_mm512_loadu_ps(sb.add(2 * STRIP)), _mm512_loadu_ps(sb.add(2 * STRIP + 16)));
             for i in 0..R {
-                let xv = _mm512_set1_epi32((xp.add(i * t.k + 4 * p) as *const i32).read_unaligned());
-                d0[i] = _mm512_dpbusd_epi32(d0[i], xv, w0);
-                d1[i] = _mm512_dpbusd_epi32(d1[i], xv, w1);
+                let [sx, xsum, mn] = t.params[i * groups + g];
+                let (sx, xsum, mn) = (_mm512_set1_ps(sx), _mm512_set1_ps(xsum), _mm512_set1_ps(mn));
+                acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0[i]), _mm512_mul_ps(s0, sx), acc0[i]);
+                acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1[i]), _mm512_mul_ps(s1, sx), acc1[i]);
+                acc0[i] = _mm512_fmadd_ps(b0, xsum, acc0[i]);
+                acc1[i] = _mm512_fmadd_ps(b1, xsum, acc1[i]);
+                acc0[i] = _mm512_fmadd_ps(c0, mn, acc0[i]);
+                acc1[i] = _mm512_fmadd_ps(c1, mn, acc1[i]);
             }
         }
-        let sb = t.sb.as_ptr().add(g * SB);
-        let (s0, s1) = (_mm512_loadu_ps(sb), _mm512_loadu_ps(sb.add(16)));
-        let (b0, b1) = (_mm512_loadu_ps(sb.add(STRIP)), _mm512_loadu_ps(sb.add(STRIP + 16)));
-        let (c0, c1) = (_mm512_loadu_ps(sb.add(2 * STRIP)), _mm512_loadu_ps(sb.add(2 * STRIP + 16)));
         for i in 0..R {
-            let [sx, xsum, mn] = t.params[i * groups + g];
-            let (sx, xsum, mn) = (_mm512_set1_ps(sx), _mm512_set1_ps(xsum), _mm512_set1_ps(mn));
-            acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0[i]), _mm512_mul_ps(s0, sx), acc0[i]);
-            acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1[i]), _mm512_mul_ps(s1, sx), acc1[i]);
-            acc0[i] = _mm512_fmadd_ps(b0, xsum, acc0[i]);
-            acc1[i] = _mm512_fmadd_ps(b1, xsum, acc1[i]);
-            acc0[i] = _mm512_fmadd_ps(c0, mn, acc0[i]);
-            acc1[i] = _mm512_fmadd_ps(c1, mn, acc1[i]);
+            _mm512_storeu_ps(out[i].as_mut_ptr(), acc0[i]);
+            _mm512_storeu_ps(out[i].as_mut_ptr().add(16), acc1[i]);
         }
-    }
-    for i in 0..R {
-        _mm512_storeu_ps(out[i].as_mut_ptr(), acc0[i]);
-        _mm512_storeu_ps(out[i].as_mut_ptr().add(16), acc1[i]);
     }
 }
 

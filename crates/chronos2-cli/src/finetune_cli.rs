@@ -23,7 +23,7 @@ window of each series) is computed every 100 steps and at the end, and the best 
 
 Modes: full (every parameter; writes config.json + model.safetensors), lora (LoRA adapters on a
 float base; writes a PEFT adapter: adapter_config.json + adapter_model.safetensors, or with
---format npz an MLX-style adapters.npz + adapter_config.json), qlora (LoRA on an int8/int4
+--format npz an mlx-lm-style adapters.npz + adapter_config.json), qlora (LoRA on an int8/int4
 group-64 quantized base, adapters in fp32; writes a LoRA adapter as lora does), head (only
 output_patch_embedding; writes head.safetensors + head_config.json). The output directory is
 written to a temporary directory and renamed at the end.";
@@ -93,9 +93,10 @@ pub struct FinetuneArgs {
     /// npz (MLX style: adapters.npz with mlx-lm's `{module}.lora_a` (in, r) / `lora_b` (r, out)).
     #[arg(long, value_name = "peft|npz", default_value = "peft")]
     format: String,
-    /// The backend that trains: cpu (candle autograd) or mlx (value_and_grad). Default: cpu.
-    #[arg(long, value_name = "cpu|mlx")]
-    backend: Option<String>,
+    /// The backend that trains (one of the backends `chronos2 info` lists). Default: the first
+    /// of that list.
+    #[arg(long, value_parser = crate::backend_kind_arg(), ignore_case = true)]
+    backend: Option<BackendKind>,
     /// Column naming the series, as for predict.
     #[arg(long, value_name = "NAME", default_value = "item_id")]
     id_column: String,
@@ -105,9 +106,14 @@ pub struct FinetuneArgs {
     /// Target column(s), as for predict; the other columns are covariates.
     #[arg(long, value_name = "NAME[,NAME...]", default_value = "target", value_delimiter = ',')]
     target: Vec<String>,
-    /// Output directory (must not exist).
+    /// Output directory (must not exist, unless --overwrite).
     #[arg(long, value_name = "DIR")]
     output: PathBuf,
+    /// Write over an existing --output directory, as the Python fit (and the reference's
+    /// save_pretrained) does: its checkpoint files are replaced once the new ones are written;
+    /// its other files stay.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(Args, Debug)]
@@ -182,16 +188,10 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
             bail!("{} only apply to --mode lora or qlora, not --mode {}", given.join(", "), mode.name());
         }
     }
-    if args.output.exists() {
-        bail!("--output {} already exists; choose a new directory", args.output.display());
+    if args.output.exists() && !args.overwrite {
+        bail!("--output {} already exists; choose a new directory, or pass --overwrite", args.output.display());
     }
-    let backend = match args.backend.as_deref() {
-        None => BackendKind::Cpu,
-        Some(name) => BackendKind::from_name(name.trim()).ok_or_else(|| {
-            let names: Vec<&str> = BackendKind::ALL.iter().map(|k| k.name()).collect();
-            anyhow::anyhow!("--backend {name}: expected one of {}", names.join(", "))
-        })?,
-    };
+    let backend = args.backend.unwrap_or(BackendKind::DEFAULT);
     chronos2::registry::check_usable(backend)?;
     let cols = Columns {
         id: args.id_column.clone(),
@@ -232,6 +232,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     options.seed = args.seed;
     options.format = format;
     options.backend = backend;
+    options.overwrite = args.overwrite;
     let default_lora = LoraConfig::default();
     options.lora = LoraConfig {
         rank: args.lora_rank.unwrap_or(default_lora.rank),
@@ -242,7 +243,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     // Not loaded for inference first: only the training copy of the weights is held.
     let report = finetune::finetune_model(
         args.model.as_deref(),
-        Backend::Forced(BackendKind::Cpu),
+        Backend::Forced(BackendKind::DEFAULT),
         chronos2::LoadOptions::default(),
         &train.inputs,
         validation.as_ref().map(|v| v.inputs.as_slice()),

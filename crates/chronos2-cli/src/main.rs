@@ -40,6 +40,13 @@ fn backend_arg() -> impl clap::builder::TypedValueParser<Value = Backend> {
         .map(|name| name.parse::<Backend>().expect("a possible value is a backend request"))
 }
 
+/// Backend values (without `auto`): every backend of the registry.
+fn backend_kind_arg() -> impl clap::builder::TypedValueParser<Value = BackendKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(BackendKind::ALL.map(BackendKind::name))
+        .map(|name| BackendKind::from_name(&name.to_ascii_lowercase()).expect("a possible value is a backend"))
+}
+
 const ABOUT: &str = "Chronos-2 time-series forecasting (a Rust port of amazon/chronos-2)";
 
 const LONG_ABOUT: &str = "\
@@ -123,7 +130,7 @@ struct InfoArgs {
     #[arg(long, value_name = "DIR|HF_ID")]
     model: Option<String>,
 
-    /// Backend to load the model on for the footprint (auto, cpu, mlx).
+    /// Backend to load the model on for the footprint (auto or a backend listed above).
     #[arg(long, value_parser = backend_arg(), ignore_case = true)]
     backend: Option<Backend>,
 
@@ -164,7 +171,8 @@ struct CommonArgs {
     context_length: Option<i64>,
 
     /// Backend: auto (per call, the backend expected to be fastest for its batch and context
-    /// length, from the crossover profile), cpu, or mlx. Default: $CHRONOS2_BACKEND, else auto.
+    /// length, from the crossover profile) or a backend of `chronos2 info`. Default:
+    /// $CHRONOS2_BACKEND, else auto.
     #[arg(long, value_parser = backend_arg(), ignore_case = true)]
     backend: Option<Backend>,
 
@@ -245,7 +253,8 @@ struct SpeedArgs {
     #[arg(long, value_enum, ignore_case = true)]
     dtype: Option<DtypeArg>,
 
-    /// Compile the MLX forward graph (cached per input shape). MLX backend only.
+    /// Compile the forward graph (cached per input shape), on backends that compile their forward
+    /// (`chronos2 info`).
     #[arg(long)]
     compile: bool,
 }
@@ -669,17 +678,18 @@ fn info_text(args: &InfoArgs, out: &mut String) -> Result<()> {
     use std::fmt::Write as _;
     writeln!(out, "chronos2 {}", env!("CARGO_PKG_VERSION"))?;
     writeln!(out, "backends:")?;
+    let width = BackendKind::ALL.iter().map(|k| k.name().len()).max().unwrap_or(0) + 1;
     for kind in BackendKind::ALL {
         let status = match kind.usable() {
             Ok(()) => "compiled in, usable".to_string(),
             Err(why) if kind.compiled() => format!("compiled in, not usable: {why}"),
             Err(_) => "not compiled in".to_string(),
         };
-        writeln!(out, "  {:<4} {status}", kind.name())?;
-    }
-    for kind in BackendKind::ALL {
+        writeln!(out, "  {:<width$} {status}", kind.name())?;
         if let Some(device) = kind.device_description() {
-            writeln!(out, "{kind} device: {device}")?;
+            let precisions: Vec<&str> = kind.precisions().iter().map(|p| p.name()).collect();
+            let compiles = if kind.compiles_forward() { ", --compile" } else { "" };
+            writeln!(out, "  {:<width$} {device}; runs {}{compiles}", "", precisions.join(", "))?;
         }
     }
     match Backend::from_flag_or_env(args.backend) {

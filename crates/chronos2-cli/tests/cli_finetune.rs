@@ -206,6 +206,31 @@ fn bad_input_is_a_clear_error_and_leaves_no_output() {
     assert!(!pred.exists());
 }
 
+/// An existing --output is refused, unless --overwrite: then the new checkpoint replaces the old
+/// one (a head over a LoRA adapter here) and other files stay.
+#[test]
+fn an_existing_output_is_refused_unless_overwrite() {
+    let out = tmpdir("overwrite").join("out");
+    finetune("lora", &out, &[]);
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let refused = chronos2(&finetune_args("head", &out, &[]));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("already exists") && stderr.contains("--overwrite"),
+        "{stderr}"
+    );
+    assert!(out.join("adapter_model.safetensors").is_file(), "a refused run leaves the output as it was");
+    ok(&chronos2(&finetune_args("head", &out, &["--overwrite"])));
+    let mut names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["head.safetensors", "head_config.json", "notes.txt"]);
+    let parent = out.parent().unwrap();
+    let staged: Vec<_> =
+        std::fs::read_dir(parent).unwrap().filter_map(|e| e.ok()).filter(|e| e.path() != out).collect();
+    assert!(staged.is_empty(), "no staging directory is left: {staged:?}");
+}
+
 // --backend: every mode trains on MLX when it is compiled in; without it, and for an unknown
 // backend, a clear error and no output directory. That both backends compute the same losses
 // and gradients is tested in `finetune_backends.rs`.
@@ -213,7 +238,9 @@ fn bad_input_is_a_clear_error_and_leaves_no_output() {
 #[test]
 fn an_unknown_backend_is_a_clear_error() {
     let out = tmpdir("unknown").join("out");
-    fails_with(&finetune_args("lora", &out, &["--backend", "cuda"]), "--backend cuda: expected one of cpu, mlx", &out);
+    let args = finetune_args("lora", &out, &["--backend", "tpu"]);
+    fails_with(&args, "invalid value 'tpu' for '--backend <BACKEND>'", &out);
+    fails_with(&args, "[possible values: cpu, mlx", &out);
 }
 
 #[cfg(not(feature = "mlx"))]

@@ -3,7 +3,8 @@
 //! the model forward compiled by `mlx_rs::transforms::compile` ([`MlxOptions::compile`]).
 //!
 //! The backend exists only with the cargo feature `mlx`; without it this crate is empty, so a
-//! plain workspace build never needs MLX.
+//! plain workspace build never needs MLX. `cfg(mlx_backend)` (set by `build.rs`) says that the
+//! feature is on and MLX builds for this target.
 //!
 //! - **macOS (Apple Silicon):** stock crates.io `mlx-rs` (Metal + Accelerate).
 //!   `cargo test -p chronos2-mlx --features mlx`
@@ -13,31 +14,34 @@
 //!   That config sets `--cfg chronos2_mlx_linux` (which turns on the `mlx-rs` dependency here)
 //!   and overrides the native build of `mlx-sys`; see the script.
 
-#[cfg(all(feature = "mlx", not(any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux))))]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(all(feature = "mlx", not(mlx_backend)))]
 compile_error!(
     "chronos2-mlx feature `mlx`: MLX needs Apple Silicon, or on Linux the prepared MLX build: run \
      `eval \"$(scripts/prepare-mlx-linux.sh)\"` and pass `--config \"$CHRONOS2_MLX_CARGO_CONFIG\"` to cargo \
      (it sets `--cfg chronos2_mlx_linux`; note a RUSTFLAGS environment variable overrides config rustflags)"
 );
 
-#[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#[cfg(mlx_backend)]
 mod ops;
 
-#[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#[cfg(mlx_backend)]
 pub use ops::{LinearWeight, MlxLinear, MlxOps, MlxTensor};
 
 /// Re-export of the `mlx-rs` this backend is built on.
-#[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#[cfg(mlx_backend)]
 pub use mlx_rs;
 
-#[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#[cfg(mlx_backend)]
 mod model;
 
 /// Fine-tuning on MLX (`value_and_grad`): [`train::MlxTrainModel`].
-#[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#[cfg(mlx_backend)]
 pub mod train;
 
-#[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#[cfg(mlx_backend)]
 pub use model::{
     load, load_model, load_model_with, load_with, MlxModel, MlxOptions, WithCompile, COMPILE_CACHE_CAPACITY,
 };
@@ -45,7 +49,7 @@ pub use model::{
 /// Whether MLX works on this machine: builds and evaluates a tiny graph on MLX's default
 /// device. `Ok` holds a short description of that device (e.g. `"Device(gpu, 0)"` on Apple
 /// Silicon, `"Device(cpu, 0)"` on Linux); `Err` says what failed.
-#[cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#[cfg(mlx_backend)]
 pub fn check_available() -> std::result::Result<String, String> {
     use mlx_rs::{Array, Device};
     let device = Device::try_default().map_err(|e| format!("MLX has no default device: {e}"))?;

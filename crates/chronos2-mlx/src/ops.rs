@@ -42,6 +42,15 @@ pub struct MlxTensor(Array);
 // therefore allows nothing that cloning it and sending the clone (already possible through
 // `Send + Clone`) would not: both threads could only build new graph nodes from, or evaluate, the
 // same MLX array. This crate never mutates an array through `&`.
+// What MLX guarantees and what we rely on: since MLX 0.31.2 independent graphs may be evaluated
+// on different threads (each thread evaluates on its own default stream; from 0.32 the CPU
+// backend's command encoders are thread-local; we build against 0.32.2 on Linux and mlx-rs
+// 0.33's MLX on macOS). MLX does not promise that two threads may evaluate the *same* unevaluated
+// array at once. The arrays a loaded model shares between calls (weights, biases, quantized
+// parts, adapters) are therefore all evaluated when the model is built (`from_slice` copies host
+// data into an evaluated array; the one lazy conversion, bf16 in `linear_in_precision`, is
+// evaluated there), so concurrent calls only read them as inputs of their own graphs. Arrays made
+// during a call stay on the calling thread.
 unsafe impl Sync for MlxTensor {}
 
 impl MlxTensor {
@@ -215,6 +224,9 @@ impl Ops for MlxOps {
             return Err(self.unsupported_precision(precision));
         }
         let weight = self.tensor(weight, &[out_dim, in_dim])?.0.as_dtype(Dtype::Bfloat16).map_err(err)?;
+        // Materialised now: a model's arrays are shared by concurrent calls (see `MlxTensor`'s
+        // `Sync`), which must find them evaluated, never evaluate them.
+        mlx_rs::transforms::eval([&weight]).map_err(err)?;
         let bias = bias.map(|b| self.tensor(b, &[out_dim])).transpose()?;
         Ok(MlxLinear { weight: LinearWeight::Bf16(MlxTensor(weight)), bias, in_dim, out_dim })
     }

@@ -4,7 +4,7 @@
 //! Its numbers are those of fp32 on the weights rounded to bf16 (8 significant bits, relative
 //! error up to 2^-9), and the candle CPU backend's bf16 numbers: its distance to fp32 is the
 //! rounding of the weights, not MLX's arithmetic.
-#![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#![cfg(mlx_backend)]
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! uncompiled forward latency on chronos2-mini and on a random full-size model
 //! (`CHRONOS2_BENCH_REPS` repetitions, default 7; runs alternate between the two models so that
 //! machine noise hits both alike).
-#![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#![cfg(mlx_backend)]
 
 use std::time::Instant;
 

@@ -1,7 +1,7 @@
 //! Compiled forwards (`MlxOptions { compile: true }`, `mlx_rs::transforms::compile` of the model
 //! graph): the same outputs as the uncompiled graph on every model fixture, the same parity with
 //! the reference, one trace per graph structure (input shapes + group layout), quantized models.
-#![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#![cfg(mlx_backend)]
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Training dropout on MLX against the reference (`tests/fixtures/finetune/dropout_*.json`, see
 //! `chronos2_test_fixtures::dropout`): the reference's masks replayed give its loss and
 //! gradients, at the tolerances of the CPU backend; the seeded masks are the CPU backend's.
-#![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#![cfg(mlx_backend)]
 
 use chronos2_core::config::ModelConfig;
 use chronos2_core::train::{TrainModel, TrainSpec};

@@ -2,7 +2,7 @@
 //! `chronos2_test_fixtures::finetune`): the loss and the gradient of every trainable parameter
 //! (full, LoRA, head, QLoRA int8/int4 on a dequantized base), and five AdamW steps of the
 //! reference's `Trainer`. Same checks and tolerances as the candle CPU backend.
-#![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#![cfg(mlx_backend)]
 
 use std::path::Path;
 

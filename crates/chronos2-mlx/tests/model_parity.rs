@@ -2,7 +2,7 @@
 //! (`tests/fixtures/cases/model_*.json`, see `scripts/README.md`).
 // Same tolerance as the candle CPU backend: the real model (chronos2-mini) agrees to ~6e-7
 // relative at every stage; the random fixture models with sharp (unscaled) attention reach 2.4e-5.
-#![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#![cfg(mlx_backend)]
 
 use chronos2_mlx::MlxOps;
 use chronos2_test_fixtures as fixtures;

@@ -1,6 +1,6 @@
 //! Every [`Ops`] method of [`MlxOps`] against a straightforward host (f64-accumulating)
 //! implementation, in f32, on small pseudo-random shapes.
-#![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#![cfg(mlx_backend)]
 #![allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 
 use chronos2_core::ops::Ops;

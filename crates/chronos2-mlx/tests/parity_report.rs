@@ -1,6 +1,6 @@
 //! `cargo test ... --test parity_report -- --ignored --nocapture`: per-stage relative error of
 //! the MLX backend against the reference fixtures (diagnostics, not a pass/fail check).
-#![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#![cfg(mlx_backend)]
 
 use chronos2_core::Forecaster;
 use chronos2_test_fixtures::{self as fixtures, flat};

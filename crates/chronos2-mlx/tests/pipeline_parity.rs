@@ -3,7 +3,7 @@
 //!
 //! Same checks and tolerances as the candle CPU backend (`chronos2_test_fixtures`); only the
 //! model loader differs.
-#![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#![cfg(mlx_backend)]
 
 use chronos2_test_fixtures as fixtures;
 

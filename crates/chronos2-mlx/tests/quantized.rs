@@ -1,6 +1,6 @@
 //! Quantized linear layers: `MlxOps::linear_from_quantized` (`quantized_matmul`) against the host
 //! dequantized weight, and `chronos2_core::quant::quantize` against MLX's own `quantize`.
-#![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#![cfg(mlx_backend)]
 
 use chronos2_core::ops::Ops;
 use chronos2_core::quant::{dequantize, quantize};

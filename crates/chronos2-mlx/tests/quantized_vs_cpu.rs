@@ -1,6 +1,6 @@
 //! The same quantized model gives the same forecasts on MLX and on the candle CPU backend
 //! (both use `chronos2_core::quant`, MLX's affine scheme, for the weights).
-#![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#![cfg(mlx_backend)]
 
 use std::path::Path;
 

@@ -1,6 +1,6 @@
 //! Smoke test of the MLX build itself (mlx-rs 0.33 on this platform): matmul and the fused
 //! kernels the backend relies on, against straightforward host computations.
-#![cfg(all(feature = "mlx", any(all(target_os = "macos", target_arch = "aarch64"), chronos2_mlx_linux)))]
+#![cfg(mlx_backend)]
 
 use chronos2_mlx::mlx_rs::fast::{self, ScaledDotProductAttentionMask};
 use chronos2_mlx::mlx_rs::{Array, Dtype};

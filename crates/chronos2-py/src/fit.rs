@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use chronos2::chronos2_core::train::{qlora_bits, FinetuneMode, LoraConfig, StepReport};
 use chronos2::finetune::{FinetuneOptions, FinetuneReport, Trained};
-use chronos2::{Backend, BackendKind, Chronos2};
+use chronos2::{Backend, Chronos2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -63,10 +63,7 @@ pub fn fit<'py>(
     options.seed = request.seed;
     // As the reference's `save_pretrained`: an existing checkpoint directory is written over.
     options.overwrite = true;
-    options.backend = match backend {
-        Backend::Forced(kind) => kind,
-        Backend::Auto => BackendKind::Cpu,
-    };
+    options.backend = backend.training_backend();
     if let Some(lora) = request.lora {
         options.lora = lora;
     }

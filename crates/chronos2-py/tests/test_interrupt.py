@@ -108,3 +108,14 @@ def test_fit_stops_between_steps_and_leaves_nothing(tmp_path):
     assert not out.exists(), "an interrupted fit leaves no directory"
     assert [p.name for p in tmp_path.iterdir()] == ["probe"], "and no staging directory"
     pipeline.predict(train[:1], prediction_length=4)
+
+
+def test_calls_from_other_threads_run_without_the_check(mini):
+    """Signal handlers run in the main thread only: another thread's call runs unchecked, the same."""
+    x = series(3)
+    results = []
+    thread = threading.Thread(target=lambda: results.append(mini.predict(x, prediction_length=16)))
+    thread.start()
+    thread.join()
+    expected = mini.predict(x, prediction_length=16)
+    assert all(np.array_equal(a, b) for a, b in zip(results[0], expected))

@@ -4,7 +4,7 @@
 //! ([`chronos2_core::dispatch::choose`]) which usable route is expected to be fastest for its
 //! shape and precision, from the crossover profile ([`load_profile`]), and the route's backend is
 //! loaded on first use. A call in a precision that the profile measured on no usable route runs on
-//! the CPU backend, and the decision says why.
+//! the default backend (the first of the registry), and the decision says why.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +14,8 @@ use chronos2_core::{Forecaster, Precision};
 
 use crate::backend::{Backend, BackendKind, Route};
 use crate::error::{Error, ProfileError, Result};
-use crate::registry::{check_usable, usable_backends, usable_names, LoadedModel, Registry};
+use crate::models::{compile_unsupported, LoadedModel, Models};
+use crate::registry::{check_usable, compiling_names, usable_backends, usable_names};
 
 /// Environment variable naming a crossover profile file (JSON, from
 /// `cargo xtask bench-matrix --write-profile`).
@@ -98,16 +99,16 @@ pub fn user_profile_path() -> Option<PathBuf> {
 
 /// The models of one [`crate::Chronos2`] and the choice of a route per call.
 pub struct Engines {
-    registry: Registry,
+    models: Models,
     backend: Backend,
     options: LoadOptions,
     profile: Profile,
-    /// The model loaded at construction (the forced backend, or the CPU one with `auto`).
+    /// The model loaded at construction (the forced backend, or the default one with `auto`).
     primary: Arc<LoadedModel>,
 }
 
 impl Engines {
-    /// Prepares the engines; a forced backend (and, with `auto`, the CPU one, which also
+    /// Prepares the engines; a forced backend (and, with `auto`, the default one, which also
     /// provides the config) is loaded now so that errors surface here.
     pub fn new(model_dir: &Path, backend: Backend, options: LoadOptions) -> Result<Self> {
         let profile = load_profile()?;
@@ -115,24 +116,24 @@ impl Engines {
             Backend::Forced(kind) => {
                 check_usable(kind)?;
                 if options.compile && !kind.compiles_forward() {
-                    return Err(Error::CompileUnsupported { backend: kind });
+                    return Err(compile_unsupported(kind));
                 }
                 kind
             }
             Backend::Auto => {
                 if options.compile && !usable_backends().iter().any(|k| k.compiles_forward()) {
-                    return Err(Error::CompileUnavailable { available: usable_names() });
+                    return Err(Error::CompileUnavailable { compiling: compiling_names(), available: usable_names() });
                 }
-                BackendKind::Cpu
+                BackendKind::DEFAULT
             }
         };
-        let registry = Registry::new(model_dir);
-        let primary = registry.model(first, options.precision)?;
-        Ok(Engines { registry, backend, options, profile, primary })
+        let models = Models::new(model_dir);
+        let primary = models.model(first, options.precision)?;
+        Ok(Engines { models, backend, options, profile, primary })
     }
 
     /// The routes `auto` chooses among: every usable backend, compiled and not where it compiles
-    /// its forward (only compiled with [`LoadOptions::compile`]), CPU first.
+    /// its forward (only compiled with [`LoadOptions::compile`]), in registry order.
     fn auto_routes(&self) -> Vec<Route> {
         let precision = self.options.precision;
         usable_backends()
@@ -163,7 +164,7 @@ impl Engines {
             })?;
             return Ok(Decision { route, reason: choice.reason });
         }
-        let route = Route::new(BackendKind::Cpu, false, precision);
+        let route = Route::new(BackendKind::DEFAULT, false, precision);
         let measured = self.profile.routes_measured_in(precision);
         let measured = if measured.is_empty() {
             "none".to_string()
@@ -172,7 +173,7 @@ impl Engines {
         };
         let reason = format!(
             "{route}: the profile ({}) measured no route usable here in {precision} (measured in {precision}: \
-             {measured}; usable: {}); a call goes only to a route measured in its precision, else to the CPU backend",
+             {measured}; usable: {}); a call goes only to a route measured in its precision, else to the default backend",
             self.profile.source,
             keys_text(&keys),
         );
@@ -183,7 +184,7 @@ impl Engines {
     pub fn run<T>(&self, shape: &CallShape, f: impl FnOnce(&dyn Forecaster) -> Result<T>) -> Result<T> {
         let decision = self.decide(shape)?;
         log::debug!("backend: {}", decision.reason);
-        self.registry.run(&decision.route, f)
+        self.models.run(&decision.route, f)
     }
 
     /// The model loaded at construction (config, footprint).
@@ -193,7 +194,7 @@ impl Engines {
 
     /// Every model loaded so far, on any backend.
     pub fn loaded_models(&self) -> Vec<Arc<LoadedModel>> {
-        self.registry.loaded_models()
+        self.models.loaded_models()
     }
 
     pub fn options(&self) -> LoadOptions {
@@ -212,6 +213,15 @@ fn keys_text(keys: &[chronos2_core::dispatch::RouteKey]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cpu() -> BackendKind {
+        BackendKind::from_name("cpu").unwrap()
+    }
+
+    #[allow(dead_code)]
+    fn mlx() -> BackendKind {
+        BackendKind::from_name("mlx").unwrap()
+    }
 
     fn shape(rows: usize, context: usize) -> CallShape {
         CallShape { rows, context, prediction_length: 24 }
@@ -243,7 +253,7 @@ mod tests {
         let text = r#"{"source": "x", "entries": [{"shape": {"rows": 1, "context": 128, "prediction_length": 24},
             "timings": [{"route": "mxl", "median_ms": 5.0}]}]}"#;
         let e = parse_profile(text).unwrap_err().to_string();
-        assert_eq!(e, "unknown route 'mxl' (routes: cpu, mlx, mlx+compile)");
+        assert!(e.starts_with("unknown route 'mxl' (routes: cpu, mlx, mlx+compile"), "{e}");
     }
 
     #[test]
@@ -304,7 +314,7 @@ mod tests {
         without_int4.entries.retain(|e| e.precision != Precision::Int4);
         let e = Engines { profile: without_int4, ..engines(Backend::Auto, int4).unwrap() };
         let d = e.decide(&shape(32, 512)).unwrap();
-        assert_eq!(d.route, Route::new(BackendKind::Cpu, false, Precision::Int4));
+        assert_eq!(d.route, Route::new(cpu(), false, Precision::Int4));
         assert!(d.reason.contains("measured no route usable here in int4"), "{}", d.reason);
         assert!(d.reason.contains("measured in int4: none"), "{}", d.reason);
         let int8 = Engines {
@@ -312,29 +322,29 @@ mod tests {
             ..engines(Backend::Auto, LoadOptions { precision: Precision::Int8, compile: false }).unwrap()
         };
         let d = int8.decide(&shape(8, 512)).unwrap();
-        assert_eq!(d.route.backend, BackendKind::Cpu);
+        assert_eq!(d.route.backend, cpu());
         assert!(d.reason.contains("nearest profiled shape 8x512"), "{}", d.reason);
     }
 
     #[test]
     fn forced_backend_is_explained() {
-        let e = engines(Backend::Forced(BackendKind::Cpu), LoadOptions::default()).unwrap();
+        let e = engines(Backend::Forced(cpu()), LoadOptions::default()).unwrap();
         let d = e.decide(&shape(8, 512)).unwrap();
-        assert_eq!(d.route, Route::new(BackendKind::Cpu, false, Precision::Fp32));
+        assert_eq!(d.route, Route::new(cpu(), false, Precision::Fp32));
         assert_eq!(d.reason, "cpu: forced (--backend / CHRONOS2_BACKEND)");
     }
 
     #[test]
     fn compile_on_cpu_is_a_clear_error() {
         let options = LoadOptions { precision: Precision::Fp32, compile: true };
-        let e = engines(Backend::Forced(BackendKind::Cpu), options).err().unwrap().to_string();
-        assert_eq!(e, "--compile applies to the MLX backend only (backend here: cpu)");
+        let e = engines(Backend::Forced(cpu()), options).err().unwrap().to_string();
+        assert_eq!(e, "--compile applies to backends that compile their forward (mlx); backend here: cpu");
     }
 
     #[test]
     #[cfg(not(feature = "mlx"))]
     fn forcing_mlx_without_it_names_usable_backends() {
-        let e = engines(Backend::Forced(BackendKind::Mlx), LoadOptions::default()).err().unwrap();
+        let e = engines(Backend::Forced(mlx()), LoadOptions::default()).err().unwrap();
         assert_eq!(e.to_string(), "backend 'mlx' is not available here (usable backends: cpu)");
         let source = std::error::Error::source(&e).expect("the reason is the source").to_string();
         assert_eq!(source, "not compiled in (rebuild with `--features mlx`)");
@@ -347,7 +357,7 @@ mod tests {
     #[cfg(feature = "mlx")]
     fn unsupported_precision_is_an_error_with_its_source() {
         let options = LoadOptions { precision: Precision::W8a8, compile: false };
-        let e = engines(Backend::Forced(BackendKind::Mlx), options).err().unwrap();
+        let e = engines(Backend::Forced(mlx()), options).err().unwrap();
         assert!(matches!(e, Error::Core(chronos2_core::Error::UnsupportedPrecision { .. })), "{e:?}");
         assert!(e.to_string().starts_with("backend 'mlx' cannot run w8a8 (it runs: fp32"), "{e}");
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use chronos2_core::dispatch::{DispatchError, RouteKey};
 use chronos2_core::Precision;
 
-use crate::registry::{BackendKind, Unavailable};
+use crate::kind::{BackendKind, Unavailable};
 
 /// Errors of loading, reading/validating tables, predicting and writing results.
 #[derive(Debug, thiserror::Error)]
@@ -31,13 +31,13 @@ pub enum Error {
         available: String,
     },
     /// `--compile` with a forced backend that does not compile its forward.
-    #[error("--compile applies to the MLX backend only (backend here: {backend})")]
-    CompileUnsupported { backend: BackendKind },
+    #[error("--compile applies to backends that compile their forward ({compiling}); backend here: {backend}")]
+    CompileUnsupported { backend: BackendKind, compiling: String },
     /// `--compile` with `auto`, and no usable backend compiles its forward.
     #[error(
-        "--compile compiles the MLX forward, and no usable backend compiles its forward (usable backends: {available})"
+        "--compile compiles the forward of {compiling}, and no usable backend compiles its forward (usable backends: {available})"
     )]
-    CompileUnavailable { available: String },
+    CompileUnavailable { compiling: String, available: String },
     /// A backend's model was loaded in one precision and a route asked for another.
     #[error("backend '{backend}' holds its model in {loaded}, not {requested}")]
     PrecisionMismatch { backend: BackendKind, loaded: Precision, requested: Precision },

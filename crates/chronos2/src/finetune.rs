@@ -40,7 +40,7 @@ pub struct FinetuneOptions {
     pub seed: u64,
     /// How a LoRA adapter is written: PEFT safetensors (default) or MLX-style npz.
     pub format: AdapterFormat,
-    /// The backend that trains. Default: the CPU.
+    /// The backend that trains. Default: the registry's default backend.
     pub backend: BackendKind,
     /// Write over an existing output directory (its checkpoint files are replaced, as the
     /// reference's `save_pretrained`; the Python `fit`); default false: an existing output is an
@@ -83,7 +83,7 @@ impl FinetuneOptions {
             lora: LoraConfig::default(),
             seed: 0,
             format: AdapterFormat::default(),
-            backend: BackendKind::Cpu,
+            backend: BackendKind::DEFAULT,
             overwrite: false,
         }
     }

@@ -21,6 +21,8 @@ pub mod error;
 pub mod finetune;
 pub mod frame;
 pub mod freq;
+pub mod kind;
+pub mod models;
 pub mod registry;
 
 use chronos2_core::dispatch::CallShape;

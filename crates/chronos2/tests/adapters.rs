@@ -31,7 +31,8 @@ fn temp(name: &str) -> PathBuf {
 
 fn cpu(model: &Path, precision: Precision) -> Chronos2 {
     let options = LoadOptions { precision, compile: false };
-    Chronos2::load_with(Some(model.to_str().unwrap()), Backend::Forced(BackendKind::Cpu), options).unwrap()
+    Chronos2::load_with(Some(model.to_str().unwrap()), Backend::Forced(BackendKind::from_name("cpu").unwrap()), options)
+        .unwrap()
 }
 
 fn items() -> Vec<SeriesInput> {
@@ -387,7 +388,7 @@ fn the_reference_forecasts_what_we_forecast_with_our_adapter_and_fused_model() {
     let cli = chronos2::finetune::load_with_adapter(
         Some(tiny().to_str().unwrap()),
         Some(&adapter),
-        Backend::Forced(BackendKind::Cpu),
+        Backend::Forced(BackendKind::from_name("cpu").unwrap()),
         LoadOptions::default(),
     )
     .unwrap();
@@ -424,8 +425,12 @@ fn adapters_switch_on_mlx_as_on_cpu() {
     let mut on_cpu = cpu(&tiny(), Precision::Fp32);
     for compile in [false, true] {
         let options = LoadOptions { precision: Precision::Fp32, compile };
-        let mut on_mlx =
-            Chronos2::load_with(Some(tiny().to_str().unwrap()), Backend::Forced(BackendKind::Mlx), options).unwrap();
+        let mut on_mlx = Chronos2::load_with(
+            Some(tiny().to_str().unwrap()),
+            Backend::Forced(BackendKind::from_name("mlx").unwrap()),
+            options,
+        )
+        .unwrap();
         let mlx_base = forecast(&on_mlx);
         for model in [&mut on_mlx, &mut on_cpu] {
             if !model.adapter_names().contains(&"reference") {

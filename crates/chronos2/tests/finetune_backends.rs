@@ -30,7 +30,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn cpu_and_mlx_give_the_same_losses_and_gradients() {
-    let (cpu, mlx) = (loader(BackendKind::Cpu), loader(BackendKind::Mlx));
+    let (cpu, mlx) = (loader(BackendKind::from_name("cpu").unwrap()), loader(BackendKind::from_name("mlx").unwrap()));
     let mut failures = Vec::new();
     for name in GRAD_CASES {
         let c = finetune_case(name);
@@ -65,7 +65,12 @@ fn cpu_and_mlx_give_the_same_losses_and_gradients() {
 #[test]
 fn finetune_takes_the_same_steps_on_both_backends() {
     let model = repo_root().join("tests/fixtures/models/tiny");
-    let model = Chronos2::load_with(model.to_str(), Backend::Forced(BackendKind::Cpu), LoadOptions::default()).unwrap();
+    let model = Chronos2::load_with(
+        model.to_str(),
+        Backend::Forced(BackendKind::from_name("cpu").unwrap()),
+        LoadOptions::default(),
+    )
+    .unwrap();
     let series: Vec<SeriesInput> = (0..3)
         .map(|s| {
             let values = (0..200).map(|t| ((t as f32) * 0.3 + s as f32).sin() * 10.0 + t as f32 * 0.05).collect();

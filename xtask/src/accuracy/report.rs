@@ -231,7 +231,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "## Which layers are quantized\n");
     let _ = writeln!(
         s,
-        "int8 / int4 use MLX's affine group quantization (`chronos2_core::quant`): each weight row is cut along \
+        "int8 / int4 use affine group quantization (`chronos2_core::quant`, the scheme of `mx.quantize`): each weight row is cut along \
          its input dimension into groups of 64 values, each group stores one f32 scale and one f32 bias, and \
          every weight a 4- or 8-bit code (`w ≈ scale · q + bias`). Quantized: every `Linear` whose input \
          dimension is a multiple of 64 — the attention q/k/v/o projections (time and group attention), the \
@@ -239,7 +239,7 @@ pub fn render(r: &Report) -> String {
          1024 → 256 output layer{}. \
          Kept in float: the input patch embedding's hidden and residual layers (input width 48 = one patch \
          of 16 values plus its 16 mask and 16 time-encoding values — not a whole number of 64-groups, and \
-         MLX's scheme only takes whole groups), the REG/PAD token embedding (a 2 × 256 lookup table, not a \
+         the scheme only takes whole groups), the REG/PAD token embedding (a 2 × 256 lookup table, not a \
          matmul) and the layer norms; biases stay f32 everywhere. The float layers are about 1% of the weights, so \
          quantizing them (with smaller groups or padding) would save almost nothing, and keeping the layers \
          that read the raw inputs in float keeps them exact. w8a8 quantizes the same layers' weights (the \

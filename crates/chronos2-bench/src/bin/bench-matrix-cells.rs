@@ -6,19 +6,19 @@
 //! `cargo run --release -p chronos2-bench --bin bench-matrix-cells -- --shapes 1x128,8x512 --runs 10 --warmup 3`.
 
 use std::io::Write;
-use std::path::Path;
 
 use anyhow::{Context, Result};
+use chronos2::registry::{self, BackendModel};
+use chronos2::BackendKind;
+use chronos2_bench::columns;
 use chronos2_bench::matrix::{time_forecasts_in_turns, Shape, Stats};
 use chronos2_bench::{full_size_config_json, write_random_model};
-use chronos2_core::{Error, Forecaster, Precision};
+use chronos2_core::{Forecaster, Precision};
 use clap::Parser;
 use serde_json::{json, Map, Value};
 
 /// A column stops (its larger shapes are marked skipped) once a cell's median exceeds this.
 const SLOW_CELL_MS: f64 = 5000.0;
-
-type Loader = fn(&Path) -> chronos2_core::Result<Box<dyn Forecaster>>;
 
 /// Times model forwards per (column, shape) and prints JSON on stdout.
 #[derive(Debug, Parser)]
@@ -35,34 +35,9 @@ struct Args {
     warmup: usize,
     #[arg(long, default_value_t = 24)]
     prediction_length: usize,
-    /// Only these columns (comma-separated keys such as cpu_fp32,cpu_bf16).
+    /// Only these columns (comma-separated keys, `<route>_<precision>`).
     #[arg(long, value_delimiter = ',')]
     columns: Option<Vec<String>>,
-}
-
-/// A column: key, backend loader, precision of the linear layers.
-fn columns() -> Vec<(&'static str, Loader, Precision)> {
-    let cpu: Loader = chronos2_candle_cpu::load;
-    #[allow(unused_mut)]
-    let mut cols = vec![
-        ("cpu_fp32", cpu, Precision::Fp32),
-        ("cpu_bf16", cpu, Precision::Bf16),
-        ("cpu_int8", cpu, Precision::Int8),
-        ("cpu_int4", cpu, Precision::Int4),
-        ("cpu_w8a8", cpu, Precision::W8a8),
-    ];
-    #[cfg(feature = "mlx")]
-    {
-        let mlx: Loader = chronos2_mlx::load;
-        let compiled: Loader = |dir| chronos2_mlx::load_with(dir, chronos2_mlx::MlxOptions { compile: true });
-        cols.push(("mlx_fp32", mlx, Precision::Fp32));
-        cols.push(("mlx_bf16", mlx, Precision::Bf16));
-        cols.push(("mlx_int8", mlx, Precision::Int8));
-        cols.push(("mlx_int4", mlx, Precision::Int4));
-        cols.push(("mlx_int8_compile", compiled, Precision::Int8));
-        cols.push(("mlx_fp32_compile", compiled, Precision::Fp32));
-    }
-    cols
 }
 
 fn parse_shape(s: &str) -> Result<Shape, String> {
@@ -75,27 +50,49 @@ fn parse_shape(s: &str) -> Result<Shape, String> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    eprintln!("{}", chronos2_candle_cpu::kernel_description());
     let dir = std::env::temp_dir().join("chronos2-bench-full-size");
     if !dir.join("model.safetensors").exists() {
         write_random_model(&dir, &full_size_config_json(), 42).context("write the synthetic full-size model")?;
     }
     let mut out = Map::new();
-    // Every column's model is loaded first; the columns of a shape are then timed in turns.
-    let mut active: Vec<(&str, Box<dyn Forecaster>)> = Vec::new();
-    for (name, load, precision) in columns() {
-        if args.columns.as_ref().is_some_and(|only| !only.iter().any(|c| c == name)) {
+    // The registry's columns of this build: those of a backend that is not usable here say why;
+    // those of a backend not compiled in are left out (xtask shows them as not built).
+    let mut columns = Vec::new();
+    for column in columns::columns() {
+        let kind = column.route.backend;
+        if args.columns.as_ref().is_some_and(|only| !only.contains(&column.key())) || !kind.compiled() {
             continue;
         }
-        let mut model = load(&dir).with_context(|| format!("{name}: load"))?;
-        match model.set_precision(precision) {
-            Ok(()) => active.push((name, model)),
-            Err(e @ Error::UnsupportedPrecision { .. }) => {
-                eprintln!("{name}: {e}");
-                let cells = args.shapes.iter().map(|s| (s.to_string(), json!({"unsupported": e.to_string()})));
-                out.insert(name.to_string(), Value::Object(cells.collect()));
+        match kind.usable() {
+            Ok(()) => columns.push(column),
+            Err(why) => {
+                eprintln!("{}: {why}", column.key());
+                let cells = args.shapes.iter().map(|s| (s.to_string(), json!({"unsupported": why.to_string()})));
+                out.insert(column.key(), Value::Object(cells.collect()));
             }
-            Err(e) => return Err(e).with_context(|| format!("{name}: set precision {precision}")),
         }
+    }
+    // One model per backend and precision, loaded first; the columns of a shape are then timed in
+    // turns (a compiled column runs the compiled forward of its backend's model).
+    let mut models: Vec<(BackendKind, Precision, Box<dyn BackendModel>)> = Vec::new();
+    for c in &columns {
+        let (kind, precision) = (c.route.backend, c.route.precision);
+        if !models.iter().any(|(k, p, _)| (*k, *p) == (kind, precision)) {
+            let model = registry::load(kind, &dir, precision).with_context(|| format!("{}: load", c.key()))?;
+            models.push((kind, precision, model));
+        }
+    }
+    let compiled: Vec<Option<Box<dyn Forecaster + '_>>> = models.iter().map(|(_, _, m)| m.compiled()).collect();
+    let mut active: Vec<(String, &dyn Forecaster)> = Vec::new();
+    for c in &columns {
+        let at = models.iter().position(|(k, p, _)| (*k, *p) == (c.route.backend, c.route.precision)).expect("loaded");
+        let model: &dyn Forecaster = if c.route.compile {
+            compiled[at].as_deref().with_context(|| format!("{}: the backend does not compile its forward", c.key()))?
+        } else {
+            models[at].2.forecaster()
+        };
+        active.push((c.key(), model));
     }
     let mut cells: Vec<Map<String, Value>> = vec![Map::new(); active.len()];
     let mut too_slow = vec![false; active.len()];
@@ -108,9 +105,9 @@ fn main() -> Result<()> {
                 json!({"skipped": format!("slower than {SLOW_CELL_MS} ms at a smaller shape")}),
             );
         }
-        let names: Vec<&str> = timed.iter().map(|&i| active[i].0).collect();
+        let names: Vec<&str> = timed.iter().map(|&i| active[i].0.as_str()).collect();
         eprint!("{shape}: {} in turns ... ", names.join(", "));
-        let models: Vec<&dyn Forecaster> = timed.iter().map(|&i| active[i].1.as_ref()).collect();
+        let models: Vec<&dyn Forecaster> = timed.iter().map(|&i| active[i].1).collect();
         let stats: Vec<Stats> =
             time_forecasts_in_turns(&models, shape, args.prediction_length, args.warmup, args.runs.max(1))
                 .with_context(|| format!("{shape}: {}", names.join(", ")))?;
@@ -125,7 +122,7 @@ fn main() -> Result<()> {
         }
     }
     for ((name, _), cells) in active.iter().zip(cells) {
-        out.insert(name.to_string(), Value::Object(cells));
+        out.insert(name.clone(), Value::Object(cells));
     }
     writeln!(std::io::stdout().lock(), "{}", Value::Object(out)).context("write stdout")?;
     Ok(())

@@ -248,8 +248,11 @@ pub(crate) unsafe fn store_tile(
     tile: &[[f32; STRIP]],
     bias: Option<&[f32]>,
 ) {
-    for (i, trow) in tile.iter().enumerate() {
-        store_row(y.ptr().add((r0 + i) * n + n0), &trow[..cols], bias.map(|b| &b[n0..n0 + cols]));
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        for (i, trow) in tile.iter().enumerate() {
+            store_row(y.ptr().add((r0 + i) * n + n0), &trow[..cols], bias.map(|b| &b[n0..n0 + cols]));
+        }
     }
 }
 
@@ -259,15 +262,18 @@ pub(crate) unsafe fn store_tile(
 /// `dst` is valid for `row.len()` writes; `bias`, if any, has `row.len()` values.
 #[inline]
 unsafe fn store_row(dst: *mut f32, row: &[f32], bias: Option<&[f32]>) {
-    match bias {
-        Some(b) => {
-            for (j, (tv, bv)) in row.iter().zip(b).enumerate() {
-                dst.add(j).write(tv + bv);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        match bias {
+            Some(b) => {
+                for (j, (tv, bv)) in row.iter().zip(b).enumerate() {
+                    dst.add(j).write(tv + bv);
+                }
             }
+            // A whole strip with a constant length: inlined vector moves rather than a memcpy call.
+            None if row.len() == STRIP => std::ptr::copy_nonoverlapping(row.as_ptr(), dst, STRIP),
+            None => std::ptr::copy_nonoverlapping(row.as_ptr(), dst, row.len()),
         }
-        // A whole strip with a constant length: inlined vector moves rather than a memcpy call.
-        None if row.len() == STRIP => std::ptr::copy_nonoverlapping(row.as_ptr(), dst, STRIP),
-        None => std::ptr::copy_nonoverlapping(row.as_ptr(), dst, row.len()),
     }
 }
 
@@ -324,65 +330,68 @@ unsafe fn run_strips<W: StripSource>(
     strips: (usize, usize),
     scratch: &mut [f32],
 ) {
-    let (n, k) = (w.out_dim(), w.in_dim());
-    let mr_max = isa.mr();
-    let mut tile = [0f32; MR_MAX * STRIP];
-    let single = m <= mr_max;
-    // Rows whose packed x block of k (`rows × kc` floats) fits in half of L2.
-    let mc = (X_BLOCK_BYTES / (4 * kc) / mr_max).max(1) * mr_max;
-    let mut m0 = 0;
-    while m0 < m {
-        let m1 = (m0 + mc).min(m);
-        let blocks = (m1 - m0).div_ceil(mr_max);
-        let mut k0 = 0;
-        while k0 < k {
-            let kcur = kc.min(k - k0);
-            for s in strips.0..strips.1 {
-                let n0 = s * STRIP;
-                let cols = STRIP.min(n - n0);
-                let mut panel: *const f32 = std::ptr::null();
-                let mut next = if single {
-                    Prefetch::default()
-                } else if s + 1 < strips.1 {
-                    Prefetch::new(w.panel_bytes(s + 1, k0, kcur))
-                } else if k0 + kcur < k {
-                    Prefetch::new(w.panel_bytes(strips.0, k0 + kcur, kc.min(k - k0 - kcur)))
-                } else {
-                    Prefetch::default()
-                };
-                let prefetch_lines = next.lines().div_ceil(blocks);
-                let mut r0 = m0;
-                while r0 < m1 {
-                    let mr = mr_max.min(m - r0);
-                    let xb = xp.as_ptr().add(k0 * m + r0 * kcur);
-                    if !(single && w.fused_tile(s, k0, kcur, xb, mr, tile.as_mut_ptr())) {
-                        if panel.is_null() {
-                            panel = w.panel(s, k0, kcur, scratch.as_mut_ptr());
-                        }
-                        // A slice of the task's next panel per row block, loaded while it runs.
-                        next.issue(prefetch_lines);
-                        let t = PanelTile { x: xb, w: panel, kc: kcur, mr, out: tile.as_mut_ptr() };
-                        kernel(isa, &t);
-                    }
-                    for i in 0..mr {
-                        let dst = y.0.add((r0 + i) * n + n0);
-                        let trow = &tile[i * STRIP..i * STRIP + cols];
-                        if k0 > 0 {
-                            // Written by the first block of k.
-                            let yrow = std::slice::from_raw_parts_mut(dst, cols);
-                            for (yv, tv) in yrow.iter_mut().zip(trow) {
-                                *yv += tv;
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        let (n, k) = (w.out_dim(), w.in_dim());
+        let mr_max = isa.mr();
+        let mut tile = [0f32; MR_MAX * STRIP];
+        let single = m <= mr_max;
+        // Rows whose packed x block of k (`rows × kc` floats) fits in half of L2.
+        let mc = (X_BLOCK_BYTES / (4 * kc) / mr_max).max(1) * mr_max;
+        let mut m0 = 0;
+        while m0 < m {
+            let m1 = (m0 + mc).min(m);
+            let blocks = (m1 - m0).div_ceil(mr_max);
+            let mut k0 = 0;
+            while k0 < k {
+                let kcur = kc.min(k - k0);
+                for s in strips.0..strips.1 {
+                    let n0 = s * STRIP;
+                    let cols = STRIP.min(n - n0);
+                    let mut panel: *const f32 = std::ptr::null();
+                    let mut next = if single {
+                        Prefetch::default()
+                    } else if s + 1 < strips.1 {
+                        Prefetch::new(w.panel_bytes(s + 1, k0, kcur))
+                    } else if k0 + kcur < k {
+                        Prefetch::new(w.panel_bytes(strips.0, k0 + kcur, kc.min(k - k0 - kcur)))
+                    } else {
+                        Prefetch::default()
+                    };
+                    let prefetch_lines = next.lines().div_ceil(blocks);
+                    let mut r0 = m0;
+                    while r0 < m1 {
+                        let mr = mr_max.min(m - r0);
+                        let xb = xp.as_ptr().add(k0 * m + r0 * kcur);
+                        if !(single && w.fused_tile(s, k0, kcur, xb, mr, tile.as_mut_ptr())) {
+                            if panel.is_null() {
+                                panel = w.panel(s, k0, kcur, scratch.as_mut_ptr());
                             }
-                        } else {
-                            store_row(dst, trow, bias.map(|b| &b[n0..n0 + cols]));
+                            // A slice of the task's next panel per row block, loaded while it runs.
+                            next.issue(prefetch_lines);
+                            let t = PanelTile { x: xb, w: panel, kc: kcur, mr, out: tile.as_mut_ptr() };
+                            kernel(isa, &t);
                         }
+                        for i in 0..mr {
+                            let dst = y.0.add((r0 + i) * n + n0);
+                            let trow = &tile[i * STRIP..i * STRIP + cols];
+                            if k0 > 0 {
+                                // Written by the first block of k.
+                                let yrow = std::slice::from_raw_parts_mut(dst, cols);
+                                for (yv, tv) in yrow.iter_mut().zip(trow) {
+                                    *yv += tv;
+                                }
+                            } else {
+                                store_row(dst, trow, bias.map(|b| &b[n0..n0 + cols]));
+                            }
+                        }
+                        r0 += mr;
                     }
-                    r0 += mr;
                 }
+                k0 += kcur;
             }
-            k0 += kcur;
+            m0 = m1;
         }
-        m0 = m1;
     }
 }
 
@@ -437,16 +446,21 @@ fn prefetch_line(p: *const u8) {
     let _ = p;
 }
 
+/// # Safety
+/// The CPU must support `isa`; `t` describes valid memory (see [`PanelTile`]) with `mr <= isa.mr()`.
 #[inline]
 unsafe fn kernel(isa: Isa, t: &PanelTile) {
-    match isa {
-        Isa::Generic => generic::tile_f32(t),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => x86::avx2_f32(t),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => x86::avx512_f32(t),
-        #[cfg(target_arch = "aarch64")]
-        Isa::Neon => neon::neon_f32(t),
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        match isa {
+            Isa::Generic => generic::tile_f32(t),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::avx2_f32(t),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::avx512_f32(t),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => neon::neon_f32(t),
+        }
     }
 }
 
@@ -455,6 +469,7 @@ unsafe fn kernel(isa: Isa, t: &PanelTile) {
 pub(crate) struct SendPtr(pub(crate) *mut f32);
 // SAFETY: tasks write disjoint column ranges (see `run_strips`).
 unsafe impl Send for SendPtr {}
+// SAFETY: as for `Send`: the tasks write disjoint column ranges through it.
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {
@@ -568,10 +583,15 @@ impl StripSource for PackedMatmul {
         false
     }
 
+    /// # Safety
+    /// As for [`StripSource::panel`].
     unsafe fn panel(&self, s: usize, k0: usize, _kc: usize, _scratch: *mut f32) -> *const f32 {
-        self.packed.as_ptr().add((s * self.in_dim + k0) * STRIP)
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        unsafe { self.packed.as_ptr().add((s * self.in_dim + k0) * STRIP) }
     }
 
+    /// # Safety
+    /// As for [`StripSource::fused_tile`].
     unsafe fn fused_tile(&self, _: usize, _: usize, _: usize, _: *const f32, _: usize, _: *mut f32) -> bool {
         false
     }

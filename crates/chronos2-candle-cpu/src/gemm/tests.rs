@@ -123,7 +123,7 @@ fn bf16_weights_match_the_product_with_the_rounded_weight() {
                 match kernel {
                     Bf16Kernel::Widen(_) => check(&y, &want, &mag, &what),
                     #[cfg(target_arch = "x86_64")]
-                    Bf16Kernel::Dot => check(&y, &want_dot, &mag_dot, &what),
+                    Bf16Kernel::Dot | Bf16Kernel::Amx => check(&y, &want_dot, &mag_dot, &what),
                 }
             }
         }
@@ -170,4 +170,35 @@ fn prefetch_walks_every_line_of_both_regions_once() {
     next.issue(per_block);
     assert_eq!(next.done, 41);
     assert_eq!(Prefetch::default().lines(), 0);
+}
+
+/// The AMX-BF16 kernel against the naive product of the bf16-rounded activations and weights:
+/// partial row blocks (1, 17, 33 rows), several row blocks and parallel tasks (300 rows), `k`
+/// not a multiple of the 32-input tile step, widths not a multiple of 32, with and without bias.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn amx_bf16_matches_the_naive_product() {
+    use super::{from_bf16, to_bf16, Bf16Kernel, Bf16Matmul};
+    if !Bf16Kernel::Amx.available() {
+        println!("SKIPPED: no AMX (amx_bf16_matches_the_naive_product)");
+        return;
+    }
+    let round = |v: &[f32]| -> Vec<f32> { v.iter().map(|&v| from_bf16(to_bf16(v))).collect() };
+    for (n, k) in [(33, 48), (70, 600), (40, 77), (3072, 768), (768, 3072)] {
+        let w = values(n * k, 4 + k as u64, 0.1);
+        let bias = values(n, 7, 0.5);
+        let mm = Bf16Matmul::with_kernel(&w, n, k, Bf16Kernel::Amx).unwrap();
+        assert_eq!(mm.unpack(), round(&w));
+        let rows: &[usize] = if n * k > 1 << 20 { &[11, 131] } else { &[1, 17, 33, 300] };
+        for &m in rows {
+            let x = values(m * k, m as u64 + 1, 1.0);
+            for b in [None, Some(&bias[..])] {
+                let (want, mag) = naive(&round(&x), m, &round(&w), n, k, b);
+                let mut y = vec![f32::NAN; m * n];
+                mm.matmul(&x, m, b, &mut y).unwrap();
+                check(&y, &want, &mag, &format!("bf16 AMX ({m}x{k})x({k}x{n}) bias {}", b.is_some()));
+            }
+        }
+    }
+    println!("AMX-BF16 kernel tested");
 }

@@ -191,47 +191,62 @@ impl StripSource for QuantizedMatmul {
         true
     }
 
+    /// # Safety
+    /// As for [`StripSource::panel`].
     unsafe fn panel(&self, s: usize, k0: usize, kc: usize, scratch: *mut f32) -> *const f32 {
-        let (q, sb) = self.strip_at(s, k0);
-        let (bits, gs) = (self.bits, self.group_size);
-        match self.isa {
-            Isa::Generic => generic::panel(bits, q, sb, kc, gs, scratch),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => x86::avx2_panel(bits, q, sb, kc, gs, scratch),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => x86::avx512_panel(bits, q, sb, kc, gs, scratch),
-            #[cfg(target_arch = "aarch64")]
-            Isa::Neon => neon::neon_panel(bits, q, sb, kc, gs, scratch),
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        unsafe {
+            let (q, sb) = self.strip_at(s, k0);
+            let (bits, gs) = (self.bits, self.group_size);
+            match self.isa {
+                Isa::Generic => generic::panel(bits, q, sb, kc, gs, scratch),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => x86::avx2_panel(bits, q, sb, kc, gs, scratch),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => x86::avx512_panel(bits, q, sb, kc, gs, scratch),
+                #[cfg(target_arch = "aarch64")]
+                Isa::Neon => neon::neon_panel(bits, q, sb, kc, gs, scratch),
+            }
+            scratch
         }
-        scratch
     }
 
+    /// # Safety
+    /// As for [`StripSource::fused_tile`].
     unsafe fn fused_tile(&self, s: usize, k0: usize, kc: usize, x: *const f32, mr: usize, out: *mut f32) -> bool {
-        let (q, sb) = self.strip_at(s, k0);
-        let t = Tile { x, q, sb, kc, group_size: self.group_size, mr, out };
-        match (self.isa, self.bits) {
-            (Isa::Generic, 8) => generic::tile_q8(&t),
-            (Isa::Generic, _) => generic::tile_q4(&t),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, 8) => x86::avx2_q8(&t),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, _) => x86::avx2_q4(&t),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, 8) => x86::avx512_q8(&t),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, _) => x86::avx512_q4(&t),
-            #[cfg(target_arch = "aarch64")]
-            (Isa::Neon, 8) => neon::neon_q8(&t),
-            #[cfg(target_arch = "aarch64")]
-            (Isa::Neon, _) => neon::neon_q4(&t),
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        unsafe {
+            let (q, sb) = self.strip_at(s, k0);
+            let t = Tile { x, q, sb, kc, group_size: self.group_size, mr, out };
+            match (self.isa, self.bits) {
+                (Isa::Generic, 8) => generic::tile_q8(&t),
+                (Isa::Generic, _) => generic::tile_q4(&t),
+                #[cfg(target_arch = "x86_64")]
+                (Isa::Avx2, 8) => x86::avx2_q8(&t),
+                #[cfg(target_arch = "x86_64")]
+                (Isa::Avx2, _) => x86::avx2_q4(&t),
+                #[cfg(target_arch = "x86_64")]
+                (Isa::Avx512, 8) => x86::avx512_q8(&t),
+                #[cfg(target_arch = "x86_64")]
+                (Isa::Avx512, _) => x86::avx512_q4(&t),
+                #[cfg(target_arch = "aarch64")]
+                (Isa::Neon, 8) => neon::neon_q8(&t),
+                #[cfg(target_arch = "aarch64")]
+                (Isa::Neon, _) => neon::neon_q4(&t),
+            }
+            true
         }
-        true
     }
 
+    /// # Safety
+    /// As for [`StripSource::panel_bytes`].
     unsafe fn panel_bytes(&self, s: usize, k0: usize, kc: usize) -> [(*const u8, usize); 2] {
-        // Scales and biases first (the dequantization reads them first), then the codes.
-        let (q, sb) = self.strip_at(s, k0);
-        [(sb as *const u8, kc / self.group_size * 2 * STRIP * 4), (q, kc * STRIP * self.bits as usize / 8)]
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        unsafe {
+            // Scales and biases first (the dequantization reads them first), then the codes.
+            let (q, sb) = self.strip_at(s, k0);
+            [(sb as *const u8, kc / self.group_size * 2 * STRIP * 4), (q, kc * STRIP * self.bits as usize / 8)]
+        }
     }
 }
 
@@ -241,11 +256,14 @@ impl QuantizedMatmul {
     /// # Safety
     /// `s < strips`, `k0 < in_dim`.
     unsafe fn strip_at(&self, s: usize, k0: usize) -> (*const u8, *const f32) {
-        let strip_bytes = self.in_dim * STRIP * self.bits as usize / 8;
-        let groups = self.in_dim / self.group_size;
-        let q = self.q.as_ptr().add(s * strip_bytes + k0 * STRIP * self.bits as usize / 8);
-        let sb = self.sb.as_ptr().add((s * groups + k0 / self.group_size) * 2 * STRIP);
-        (q, sb)
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        unsafe {
+            let strip_bytes = self.in_dim * STRIP * self.bits as usize / 8;
+            let groups = self.in_dim / self.group_size;
+            let q = self.q.as_ptr().add(s * strip_bytes + k0 * STRIP * self.bits as usize / 8);
+            let sb = self.sb.as_ptr().add((s * groups + k0 / self.group_size) * 2 * STRIP);
+            (q, sb)
+        }
     }
 }
 

@@ -107,7 +107,8 @@ impl<'a> Product<'a> {
         let (batch, m, k, n) = (lhs.batch(), lhs.rows, lhs.cols, rhs.cols);
         if k == 0 {
             if !accumulate {
-                std::slice::from_raw_parts_mut(y.ptr(), batch * m * n).fill(0.0);
+                // SAFETY: `y` points to `self.len()` floats (the caller's contract).
+                unsafe { std::slice::from_raw_parts_mut(y.ptr(), batch * m * n).fill(0.0) };
             }
             return;
         }

@@ -119,3 +119,30 @@ fn rejects_other_formats_and_mis_sized_calls() {
     assert!(mm.matmul(&[0.0; 128], 1, Some(&[0.0; 3]), &mut y).is_err());
     assert!(mm.matmul(&[], 0, None, &mut []).is_ok());
 }
+
+/// The AMX-INT8 kernel gives the VNNI kernel's numbers bit for bit (same integer sums, same float
+/// operations), over partial and whole 32-row blocks, parallel tasks and widths not a multiple
+/// of 32.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn amx_gives_the_vnni_numbers() {
+    if !W8a8Isa::Amx.available() {
+        println!("SKIPPED: no AMX (amx_gives_the_vnni_numbers)");
+        return;
+    }
+    for (n, k) in [(33, 128), (70, 192), (3072, 768), (768, 3072)] {
+        let w = weight(n, k, k as u64);
+        let bias = values(n, 2, 0.5);
+        let (amx, vnni) =
+            (W8a8Matmul::with_isa(&w, W8a8Isa::Amx).unwrap(), W8a8Matmul::with_isa(&w, W8a8Isa::Vnni).unwrap());
+        for m in [1, 16, 17, 32, 33, 300] {
+            let mut x = values(m * k, 20 + m as u64, 1.0);
+            x[..GROUP].iter_mut().for_each(|v| *v = v.max(0.0));
+            let (mut ya, mut yv) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+            amx.matmul(&x, m, Some(&bias), &mut ya).unwrap();
+            vnni.matmul(&x, m, Some(&bias), &mut yv).unwrap();
+            assert_eq!(ya, yv, "AMX vs VNNI ({m}x{k})x({k}x{n})");
+        }
+    }
+    println!("AMX-INT8 kernel tested");
+}

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import _finetune, _frames, _inputs, _pickling
-from ._args import count, optional_count
+from ._args import count, optional_count, positive_float
 from ._native import NativeModel
 
 DEFAULT_QUANTILE_LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -76,10 +76,12 @@ class Chronos2Pipeline:
     ) -> "Chronos2Pipeline":
         """Loads ``model``: a directory with ``config.json`` and ``model.safetensors``, a Hugging Face
         id (``amazon/chronos-2``, from the local hub cache or downloaded), or ``None`` for the bundled
-        chronos2-mini. ``backend``: ``auto`` (per call, the fastest route of this build), ``cpu`` or
-        ``mlx``. ``quantize``: ``None``, ``"int8"`` or ``"int4"`` (weight-only). ``dtype``: ``None`` or
-        ``float32``. ``pretrained_model_name_or_path=`` is accepted as the reference's name of ``model``;
-        ``device_map`` / ``torch_dtype`` are accepted for drop-in use (``torch_dtype`` as ``dtype``)."""
+        chronos2-mini. ``backend``: ``auto`` (per call, the fastest route of this build) or the name
+        of a backend (``chronos2 info`` lists them). ``quantize``: ``None``, ``"int8"`` or ``"int4"`` (weight-only). ``dtype``: ``None`` /
+        ``float32``, ``bfloat16``, or ``"auto"`` (the dtype the checkpoint's ``config.json`` names).
+        ``pretrained_model_name_or_path=`` is accepted as the reference's name of ``model``;
+        ``device_map`` / ``torch_dtype`` are accepted for drop-in use (``torch_dtype`` as ``dtype``).
+        A model that cannot be found raises ``FileNotFoundError``, a corrupt one ``OSError``."""
         if "pretrained_model_name_or_path" in kwargs:
             if model is not None:
                 raise ValueError("give either model or pretrained_model_name_or_path, not both")
@@ -133,7 +135,7 @@ class Chronos2Pipeline:
 
     @property
     def backend(self) -> str:
-        """The backend that ran the last call (``cpu``, ``mlx``, ``mlx+compile``); before any call,
+        """The route that ran the last call (a backend name, ``+compile`` when compiled); before any call,
         the backend asked for (``auto`` picks per call)."""
         return self._last_backend or self._native.requested_backend
 
@@ -190,8 +192,8 @@ class Chronos2Pipeline:
         its other files stay); on an error it is left unchanged, and no new directory is left behind.
         Ctrl-C stops training between steps (``KeyboardInterrupt``). The returned pipeline runs on this pipeline's
         backend and precision, with an adapter fused into its weights; ``fit_report`` holds the
-        run's losses. Trains on the CPU (on MLX when this pipeline was loaded with
-        ``backend="mlx"``). A progress line goes to stderr every 100 steps unless
+        run's losses. Trains on the backend this pipeline was loaded on when it was forced, else on the
+        default backend (the first ``chronos2 info`` lists). A progress line goes to stderr every 100 steps unless
         ``remove_printer_callback``. ``seed`` seeds the sampling, the LoRA initialisation and dropout.
         ``callbacks`` and ``TrainingArguments`` keywords are not supported (an error);
         ``disable_data_parallel`` has no effect (one process)."""
@@ -207,6 +209,9 @@ class Chronos2Pipeline:
         context_length = optional_count("context_length", context_length)
         min_past = optional_count("min_past", min_past)
         seed = count("seed", seed, minimum=0)
+        learning_rate = positive_float("learning_rate", learning_rate)
+        if quantize is not None and str(finetune_mode).strip() != "qlora":
+            raise ValueError(f"quantize={quantize!r} applies to finetune_mode='qlora' only")
         lora = _finetune.lora_settings(lora_config, self._model_type())
         items = _inputs.to_items(inputs, prediction_length)
         validation = None if validation_inputs is None else _inputs.to_items(validation_inputs, prediction_length)
@@ -222,7 +227,7 @@ class Chronos2Pipeline:
                 None if quantize is None else str(quantize),
                 str(target),
                 num_steps,
-                float(learning_rate),
+                learning_rate,
                 batch_size,
                 context_length,
                 min_past,
@@ -320,7 +325,9 @@ class Chronos2Pipeline:
         """Forecasts at the model's quantile levels: a list with, per input series, an array of shape
         ``(n_variates, n_quantiles, prediction_length)`` (float32). ``inputs``: a 3-D array
         ``(n_series, n_variates, T)``, a list of 1-D / 2-D arrays, or a list of dicts with ``target``,
-        ``past_covariates`` and ``future_covariates``. Extra options: ``max_output_patches``,
+        ``past_covariates`` and ``future_covariates``; torch tensors are read as the reference reads
+        them (detached, bfloat16 as float32). Ctrl-C stops the call between batches
+        (``KeyboardInterrupt``). Extra options: ``max_output_patches``,
         ``unrolled_quantiles`` (as the reference)."""
         quantiles, _ = self._predict_native(
             inputs, prediction_length, None, batch_size, context_length, cross_learning,
