@@ -30,6 +30,7 @@ next to it), after the rename the new file is complete."
     };
 }
 
+mod calibrate_cli;
 mod finetune_cli;
 mod signals;
 
@@ -122,6 +123,12 @@ chronos2 embed --input data.parquet --target load --pooling all --output embeddi
         after_help = "Examples:\n  chronos2 fuse --model amazon/chronos-2 --adapter my-adapter --output my-model"
     )]
     Fuse(finetune_cli::FuseArgs),
+    /// Measure this machine for `--backend auto` and write the profile it reads.
+    #[command(
+        long_about = calibrate_cli::CALIBRATE_ABOUT,
+        after_help = "Examples:\n  chronos2 calibrate\n  chronos2 calibrate --full --model amazon/chronos-2"
+    )]
+    Calibrate(calibrate_cli::CalibrateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -369,6 +376,7 @@ fn main() -> ExitCode {
         Command::Info(args) => info(args),
         Command::Finetune(args) => finetune_cli::finetune(args),
         Command::Fuse(args) => finetune_cli::fuse(args),
+        Command::Calibrate(args) => calibrate_cli::calibrate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
