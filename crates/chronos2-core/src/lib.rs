@@ -13,6 +13,7 @@
 //! - [`train`]: fine-tuning around the model (modes, LoRA config, batches, loss, AdamW).
 //! - [`interrupt`]: stopping a long call between batches or training steps.
 
+pub mod cleanup;
 pub mod config;
 pub mod dispatch;
 pub mod error;
