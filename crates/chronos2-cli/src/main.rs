@@ -32,6 +32,7 @@ next to it), after the rename the new file is complete."
 
 mod calibrate_cli;
 mod finetune_cli;
+mod signals;
 
 /// `--backend` values: every backend request of the registry (`auto`, then each backend).
 fn backend_arg() -> impl clap::builder::TypedValueParser<Value = Backend> {
@@ -366,6 +367,7 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    signals::install();
     init_logging();
     let cli = Cli::parse();
     let result = match cli.command {

@@ -14,6 +14,7 @@
 //! - [`train`]: fine-tuning around the model (modes, LoRA config, batches, loss, AdamW).
 //! - [`interrupt`]: stopping a long call between batches or training steps.
 
+pub mod cleanup;
 pub mod config;
 pub mod dispatch;
 pub mod error;
