@@ -19,7 +19,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::hub::{CONFIG_FILE, WEIGHTS_FILE};
+use crate::model_files::{CONFIG_FILE, WEIGHTS_FILE};
 
 pub use super::adapter::Adapter;
 use super::mode::LoraConfig;
