@@ -1,7 +1,8 @@
 //! CPU kernels at the full-size model's shapes: the packed fp32 GEMM against candle's matmul
 //! (gemm crate, which packs the weight on every call), the same products with bf16 (the
-//! detected kernel: `vdpbf16ps` where the CPU has AVX512-BF16), int8 and int4 (weight-only) and
-//! w8a8 weights, and the fused time attention against the materialised
+//! detected kernel: AMX tiles where the CPU grants them, else `vdpbf16ps` where it has
+//! AVX512-BF16), int8 and int4 (weight-only) and w8a8 weights (AMX, else VNNI; where AMX runs,
+//! also the AVX-512 kernels as `bf16_avx512` and `w8a8_vnni` for comparison), and the fused time attention against the materialised
 //! `softmax(q kᵀ + mask) v` in candle ops.
 //!
 //! `cargo bench -p chronos2-bench --bench kernels`. Read ratios within one run: on a shared
@@ -9,8 +10,8 @@
 
 use candle_core::{Device, Tensor};
 use chronos2_candle_cpu::attention::{attention, AttentionShape};
-use chronos2_candle_cpu::gemm::Bf16Matmul;
-use chronos2_candle_cpu::w8a8::W8a8Matmul;
+use chronos2_candle_cpu::gemm::{Bf16Kernel, Bf16Matmul};
+use chronos2_candle_cpu::w8a8::{W8a8Isa, W8a8Matmul};
 use chronos2_candle_cpu::{Isa, PackedMatmul, QuantizedMatmul};
 use chronos2_core::quant::quantize;
 use chronos2_test_fixtures::random_values as values;
@@ -29,6 +30,14 @@ fn gemm(c: &mut Criterion) {
         let int8 = QuantizedMatmul::new(&q8).unwrap();
         let int4 = QuantizedMatmul::new(&quantize(&w, n, k, 4, 64).unwrap()).unwrap();
         let w8a8 = W8a8Matmul::new(&q8).unwrap();
+        // The AVX-512 kernels beside the AMX ones, where AMX runs.
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = (Bf16Kernel::detect() == Bf16Kernel::Amx && Bf16Kernel::Dot.available()).then(|| {
+            (
+                Bf16Matmul::with_kernel(&w, n, k, Bf16Kernel::Dot).unwrap(),
+                W8a8Matmul::with_isa(&q8, W8a8Isa::Vnni).unwrap(),
+            )
+        });
         let wt = Tensor::from_slice(&w, (n, k), &dev).unwrap();
         let mut group = c.benchmark_group(format!("gemm_{k}to{n}"));
         group.sample_size(10);
@@ -44,6 +53,15 @@ fn gemm(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("int8", m), |b| b.iter(|| int8.matmul(&x, m, None, &mut y).unwrap()));
             group.bench_function(BenchmarkId::new("int4", m), |b| b.iter(|| int4.matmul(&x, m, None, &mut y).unwrap()));
             group.bench_function(BenchmarkId::new("w8a8", m), |b| b.iter(|| w8a8.matmul(&x, m, None, &mut y).unwrap()));
+            #[cfg(target_arch = "x86_64")]
+            if let Some((bf16_dot, w8a8_vnni)) = &avx512 {
+                group.bench_function(BenchmarkId::new("bf16_avx512", m), |b| {
+                    b.iter(|| bf16_dot.matmul(&x, m, None, &mut y).unwrap())
+                });
+                group.bench_function(BenchmarkId::new("w8a8_vnni", m), |b| {
+                    b.iter(|| w8a8_vnni.matmul(&x, m, None, &mut y).unwrap())
+                });
+            }
             group.bench_function(BenchmarkId::new("candle", m), |b| b.iter(|| xt.matmul(&wt.t().unwrap()).unwrap()));
         }
         group.finish();

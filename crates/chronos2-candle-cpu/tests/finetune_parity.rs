@@ -96,6 +96,7 @@ fn five_adamw_steps_match_the_reference_trainer() {
 fn reference_adapter_fused_forecasts_like_the_reference() {
     use chronos2_core::pipeline::{predict_raw, PredictOptions, SeriesInput};
     use chronos2_core::train::export::{read_safetensors, write_fused, Adapter};
+    use chronos2_core::train::LoraPair;
 
     let c = case("adapter_tiny_lora");
     let root = repo_root();
@@ -108,13 +109,13 @@ fn reference_adapter_fused_forecasts_like_the_reference() {
 
     let base = read_safetensors(&base_dir.join("model.safetensors")).unwrap();
     let fused = read_safetensors(&out.join("model.safetensors")).unwrap();
-    let Adapter::Lora { pairs, scaling, .. } = &adapter else { panic!("a LoRA adapter") };
+    let Adapter::Lora { pairs, .. } = &adapter else { panic!("a LoRA adapter") };
     assert_eq!(pairs.len(), 17, "2 blocks x 2 attentions x 4 projections + the head's output layer");
     for (b, f) in base.iter().zip(&fused) {
         let module = b.name.strip_suffix(".weight").unwrap_or("");
         match pairs.get(module) {
             None => assert_eq!(b.data, f.data, "{} changed without an adapter", b.name),
-            Some((a, bb)) => {
+            Some(LoraPair { a, b: bb, scaling }) => {
                 let (o, i, r) = (b.shape[0], b.shape[1], a.shape[0]);
                 let delta: f32 = (0..r).map(|j| bb.data[j] * a.data[j * i]).sum();
                 assert!((f.data[0] - b.data[0] - scaling * delta).abs() < 1e-6, "{}", b.name);

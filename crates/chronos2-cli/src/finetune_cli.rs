@@ -74,12 +74,12 @@ pub struct FinetuneArgs {
     /// Minimum context points before a cut (default: the prediction length).
     #[arg(long, value_name = "N")]
     min_past: Option<usize>,
-    /// Rank r of the LoRA matrices (--mode lora or qlora).
-    #[arg(long, value_name = "R", default_value_t = 8)]
-    lora_rank: usize,
-    /// LoRA alpha: the adapter's product is scaled by alpha / r.
-    #[arg(long, value_name = "A", default_value_t = 16.0)]
-    lora_alpha: f32,
+    /// Rank r of the LoRA matrices (--mode lora or qlora). Default 8.
+    #[arg(long, value_name = "R")]
+    lora_rank: Option<usize>,
+    /// LoRA alpha: the adapter's product is scaled by alpha / r (--mode lora or qlora). Default 16.
+    #[arg(long, value_name = "A")]
+    lora_alpha: Option<f32>,
     /// Module name suffixes, comma separated. Default: self_attention.q,self_attention.v,
     /// self_attention.k,self_attention.o,output_patch_embedding.output_layer.
     #[arg(long, value_name = "a,b,...", value_delimiter = ',')]
@@ -137,6 +137,13 @@ fn read(path: &Path, what: &str) -> Result<Frame> {
     Frame::read(path).map_err(anyhow::Error::from)
 }
 
+/// A table's column names, sorted.
+fn column_names(frame: &Frame) -> Vec<&str> {
+    let mut names: Vec<&str> = frame.columns.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    names
+}
+
 fn parse_mode(args: &FinetuneArgs) -> Result<FinetuneMode> {
     let bits = match args.quantize.as_deref() {
         None => None,
@@ -160,8 +167,25 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         bail!("--steps must be at least 1");
     }
     if let Some(lr) = args.learning_rate {
-        if !(lr.is_finite() && lr > 0.0) {
+        if !lr.is_finite() {
+            bail!("--learning-rate must be finite, got {lr}");
+        }
+        if lr <= 0.0 {
             bail!("--learning-rate must be > 0, got {lr}");
+        }
+    }
+    if !mode.uses_lora() {
+        let given: Vec<&str> = [
+            (args.lora_rank.is_some(), "--lora-rank"),
+            (args.lora_alpha.is_some(), "--lora-alpha"),
+            (args.lora_targets.is_some(), "--lora-targets"),
+        ]
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, flag)| *flag)
+        .collect();
+        if !given.is_empty() {
+            bail!("{} only apply to --mode lora or qlora, not --mode {}", given.join(", "), mode.name());
         }
     }
     if args.output.exists() && !args.overwrite {
@@ -186,6 +210,15 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     let validation = match &args.validation {
         Some(p) => {
             let v = read(p, "validation")?;
+            let (train_columns, validation_columns) = (column_names(&df), column_names(&v));
+            if train_columns != validation_columns {
+                bail!(
+                    "--validation {} has the columns {validation_columns:?} but --input {} has {train_columns:?}: \
+                     validation must use the same targets and covariates as training",
+                    p.display(),
+                    args.input.display()
+                );
+            }
             Some(dataframe::prepare_predict(&v, future.as_ref(), &cols, args.prediction_length, freq)?)
         }
         None => None,
@@ -200,10 +233,11 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     options.format = format;
     options.backend = backend;
     options.overwrite = args.overwrite;
+    let default_lora = LoraConfig::default();
     options.lora = LoraConfig {
-        rank: args.lora_rank,
-        alpha: args.lora_alpha,
-        targets: args.lora_targets.clone().unwrap_or_else(|| LoraConfig::default().targets),
+        rank: args.lora_rank.unwrap_or(default_lora.rank),
+        alpha: args.lora_alpha.unwrap_or(default_lora.alpha),
+        targets: args.lora_targets.clone().unwrap_or(default_lora.targets),
     };
     let bar = StepBar::new(args.steps);
     // Not loaded for inference first: only the training copy of the weights is held.

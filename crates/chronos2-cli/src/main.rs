@@ -30,7 +30,9 @@ next to it), after the rename the new file is complete."
     };
 }
 
+mod calibrate_cli;
 mod finetune_cli;
+mod signals;
 
 /// `--backend` values: every backend request of the registry (`auto`, then each backend).
 fn backend_arg() -> impl clap::builder::TypedValueParser<Value = Backend> {
@@ -121,6 +123,12 @@ chronos2 embed --input data.parquet --target load --pooling all --output embeddi
         after_help = "Examples:\n  chronos2 fuse --model amazon/chronos-2 --adapter my-adapter --output my-model"
     )]
     Fuse(finetune_cli::FuseArgs),
+    /// Measure this machine for `--backend auto` and write the profile it reads.
+    #[command(
+        long_about = calibrate_cli::CALIBRATE_ABOUT,
+        after_help = "Examples:\n  chronos2 calibrate\n  chronos2 calibrate --full --model amazon/chronos-2"
+    )]
+    Calibrate(calibrate_cli::CalibrateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -359,6 +367,7 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    signals::install();
     init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -367,6 +376,7 @@ fn main() -> ExitCode {
         Command::Info(args) => info(args),
         Command::Finetune(args) => finetune_cli::finetune(args),
         Command::Fuse(args) => finetune_cli::fuse(args),
+        Command::Calibrate(args) => calibrate_cli::calibrate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

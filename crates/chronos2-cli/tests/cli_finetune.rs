@@ -70,7 +70,11 @@ fn finetune_args<'a>(mode: &'a str, out: &'a Path, extra: &[&'a str]) -> Vec<&'a
     if !extra.contains(&"--model") {
         args.extend_from_slice(&["--model", TINY]);
     }
-    args.extend_from_slice(&["--steps", "4", "--batch-size", "4", "--learning-rate", "1e-3"]);
+    for (flag, value) in [("--steps", "4"), ("--batch-size", "4"), ("--learning-rate", "1e-3")] {
+        if !extra.contains(&flag) {
+            args.extend_from_slice(&[flag, value]);
+        }
+    }
     args.extend_from_slice(&["--output", out.to_str().unwrap()]);
     args.extend_from_slice(extra);
     args
@@ -283,4 +287,92 @@ fn every_mode_trains_on_mlx() {
     let small = ["--backend", "mlx", "--quantize", "int4", "--model", "tests/fixtures/models/small"];
     ok(&chronos2(&finetune_args("qlora", &qlora, &small)));
     assert!(qlora.join("adapter_model.safetensors").is_file());
+}
+
+/// Flags that would do nothing, a non-finite learning rate, a qlora that quantizes nothing and
+/// validation columns that differ from training: refused before training, saying why.
+#[test]
+fn ignored_flags_and_mismatched_inputs_are_refused() {
+    let dir = tmpdir("refused");
+    let out = dir.join("out");
+    fails_with(
+        &finetune_args("lora", &out, &["--learning-rate", "inf"]),
+        "--learning-rate must be finite, got inf",
+        &out,
+    );
+    fails_with(
+        &finetune_args("full", &out, &["--lora-targets", "self_attention.q"]),
+        "--lora-targets only apply to --mode lora or qlora, not --mode full",
+        &out,
+    );
+    fails_with(
+        &finetune_args("head", &out, &["--lora-rank", "4", "--lora-alpha", "8"]),
+        "--lora-rank, --lora-alpha only apply to --mode lora or qlora, not --mode head",
+        &out,
+    );
+    fails_with(&finetune_args("qlora", &out, &[]), "nothing would be quantized; use --mode lora", &out);
+
+    let inputs = tmpdir("refused-inputs");
+    let validation = inputs.join("validation.csv");
+    let text = std::fs::read_to_string(root().join(INPUT)).unwrap();
+    let with_promo: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == 0 { format!("{l},promo\n") } else { format!("{l},{}\n", i % 2) })
+        .collect();
+    std::fs::write(&validation, with_promo).unwrap();
+    fails_with(
+        &finetune_args("lora", &out, &["--validation", validation.to_str().unwrap()]),
+        r#"has the columns ["item_id", "promo", "target", "timestamp"] but --input examples/airpassengers.csv has ["item_id", "target", "timestamp"]"#,
+        &out,
+    );
+}
+
+/// An output that cannot be written fails before the first training step (the run asks for a
+/// million steps: it must end at once), with a message about writing, naming the cause once.
+#[test]
+fn an_unwritable_output_fails_before_training() {
+    let dir = tmpdir("unwritable");
+    let file = dir.join("existfile");
+    std::fs::write(&file, "x").unwrap();
+    let missing = dir.join("missing").join("out");
+    let under_file = file.join("out");
+    let mut cases = vec![
+        (
+            missing.clone(),
+            format!("cannot write {}: directory {} does not exist", missing.display(), dir.join("missing").display()),
+        ),
+        (
+            under_file.clone(),
+            format!("cannot write {}: {} is a file, not a directory", under_file.display(), file.display()),
+        ),
+    ];
+    if cfg!(target_os = "linux") {
+        cases.push((PathBuf::from("/proc/x"), "cannot write /proc/x: cannot create entries in /proc".to_string()));
+    }
+    for (out, message) in cases {
+        let args = finetune_args("lora", &out, &["--steps", "1000000"]);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chronos2"))
+            .args(&args)
+            .current_dir(root())
+            .env_remove("CHRONOS2_BACKEND")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > std::time::Duration::from_secs(120) {
+                let _ = child.kill();
+                panic!("{}: still running after 120 s: the output was not checked before training", out.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{}", out.display());
+        assert!(stderr.contains(&message), "{}: expected `{message}` in: {stderr}", out.display());
+        assert!(!stderr.contains("cannot read"), "{stderr}");
+        assert!(stderr.matches("os error").count() <= 1, "the cause is printed once: {stderr}");
+    }
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "only existfile is left");
 }

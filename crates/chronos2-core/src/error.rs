@@ -13,6 +13,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Writing an output failed (`message` holds the cause, once).
+    #[error("cannot write {path}: {message}")]
+    Write { path: PathBuf, message: String },
     #[error("invalid config {path}: {message}")]
     Config { path: PathBuf, message: String },
     #[error("weights {path}: {message}")]

@@ -1,6 +1,7 @@
 //! Python bindings of chronos2: the extension module `chronos2._native`, used by the
 //! pure-Python package `chronos2` (`python/chronos2`: `Chronos2Pipeline`, `chronos2.ray`).
 
+mod calibrate;
 mod errors;
 mod fit;
 mod frequencies;
@@ -16,5 +17,6 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::NativeModel>()?;
     m.add_function(wrap_pyfunction!(frequencies::item_frequencies, m)?)?;
+    m.add_function(wrap_pyfunction!(calibrate::calibrate, m)?)?;
     Ok(())
 }

@@ -17,15 +17,7 @@ use crate::error::{Error, ProfileError, Result};
 use crate::models::{compile_unsupported, LoadedModel, Models};
 use crate::registry::{check_usable, compiling_names, usable_backends, usable_names};
 
-/// Environment variable naming a crossover profile file (JSON, from
-/// `cargo xtask bench-matrix --write-profile`).
-pub const PROFILE_ENV: &str = "CHRONOS2_PROFILE";
-
-/// The built-in profile of Linux x86_64: written by `cargo xtask bench-matrix --write-profile`
-/// on a 2-core AMD EPYC (Zen 4), every precision measured.
-const LINUX_X86_PROFILE: (&str, &str) = ("linux-x86_64.json", include_str!("../profiles/linux-x86_64.json"));
-/// The built-in profile of Apple silicon: the source article's crossover (winners only).
-const APPLE_SILICON_PROFILE: (&str, &str) = ("apple-silicon.json", include_str!("../profiles/apple-silicon.json"));
+pub use crate::profile::{load_profile, user_profile_path, PROFILE_ENV};
 
 /// How each loaded model is prepared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,57 +36,6 @@ pub struct LoadOptions {
 pub struct Decision {
     pub route: Route,
     pub reason: String,
-}
-
-/// The profile the dispatcher uses: `$CHRONOS2_PROFILE`, else the user's
-/// `~/.config/chronos2/profile.json` (`$XDG_CONFIG_HOME`), else the platform's built-in one.
-pub fn load_profile() -> Result<Profile> {
-    let path = match std::env::var_os(PROFILE_ENV) {
-        Some(p) => Some(PathBuf::from(p)),
-        None => user_profile_path().filter(|p| p.is_file()),
-    };
-    match path {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| Error::Profile { path: path.clone(), source: ProfileError::Io(e) })?;
-            parse_profile(&text).map_err(|source| Error::Profile { path, source })
-        }
-        None => builtin_profile(),
-    }
-}
-
-/// The built-in profile of the platform this was compiled for.
-pub fn builtin_profile() -> Result<Profile> {
-    let (name, text) =
-        if cfg!(all(target_os = "macos", target_arch = "aarch64")) { APPLE_SILICON_PROFILE } else { LINUX_X86_PROFILE };
-    let mut profile =
-        parse_profile(text).map_err(|source| Error::Profile { path: PathBuf::from("built-in").join(name), source })?;
-    // The file is what `bench-matrix --write-profile` wrote; say where it is used from.
-    profile.source = format!("built-in {name}: {}", profile.source);
-    Ok(profile)
-}
-
-/// Parses a profile; every route it names must be a route of the registry (an unknown name is
-/// an error, never read as some other backend).
-fn parse_profile(text: &str) -> std::result::Result<Profile, ProfileError> {
-    let profile = Profile::from_json(text)?;
-    for entry in &profile.entries {
-        for key in entry.timings.iter().map(|t| &t.route).chain(entry.winner.as_ref()) {
-            if Route::from_key(key, entry.precision).is_none() {
-                let known = Route::all_keys().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-                return Err(ProfileError::UnknownRoute { key: key.clone(), known });
-            }
-        }
-    }
-    Ok(profile)
-}
-
-/// `$XDG_CONFIG_HOME/chronos2/profile.json` or `~/.config/chronos2/profile.json`.
-pub fn user_profile_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("chronos2").join("profile.json"))
 }
 
 /// The models of one [`crate::Chronos2`] and the choice of a route per call.
@@ -162,7 +103,7 @@ impl Engines {
                 path: PathBuf::from(&self.profile.source),
                 source: ProfileError::UnknownRoute { key: choice.route.clone(), known: keys_text(&keys) },
             })?;
-            return Ok(Decision { route, reason: choice.reason });
+            return Ok(Decision { route, reason: format!("{}; profile: {}", choice.reason, self.profile.source) });
         }
         let route = Route::new(BackendKind::DEFAULT, false, precision);
         let measured = self.profile.routes_measured_in(precision);
@@ -213,6 +154,7 @@ fn keys_text(keys: &[chronos2_core::dispatch::RouteKey]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::{builtin_profile, parse_profile, APPLE_SILICON_PROFILE, LINUX_X86_PROFILE};
 
     fn cpu() -> BackendKind {
         BackendKind::from_name("cpu").unwrap()
@@ -245,7 +187,7 @@ mod tests {
             let p = parse_profile(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!p.entries.is_empty(), "{name}");
         }
-        builtin_profile().unwrap();
+        builtin_profile("test").unwrap();
     }
 
     #[test]

@@ -11,7 +11,7 @@ use chronos2_core::forecaster::WithAdapter;
 use chronos2_core::pipeline::{self, SeriesInput};
 use chronos2_core::train::export::{self, Adapter, NamedTensor};
 use chronos2_core::train::{
-    fit, AdamWConfig, FinetuneMode, FitOptions, LoraConfig, StepReport, TrainDataset, TrainSpec,
+    fit, AdamWConfig, FinetuneMode, FitOptions, LoraConfig, StepReport, TrainDataset, TrainSpec, QLORA_GROUP_SIZE,
 };
 use chronos2_core::Forecaster;
 
@@ -134,7 +134,7 @@ pub fn finetune_model(
     progress: &mut dyn FnMut(&StepReport),
 ) -> Result<FinetuneReport> {
     let model_dir = resolve_base(model)?;
-    let config = chronos2_core::ModelConfig::from_file(&model_dir.join(chronos2_core::hub::CONFIG_FILE))?;
+    let config = chronos2_core::ModelConfig::from_file(&model_dir.join(chronos2_core::model_files::CONFIG_FILE))?;
     let base = Base { dir: &model_dir, config: &config, backend, load };
     run_finetune(&base, train, validation, options, output, progress)
 }
@@ -186,8 +186,13 @@ fn run_finetune(
     if output.exists() && !options.overwrite {
         return Err(Error::InvalidArgument(format!("output {} already exists", output.display())));
     }
+    // Before the first step: an output that cannot be written fails now, not after training.
+    export::check_output_dir(output)?;
     let h = options.prediction_length;
     let config = base.config;
+    if let FinetuneMode::Qlora { .. } = options.mode {
+        check_quantizable(config)?;
+    }
     let context_length = options.context_length.unwrap_or(config.chronos_config.context_length);
     let patch = config.patch_size();
     let dataset = TrainDataset::new(
@@ -254,6 +259,19 @@ fn run_finetune(
         output: output.to_path_buf(),
         trained,
     })
+}
+
+/// QLoRA quantizes the linear layers whose input width is a multiple of the group size; a
+/// model with none would train a plain LoRA under the qlora name: refused.
+fn check_quantizable(config: &chronos2_core::ModelConfig) -> Result<()> {
+    let widths = [3 * config.patch_size(), config.d_model, config.d_ff, config.num_heads * config.d_kv];
+    if widths.iter().any(|&w| chronos2_core::quant::qualifies(w, QLORA_GROUP_SIZE)) {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "--mode qlora quantizes linear layers whose input width is a multiple of {QLORA_GROUP_SIZE}, and this model \
+         has none (input widths {widths:?}): nothing would be quantized; use --mode lora"
+    )))
 }
 
 impl Chronos2 {
@@ -357,14 +375,23 @@ impl Chronos2 {
 /// Writes `base` (a model directory or hub id; `None`: the bundled model) with the adapter at
 /// `adapter` (PEFT LoRA or head) merged in to `output`, loadable by us and by the reference.
 pub fn fuse(base: Option<&str>, adapter: &Path, output: &Path) -> Result<()> {
+    if output.exists() {
+        return Err(Error::InvalidArgument(format!(
+            "output {} already exists; choose a new directory",
+            output.display()
+        )));
+    }
+    export::check_output_dir(output)?;
     let base_dir = resolve_base(base)?;
     let adapter = Adapter::load(adapter)?;
-    Ok(export::write_staged(output, |dir| export::write_fused(dir, &base_dir, &adapter))?)
+    // Merged in memory first: the output's staging directory exists only while it is written.
+    let (config, tensors) = export::fused_model(&base_dir, &adapter)?;
+    Ok(export::write_staged(output, |dir| export::write_model(dir, &config, &tensors))?)
 }
 
 fn resolve_base(base: Option<&str>) -> Result<PathBuf> {
     Ok(match base {
-        Some(spec) => chronos2_core::hub::resolve_model_dir(spec)?,
+        Some(spec) => crate::hub::resolve_model_dir(spec)?,
         None => crate::bundled::bundled_model_dir()?,
     })
 }
@@ -372,13 +399,16 @@ fn resolve_base(base: Option<&str>) -> Result<PathBuf> {
 /// A model directory in the system's temporary directory, removed (with its contents) on drop.
 pub struct TempModelDir {
     path: PathBuf,
+    _pending: chronos2_core::cleanup::Pending,
 }
 
 impl TempModelDir {
-    /// A fresh path (nothing is created there yet); `purpose` names it.
+    /// A fresh path (nothing is created there yet); `purpose` names it. It is also removed when
+    /// a binary's signal handler cleans up (`chronos2_core::cleanup`).
     fn new(purpose: &str) -> Self {
         let name = format!("chronos2-{purpose}-{}-{}", std::process::id(), unique());
-        TempModelDir { path: std::env::temp_dir().join(name) }
+        let path = std::env::temp_dir().join(name);
+        TempModelDir { _pending: chronos2_core::cleanup::Pending::new(&path), path }
     }
 
     /// The directory as a model spec for [`Chronos2::load_with`].

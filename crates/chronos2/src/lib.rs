@@ -14,6 +14,7 @@
 
 pub mod backend;
 pub mod bundled;
+pub mod calibrate;
 pub mod caller;
 pub mod dataframe;
 pub mod engine;
@@ -21,8 +22,11 @@ pub mod error;
 pub mod finetune;
 pub mod frame;
 pub mod freq;
+pub mod hub;
 pub mod kind;
+pub mod machine;
 pub mod models;
+pub mod profile;
 pub mod registry;
 
 use chronos2_core::dispatch::CallShape;
@@ -177,7 +181,7 @@ impl Chronos2 {
         Self::load_with(model, backend, LoadOptions::default())
     }
 
-    /// Like [`Chronos2::load`], in another precision and/or compiling the MLX forward.
+    /// Like [`Chronos2::load`], in another precision and/or compiling the forward.
     pub fn load_with(model: Option<&str>, backend: Backend, options: LoadOptions) -> Result<Self> {
         let model_dir = Self::resolve_model(model)?;
         let engines = Engines::new(&model_dir, backend, options)?;
@@ -193,11 +197,21 @@ impl Chronos2 {
         })
     }
 
+    /// Measures this machine for [`Backend::Auto`] with `model` (default: the bundled model) and
+    /// writes the profile `auto` then reads (see [`calibrate`]); `progress` gets a line per cell.
+    pub fn calibrate(
+        model: Option<&str>,
+        options: &calibrate::CalibrateOptions,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<calibrate::Calibration> {
+        calibrate::calibrate(&Self::resolve_model(model)?, options, progress)
+    }
+
     /// The directory [`Chronos2::load`] reads `model` from (a hub id is downloaded if needed;
     /// `None`: the bundled model, extracted if needed).
     pub fn resolve_model(model: Option<&str>) -> Result<PathBuf> {
         match model {
-            Some(spec) => Ok(chronos2_core::hub::resolve_model_dir(spec)?),
+            Some(spec) => Ok(crate::hub::resolve_model_dir(spec)?),
             None => bundled::bundled_model_dir(),
         }
     }

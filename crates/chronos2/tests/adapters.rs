@@ -464,3 +464,100 @@ fn adapters_switch_on_mlx_as_on_cpu() {
     }
     std::fs::remove_dir_all(work).unwrap();
 }
+
+/// PEFT configs that choose modules, ranks and scalings (`rank_pattern`, `alpha_pattern`,
+/// `layers_to_transform` / `layers_pattern`, a regex or a list `target_modules`,
+/// `exclude_modules`, `use_rslora`; saved by peft or edited after saving): we forecast what the
+/// reference forecasts through peft, at run time and fused; an `r` (or `rank_pattern`) that
+/// disagrees with the weights is refused, as the reference refuses it.
+#[test]
+fn peft_configs_are_read_as_peft_reads_them() {
+    let c = fixture("peft_patterns");
+    let (context, h) = (flat(&c["context"]), c["prediction_length"].as_u64().unwrap() as usize);
+    let base = flat(&c["base_quantiles"]);
+    let full = flat(&c["full"]["quantiles"]);
+    let cases = c["cases"].as_object().unwrap();
+    assert_eq!(cases.len(), 14);
+    for (name, case) in cases {
+        let dir = root().join(case["adapter"].as_str().unwrap());
+        if let Some(reason) = case["refused"].as_str() {
+            let e = Adapter::load(&dir).unwrap_err().to_string();
+            assert!(reason.contains("size mismatch"), "{name}: {reason}");
+            assert!(e.contains("peft refuses this size mismatch") && e.contains("lora A has 8 rows"), "{name}: {e}");
+            let out = temp(&format!("fused-{name}"));
+            assert!(fuse(Some(tiny().to_str().unwrap()), &dir, &out).is_err(), "{name}");
+            assert!(!out.exists(), "{name}: fuse left {}", out.display());
+            continue;
+        }
+        let expected = flat(&case["quantiles"]);
+        let mut model = cpu(&tiny(), Precision::Fp32);
+        model.load_adapter(name, &dir).unwrap();
+        model.set_adapter(Some(name)).unwrap();
+        let got = forecast_levels(&model, context.clone(), h);
+        assert_reference(&got, &expected, &base, &format!("{name} at run time"));
+        if name.starts_with("edited_") {
+            // the weights hold every module: the config's selection must be what changed it
+            assert!(max_diff(&full, &expected) > 100.0 * max_diff(&got, &expected).max(1e-7), "{name}");
+        }
+        let (fused, dir) = fused(&dir, &format!("peft-{name}"));
+        assert_reference(&forecast_levels(&fused, context.clone(), h), &expected, &base, &format!("{name} fused"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Adapters without tensors, with NaN, or two adapters in one directory are refused, naming
+/// the files (and `fuse` writes nothing).
+#[test]
+fn empty_mixed_and_non_finite_adapters_are_refused() {
+    let peft_dir = reference_lora();
+    let check = |dir: &Path, wants: &[&str]| {
+        let e = Adapter::load(dir).unwrap_err().to_string();
+        for w in wants {
+            assert!(e.contains(w), "{}: {e}", dir.display());
+        }
+        let out = temp("refused-fuse");
+        assert!(fuse(Some(tiny().to_str().unwrap()), dir, &out).is_err());
+        assert!(!out.exists());
+    };
+    // an empty safetensors
+    let empty = temp("empty-peft");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::copy(peft_dir.join("adapter_config.json"), empty.join("adapter_config.json")).unwrap();
+    chronos2::chronos2_core::train::export::write_safetensors(&empty.join("adapter_model.safetensors"), &[]).unwrap();
+    check(&empty, &["adapter_model.safetensors", "the adapter holds no tensors"]);
+    // an empty npz
+    let empty_npz = temp("empty-npz");
+    std::fs::create_dir_all(&empty_npz).unwrap();
+    let npz_src = root().join("tests/fixtures/finetune/adapters/tiny_lora_npz");
+    std::fs::copy(npz_src.join("adapter_config.json"), empty_npz.join("adapter_config.json")).unwrap();
+    chronos2::chronos2_core::train::npz::write_npz(&empty_npz.join("adapters.npz"), &[]).unwrap();
+    check(&empty_npz, &["adapters.npz", "the adapter holds no arrays"]);
+    // PEFT + head, PEFT + npz
+    let mixed = temp("mixed");
+    std::fs::create_dir_all(&mixed).unwrap();
+    for f in ["adapter_config.json", "adapter_model.safetensors"] {
+        std::fs::copy(peft_dir.join(f), mixed.join(f)).unwrap();
+    }
+    let head_dir = head(&temp("mixed-head-src"));
+    for f in ["head.safetensors", "head_config.json"] {
+        std::fs::copy(head_dir.join(f), mixed.join(f)).unwrap();
+    }
+    check(&mixed, &["more than one adapter", "adapter_model.safetensors", "head.safetensors"]);
+    std::fs::remove_file(mixed.join("head.safetensors")).unwrap();
+    std::fs::remove_file(mixed.join("head_config.json")).unwrap();
+    std::fs::copy(npz_src.join("adapters.npz"), mixed.join("adapters.npz")).unwrap();
+    check(&mixed, &["more than one adapter", "adapter_model.safetensors", "adapters.npz"]);
+    // a NaN in the adapter: its own file and tensor are named
+    let nan = temp("nan-peft");
+    std::fs::create_dir_all(&nan).unwrap();
+    std::fs::copy(peft_dir.join("adapter_config.json"), nan.join("adapter_config.json")).unwrap();
+    let mut tensors = read_safetensors(&peft_dir.join("adapter_model.safetensors")).unwrap();
+    tensors[3].data[5] = f32::NAN;
+    let bad_name = tensors[3].name.clone();
+    chronos2::chronos2_core::train::export::write_safetensors(&nan.join("adapter_model.safetensors"), &tensors)
+        .unwrap();
+    check(&nan, &["adapter_model.safetensors", &bad_name, "non-finite", "flat index 5"]);
+    for d in [empty, empty_npz, mixed, head_dir, nan] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

@@ -7,7 +7,8 @@
 //! What counts: a name as a word in code or strings (as written, Capitalized, UPPERCASE),
 //! outside comments (lines starting with `//` or `#`, trailing `// ...`) and outside
 //! `#[cfg(test)] mod tests` blocks. Words that are not backend names: `CPU` (the processor: "CPU
-//! model", "PyTorch CPU"), the adapter layout `mlx-lm` and torch's `Tensor.cpu()`.
+//! model", "PyTorch CPU"), the adapter layout `mlx-lm`, torch's `Tensor.cpu()` and macOS's sysctl
+//! key `machdep.cpu.brand_string`.
 //! The benchmark sources checked are the matrix (`src/`) and the forward bench; the kernel
 //! benches measure one backend crate's kernels, as that crate's own tests do.
 
@@ -39,7 +40,7 @@ fn sources(dir: &str, exts: &[&str], skip: &[&str], out: &mut Vec<PathBuf>) {
 }
 
 /// Words that look like a backend name but are not one.
-const NOT_BACKENDS: [&str; 4] = ["CPU", "mlx-lm", "mlx_lm", ".cpu()"];
+const NOT_BACKENDS: [&str; 5] = ["CPU", "mlx-lm", "mlx_lm", ".cpu()", "machdep.cpu.brand_string"];
 
 /// The forms of a backend name searched for: as written, Capitalized and UPPERCASE.
 fn forms(name: &str) -> Vec<String> {

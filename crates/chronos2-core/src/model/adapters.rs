@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, Result};
 use crate::ops::Ops;
-use crate::train::Adapter;
+use crate::train::{Adapter, LoraPair};
 
 use super::layers::ModelLinear;
 
@@ -52,8 +52,8 @@ impl<O: Ops> RuntimeAdapter<O> {
         };
         let mut layers = HashMap::new();
         match adapter {
-            Adapter::Lora { pairs, scaling, .. } => {
-                for (module, (a, b)) in pairs {
+            Adapter::Lora { pairs, .. } => {
+                for (module, LoraPair { a, b, scaling }) in pairs {
                     let base = ops.linear_footprint(&find(module)?.layer);
                     let (out_dim, in_dim) = (base.out_dim, base.in_dim);
                     let r = a.shape.first().copied().unwrap_or(0);

@@ -26,7 +26,7 @@ pub use stages::Stages;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::forecaster::{Encoding, Footprint, Forecaster, ModelBatch, QuantileForecast};
-use crate::hub::{CONFIG_FILE, WEIGHTS_FILE};
+use crate::model_files::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::ops::Ops;
 use crate::precision::Precision;
 use crate::preprocess::{additive_mask, denormalize, patch_batch, rotary_tables, PatchedInput};

@@ -21,7 +21,10 @@ pub struct AdamWConfig {
 impl AdamWConfig {
     /// HF Trainer defaults for `learning_rate` over `total_steps`.
     pub fn new(learning_rate: f32, total_steps: usize) -> Result<Self> {
-        if !(learning_rate.is_finite() && learning_rate > 0.0) {
+        if !learning_rate.is_finite() {
+            return Err(Error::InvalidInput(format!("the learning rate must be finite, got {learning_rate}")));
+        }
+        if learning_rate <= 0.0 {
             return Err(Error::InvalidInput(format!("the learning rate must be > 0, got {learning_rate}")));
         }
         if total_steps == 0 {

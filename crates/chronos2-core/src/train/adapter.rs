@@ -16,6 +16,7 @@ use super::export::{
 };
 use super::mode::LoraConfig;
 use super::npz::{read_npz, write_npz};
+use super::peft_config::PeftLoraConfig;
 
 /// The weights file of an MLX-style LoRA adapter directory.
 pub const NPZ_ADAPTER_FILE: &str = "adapters.npz";
@@ -30,7 +31,8 @@ pub fn is_npz(path: &Path) -> bool {
         && magic == *b"PK\x03\x04"
 }
 
-/// `lora_alpha / r` of a PEFT config.
+/// `lora_alpha / r` of a config holding both as positive numbers (an npz adapter's PEFT-style
+/// scale).
 fn peft_scaling(config: &Value) -> Option<f32> {
     let r = config.get("r").and_then(Value::as_f64)?;
     let alpha = config.get("lora_alpha").and_then(Value::as_f64)?;
@@ -42,15 +44,45 @@ fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     (0..cols).flat_map(|c| (0..rows).map(move |r| data[r * cols + c])).collect()
 }
 
-/// Pairs each module's A with its B.
+/// Refuses NaN or infinite adapter values, naming the adapter's file and tensor (they would make
+/// every forecast NaN).
+fn check_finite(file: &Path, tensors: &[NamedTensor]) -> Result<()> {
+    for t in tensors {
+        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+            let bad = t.data.iter().filter(|v| !v.is_finite()).count();
+            return Err(weights_error(
+                file,
+                format!(
+                    "tensor `{}` has {bad} non-finite value(s) (the first, {}, at flat index {i})",
+                    t.name, t.data[i]
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One adapted linear layer: `W + scaling * B A`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraPair {
+    /// `(r, in)`.
+    pub a: NamedTensor,
+    /// `(out, r)`.
+    pub b: NamedTensor,
+    pub scaling: f32,
+}
+
+/// Pairs each module's A with its B, with the module's scaling.
 fn pair_up(
     a: BTreeMap<String, NamedTensor>,
     mut b: BTreeMap<String, NamedTensor>,
-) -> std::result::Result<BTreeMap<String, (NamedTensor, NamedTensor)>, String> {
+    scaling: impl Fn(&str) -> f32,
+) -> std::result::Result<BTreeMap<String, LoraPair>, String> {
     let mut pairs = BTreeMap::new();
     for (module, ta) in a {
         let tb = b.remove(&module).ok_or_else(|| format!("`{module}` has lora A but no lora B"))?;
-        pairs.insert(module, (ta, tb));
+        let s = scaling(&module);
+        pairs.insert(module, LoraPair { a: ta, b: tb, scaling: s });
     }
     if let Some(module) = b.keys().next() {
         return Err(format!("`{module}` has lora B but no lora A"));
@@ -61,8 +93,8 @@ fn pair_up(
 /// An adapter read back: LoRA pairs, or replacement tensors (a head).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Adapter {
-    /// Per module: `A (r, in)`, `B (out, r)`, and the scaling `alpha / r`.
-    Lora { pairs: BTreeMap<String, (NamedTensor, NamedTensor)>, scaling: f32, base: Option<String> },
+    /// Per module: `A (r, in)`, `B (out, r)` and its scaling (`alpha / r` as peft computes it).
+    Lora { pairs: BTreeMap<String, LoraPair>, base: Option<String> },
     /// Tensors that replace the base's (a trained head).
     Replace { tensors: Vec<NamedTensor>, base: Option<String> },
 }
@@ -82,16 +114,37 @@ impl Adapter {
                 path.display()
             )));
         }
-        if path.join(ADAPTER_WEIGHTS_FILE).is_file() && path.join(ADAPTER_CONFIG_FILE).is_file() {
+        let peft = path.join(ADAPTER_WEIGHTS_FILE).is_file();
+        let npz = path.join(NPZ_ADAPTER_FILE).is_file();
+        let head = path.join(HEAD_CONFIG_FILE).is_file() || path.join(HEAD_WEIGHTS_FILE).is_file();
+        let kinds: Vec<&str> = [(peft, ADAPTER_WEIGHTS_FILE), (npz, NPZ_ADAPTER_FILE), (head, HEAD_WEIGHTS_FILE)]
+            .iter()
+            .filter(|(present, _)| *present)
+            .map(|(_, file)| *file)
+            .collect();
+        if kinds.len() > 1 {
+            return Err(Error::InvalidInput(format!(
+                "{} holds more than one adapter ({}): keep one kind per directory",
+                path.display(),
+                kinds.join(", ")
+            )));
+        }
+        if peft {
             return Self::load_peft(path);
         }
-        if path.join(NPZ_ADAPTER_FILE).is_file() {
+        if npz {
             return Self::load_npz(&path.join(NPZ_ADAPTER_FILE), path);
         }
-        if path.join(HEAD_CONFIG_FILE).is_file() {
+        if head {
             let config = read_json(&path.join(HEAD_CONFIG_FILE))?;
             let base = config.get("base_model_name_or_path").and_then(Value::as_str).map(String::from);
-            return Ok(Adapter::Replace { tensors: read_safetensors(&path.join(HEAD_WEIGHTS_FILE))?, base });
+            let weights = path.join(HEAD_WEIGHTS_FILE);
+            let tensors = read_safetensors(&weights)?;
+            if tensors.is_empty() {
+                return Err(weights_error(&weights, "the head holds no tensors"));
+            }
+            check_finite(&weights, &tensors)?;
+            return Ok(Adapter::Replace { tensors, base });
         }
         Err(Error::InvalidInput(format!(
             "{} is not an adapter: expected {ADAPTER_CONFIG_FILE} + {ADAPTER_WEIGHTS_FILE} (PEFT LoRA), \
@@ -101,23 +154,66 @@ impl Adapter {
         )))
     }
 
+    /// A PEFT LoRA directory, read as peft loads it: only the modules the config targets get
+    /// their pair (others in the file are ignored, as peft ignores unexpected keys), each with
+    /// its rank and scaling from the config; a rank that disagrees with the weights is refused
+    /// (peft's size mismatch).
     fn load_peft(dir: &Path) -> Result<Self> {
         let config_path = dir.join(ADAPTER_CONFIG_FILE);
+        if !config_path.is_file() {
+            return Err(Error::InvalidInput(format!(
+                "{}: a PEFT adapter needs {ADAPTER_CONFIG_FILE} beside {ADAPTER_WEIGHTS_FILE}",
+                dir.display()
+            )));
+        }
+        let text =
+            std::fs::read_to_string(&config_path).map_err(|source| Error::Io { path: config_path.clone(), source })?;
         let config = read_json(&config_path)?;
-        let bad = |m: &str| Error::Config { path: config_path.clone(), message: m.to_string() };
-        if config.get("peft_type").and_then(Value::as_str) != Some("LORA") {
-            return Err(bad("peft_type is not LORA"));
-        }
-        let scaling = peft_scaling(&config).ok_or_else(|| bad("no `r` or `lora_alpha`"))?;
-        if config.get("use_rslora").and_then(Value::as_bool) == Some(true)
-            || config.get("use_dora").and_then(Value::as_bool) == Some(true)
-        {
-            return Err(bad("rsLoRA and DoRA adapters are not supported"));
-        }
+        let bad = |m: String| Error::Config { path: config_path.clone(), message: m };
+        let peft = PeftLoraConfig::parse(&config, &text).map_err(bad)?;
         let base = config.get("base_model_name_or_path").and_then(Value::as_str).map(String::from);
         let weights_path = dir.join(ADAPTER_WEIGHTS_FILE);
-        Self::lora_from_peft_tensors(read_safetensors(&weights_path)?, scaling, base)
-            .map_err(|m| weights_error(&weights_path, m))
+        let tensors = read_safetensors(&weights_path)?;
+        if tensors.is_empty() {
+            return Err(weights_error(&weights_path, "the adapter holds no tensors"));
+        }
+        check_finite(&weights_path, &tensors)?;
+        let Adapter::Lora { pairs, base } =
+            Self::lora_from_peft_tensors(tensors, 1.0, base).map_err(|m| weights_error(&weights_path, m))?
+        else {
+            unreachable!("a LoRA adapter")
+        };
+        let in_file = pairs.len();
+        let mut kept = BTreeMap::new();
+        for (module, mut pair) in pairs {
+            if !peft.targets(&module) {
+                continue;
+            }
+            let (rank, got) = (peft.rank(&module), pair.a.shape.first().copied().unwrap_or(0));
+            if got != rank {
+                return Err(weights_error(
+                    &weights_path,
+                    format!(
+                        "`{module}`: {ADAPTER_CONFIG_FILE} gives rank {rank} (`r` or `rank_pattern`) but its lora A \
+                         has {got} rows (shape {:?}); peft refuses this size mismatch",
+                        pair.a.shape
+                    ),
+                ));
+            }
+            pair.scaling = peft.scaling(&module);
+            kept.insert(module, pair);
+        }
+        if kept.is_empty() {
+            return Err(Error::Config {
+                path: config_path,
+                message: format!(
+                    "the config's target_modules / exclude_modules / layers_to_transform select none of the {} \
+                     modules in {ADAPTER_WEIGHTS_FILE}",
+                    in_file
+                ),
+            });
+        }
+        Ok(Adapter::Lora { pairs: kept, base })
     }
 
     /// A LoRA adapter from tensors under PEFT keys (`base_model.model.{module}.lora_{A|B}.weight`),
@@ -141,7 +237,7 @@ impl Adapter {
                 _ => return Err(format!("unexpected adapter tensor `{}`", t.name)),
             };
         }
-        Ok(Adapter::Lora { pairs: pair_up(a, b)?, scaling, base })
+        Ok(Adapter::Lora { pairs: pair_up(a, b, |_| scaling)?, base })
     }
 
     /// An MLX-style LoRA: `{module}.lora_a` `(in, r)` and `{module}.lora_b` `(r, out)` (mlx-lm's
@@ -171,7 +267,9 @@ impl Adapter {
         let base = config.get("base_model_name_or_path").and_then(Value::as_str).map(String::from);
         let mut a = BTreeMap::new();
         let mut b = BTreeMap::new();
-        for t in read_npz(file)? {
+        let arrays = read_npz(file)?;
+        check_finite(file, &arrays)?;
+        for t in arrays {
             let Some((module, which)) = t.name.rsplit_once(".lora_") else {
                 return Err(weights_error(file, format!("unexpected adapter array `{}`", t.name)));
             };
@@ -186,8 +284,11 @@ impl Adapter {
                 _ => return Err(weights_error(file, format!("unexpected adapter array `{}`", t.name))),
             };
         }
-        let pairs = pair_up(a, b).map_err(|m| weights_error(file, m))?;
-        Ok(Adapter::Lora { pairs, scaling, base })
+        if a.is_empty() && b.is_empty() {
+            return Err(weights_error(file, "the adapter holds no arrays"));
+        }
+        let pairs = pair_up(a, b, |_| scaling).map_err(|m| weights_error(file, m))?;
+        Ok(Adapter::Lora { pairs, base })
     }
 
     /// The base model the adapter names, if any.
@@ -200,7 +301,7 @@ impl Adapter {
     /// Values held by the adapter.
     pub fn num_values(&self) -> usize {
         match self {
-            Adapter::Lora { pairs, .. } => pairs.values().map(|(a, b)| a.data.len() + b.data.len()).sum(),
+            Adapter::Lora { pairs, .. } => pairs.values().map(|p| p.a.data.len() + p.b.data.len()).sum(),
             Adapter::Replace { tensors, .. } => tensors.iter().map(|t| t.data.len()).sum(),
         }
     }
@@ -209,11 +310,17 @@ impl Adapter {
     /// `{module}.lora_b` = `B^T`) and an mlx-lm `adapter_config.json`
     /// (`lora_parameters`: rank, scale, dropout, keys).
     pub fn write_npz(&self, dir: &Path, lora: &LoraConfig) -> Result<()> {
-        let Adapter::Lora { pairs, scaling, base } = self else {
+        let Adapter::Lora { pairs, base } = self else {
             return Err(Error::InvalidInput("only LoRA adapters are written as npz".into()));
         };
+        let scaling = pairs.values().next().map_or(lora.scaling(), |p| p.scaling);
+        if pairs.values().any(|p| p.scaling != scaling) {
+            return Err(Error::InvalidInput(
+                "an adapter with a scaling per module cannot be written as npz (one `scale`)".into(),
+            ));
+        }
         let mut arrays = Vec::with_capacity(2 * pairs.len());
-        for (module, (a, b)) in pairs {
+        for (module, LoraPair { a, b, .. }) in pairs {
             let (r, in_dim, out_dim) = (a.shape[0], a.shape[1], b.shape[0]);
             arrays.push(NamedTensor {
                 name: format!("{module}.lora_a"),
@@ -241,8 +348,8 @@ impl Adapter {
         let mut index: HashMap<String, usize> = base.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         let mismatch = |m: String| Error::InvalidInput(format!("the adapter does not fit the model: {m}"));
         match self {
-            Adapter::Lora { pairs, scaling, .. } => {
-                for (module, (a, b)) in pairs {
+            Adapter::Lora { pairs, .. } => {
+                for (module, LoraPair { a, b, scaling }) in pairs {
                     let key = format!("{module}.weight");
                     let i = *index.get(&key).ok_or_else(|| mismatch(format!("the model has no linear `{module}`")))?;
                     let w = &mut base[i];

@@ -19,7 +19,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::hub::{CONFIG_FILE, WEIGHTS_FILE};
+use crate::model_files::{CONFIG_FILE, WEIGHTS_FILE};
 
 pub use super::adapter::Adapter;
 use super::mode::LoraConfig;
@@ -39,6 +39,10 @@ pub struct NamedTensor {
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io { path: path.to_path_buf(), source }
+}
+
+fn write_io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::Write { path: path.to_path_buf(), message: e.to_string() }
 }
 
 pub(super) fn weights_error(path: &Path, message: impl std::fmt::Display) -> Error {
@@ -88,28 +92,77 @@ pub(super) fn read_json(path: &Path) -> Result<Value> {
 
 pub(super) fn write_json(path: &Path, value: &Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).expect("JSON value serialises");
-    std::fs::write(path, text + "\n").map_err(io(path))
+    std::fs::write(path, text + "\n").map_err(write_io(path))
 }
 
-/// Runs `write` on a fresh temporary sibling of `out` and renames it to `out`; on error the
-/// temporary directory is removed. Fails if `out` exists.
+/// The parent directory of an output path (`.` for a bare name) and the output's file name.
+fn parent_and_name(out: &Path) -> Result<(&Path, String)> {
+    let name = out.file_name().ok_or_else(|| Error::InvalidInput(format!("output {} has no name", out.display())))?;
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Ok((parent, name.to_string_lossy().into_owned()))
+}
+
+/// Checks, before any work, that the output directory `out` can be created: its parent is an
+/// existing directory where this process can create entries (a probe file is created and
+/// removed). `out` itself may exist (the caller decides whether it may be written over).
+pub fn check_output_dir(out: &Path) -> Result<()> {
+    let (parent, name) = parent_and_name(out)?;
+    let write_error = |message: String| Error::Write { path: out.to_path_buf(), message };
+    match std::fs::metadata(parent) {
+        Err(_) => return Err(write_error(format!("directory {} does not exist", parent.display()))),
+        Ok(m) if !m.is_dir() => {
+            return Err(write_error(format!("{} is a file, not a directory", parent.display())));
+        }
+        Ok(_) => {}
+    }
+    if out.exists() && !out.is_dir() {
+        return Err(write_error("it exists and is not a directory".into()));
+    }
+    let probe = parent.join(format!(".{name}.probe-{}", std::process::id()));
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).open(&probe);
+    match created {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(write_error(format!("cannot create entries in {} ({e})", parent.display()))),
+    }
+}
+
+/// Removes `.{name}.partial-{pid}` siblings of `out` left by processes that are gone (killed
+/// before they could clean up).
+fn remove_stale_staging(parent: &Path, name: &str) {
+    let prefix = format!(".{name}.partial-");
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)).and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && crate::cleanup::process_gone(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Runs `write` on a fresh temporary sibling of `out` and renames it to `out`; on error, or when
+/// the process is stopped by a signal whose handler runs [`crate::cleanup::remove_all`], the
+/// temporary directory is removed. Stale temporary siblings of dead processes are removed first.
+/// Fails if `out` exists.
 pub fn write_staged(out: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if out.exists() {
         return Err(Error::InvalidInput(format!("output {} already exists; choose a new directory", out.display())));
     }
-    let name = out.file_name().ok_or_else(|| Error::InvalidInput(format!("output {} has no name", out.display())))?;
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        return Err(Error::InvalidInput(format!(
-            "output {}: directory {} does not exist",
-            out.display(),
-            parent.display()
-        )));
-    }
-    let staging: PathBuf = parent.join(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+    check_output_dir(out)?;
+    let (parent, name) = parent_and_name(out)?;
+    remove_stale_staging(parent, &name);
+    let staging: PathBuf = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    let _pending = crate::cleanup::Pending::new(&staging);
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir(&staging).map_err(io(&staging))?;
-    let result = write(&staging).and_then(|()| std::fs::rename(&staging, out).map_err(io(out)));
+    std::fs::create_dir(&staging).map_err(write_io(&staging))?;
+    let result = write(&staging).and_then(|()| std::fs::rename(&staging, out).map_err(write_io(out)));
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
     }
@@ -139,21 +192,21 @@ pub fn write_staged_over(out: &Path, write: impl FnOnce(&Path) -> Result<()>) ->
     if !out.is_dir() {
         return Err(Error::InvalidInput(format!("output {} exists and is not a directory", out.display())));
     }
-    let name = out.file_name().ok_or_else(|| Error::InvalidInput(format!("output {} has no name", out.display())))?;
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let staging: PathBuf = parent.join(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+    let (parent, name) = parent_and_name(out)?;
+    let staging: PathBuf = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    let _pending = crate::cleanup::Pending::new(&staging);
     write_staged(&staging, write)?;
     let result = (|| {
         for file in CHECKPOINT_FILES {
             let old = out.join(file);
             if old.is_file() {
-                std::fs::remove_file(&old).map_err(io(&old))?;
+                std::fs::remove_file(&old).map_err(write_io(&old))?;
             }
         }
         for entry in std::fs::read_dir(&staging).map_err(io(&staging))? {
             let entry = entry.map_err(io(&staging))?;
             let target = out.join(entry.file_name());
-            std::fs::rename(entry.path(), &target).map_err(io(&target))?;
+            std::fs::rename(entry.path(), &target).map_err(write_io(&target))?;
         }
         Ok(())
     })();
@@ -243,10 +296,22 @@ pub fn write_head(dir: &Path, base_model: &str, tensors: &[NamedTensor]) -> Resu
     write_safetensors(&dir.join(HEAD_WEIGHTS_FILE), tensors)
 }
 
-/// Writes `base_dir` with `adapter` merged in (`config.json` + `model.safetensors`) to `dir`.
-pub fn write_fused(dir: &Path, base_dir: &Path, adapter: &Adapter) -> Result<()> {
+/// The model at `base_dir` with `adapter` merged in, in memory: its `config.json` and tensors.
+pub fn fused_model(base_dir: &Path, adapter: &Adapter) -> Result<(Value, Vec<NamedTensor>)> {
+    let config = read_json(&base_dir.join(CONFIG_FILE))?;
     let mut tensors = read_safetensors(&base_dir.join(WEIGHTS_FILE))?;
     adapter.apply(&mut tensors)?;
-    write_json(&dir.join(CONFIG_FILE), &read_json(&base_dir.join(CONFIG_FILE))?)?;
-    write_safetensors(&dir.join(WEIGHTS_FILE), &tensors)
+    Ok((config, tensors))
+}
+
+/// Writes a model (`config.json` + `model.safetensors`) to `dir`.
+pub fn write_model(dir: &Path, config: &Value, tensors: &[NamedTensor]) -> Result<()> {
+    write_json(&dir.join(CONFIG_FILE), config)?;
+    write_safetensors(&dir.join(WEIGHTS_FILE), tensors)
+}
+
+/// Writes `base_dir` with `adapter` merged in (`config.json` + `model.safetensors`) to `dir`.
+pub fn write_fused(dir: &Path, base_dir: &Path, adapter: &Adapter) -> Result<()> {
+    let (config, tensors) = fused_model(base_dir, adapter)?;
+    write_model(dir, &config, &tensors)
 }

@@ -22,10 +22,11 @@ pub mod loss;
 mod micro_batch;
 pub mod mode;
 pub mod npz;
+mod peft_config;
 pub mod rng;
 
 pub use adamw::{AdamW, AdamWConfig};
-pub use adapter::Adapter;
+pub use adapter::{Adapter, LoraPair};
 pub use dataset::{TrainBatch, TrainDataset};
 pub use dropout::{DropoutMasks, DropoutSite, SeededMasks, TrainingDropout};
 pub use fit::{fit, FitOptions, FitOutcome, StepReport};

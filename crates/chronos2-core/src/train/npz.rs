@@ -41,12 +41,13 @@ pub fn read_npz(path: &Path) -> Result<Vec<NamedTensor>> {
 
 /// Writes `tensors` as an uncompressed npz (`{name}.npy` entries of `<f4` arrays).
 pub fn write_npz(path: &Path, tensors: &[NamedTensor]) -> Result<()> {
-    let file = std::fs::File::create(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let file =
+        std::fs::File::create(path).map_err(|e| Error::Write { path: path.to_path_buf(), message: e.to_string() })?;
     let mut zip = zip::ZipWriter::new(file);
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for t in tensors {
         zip.start_file(format!("{}.npy", t.name), options).map_err(|e| npz_error(path, e))?;
-        zip.write_all(&npy_bytes(t)).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        zip.write_all(&npy_bytes(t)).map_err(|e| Error::Write { path: path.to_path_buf(), message: e.to_string() })?;
     }
     zip.finish().map_err(|e| npz_error(path, e))?;
     Ok(())

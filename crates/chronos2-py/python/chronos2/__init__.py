@@ -36,6 +36,7 @@ extensions                             --                          backend=, qua
 =====================================  ==========================  =====================================
 """
 
+from ._native import calibrate
 from .pipeline import DEFAULT_QUANTILE_LEVELS, Chronos2Pipeline
 
-__all__ = ["Chronos2Pipeline", "DEFAULT_QUANTILE_LEVELS"]
+__all__ = ["Chronos2Pipeline", "DEFAULT_QUANTILE_LEVELS", "calibrate"]

@@ -412,6 +412,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     let existing = std::fs::metadata(&target).ok();
     let (tmp, mut file) = create_temp(&dir, &target).map_err(|e| err(e.to_string()))?;
+    let _pending = chronos2_core::cleanup::Pending::new(&tmp);
     let result = (|| -> std::io::Result<()> {
         // The mode is set before any byte is written, so private data never sits in a readable file.
         if let Some(meta) = &existing {
