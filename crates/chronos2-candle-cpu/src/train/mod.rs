@@ -78,16 +78,6 @@ impl CpuTrainModel {
         &self.params
     }
 
-    /// Sets the parameter `name` (e.g. to a given LoRA initialisation).
-    pub fn set_param(&self, name: &str, values: &[f32]) -> Result<()> {
-        let p = self
-            .params
-            .iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| Error::InvalidInput(format!("no trainable parameter `{name}`")))?;
-        set_var(p, values)
-    }
-
     /// Which encoder blocks training steps checkpoint (default [`Checkpointing::Auto`]).
     pub fn set_checkpointing(&mut self, checkpointing: Checkpointing) {
         self.checkpointing = checkpointing;
