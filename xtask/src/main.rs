@@ -107,21 +107,22 @@ fn test(default_only: bool) -> Result<()> {
                 continue;
             }
         };
-        let backend_cargo = || backend_cargo(name, config.as_ref());
-        run(backend_cargo().args(["test", "-p", entry.package, "--features", name]))?;
+        let backend_cargo = |subcommand| backend_cargo(name, config.as_ref(), subcommand);
+        run(backend_cargo("test").args(["-p", entry.package, "--features", name]))?;
         let features = format!("chronos2/{name},chronos2-cli/{name}");
-        run(backend_cargo()
-            .args(["test", "-p", "chronos2", "-p", "chronos2-cli", "--features", &features])
+        run(backend_cargo("test")
+            .args(["-p", "chronos2", "-p", "chronos2-cli", "--features", &features])
             .env("CHRONOS2_TEST_BACKEND", name))?;
     }
     Ok(())
 }
 
-/// Cargo for a build with the optional backend `name`: its own target directory, and its cargo
-/// config (`--config` is a global option of cargo, so it comes before the subcommand).
-fn backend_cargo(name: &str, config: Option<&PathBuf>) -> Command {
+/// `cargo <subcommand> --config <config>` in the backend's own target dir. The config comes after
+/// the subcommand: cargo does not pass a global `--config` before it on to an external subcommand
+/// such as `clippy` (its build then missed the config's `--cfg`).
+fn backend_cargo(name: &str, config: Option<&PathBuf>, subcommand: &str) -> Command {
     let mut c = cargo();
-    c.env("CARGO_TARGET_DIR", backend_builds::target_dir(name));
+    c.env("CARGO_TARGET_DIR", backend_builds::target_dir(name)).arg(subcommand);
     if let Some(config) = config {
         c.arg("--config").arg(config);
     }
@@ -141,8 +142,7 @@ fn clippy() -> Result<()> {
             }
         };
         let features = format!("{}/{name},chronos2/{name},chronos2-cli/{name},chronos2-bench/{name}", entry.package);
-        run(backend_cargo(name, config.as_ref()).args([
-            "clippy",
+        run(backend_cargo(name, config.as_ref(), "clippy").args([
             "-p",
             entry.package,
             "-p",
