@@ -2,7 +2,8 @@
 //!
 //! - [`config`]: `config.json` (Hugging Face layout with `chronos_config`).
 //! - [`weights`]: memory-mapped `model.safetensors` with the Hugging Face key names.
-//! - [`hub`]: model resolution (local directory or hub id through the local cache).
+//! - [`model_files`]: the file names of a model directory (resolving a directory or hub id is
+//!   the facade's, which holds the network).
 //! - [`preprocess`]: instance norm + arcsinh, patching, time encodings (host side, f32).
 //! - [`ops`]: the tensor-operations trait a backend implements.
 //! - [`model`]: the Chronos-2 encoder, written once, generic over [`ops::Ops`].
@@ -18,9 +19,9 @@ pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod forecaster;
-pub mod hub;
 pub mod interrupt;
 pub mod model;
+pub mod model_files;
 pub mod ops;
 pub mod pipeline;
 pub mod precision;

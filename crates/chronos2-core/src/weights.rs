@@ -9,7 +9,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
-use crate::hub::{CONFIG_FILE, WEIGHTS_FILE};
+use crate::model_files::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::train::export::NamedTensor;
 
 /// Where a model's config and weights are read from.

@@ -135,7 +135,7 @@ pub fn finetune_model(
     progress: &mut dyn FnMut(&StepReport),
 ) -> Result<FinetuneReport> {
     let model_dir = resolve_base(model)?;
-    let config = chronos2_core::ModelConfig::from_file(&model_dir.join(chronos2_core::hub::CONFIG_FILE))?;
+    let config = chronos2_core::ModelConfig::from_file(&model_dir.join(chronos2_core::model_files::CONFIG_FILE))?;
     let source = ModelSource::Dir(model_dir);
     let base = Base { source: &source, config: &config, backend, load };
     run_finetune(&base, train, validation, options, output, progress)
@@ -393,7 +393,7 @@ pub fn fuse(base: Option<&str>, adapter: &Path, output: &Path) -> Result<()> {
 
 fn resolve_base(base: Option<&str>) -> Result<PathBuf> {
     Ok(match base {
-        Some(spec) => chronos2_core::hub::resolve_model_dir(spec)?,
+        Some(spec) => crate::hub::resolve_model_dir(spec)?,
         None => crate::bundled::bundled_model_dir()?,
     })
 }

@@ -22,6 +22,7 @@ pub mod error;
 pub mod finetune;
 pub mod frame;
 pub mod freq;
+pub mod hub;
 pub mod kind;
 pub mod machine;
 pub mod models;
@@ -206,7 +207,7 @@ impl Chronos2 {
     /// `None`: the bundled model, extracted if needed).
     pub fn resolve_model(model: Option<&str>) -> Result<PathBuf> {
         match model {
-            Some(spec) => Ok(chronos2_core::hub::resolve_model_dir(spec)?),
+            Some(spec) => Ok(crate::hub::resolve_model_dir(spec)?),
             None => bundled::bundled_model_dir(),
         }
     }

@@ -24,6 +24,7 @@ use std::path::Path;
 use candle_core::Tensor;
 use chronos2_core::config::ModelConfig;
 use chronos2_core::model::{Chronos2Model, ForwardStructure, Stages};
+use chronos2_core::model_files::{CONFIG_FILE, WEIGHTS_FILE};
 use chronos2_core::train::{DropoutMasks, LossTargets, TrainBatch, TrainModel};
 use chronos2_core::weights::{ModelSource, Weights};
 use chronos2_core::{Error, Forecaster, Result};
@@ -79,16 +80,6 @@ impl CpuTrainModel {
     /// The trainable parameters, in build order.
     pub fn params(&self) -> &[TrainParam] {
         &self.params
-    }
-
-    /// Sets the parameter `name` (e.g. to a given LoRA initialisation).
-    pub fn set_param(&self, name: &str, values: &[f32]) -> Result<()> {
-        let p = self
-            .params
-            .iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| Error::InvalidInput(format!("no trainable parameter `{name}`")))?;
-        set_var(p, values)
     }
 
     /// Which encoder blocks training steps checkpoint (default [`Checkpointing::Auto`]).

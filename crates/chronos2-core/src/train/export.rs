@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
-use crate::hub::{CONFIG_FILE, WEIGHTS_FILE};
+use crate::model_files::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::weights::{InMemoryModel, ModelSource};
 
 pub use super::adapter::Adapter;

@@ -1,15 +1,13 @@
-//! Model resolution: a local directory, or a Hugging Face hub id (`amazon/chronos-2`).
+//! Model resolution: a local directory, or a Hugging Face hub id (`amazon/chronos-2`). The
+//! network (hf-hub, ureq, TLS) is here, in the facade: the core and the backends never build it.
 //!
 //! A hub id is looked up in the local Hugging Face cache first (`HF_HOME` / `HF_HUB_CACHE`);
 //! when it is not cached and `HF_HUB_OFFLINE` is not set, the files are downloaded.
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
-
-/// Files a model directory must hold.
-pub const CONFIG_FILE: &str = "config.json";
-pub const WEIGHTS_FILE: &str = "model.safetensors";
+use chronos2_core::model_files::{CONFIG_FILE, WEIGHTS_FILE};
+use chronos2_core::{Error, Result};
 
 /// Resolves `spec` (a directory path or a hub id) to a directory holding `config.json` and
 /// `model.safetensors`.
