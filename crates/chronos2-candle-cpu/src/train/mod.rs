@@ -24,7 +24,6 @@ use std::path::Path;
 use candle_core::Tensor;
 use chronos2_core::config::ModelConfig;
 use chronos2_core::model::{Chronos2Model, ForwardStructure, Stages};
-use chronos2_core::model_files::{CONFIG_FILE, WEIGHTS_FILE};
 use chronos2_core::train::{DropoutMasks, LossTargets, TrainBatch, TrainModel};
 use chronos2_core::weights::{ModelSource, Weights};
 use chronos2_core::{Error, Forecaster, Result};

@@ -12,7 +12,6 @@ use std::path::Path;
 use chronos2_core::config::ModelConfig;
 use chronos2_core::forecaster::Footprint;
 use chronos2_core::model::{Chronos2Model, PreparedForward};
-use chronos2_core::model_files::{CONFIG_FILE, WEIGHTS_FILE};
 use chronos2_core::ops::Ops;
 use chronos2_core::train::{DropoutMasks, LossTargets, TrainBatch, TrainModel, TrainSpec};
 use chronos2_core::weights::{ModelSource, Weights};
