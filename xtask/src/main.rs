@@ -116,23 +116,26 @@ fn test(default_only: bool) -> Result<()> {
             println!("xtask test: SKIPPED the {name} backend's tests (it builds, but cannot run here): {why}");
             continue;
         }
-        let backend_cargo = || backend_cargo(entry, config.as_ref());
-        run(backend_cargo().args(["test", "-p", entry.package, "--features", name]))?;
+        let backend_cargo = |subcommand| backend_cargo(entry, config.as_ref(), subcommand);
+        run(backend_cargo("test").args(["-p", entry.package, "--features", name]))?;
         let features = format!("chronos2/{name},chronos2-cli/{name}");
-        run(backend_cargo()
-            .args(["test", "-p", "chronos2", "-p", "chronos2-cli", "--features", &features])
+        run(backend_cargo("test")
+            .args(["-p", "chronos2", "-p", "chronos2-cli", "--features", &features])
             .env("CHRONOS2_TEST_BACKEND", name))?;
     }
     Ok(())
 }
 
-/// Cargo for a build with the optional backend of `entry`: its target directory, and its cargo
-/// config (`--config` is a global option of cargo, so it comes before the subcommand).
-fn backend_cargo(entry: &backend_builds::Entry, config: Option<&PathBuf>) -> Command {
+/// `cargo <subcommand> --config <config>` for the optional backend of `entry`, in its own target
+/// dir where it has one. The config comes after the subcommand: cargo does not pass a global
+/// `--config` before it on to an external subcommand such as `clippy` (its build then missed the
+/// config's `--cfg`).
+fn backend_cargo(entry: &backend_builds::Entry, config: Option<&PathBuf>, subcommand: &str) -> Command {
     let mut c = cargo();
     if let Some(dir) = backend_builds::target_dir_of(entry) {
         c.env("CARGO_TARGET_DIR", dir);
     }
+    c.arg(subcommand);
     if let Some(config) = config {
         c.arg("--config").arg(config);
     }
@@ -152,8 +155,7 @@ fn clippy() -> Result<()> {
             }
         };
         let features = format!("{}/{name},chronos2/{name},chronos2-cli/{name},chronos2-bench/{name}", entry.package);
-        run(backend_cargo(entry, config.as_ref()).args([
-            "clippy",
+        run(backend_cargo(entry, config.as_ref(), "clippy").args([
             "-p",
             entry.package,
             "-p",

@@ -100,22 +100,19 @@ pub fn check_env() -> Result<(), UnknownIsa> {
 
 /// Whether the AMX kernels run when [`ISA_ENV`] is unset. Off: they are tested against naive
 /// oracles here without AMX only as far as "skipped", and have not yet run on AMX hardware.
+#[cfg(target_arch = "x86_64")]
 pub const AMX_BY_DEFAULT: bool = false;
 
 /// Whether the AMX tiles may be used: the CPU has AMX-TILE, AMX-BF16 and AMX-INT8, Linux
 /// granted this process the tile data state, and [`ISA_ENV`] asks for them (`amx`; or is unset
 /// where [`AMX_BY_DEFAULT`]).
+#[cfg(target_arch = "x86_64")]
 pub fn amx_allowed() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let asked = match env_cap() {
-            None => AMX_BY_DEFAULT,
-            Some(cap) => cap >= IsaCap::Amx,
-        };
-        asked && Isa::Avx512.available() && crate::amx::available()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    let asked = match env_cap() {
+        None => AMX_BY_DEFAULT,
+        Some(cap) => cap >= IsaCap::Amx,
+    };
+    asked && Isa::Avx512.available() && crate::amx::available()
 }
 
 impl Isa {

@@ -32,6 +32,7 @@ pub use ops::{CandleCpuOps, CandleLinear};
 pub use quant::{QuantizedLinear, QuantizedMatmul};
 
 use chronos2_core::model::Chronos2Model;
+use chronos2_core::weights::ModelSource;
 use chronos2_core::{Forecaster, Precision, Result};
 
 /// Chronos-2 running on the candle CPU backend.
@@ -53,7 +54,12 @@ pub fn load_model(model_dir: &Path) -> Result<CpuModel> {
 /// of fp32's) and `set_precision(Bf16)` then has nothing left to convert; other precisions
 /// load in fp32 as [`load_model`].
 pub fn load_model_for(model_dir: &Path, precision: Precision) -> Result<CpuModel> {
+    load_source_for(&ModelSource::Dir(model_dir.to_path_buf()), precision)
+}
+
+/// [`load_model_for`] from a model directory or a model in memory.
+pub fn load_source_for(source: &ModelSource, precision: Precision) -> Result<CpuModel> {
     isa::check_env().map_err(chronos2_core::Error::backend)?;
     let ops = if precision == Precision::Bf16 { CandleCpuOps::building_bf16() } else { CandleCpuOps::new() };
-    Chronos2Model::load_dir(ops, model_dir)
+    Chronos2Model::load_source(ops, source)
 }

@@ -8,7 +8,7 @@ use clap::Args;
 
 use chronos2::backend::{Backend, BackendKind};
 use chronos2::chronos2_core::train::{qlora_bits, FinetuneMode, LoraConfig, StepReport};
-use chronos2::finetune::{self, AdaptedModel, AdapterFormat, FinetuneOptions};
+use chronos2::finetune::{self, AdapterFormat, FinetuneOptions};
 use chronos2::frame::Frame;
 use chronos2::{dataframe, Columns};
 
@@ -290,7 +290,7 @@ pub fn load_model(
     adapter: Option<&Path>,
     backend: Option<Backend>,
     options: chronos2::LoadOptions,
-) -> Result<AdaptedModel> {
+) -> Result<chronos2::Chronos2> {
     let backend = Backend::from_flag_or_env(backend)?;
     finetune::load_with_adapter(model, adapter, backend, options).with_context(|| match adapter {
         Some(a) => format!("cannot load the model with adapter {}", a.display()),

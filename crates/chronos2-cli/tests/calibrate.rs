@@ -3,13 +3,11 @@
 //! machine, the built-in one, said to be measured elsewhere, with how to calibrate.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
 
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
 
 fn tmpdir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chronos2-cli-calibrate").join(name);
@@ -18,18 +16,9 @@ fn tmpdir(name: &str) -> PathBuf {
     dir
 }
 
-/// The binary with its own configuration directory, the backend chosen by `auto`.
+/// The isolated binary (tests/common) with its own configuration directory, on `auto`.
 fn chronos2(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chronos2"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("CHRONOS2_BACKEND")
-        .env_remove("CHRONOS2_PROFILE")
-        .env("XDG_CONFIG_HOME", config)
-        .env("XDG_CACHE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("chronos2-cli-cache"))
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .expect("run chronos2")
+    common::command(args).env("XDG_CONFIG_HOME", config).output().expect("run chronos2")
 }
 
 fn ok(out: &Output) -> (String, String) {

@@ -9,9 +9,8 @@ use std::process::{Command, Output};
 use chronos2::frame::{ColumnData, Frame};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
+mod common;
+use common::root;
 
 fn data(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name).to_string_lossy().into_owned()
@@ -26,23 +25,7 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn chronos2(args: &[&str]) -> Output {
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chronos2-cli-cache");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chronos2"));
-    // `cargo xtask test` runs these tests a second time with CHRONOS2_TEST_BACKEND=mlx.
-    match std::env::var("CHRONOS2_TEST_BACKEND") {
-        Ok(backend) => command.env("CHRONOS2_BACKEND", backend),
-        Err(_) => command.env_remove("CHRONOS2_BACKEND"),
-    };
-    command
-        .args(args)
-        .current_dir(root())
-        .env_remove("CHRONOS2_PROFILE")
-        // No user profile: the dispatcher uses the built-in one.
-        .env("XDG_CONFIG_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("chronos2-cli-config"))
-        .env("XDG_CACHE_HOME", cache)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .expect("run chronos2")
+    common::on_test_backend(common::command(args)).output().expect("run chronos2")
 }
 
 fn stderr(out: &Output) -> String {

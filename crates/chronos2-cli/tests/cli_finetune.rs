@@ -7,15 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::root;
+
 use chronos2::chronos2_core::train::export::read_safetensors;
 
 const TINY: &str = "tests/fixtures/models/tiny";
 const SMALL: &str = "tests/fixtures/models/small";
 const INPUT: &str = "examples/airpassengers.csv";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
 
 fn tmpdir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chronos2-cli-finetune").join(name);
@@ -24,13 +23,10 @@ fn tmpdir(name: &str) -> PathBuf {
     dir
 }
 
+/// The isolated binary (tests/common), on the default backend: training runs on the backend
+/// each test names.
 fn chronos2(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chronos2"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("CHRONOS2_BACKEND")
-        .output()
-        .expect("run chronos2")
+    common::run(args)
 }
 
 fn ok(out: &Output) -> String {

@@ -7,9 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 use chronos2::frame::{ColumnData, Frame};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
+mod common;
+use common::root;
 
 fn data(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hardening").join(name).to_string_lossy().into_owned()
@@ -53,19 +52,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chronos2"));
-    match std::env::var("CHRONOS2_TEST_BACKEND") {
-        Ok(backend) => command.env("CHRONOS2_BACKEND", backend),
-        Err(_) => command.env_remove("CHRONOS2_BACKEND"),
-    };
-    command
-        .args(args)
-        .current_dir(root())
-        .env_remove("CHRONOS2_PROFILE")
-        .env("XDG_CONFIG_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("chronos2-cli-config"))
-        .env("XDG_CACHE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("chronos2-cli-cache"))
-        .env("HF_HUB_OFFLINE", "1");
-    command
+    common::on_test_backend(common::command(args))
 }
 
 fn chronos2(args: &[&str]) -> Output {

@@ -1,6 +1,6 @@
 //! Interrupted commands leave nothing behind: `finetune`, `fuse` and `predict --adapter` stopped
 //! by SIGINT or SIGTERM at any moment leave neither their output's staging directory nor a
-//! temporary file nor a temporary model; a later run removes `.partial-*` leftovers of processes
+//! temporary file; a later run removes `.partial-*` leftovers of processes
 //! that are gone (killed by SIGKILL, which cannot be handled).
 
 #![cfg(unix)]
@@ -122,6 +122,34 @@ fn an_interrupted_fuse_or_predict_with_an_adapter_leaves_nothing() {
         signal(&child, "INT");
         assert_nothing_left(child, &dir, &tmp, "p.csv", &format!("predict --adapter SIGINT after {delay_ms} ms"));
     }
+}
+
+/// `predict --adapter` fuses in memory: it runs with a TMPDIR where nothing can be created (a
+/// file) and leaves only its output.
+#[test]
+fn predict_with_an_adapter_writes_nothing_but_its_output() {
+    let adapter = root().join("tests/fixtures/finetune/adapters/tiny_lora");
+    let dir = tmpdir("predict-no-tmp");
+    let tmp = dir.join("tmpdir-is-a-file");
+    std::fs::write(&tmp, b"").unwrap();
+    let out = dir.join("p.csv");
+    let args = [
+        "predict",
+        "--model",
+        TINY,
+        "--adapter",
+        adapter.to_str().unwrap(),
+        "--input",
+        INPUT,
+        "--prediction-length",
+        "12",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    let output = spawn(&args, &tmp).wait_with_output().unwrap();
+    assert!(output.status.success(), "predict --adapter failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(entries(&dir), ["p.csv", "tmpdir-is-a-file"]);
+    assert_eq!(std::fs::metadata(&tmp).unwrap().len(), 0);
 }
 
 #[test]

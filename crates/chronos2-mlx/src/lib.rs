@@ -43,7 +43,8 @@ pub mod train;
 
 #[cfg(mlx_backend)]
 pub use model::{
-    load, load_model, load_model_with, load_with, MlxModel, MlxOptions, WithCompile, COMPILE_CACHE_CAPACITY,
+    load, load_model, load_model_with, load_source_with, load_with, MlxModel, MlxOptions, WithCompile,
+    COMPILE_CACHE_CAPACITY,
 };
 
 /// Whether MLX works on this machine: builds and evaluates a tiny graph on MLX's default

@@ -11,6 +11,7 @@ use chronos2_core::forecaster::{Encoding, Footprint, Forecaster, ModelBatch, Qua
 use chronos2_core::model::{Chronos2Model, ForwardStructure, GraphOutputs, PreparedForward, Trace};
 use chronos2_core::ops::Ops;
 use chronos2_core::train::Adapter;
+use chronos2_core::weights::ModelSource;
 use chronos2_core::{Error, ModelConfig, Precision, Result};
 use mlx_rs::error::Exception;
 use mlx_rs::Array;
@@ -338,5 +339,10 @@ pub fn load_model(model_dir: &Path) -> Result<MlxModel> {
 
 /// Like [`load_with`], keeping the concrete type.
 pub fn load_model_with(model_dir: &Path, options: MlxOptions) -> Result<MlxModel> {
-    Ok(MlxModel::new(Chronos2Model::load_dir(MlxOps::new(), model_dir)?, options))
+    load_source_with(&ModelSource::Dir(model_dir.to_path_buf()), options)
+}
+
+/// [`load_model_with`] from a model directory or a model in memory.
+pub fn load_source_with(source: &ModelSource, options: MlxOptions) -> Result<MlxModel> {
+    Ok(MlxModel::new(Chronos2Model::load_source(MlxOps::new(), source)?, options))
 }

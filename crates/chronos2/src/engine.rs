@@ -6,10 +6,11 @@
 //! loaded on first use. A call in a precision that the profile measured on no usable route runs on
 //! the default backend (the first of the registry), and the decision says why.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chronos2_core::dispatch::{choose, CallShape, Profile};
+use chronos2_core::weights::ModelSource;
 use chronos2_core::{Forecaster, Precision};
 
 use crate::backend::{Backend, BackendKind, Route};
@@ -51,7 +52,7 @@ pub struct Engines {
 impl Engines {
     /// Prepares the engines; a forced backend (and, with `auto`, the default one, which also
     /// provides the config) is loaded now so that errors surface here.
-    pub fn new(model_dir: &Path, backend: Backend, options: LoadOptions) -> Result<Self> {
+    pub fn new(source: ModelSource, backend: Backend, options: LoadOptions) -> Result<Self> {
         let profile = load_profile()?;
         let first = match backend {
             Backend::Forced(kind) => {
@@ -68,7 +69,7 @@ impl Engines {
                 BackendKind::DEFAULT
             }
         };
-        let models = Models::new(model_dir);
+        let models = Models::new(source);
         let primary = models.model(first, options.precision)?;
         Ok(Engines { models, backend, options, profile, primary })
     }
@@ -243,8 +244,8 @@ mod tests {
     }
 
     fn engines(backend: Backend, options: LoadOptions) -> Result<Engines> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/tiny");
-        Engines::new(&dir, backend, options)
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/tiny");
+        Engines::new(ModelSource::Dir(dir), backend, options)
     }
 
     /// With the built-in profile less its int4 entries, `auto` sends an int4 call (measured

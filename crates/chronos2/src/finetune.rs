@@ -13,6 +13,7 @@ use chronos2_core::train::export::{self, Adapter, NamedTensor};
 use chronos2_core::train::{
     fit, AdamWConfig, FinetuneMode, FitOptions, LoraConfig, StepReport, TrainDataset, TrainSpec, QLORA_GROUP_SIZE,
 };
+use chronos2_core::weights::ModelSource;
 use chronos2_core::Forecaster;
 
 use crate::backend::{Backend, BackendKind};
@@ -135,13 +136,14 @@ pub fn finetune_model(
 ) -> Result<FinetuneReport> {
     let model_dir = resolve_base(model)?;
     let config = chronos2_core::ModelConfig::from_file(&model_dir.join(chronos2_core::model_files::CONFIG_FILE))?;
-    let base = Base { dir: &model_dir, config: &config, backend, load };
+    let source = ModelSource::Dir(model_dir);
+    let base = Base { source: &source, config: &config, backend, load };
     run_finetune(&base, train, validation, options, output, progress)
 }
 
 /// The base model of a fine-tuning run.
 struct Base<'a> {
-    dir: &'a Path,
+    source: &'a ModelSource,
     config: &'a chronos2_core::ModelConfig,
     /// Where a fully fine-tuned model is loaded.
     backend: Backend,
@@ -162,7 +164,7 @@ impl Chronos2 {
         progress: &mut dyn FnMut(&StepReport),
     ) -> Result<FinetuneReport> {
         let base =
-            Base { dir: self.model_dir(), config: self.config(), backend: self.backend, load: self.engines.options() };
+            Base { source: self.source(), config: self.config(), backend: self.backend, load: self.engines.options() };
         run_finetune(&base, train, validation, options, output, progress)
     }
 }
@@ -211,7 +213,7 @@ fn run_finetune(
         None => None,
     };
     let spec = TrainSpec { mode: options.mode, lora: options.lora.clone(), seed: options.seed };
-    let mut model = crate::registry::train_model(options.backend, base.dir, spec)?;
+    let mut model = crate::registry::train_model_source(options.backend, base.source, spec)?;
     let fit_options = FitOptions { steps: options.steps, learning_rate: lr, seed: options.seed };
     let outcome = fit(model.as_mut(), &dataset, validation.as_deref(), &fit_options, progress)?;
     let tensors: Vec<NamedTensor> = model
@@ -222,9 +224,9 @@ fn run_finetune(
         .map(|((name, shape), data)| NamedTensor { name, shape, data })
         .collect();
     drop(model);
-    let base_name = base.dir.display().to_string();
+    let base_name = base.source.path().display().to_string();
     let write_checkpoint = |dir: &Path| match options.mode {
-        FinetuneMode::Full => export::write_full_model(dir, base.dir, &tensors, context_length, h),
+        FinetuneMode::Full => export::write_full_model(dir, base.source.path(), &tensors, context_length, h),
         FinetuneMode::Lora | FinetuneMode::Qlora { .. } => match options.format {
             AdapterFormat::Peft => export::write_peft_adapter(dir, &options.lora, &base_name, &tensors),
             AdapterFormat::Npz => export::write_npz_adapter(dir, &options.lora, &base_name, &tensors),
@@ -396,40 +398,13 @@ fn resolve_base(base: Option<&str>) -> Result<PathBuf> {
     })
 }
 
-/// A model directory in the system's temporary directory, removed (with its contents) on drop.
-pub struct TempModelDir {
-    path: PathBuf,
-    _pending: chronos2_core::cleanup::Pending,
-}
-
-impl TempModelDir {
-    /// A fresh path (nothing is created there yet); `purpose` names it. It is also removed when
-    /// a binary's signal handler cleans up (`chronos2_core::cleanup`).
-    fn new(purpose: &str) -> Self {
-        let name = format!("chronos2-{purpose}-{}-{}", std::process::id(), unique());
-        let path = std::env::temp_dir().join(name);
-        TempModelDir { _pending: chronos2_core::cleanup::Pending::new(&path), path }
-    }
-
-    /// The directory as a model spec for [`Chronos2::load_with`].
-    fn spec(&self) -> Result<&str> {
-        self.path.to_str().ok_or_else(|| Error::InvalidArgument(format!("{} is not UTF-8", self.path.display())))
-    }
-}
-
-impl Drop for TempModelDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
 impl Chronos2 {
     /// Fuses the active adapter into the model: every following call runs the base with the
     /// adapter merged into its weights (`W + (alpha / r) B A` for LoRA, the trained head for a
     /// head) as a plain model, at the base model's speed (on MLX compiled graphs are used again),
     /// on the same backends and precision. The loaded adapters are dropped: they were trained for
-    /// the unfused base. The fused weights are written to a temporary directory that lives as long
-    /// as the model ([`fuse`] writes a fused model to keep). On an error the model is unchanged.
+    /// the unfused base. The fused weights are held in memory, nothing is written ([`fuse`] writes
+    /// a fused model to keep). On an error the model is unchanged.
     pub fn fuse(&mut self) -> Result<()> {
         let Some(name) = self.active_adapter.clone() else {
             return Err(Error::InvalidArgument(format!(
@@ -441,56 +416,31 @@ impl Chronos2 {
             .adapters
             .get(&name)
             .ok_or_else(|| Error::InvalidArgument(format!("no adapter named `{name}` is loaded")))?;
-        // The old model's engines (which may read a previous fused directory) are dropped before
-        // that directory.
         *self = self.with_adapter_fused(adapter)?;
         Ok(())
     }
 
     /// A new model: this one's base with `adapter` merged into its weights, on the same backends
-    /// and precision, without adapters. The fused weights are written to a temporary directory
-    /// that lives as long as the new model. This model is unchanged.
+    /// and precision, without adapters. The fused weights are held in memory (the tensors that
+    /// [`fuse`] writes); nothing is written to disk. This model is unchanged.
     pub fn with_adapter_fused(&self, adapter: &Adapter) -> Result<Chronos2> {
-        let dir = TempModelDir::new("fused");
-        export::write_staged(&dir.path, |out| export::write_fused(out, &self.model_dir, adapter))?;
-        let mut fused = Chronos2::load_with(Some(dir.spec()?), self.backend, self.engines.options())?;
-        fused.fused_dir = Some(dir);
-        Ok(fused)
+        let fused = export::fused_source(self.source(), adapter)?;
+        Chronos2::load_source(fused, self.backend, self.engines.options())
     }
 }
 
-/// A loaded model, with an adapter fused in when one was given (into a temporary fused copy of
-/// the base, removed on drop).
-pub struct AdaptedModel {
-    pub model: Chronos2,
-    _fused_dir: Option<TempModelDir>,
-}
-
-impl std::ops::Deref for AdaptedModel {
-    type Target = Chronos2;
-    fn deref(&self) -> &Chronos2 {
-        &self.model
-    }
-}
-
-/// Loads `base`, with the adapter at `adapter` (PEFT LoRA or head) fused in when given.
+/// Loads `base`, with the adapter at `adapter` (PEFT LoRA or head) fused in memory when given:
+/// the model `chronos2 fuse` writes, without writing it.
 pub fn load_with_adapter(
     base: Option<&str>,
     adapter: Option<&Path>,
     backend: Backend,
     options: LoadOptions,
-) -> Result<AdaptedModel> {
+) -> Result<Chronos2> {
     let Some(adapter) = adapter else {
-        return Ok(AdaptedModel { model: Chronos2::load_with(base, backend, options)?, _fused_dir: None });
+        return Chronos2::load_with(base, backend, options);
     };
-    let dir = TempModelDir::new("adapted");
-    fuse(base, adapter, &dir.path)?;
-    let model = Chronos2::load_with(Some(dir.spec()?), backend, options)?;
-    Ok(AdaptedModel { model, _fused_dir: Some(dir) })
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    COUNTER.fetch_add(1, Ordering::Relaxed)
+    let base = ModelSource::Dir(resolve_base(base)?);
+    let adapter = Adapter::load(adapter)?;
+    Chronos2::load_source(export::fused_source(&base, &adapter)?, backend, options)
 }

@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chronos2_core::pipeline::{self, ItemEmbedding, ItemForecast, Pooling, PredictOptions, SeriesInput};
+use chronos2_core::weights::ModelSource;
 use chronos2_core::ModelConfig;
 
 pub use backend::{Backend, BackendKind, Route};
@@ -152,20 +153,19 @@ pub struct Chronos2 {
     engines: Engines,
     backend: Backend,
     config: ModelConfig,
-    model_dir: PathBuf,
+    /// The model's directory, or the model in memory (a base with an adapter fused in).
+    source: ModelSource,
     /// Adapters loaded by name ([`Chronos2::load_adapter`]), applied at run time.
     adapters: BTreeMap<String, Arc<Adapter>>,
     /// The adapter every call runs with ([`Chronos2::set_adapter`]); `None`: the base model.
     active_adapter: Option<String>,
-    /// After [`Chronos2::fuse`]: the fused model's directory (`model_dir`), removed on drop.
-    /// Declared last, so the engines reading it are dropped first.
-    fused_dir: Option<finetune::TempModelDir>,
 }
 
 impl std::fmt::Debug for Chronos2 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Chronos2")
-            .field("model_dir", &self.model_dir)
+            .field("model_dir", &self.model_dir())
+            .field("in_memory", &matches!(self.source, ModelSource::Memory(_)))
             .field("options", &self.engines.options())
             .field("adapters", &self.adapters.keys().collect::<Vec<_>>())
             .field("active_adapter", &self.active_adapter)
@@ -183,18 +183,14 @@ impl Chronos2 {
 
     /// Like [`Chronos2::load`], in another precision and/or compiling the forward.
     pub fn load_with(model: Option<&str>, backend: Backend, options: LoadOptions) -> Result<Self> {
-        let model_dir = Self::resolve_model(model)?;
-        let engines = Engines::new(&model_dir, backend, options)?;
+        Self::load_source(ModelSource::Dir(Self::resolve_model(model)?), backend, options)
+    }
+
+    /// Loads the model `source`: a directory or a model in memory (see [`Chronos2::with_adapter_fused`]).
+    pub fn load_source(source: ModelSource, backend: Backend, options: LoadOptions) -> Result<Self> {
+        let engines = Engines::new(source.clone(), backend, options)?;
         let config = engines.primary().config().clone();
-        Ok(Chronos2 {
-            engines,
-            backend,
-            config,
-            model_dir,
-            adapters: BTreeMap::new(),
-            active_adapter: None,
-            fused_dir: None,
-        })
+        Ok(Chronos2 { engines, backend, config, source, adapters: BTreeMap::new(), active_adapter: None })
     }
 
     /// Measures this machine for [`Backend::Auto`] with `model` (default: the bundled model) and
@@ -220,9 +216,14 @@ impl Chronos2 {
         &self.config
     }
 
-    /// The model directory.
+    /// The model directory; for a model with an adapter fused in memory, its base's directory.
     pub fn model_dir(&self) -> &Path {
-        &self.model_dir
+        self.source.path()
+    }
+
+    /// Where the model was loaded from: its directory, or the model in memory.
+    pub fn source(&self) -> &ModelSource {
+        &self.source
     }
 
     /// Memory held by the model (of the first backend loaded), measured from its buffers; the

@@ -1,10 +1,10 @@
-//! The models of one model directory: at most one per backend of the [`crate::registry`],
+//! The models of one model (a directory or a model in memory): at most one per backend of the [`crate::registry`],
 //! loaded on first use, each in the precision of the [`crate::Chronos2`] that owns them.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use chronos2_core::weights::ModelSource;
 use chronos2_core::{Forecaster, Precision};
 
 use crate::backend::Route;
@@ -40,13 +40,13 @@ pub(crate) fn compile_unsupported(backend: BackendKind) -> Error {
 
 /// The models of one model directory: at most one per backend, loaded on first use.
 pub struct Models {
-    model_dir: PathBuf,
+    source: ModelSource,
     loaded: Mutex<HashMap<BackendKind, Arc<LoadedModel>>>,
 }
 
 impl Models {
-    pub fn new(model_dir: &Path) -> Self {
-        Models { model_dir: model_dir.to_path_buf(), loaded: Mutex::default() }
+    pub fn new(source: ModelSource) -> Self {
+        Models { source, loaded: Mutex::default() }
     }
 
     /// The model of `kind` in `precision`, loading it on first use. A backend holds one model:
@@ -57,7 +57,7 @@ impl Models {
         let model = match loaded.get(&kind) {
             Some(model) => model.clone(),
             None => {
-                let model = registry::load(kind, &self.model_dir, precision)?;
+                let model = registry::load_source(kind, &self.source, precision)?;
                 let model = Arc::new(LoadedModel { precision, model });
                 loaded.insert(kind, model.clone());
                 model
@@ -89,7 +89,7 @@ mod tests {
     use super::*;
 
     fn models(model: &str) -> Models {
-        Models::new(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(model))
+        Models::new(ModelSource::Dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(model)))
     }
 
     #[test]

@@ -24,17 +24,22 @@ pub(crate) unsafe fn neon_q4(t: &Tile) {
 }
 
 /// The 16 codes as four f32 vectors.
-/// (NEON is the aarch64 baseline, and these intrinsics touch no memory: a safe function.)
+///
+/// # Safety
+/// The CPU must support NEON (the aarch64 baseline); the intrinsics touch no memory.
 #[inline(always)]
-fn widen(codes: uint8x16_t) -> [float32x4_t; 4] {
-    let lo = vmovl_u8(vget_low_u8(codes));
-    let hi = vmovl_u8(vget_high_u8(codes));
-    [
-        vcvtq_f32_u32(vmovl_u16(vget_low_u16(lo))),
-        vcvtq_f32_u32(vmovl_u16(vget_high_u16(lo))),
-        vcvtq_f32_u32(vmovl_u16(vget_low_u16(hi))),
-        vcvtq_f32_u32(vmovl_u16(vget_high_u16(hi))),
-    ]
+unsafe fn widen(codes: uint8x16_t) -> [float32x4_t; 4] {
+    // SAFETY: NEON is available (the caller's contract); register-only intrinsics.
+    unsafe {
+        let lo = vmovl_u8(vget_low_u8(codes));
+        let hi = vmovl_u8(vget_high_u8(codes));
+        [
+            vcvtq_f32_u32(vmovl_u16(vget_low_u16(lo))),
+            vcvtq_f32_u32(vmovl_u16(vget_high_u16(lo))),
+            vcvtq_f32_u32(vmovl_u16(vget_low_u16(hi))),
+            vcvtq_f32_u32(vmovl_u16(vget_high_u16(hi))),
+        ]
+    }
 }
 
 /// `scale · q + bias` for the 16 outputs of half `h`; `sb` points at the group's scales.

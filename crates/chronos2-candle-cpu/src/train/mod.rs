@@ -24,9 +24,8 @@ use std::path::Path;
 use candle_core::Tensor;
 use chronos2_core::config::ModelConfig;
 use chronos2_core::model::{Chronos2Model, ForwardStructure, Stages};
-use chronos2_core::model_files::{CONFIG_FILE, WEIGHTS_FILE};
 use chronos2_core::train::{DropoutMasks, LossTargets, TrainBatch, TrainModel};
-use chronos2_core::weights::Weights;
+use chronos2_core::weights::{ModelSource, Weights};
 use chronos2_core::{Error, Forecaster, Result};
 
 pub use checkpoint::Checkpointing;
@@ -51,8 +50,12 @@ pub struct CpuTrainModel {
 impl CpuTrainModel {
     /// Loads `config.json` and `model.safetensors` from `dir`.
     pub fn load_dir(dir: &Path, spec: TrainSpec) -> Result<Self> {
-        let config = ModelConfig::from_file(&dir.join(CONFIG_FILE))?;
-        let weights = Weights::open(&dir.join(WEIGHTS_FILE))?;
+        Self::load_source(&ModelSource::Dir(dir.to_path_buf()), spec)
+    }
+
+    /// [`Self::load_dir`] from a model directory or a model in memory.
+    pub fn load_source(source: &ModelSource, spec: TrainSpec) -> Result<Self> {
+        let (config, weights) = source.open()?;
         Self::load(config, &weights, spec)
     }
 
@@ -76,16 +79,6 @@ impl CpuTrainModel {
     /// The trainable parameters, in build order.
     pub fn params(&self) -> &[TrainParam] {
         &self.params
-    }
-
-    /// Sets the parameter `name` (e.g. to a given LoRA initialisation).
-    pub fn set_param(&self, name: &str, values: &[f32]) -> Result<()> {
-        let p = self
-            .params
-            .iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| Error::InvalidInput(format!("no trainable parameter `{name}`")))?;
-        set_var(p, values)
     }
 
     /// Which encoder blocks training steps checkpoint (default [`Checkpointing::Auto`]).

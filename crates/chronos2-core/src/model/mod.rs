@@ -26,12 +26,11 @@ pub use stages::Stages;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::forecaster::{Encoding, Footprint, Forecaster, ModelBatch, QuantileForecast};
-use crate::model_files::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::ops::Ops;
 use crate::precision::Precision;
 use crate::preprocess::{additive_mask, denormalize, patch_batch, rotary_tables, PatchedInput};
 use crate::train::Adapter;
-use crate::weights::Weights;
+use crate::weights::{ModelSource, Weights};
 
 /// Chronos-2 on backend `O`.
 pub struct Chronos2Model<O: Ops> {
@@ -117,12 +116,12 @@ pub struct GraphOutputs<T> {
 impl<O: Ops> Chronos2Model<O> {
     /// Loads `config.json` and `model.safetensors` from `dir` onto backend `ops`.
     pub fn load_dir(ops: O, dir: &Path) -> Result<Self> {
-        let config = ModelConfig::from_file(&dir.join(CONFIG_FILE))?;
-        let weights_path = dir.join(WEIGHTS_FILE);
-        if !weights_path.is_file() {
-            return Err(Error::ModelNotFound(format!("{} has no {WEIGHTS_FILE}", dir.display())));
-        }
-        let weights = Weights::open(&weights_path)?;
+        Self::load_source(ops, &ModelSource::Dir(dir.to_path_buf()))
+    }
+
+    /// Loads the model `source` (a directory or a model in memory) onto backend `ops`.
+    pub fn load_source(ops: O, source: &ModelSource) -> Result<Self> {
+        let (config, weights) = source.open()?;
         Self::load(ops, config, &weights)
     }
 

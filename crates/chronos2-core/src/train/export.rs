@@ -14,12 +14,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use safetensors::{Dtype, SafeTensors};
 use serde_json::{json, Value};
 
+use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::model_files::{CONFIG_FILE, WEIGHTS_FILE};
+use crate::weights::{InMemoryModel, ModelSource};
 
 pub use super::adapter::Adapter;
 use super::mode::LoraConfig;
@@ -302,6 +305,19 @@ pub fn fused_model(base_dir: &Path, adapter: &Adapter) -> Result<(Value, Vec<Nam
     let mut tensors = read_safetensors(&base_dir.join(WEIGHTS_FILE))?;
     adapter.apply(&mut tensors)?;
     Ok((config, tensors))
+}
+
+/// The model `base` with `adapter` merged in, held in memory: nothing is written to disk. Its
+/// tensors are those [`write_fused`] writes, so it forecasts exactly as the written copy.
+pub fn fused_source(base: &ModelSource, adapter: &Adapter) -> Result<ModelSource> {
+    let (config, mut tensors) = match base {
+        ModelSource::Dir(dir) => {
+            (ModelConfig::from_file(&dir.join(CONFIG_FILE))?, read_safetensors(&dir.join(WEIGHTS_FILE))?)
+        }
+        ModelSource::Memory(model) => (model.config.clone(), model.tensors.clone()),
+    };
+    adapter.apply(&mut tensors)?;
+    Ok(ModelSource::Memory(Arc::new(InMemoryModel { origin: base.path().to_path_buf(), config, tensors })))
 }
 
 /// Writes a model (`config.json` + `model.safetensors`) to `dir`.

@@ -12,10 +12,9 @@ use std::path::Path;
 use chronos2_core::config::ModelConfig;
 use chronos2_core::forecaster::Footprint;
 use chronos2_core::model::{Chronos2Model, PreparedForward};
-use chronos2_core::model_files::{CONFIG_FILE, WEIGHTS_FILE};
 use chronos2_core::ops::Ops;
 use chronos2_core::train::{DropoutMasks, LossTargets, TrainBatch, TrainModel, TrainSpec};
-use chronos2_core::weights::Weights;
+use chronos2_core::weights::{ModelSource, Weights};
 use chronos2_core::{Error, Forecaster, Result};
 use mlx_rs::error::Exception;
 use mlx_rs::transforms::value_and_grad_with_argnums;
@@ -40,8 +39,12 @@ pub struct MlxTrainModel {
 impl MlxTrainModel {
     /// Loads `config.json` and `model.safetensors` from `dir`.
     pub fn load_dir(dir: &Path, spec: TrainSpec) -> Result<Self> {
-        let config = ModelConfig::from_file(&dir.join(CONFIG_FILE))?;
-        let weights = Weights::open(&dir.join(WEIGHTS_FILE))?;
+        Self::load_source(&ModelSource::Dir(dir.to_path_buf()), spec)
+    }
+
+    /// [`Self::load_dir`] from a model directory or a model in memory.
+    pub fn load_source(source: &ModelSource, spec: TrainSpec) -> Result<Self> {
+        let (config, weights) = source.open()?;
         Self::load(config, &weights, spec)
     }
 

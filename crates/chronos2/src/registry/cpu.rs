@@ -1,10 +1,9 @@
 //! Registry entry: candle on the CPU (crate `chronos2-candle-cpu`), always compiled in.
 
-use std::path::Path;
-
 use chronos2_candle_cpu::train::CpuTrainModel;
 use chronos2_candle_cpu::CpuModel;
 use chronos2_core::train::{TrainModel, TrainSpec};
+use chronos2_core::weights::ModelSource;
 use chronos2_core::{Forecaster, Precision};
 
 use super::{BackendModel, Provider};
@@ -38,12 +37,12 @@ impl Provider for Cpu {
         &Precision::ALL
     }
 
-    fn load(&self, model_dir: &Path, precision: Precision) -> Result<Box<dyn BackendModel>> {
-        Ok(Box::new(chronos2_candle_cpu::load_model_for(model_dir, precision)?))
+    fn load(&self, source: &ModelSource, precision: Precision) -> Result<Box<dyn BackendModel>> {
+        Ok(Box::new(chronos2_candle_cpu::load_source_for(source, precision)?))
     }
 
-    fn train_model(&self, model_dir: &Path, spec: TrainSpec) -> Result<Box<dyn TrainModel>> {
-        Ok(Box::new(CpuTrainModel::load_dir(model_dir, spec)?))
+    fn train_model(&self, source: &ModelSource, spec: TrainSpec) -> Result<Box<dyn TrainModel>> {
+        Ok(Box::new(CpuTrainModel::load_source(source, spec)?))
     }
 }
 

@@ -1,9 +1,8 @@
 //! Registry entry: Apple MLX (crate `chronos2-mlx`; Metal on Apple silicon, its CPU backend on
 //! Linux), behind the cargo feature `mlx`.
 
-use std::path::Path;
-
 use chronos2_core::train::{TrainModel, TrainSpec};
+use chronos2_core::weights::ModelSource;
 use chronos2_core::Precision;
 
 use super::{BackendModel, Provider};
@@ -39,23 +38,23 @@ impl Provider for Mlx {
         &[Precision::Fp32, Precision::Bf16, Precision::Int8, Precision::Int4]
     }
 
-    fn load(&self, model_dir: &Path, precision: Precision) -> Result<Box<dyn BackendModel>> {
+    fn load(&self, source: &ModelSource, precision: Precision) -> Result<Box<dyn BackendModel>> {
         let _ = precision; // MLX loads fp32 and converts in set_precision (done by the registry)
         #[cfg(feature = "mlx")]
-        return Ok(Box::new(chronos2_mlx::load_model(model_dir)?));
+        return Ok(Box::new(chronos2_mlx::load_source_with(source, chronos2_mlx::MlxOptions::default())?));
         #[cfg(not(feature = "mlx"))]
         {
-            let _ = model_dir;
+            let _ = source;
             Err(super::not_compiled(self))
         }
     }
 
-    fn train_model(&self, model_dir: &Path, spec: TrainSpec) -> Result<Box<dyn TrainModel>> {
+    fn train_model(&self, source: &ModelSource, spec: TrainSpec) -> Result<Box<dyn TrainModel>> {
         #[cfg(feature = "mlx")]
-        return Ok(Box::new(chronos2_mlx::train::MlxTrainModel::load_dir(model_dir, spec)?));
+        return Ok(Box::new(chronos2_mlx::train::MlxTrainModel::load_source(source, spec)?));
         #[cfg(not(feature = "mlx"))]
         {
-            let _ = (model_dir, spec);
+            let _ = (source, spec);
             Err(super::not_compiled(self))
         }
     }

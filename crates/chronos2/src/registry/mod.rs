@@ -18,6 +18,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use chronos2_core::train::{TrainModel, TrainSpec};
+use chronos2_core::weights::ModelSource;
 use chronos2_core::{Forecaster, Precision};
 
 use crate::error::{Error, Result};
@@ -43,10 +44,10 @@ pub trait Provider: Sync {
     fn compiles_forward(&self) -> bool;
     /// The precisions of the linear layers it runs.
     fn precisions(&self) -> &'static [Precision];
-    /// Loads the model in `model_dir`, ready to run in `precision`.
-    fn load(&self, model_dir: &Path, precision: Precision) -> Result<Box<dyn BackendModel>>;
-    /// The model in `model_dir`, for fine-tuning what `spec` trains.
-    fn train_model(&self, model_dir: &Path, spec: TrainSpec) -> Result<Box<dyn TrainModel>>;
+    /// Loads the model `source` (a directory or a model in memory), ready to run in `precision`.
+    fn load(&self, source: &ModelSource, precision: Precision) -> Result<Box<dyn BackendModel>>;
+    /// The model `source`, for fine-tuning what `spec` trains.
+    fn train_model(&self, source: &ModelSource, spec: TrainSpec) -> Result<Box<dyn TrainModel>>;
 }
 
 /// A model loaded on a backend.
@@ -177,16 +178,26 @@ pub fn check_usable(kind: BackendKind) -> Result<()> {
 
 /// The model in `model_dir` on `kind`, ready to run in `precision`.
 pub fn load(kind: BackendKind, model_dir: &Path, precision: Precision) -> Result<Box<dyn BackendModel>> {
+    load_source(kind, &ModelSource::Dir(model_dir.to_path_buf()), precision)
+}
+
+/// The model `source` (a directory or a model in memory) on `kind`, ready to run in `precision`.
+pub fn load_source(kind: BackendKind, source: &ModelSource, precision: Precision) -> Result<Box<dyn BackendModel>> {
     check_usable(kind)?;
-    let mut model = kind.provider().load(model_dir, precision)?;
+    let mut model = kind.provider().load(source, precision)?;
     model.forecaster_mut().set_precision(precision)?;
     Ok(model)
 }
 
 /// The model in `model_dir` on `kind`, for fine-tuning what `spec` trains.
 pub fn train_model(kind: BackendKind, model_dir: &Path, spec: TrainSpec) -> Result<Box<dyn TrainModel>> {
+    train_model_source(kind, &ModelSource::Dir(model_dir.to_path_buf()), spec)
+}
+
+/// The model `source` (a directory or a model in memory) on `kind`, for fine-tuning what `spec` trains.
+pub fn train_model_source(kind: BackendKind, source: &ModelSource, spec: TrainSpec) -> Result<Box<dyn TrainModel>> {
     check_usable(kind)?;
-    kind.provider().train_model(model_dir, spec)
+    kind.provider().train_model(source, spec)
 }
 
 #[cfg(test)]
