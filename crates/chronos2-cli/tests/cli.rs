@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use chronos2::frame::{ColumnData, Frame};
+use chronos2::data::{ColumnData, Frame};
 use serde_json::Value;
 
 mod common;
