@@ -40,6 +40,8 @@ enum Task {
         /// Also compile in these optional backends (comma-separated; prepared first where needed).
         #[arg(long, value_name = "NAMES", value_delimiter = ',')]
         backend: Vec<String>,
+        #[command(flatten)]
+        switches: backend_builds::BackendSwitches,
     },
     /// Regenerate tests/fixtures with the Python reference
     /// (needs: pip install chronos-forecasting==2.3.2 pandas pyarrow).
@@ -65,7 +67,12 @@ enum Task {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Test { default_backend_only } => test(default_backend_only),
-        Task::BuildCli { backend } => build_cli(&backend),
+        Task::BuildCli { mut backend, switches } => {
+            backend.extend(switches.0);
+            backend.sort();
+            backend.dedup();
+            build_cli(&backend)
+        }
         Task::Clippy => clippy(),
         Task::Fixtures => run(Command::new("python3").arg("scripts/generate_fixtures.py")),
         Task::Bench => bench(),

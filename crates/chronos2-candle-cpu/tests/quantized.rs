@@ -1,14 +1,14 @@
 //! Weight quantization and bf16 on the CPU backend: footprint from the actual buffers, and
 //! end-to-end deviation from fp32 on the bundled trained model over the real series in `eval/`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chronos2_core::pipeline::{predict, PredictOptions, SeriesInput};
 use chronos2_core::{Error, Forecaster, Precision};
 use chronos2_test_fixtures::real_series;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    chronos2_test_fixtures::repo_root()
 }
 
 fn mini(precision: Precision) -> Box<dyn Forecaster> {

@@ -236,10 +236,20 @@ pub fn check_model_cases<O: Ops>(ops: O, rtol: f32) -> Result<usize, String> {
 pub type Loader<'a> = &'a dyn Fn(&Path) -> chronos2_core::Result<Box<dyn Forecaster>>;
 
 /// Relative tolerance of the pipeline checks: `max|actual - expected| <= RTOL * max|expected| + 1e-6`.
-/// On chronos2-mini results agree to ~1e-6; the random `small` model (no 1/sqrt(d) scaling, large
-/// weights: sharp attention) amplifies fp32 summation-order differences — gemm vs the few-row
-/// kernel of the CPU backend — to 1.5e-5 on `predict_small_default_levels`.
+/// On chronos2-mini results agree to ~1e-6.
 const RTOL: f32 = 2e-5;
+
+/// The random `small` model (no 1/sqrt(d) scaling, large weights: sharp attention) amplifies
+/// float32 summation-order differences, so its one-call predict cases get `RTOL_SMALL`. Measured
+/// on `predict_small_default_levels` item 2 (2026-12-07, chronos-forecasting 2.3.2 with the model
+/// in float64 as the truth): the float32 reference is itself 8.7e-6 x max|expected| from the
+/// float64 result; the MLX backend is 1.26e-5 from it on the other side, hence 2.14e-5 from the
+/// float32 reference (the candle CPU backend 1.5e-5). Two float32 results of that accuracy can
+/// differ by the sum of their errors: 3e-5 allows ours up to 2.4x the reference's own error.
+const RTOL_SMALL: f32 = 3e-5;
+
+/// The model of the cases that get [`RTOL_SMALL`].
+const SMALL_MODEL: &str = "tests/fixtures/models/small";
 
 /// Tolerance for horizons beyond one model call (the 9-path autoregressive rollout, cases
 /// `predict_small_long_horizon*`). The random `small` model amplifies float32 rounding over its
@@ -366,7 +376,7 @@ fn check_prepared(
 
 /// Runs every `"kind": "predict"` case end to end on the model `load` gives: preprocessing
 /// ([`prepare`]) and [`predict`] (quantiles and mean) against the reference, with `RTOL`
-/// (`RTOL_ROLLOUT` beyond one model call). Returns the number of cases checked, or all
+/// (`RTOL_SMALL` on the random `small` model, `RTOL_ROLLOUT` beyond one model call). Returns the number of cases checked, or all
 /// mismatches; a load / pipeline error or a shape mismatch panics.
 pub fn check_predict_cases(load: Loader<'_>) -> Result<usize, String> {
     let mut failures = Vec::new();
@@ -386,7 +396,13 @@ pub fn check_predict_cases(load: Loader<'_>) -> Result<usize, String> {
             cross_learning: case["cross_learning"].as_bool().unwrap_or(false),
             ..PredictOptions::default()
         };
-        let rtol = if prediction_length > model_prediction_length(model.config()) { RTOL_ROLLOUT } else { RTOL };
+        let rtol = if prediction_length > model_prediction_length(model.config()) {
+            RTOL_ROLLOUT
+        } else if case["model"] == SMALL_MODEL {
+            RTOL_SMALL
+        } else {
+            RTOL
+        };
         let forecasts =
             predict(model.as_ref(), &items, &options, &mut |_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
         let expected_q = case["expected"]["quantiles"].as_array().expect("quantiles");

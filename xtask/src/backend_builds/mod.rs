@@ -73,8 +73,43 @@ pub fn target_dir_of(entry: &Entry) -> Option<PathBuf> {
     entry.own_target.then(|| target_dir(entry.name))
 }
 
+/// One switch per optional backend, `--<name>` (`cargo xtask build-cli --cuda`): the same as
+/// naming the backend in `--backend`.
+#[derive(Debug, Clone, Default)]
+pub struct BackendSwitches(pub Vec<String>);
+
+impl clap::FromArgMatches for BackendSwitches {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> std::result::Result<Self, clap::Error> {
+        Ok(Self(ENTRIES.iter().filter(|e| matches.get_flag(e.name)).map(|e| e.name.to_string()).collect()))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> std::result::Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for BackendSwitches {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        ENTRIES.iter().fold(cmd, |cmd, e| {
+            cmd.arg(
+                clap::Arg::new(e.name)
+                    .long(e.name)
+                    .action(clap::ArgAction::SetTrue)
+                    .help(format!("Also compile in the {} backend (same as --backend {})", e.name, e.name)),
+            )
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
 
     #[test]
@@ -83,5 +118,19 @@ mod tests {
         assert_eq!(optional.len(), BackendKind::ALL.len() - 1);
         assert_eq!(optional.len(), ENTRIES.len());
         assert!(entry("nope").is_err());
+    }
+
+    #[test]
+    fn every_optional_backend_has_a_build_cli_switch() {
+        for e in super::ENTRIES {
+            let flag = format!("--{}", e.name);
+            let cli = crate::Cli::try_parse_from(["xtask", "build-cli", flag.as_str()]).unwrap();
+            let crate::Task::BuildCli { backend, switches } = cli.task else { panic!("not build-cli") };
+            assert!(backend.is_empty());
+            assert_eq!(switches.0, vec![e.name.to_string()], "{flag}");
+        }
+        let cli = crate::Cli::try_parse_from(["xtask", "build-cli"]).unwrap();
+        let crate::Task::BuildCli { switches, .. } = cli.task else { panic!("not build-cli") };
+        assert!(switches.0.is_empty());
     }
 }

@@ -2,9 +2,8 @@
 //! of libcuda, NVRTC and cuBLAS, so it builds anywhere and reports "not usable" without a GPU),
 //! behind the cargo feature `cuda`. Inference only (fp32, bf16); fine-tuning stays on the CPU.
 
-use std::path::Path;
-
 use chronos2_core::train::{TrainModel, TrainSpec};
+use chronos2_core::weights::ModelSource;
 use chronos2_core::Precision;
 
 use super::{BackendModel, Provider};
@@ -41,18 +40,18 @@ impl Provider for Cuda {
         &[Precision::Fp32, Precision::Bf16]
     }
 
-    fn load(&self, model_dir: &Path, precision: Precision) -> Result<Box<dyn BackendModel>> {
+    fn load(&self, source: &ModelSource, precision: Precision) -> Result<Box<dyn BackendModel>> {
         #[cfg(feature = "cuda")]
-        return Ok(Box::new(chronos2_cuda::load_model_for(model_dir, precision)?));
+        return Ok(Box::new(chronos2_cuda::load_source_for(source, precision)?));
         #[cfg(not(feature = "cuda"))]
         {
-            let _ = (model_dir, precision);
+            let _ = (source, precision);
             Err(super::not_compiled(self))
         }
     }
 
-    fn train_model(&self, model_dir: &Path, spec: TrainSpec) -> Result<Box<dyn TrainModel>> {
-        let _ = (model_dir, spec);
+    fn train_model(&self, source: &ModelSource, spec: TrainSpec) -> Result<Box<dyn TrainModel>> {
+        let _ = (source, spec);
         Err(Error::InvalidArgument(
             "the cuda backend runs inference only (fp32, bf16); fine-tune on the cpu backend".into(),
         ))
