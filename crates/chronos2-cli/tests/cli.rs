@@ -369,8 +369,7 @@ fn info_lists_backends() {
     assert_success(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     // One row per registry backend, names padded to the longest.
-    let row =
-        |name: &str| text.lines().find(|l| l.trim_start().split_whitespace().next() == Some(name)).map(str::to_string);
+    let row = |name: &str| text.lines().find(|l| l.split_whitespace().next() == Some(name)).map(str::to_string);
     assert!(row("cpu").is_some_and(|r| r.contains("compiled in, usable")), "{text}");
     assert!(row("mlx").is_some(), "{text}");
     assert!(row("cuda").is_some(), "{text}");
