@@ -436,6 +436,16 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// The model (with its adapter, on its backend) that `predict` and `embed` run.
+fn load_common_model(common: &CommonArgs) -> Result<Chronos2> {
+    finetune_cli::load_model(
+        common.model.as_deref(),
+        common.adapter.as_deref(),
+        common.backend,
+        common.speed.load_options()?,
+    )
+}
+
 fn columns(common: &CommonArgs) -> Result<Columns> {
     let targets: Vec<String> = common.target.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
     if targets.is_empty() {
@@ -551,12 +561,7 @@ fn predict(args: PredictArgs) -> Result<()> {
         eprintln!("note: {note}");
     }
 
-    let model = finetune_cli::load_model(
-        args.common.model.as_deref(),
-        args.common.adapter.as_deref(),
-        args.common.backend,
-        args.common.speed.load_options()?,
-    )?;
+    let model = load_common_model(&args.common)?;
     let quantile_levels = match explicit_levels {
         Some(levels) => levels,
         None => model.model_quantile_levels(),
@@ -601,12 +606,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
     let cols = columns(&args.common)?;
     let df = read_table(&args.common.input, "input")?;
     let prepared = data::prepare_embed(&df, &cols)?;
-    let model = finetune_cli::load_model(
-        args.common.model.as_deref(),
-        args.common.adapter.as_deref(),
-        args.common.backend,
-        args.common.speed.load_options()?,
-    )?;
+    let model = load_common_model(&args.common)?;
     let options =
         EmbedDfOptions { columns: cols, pooling, batch_size: bounded_batch_size(batch_size, false), context_length };
     let progress = Progress::new("embedding", prepared.inputs.len());
