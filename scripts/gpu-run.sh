@@ -87,16 +87,21 @@ if want bench; then
         >"$OUT/ours.json" || failed=1
     PYTHONPATH="$BUNDLE/python" PYTHONUNBUFFERED=1 python3 "$BUNDLE/bench_torch.py" --device cuda \
         --shapes "$shapes" --dtypes fp32,bf16 --runs 5 --warmup 2 --json "$OUT/torch.json" || failed=1
-    python3 - "$OUT" <<'EOF'
+    python3 - "$OUT" <<'EOF' | tee "$OUT/bench-gpu.md"
 import json, sys
 out = sys.argv[1]
 ours, torch = json.load(open(f"{out}/ours.json")), json.load(open(f"{out}/torch.json"))
-print(f"torch: {torch['meta']}")
-print("| shape | PyTorch fp32 ms | ours fp32 ms | PyTorch bf16 ms | ours bf16 ms |")
+print(f"PyTorch: {torch['meta']}\n")
+print("Median ms per forward (full-size random model, prediction length 24); ratio = PyTorch / ours at the same precision; series/s = rows / ours.\n")
+print("| shape | PyTorch fp32 | ours fp32 | ratio | PyTorch bf16 | ours bf16 | ratio | ours bf16 series/s |")
+print("|---|---|---|---|---|---|---|---|")
 for shape, t32 in torch["cells"].items():
     t16 = torch["cells_bf16"][shape]
-    o32, o16 = ours["cuda_fp32"][shape], ours["cuda_bf16"][shape]
-    print(f"| {shape} | {t32['median_ms']:.2f} | {o32.get('median_ms', float('nan')):.2f} | {t16['median_ms']:.2f} | {o16.get('median_ms', float('nan')):.2f} |")
+    o32 = ours["cuda_fp32"][shape].get("median_ms", float("nan"))
+    o16 = ours["cuda_bf16"][shape].get("median_ms", float("nan"))
+    rows = int(shape.split("x")[0])
+    print(f"| {shape} | {t32['median_ms']:.2f} | {o32:.2f} | {t32['median_ms'] / o32:.2f}x | {t16['median_ms']:.2f} | {o16:.2f} "
+          f"| {t16['median_ms'] / o16:.2f}x | {rows / o16 * 1000:,.0f} |")
 EOF
 fi
 echo "gpu-run: $([ $failed = 0 ] && echo ok || echo FAILED)"

@@ -8,9 +8,9 @@ use clap::Args;
 
 use chronos2::backend::{Backend, BackendKind};
 use chronos2::chronos2_core::train::{qlora_bits, FinetuneMode, LoraConfig, StepReport};
+use chronos2::data::{self, Frame};
 use chronos2::finetune::{self, AdapterFormat, FinetuneOptions};
-use chronos2::frame::Frame;
-use chronos2::{dataframe, Columns};
+use chronos2::Columns;
 
 pub const FINETUNE_ABOUT: &str = "\
 Fine-tune the model on a long-format table, as `Chronos2Pipeline.fit` of the reference.
@@ -206,7 +206,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         Some(_) => None,
         None => Some("D".parse::<chronos2::Freq>().map_err(anyhow::Error::msg)?),
     };
-    let train = dataframe::prepare_predict(&df, future.as_ref(), &cols, args.prediction_length, freq)?;
+    let train = data::prepare_predict(&df, future.as_ref(), &cols, args.prediction_length, freq)?;
     let validation = match &args.validation {
         Some(p) => {
             let v = read(p, "validation")?;
@@ -219,7 +219,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
                     args.input.display()
                 );
             }
-            Some(dataframe::prepare_predict(&v, future.as_ref(), &cols, args.prediction_length, freq)?)
+            Some(data::prepare_predict(&v, future.as_ref(), &cols, args.prediction_length, freq)?)
         }
         None => None,
     };

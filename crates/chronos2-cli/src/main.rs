@@ -10,8 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use chronos2::backend::{Backend, BackendKind, BACKEND_ENV};
 use chronos2::bundled::{bundled_model_cache_dir, BUNDLED_MODEL_NAME};
 use chronos2::chronos2_core::pipeline::Pooling;
-use chronos2::frame::{Format, Frame};
-use chronos2::{dataframe, Chronos2, Columns, EmbedDfOptions, Precision, PredictDfOptions};
+use chronos2::data::{self, Format, Frame};
+use chronos2::{Chronos2, Columns, EmbedDfOptions, Precision, PredictDfOptions};
 
 /// The largest --batch-size used: memory grows with the rows of one model call, and results
 /// without --cross-learning do not depend on the batch size.
@@ -488,6 +488,16 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// The model (with its adapter, on its backend) that `predict` and `embed` run.
+fn load_common_model(common: &CommonArgs) -> Result<Chronos2> {
+    finetune_cli::load_model(
+        common.model.as_deref(),
+        common.adapter.as_deref(),
+        common.backend,
+        common.speed.load_options()?,
+    )
+}
+
 fn columns(common: &CommonArgs) -> Result<Columns> {
     let targets: Vec<String> = common.target.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
     if targets.is_empty() {
@@ -521,7 +531,7 @@ fn check_output(path: &Path, allowed: &[Format], what: &str) -> Result<Format> {
             bail!("{what} {}: directory {} does not exist", path.display(), dir.display());
         }
     }
-    chronos2::frame::check_writable(path).with_context(|| format!("{what} {}", path.display()))?;
+    data::check_writable(path).with_context(|| format!("{what} {}", path.display()))?;
     Ok(format)
 }
 
@@ -598,17 +608,12 @@ fn predict(args: PredictArgs) -> Result<()> {
         None => None,
     };
     // Validate the tables before loading the model: bad input fails fast.
-    let prepared = dataframe::prepare_predict(&df, future.as_ref(), &cols, prediction_length, freq)?;
+    let prepared = data::prepare_predict(&df, future.as_ref(), &cols, prediction_length, freq)?;
     for note in &prepared.notes {
         eprintln!("note: {note}");
     }
 
-    let model = finetune_cli::load_model(
-        args.common.model.as_deref(),
-        args.common.adapter.as_deref(),
-        args.common.backend,
-        args.common.speed.load_options()?,
-    )?;
+    let model = load_common_model(&args.common)?;
     let quantile_levels = match explicit_levels {
         Some(levels) => levels,
         None => model.model_quantile_levels(),
@@ -632,7 +637,7 @@ fn predict(args: PredictArgs) -> Result<()> {
     let forecasts = model.predict_prepared(&prepared, &options, &mut |done, total| progress.update(done, total));
     progress.finish();
     let forecasts = forecasts?;
-    let table = dataframe::forecast_frame(&prepared, &forecasts, &options.quantile_levels)?;
+    let table = data::forecast_frame(&prepared, &forecasts, &options.quantile_levels)?;
 
     match (&args.output, output_format) {
         (Some(path), Some(_)) => table.write(path)?,
@@ -652,13 +657,8 @@ fn embed(args: EmbedArgs) -> Result<()> {
     let pooling = Pooling::from(args.pooling);
     let cols = columns(&args.common)?;
     let df = read_table(&args.common.input, "input")?;
-    let prepared = dataframe::prepare_embed(&df, &cols)?;
-    let model = finetune_cli::load_model(
-        args.common.model.as_deref(),
-        args.common.adapter.as_deref(),
-        args.common.backend,
-        args.common.speed.load_options()?,
-    )?;
+    let prepared = data::prepare_embed(&df, &cols)?;
+    let model = load_common_model(&args.common)?;
     let options =
         EmbedDfOptions { columns: cols, pooling, batch_size: bounded_batch_size(batch_size, false), context_length };
     let progress = Progress::new("embedding", prepared.inputs.len());
@@ -667,7 +667,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
     });
     progress.finish();
     let embeddings = embeddings?;
-    let entries = dataframe::embedding_entries(&prepared, &embeddings)?;
+    let entries = data::embedding_entries(&prepared, &embeddings)?;
     let rows: Vec<usize> = entries.iter().map(|e| e.item).collect();
     let table = chronos2::EmbeddingTable { pooling, item_ids: prepared.item_ids.take(&rows), entries };
     table.write(&args.output)?;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use chronos2::frame::{ColumnData, Frame};
+use chronos2::data::{ColumnData, Frame};
 use serde_json::Value;
 
 mod common;
@@ -368,8 +368,11 @@ fn info_lists_backends() {
     let out = chronos2(&["info", "--backend", "auto"]);
     assert_success(&out);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("cpu  compiled in, usable"), "{text}");
-    assert!(text.contains("mlx"), "{text}");
+    // One row per registry backend, names padded to the longest.
+    let row = |name: &str| text.lines().find(|l| l.split_whitespace().next() == Some(name)).map(str::to_string);
+    assert!(row("cpu").is_some_and(|r| r.contains("compiled in, usable")), "{text}");
+    assert!(row("mlx").is_some(), "{text}");
+    assert!(row("cuda").is_some(), "{text}");
     assert!(text.contains("requested backend: auto"), "{text}");
     assert!(text.contains("dispatch profile: built-in"), "{text}");
 }

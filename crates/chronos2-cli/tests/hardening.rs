@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use chronos2::frame::{ColumnData, Frame};
+use chronos2::data::{ColumnData, Frame};
 
 mod common;
 use common::root;

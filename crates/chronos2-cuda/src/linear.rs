@@ -62,37 +62,24 @@ fn dim(v: usize, what: &str) -> Result<i32> {
 }
 
 impl CudaLinear {
-    pub(crate) fn new_f32(
+    /// A layer with its weight `(out_dim, in_dim)` uploaded in bf16 (`bf16`) or f32; the bias
+    /// stays f32.
+    pub(crate) fn new(
         dev: &Device,
         weight: &[f32],
         out_dim: usize,
         in_dim: usize,
         bias: Option<&[f32]>,
+        bf16: bool,
     ) -> Result<CudaLinear> {
         Self::check(weight.len(), out_dim, in_dim, bias)?;
-        Ok(CudaLinear {
-            weight: Weight::F32(dev.upload(weight)?),
-            bias: bias.map(|b| dev.upload(b)).transpose()?,
-            out_dim,
-            in_dim,
-        })
-    }
-
-    pub(crate) fn new_bf16(
-        dev: &Device,
-        weight: &[f32],
-        out_dim: usize,
-        in_dim: usize,
-        bias: Option<&[f32]>,
-    ) -> Result<CudaLinear> {
-        Self::check(weight.len(), out_dim, in_dim, bias)?;
-        let bits: Vec<u16> = weight.iter().map(|&w| bf16_bits(w)).collect();
-        Ok(CudaLinear {
-            weight: Weight::Bf16(dev.upload(&bits)?),
-            bias: bias.map(|b| dev.upload(b)).transpose()?,
-            out_dim,
-            in_dim,
-        })
+        let weight = if bf16 {
+            let bits: Vec<u16> = weight.iter().map(|&w| bf16_bits(w)).collect();
+            Weight::Bf16(dev.upload(&bits)?)
+        } else {
+            Weight::F32(dev.upload(weight)?)
+        };
+        Ok(CudaLinear { weight, bias: bias.map(|b| dev.upload(b)).transpose()?, out_dim, in_dim })
     }
 
     fn check(len: usize, out_dim: usize, in_dim: usize, bias: Option<&[f32]>) -> Result<()> {

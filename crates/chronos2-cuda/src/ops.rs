@@ -168,11 +168,7 @@ impl Ops for CudaOps {
         in_dim: usize,
         bias: Option<&[f32]>,
     ) -> Result<CudaLinear> {
-        if self.bf16_linears {
-            CudaLinear::new_bf16(&self.dev, weight, out_dim, in_dim, bias)
-        } else {
-            CudaLinear::new_f32(&self.dev, weight, out_dim, in_dim, bias)
-        }
+        CudaLinear::new(&self.dev, weight, out_dim, in_dim, bias, self.bf16_linears)
     }
 
     /// Not run on the GPU: the error names what this backend runs (fp32, bf16).
@@ -195,8 +191,9 @@ impl Ops for CudaOps {
         precision: Precision,
     ) -> Result<CudaLinear> {
         match precision {
-            Precision::Bf16 => CudaLinear::new_bf16(&self.dev, weight, out_dim, in_dim, bias),
-            Precision::Fp32 => CudaLinear::new_f32(&self.dev, weight, out_dim, in_dim, bias),
+            Precision::Bf16 | Precision::Fp32 => {
+                CudaLinear::new(&self.dev, weight, out_dim, in_dim, bias, precision == Precision::Bf16)
+            }
             other => Err(self.unsupported_precision(other)),
         }
     }

@@ -8,42 +8,9 @@ mod common;
 use chronos2_candle_cpu::CandleCpuOps;
 use chronos2_core::ops::Ops;
 use chronos2_core::Precision;
+use chronos2_test_fixtures::{expect_close, Rng};
 
 const RTOL: f32 = 1e-5;
-
-/// xorshift64*, uniform in [-1, 1).
-struct Rng(u64);
-impl Rng {
-    fn f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let bits = self.0.wrapping_mul(0x2545F4914F6CDD1D) >> 40;
-        bits as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.f32()).collect()
-    }
-}
-
-fn close(what: &str, actual: &[f32], expected: &[f32], rtol: f32) {
-    assert_eq!(actual.len(), expected.len(), "{what}: {} values, expected {}", actual.len(), expected.len());
-    assert!(actual.iter().all(|a| a.is_finite()), "{what}: non-finite output");
-    let scale = expected.iter().fold(0f32, |m, e| m.max(e.abs()));
-    let (i, worst) = actual
-        .iter()
-        .zip(expected)
-        .map(|(a, e)| (a - e).abs())
-        .enumerate()
-        .fold((0, 0f32), |b, (i, d)| if d > b.1 { (i, d) } else { b });
-    assert!(
-        worst <= rtol * scale + 1e-6,
-        "{what}: max |diff| {worst} at [{i}] ({} vs {}) exceeds {rtol} x {scale}",
-        actual[i],
-        expected[i]
-    );
-    eprintln!("{what}: max |diff| {worst:.3e} (scale {scale:.3e})");
-}
 
 /// Runs `$body` (an expression over ops `$o`) on the CPU and GPU backends and compares.
 macro_rules! both {
@@ -58,7 +25,7 @@ macro_rules! both {
             let t = $body;
             $o.to_vec(&t).unwrap()
         };
-        close($what, &gpu_out, &cpu_out, RTOL);
+        expect_close($what, &gpu_out, &cpu_out, RTOL);
     }};
 }
 
@@ -159,7 +126,7 @@ fn bf16_linear_matches_an_f64_product_of_the_rounded_operands() {
     }
     let layer = gpu.linear_in_precision(&w, out_dim, in_dim, Some(&b), Precision::Bf16).unwrap();
     let y = gpu.to_vec(&gpu.linear(&gpu.tensor(&x, &[rows, in_dim]).unwrap(), &layer).unwrap()).unwrap();
-    close("bf16 linear vs f64 of bf16 operands", &y, &expected, 1e-5);
+    expect_close("bf16 linear vs f64 of bf16 operands", &y, &expected, 1e-5);
     assert_eq!(gpu.linear_footprint(&layer).bytes, out_dim * in_dim * 2 + out_dim * 4);
     assert!(gpu.linear_float_weights(&layer).unwrap().is_none());
 }

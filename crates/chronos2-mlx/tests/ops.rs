@@ -5,44 +5,9 @@
 
 use chronos2_core::ops::Ops;
 use chronos2_mlx::{MlxOps, MlxTensor};
+use chronos2_test_fixtures::{expect_close, Rng};
 
 const RTOL: f32 = 1e-5;
-
-/// A small deterministic generator (xorshift64*), uniform in [-1, 1).
-struct Rng(u64);
-impl Rng {
-    fn f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let bits = self.0.wrapping_mul(0x2545F4914F6CDD1D) >> 40; // 24 bits
-        bits as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.f32()).collect()
-    }
-    fn below(&mut self, n: usize) -> usize {
-        ((self.f32() + 1.0) * 0.5 * n as f32) as usize % n
-    }
-}
-
-fn close(what: &str, actual: &[f32], expected: &[f32], rtol: f32) {
-    assert_eq!(actual.len(), expected.len(), "{what}: {} values, expected {}", actual.len(), expected.len());
-    assert!(actual.iter().all(|a| a.is_finite()), "{what}: non-finite output {actual:?}");
-    let scale = expected.iter().fold(0f32, |m, e| m.max(e.abs()));
-    let (i, worst) = actual
-        .iter()
-        .zip(expected)
-        .map(|(a, e)| (a - e).abs())
-        .enumerate()
-        .fold((0, 0f32), |b, (i, d)| if d > b.1 { (i, d) } else { b });
-    assert!(
-        worst <= rtol * scale + 1e-6,
-        "{what}: max |diff| {worst} at [{i}] ({} vs {}) exceeds {rtol} x {scale}",
-        actual[i],
-        expected[i]
-    );
-}
 
 fn t(ops: &MlxOps, data: &[f32], shape: &[usize]) -> MlxTensor {
     ops.tensor(data, shape).unwrap()
@@ -189,14 +154,14 @@ fn linear_with_and_without_bias() {
             let mut want_shape = lead.clone();
             want_shape.push(out_dim);
             assert_eq!(ops.shape(&y), want_shape);
-            close("linear", &get(&ops, &y), &host_linear(&x, rows, &w, out_dim, in_dim, bias), RTOL);
+            expect_close("linear", &get(&ops, &y), &host_linear(&x, rows, &w, out_dim, in_dim, bias), RTOL);
         }
         // on a non-contiguous input (a transposed view)
         if lead.len() == 2 {
             let xp = ops.permute(&ops.reshape(&xt, &[lead[0], lead[1], in_dim]).unwrap(), &[1, 0, 2]).unwrap();
             let (hx, _) = host_permute(&x, &[lead[0], lead[1], in_dim], &[1, 0, 2]);
             let layer = ops.linear_from_host(&w, out_dim, in_dim, Some(&b)).unwrap();
-            close(
+            expect_close(
                 "linear (view)",
                 &get(&ops, &ops.linear(&xp, &layer).unwrap()),
                 &host_linear(&hx, rows, &w, out_dim, in_dim, Some(&b)),
@@ -222,7 +187,7 @@ fn rms_norm_matches_t5_layer_norm() {
                 r.iter().zip(&w).map(move |(&v, &w)| (v as f64 * inv) as f32 * w).collect::<Vec<_>>()
             })
             .collect();
-        close("rms_norm", &get(&ops, &y), &want, RTOL);
+        expect_close("rms_norm", &get(&ops, &y), &want, RTOL);
     }
 }
 
@@ -233,8 +198,8 @@ fn elementwise_relu_add_select_mean() {
     let shape = [3, 4, 5];
     let (a, b) = (rng.vec(60), rng.vec(60));
     let (ta, tb) = (t(&ops, &a, &shape), t(&ops, &b, &shape));
-    close("relu", &get(&ops, &ops.relu(&ta).unwrap()), &a.iter().map(|v| v.max(0.0)).collect::<Vec<_>>(), 0.0);
-    close(
+    expect_close("relu", &get(&ops, &ops.relu(&ta).unwrap()), &a.iter().map(|v| v.max(0.0)).collect::<Vec<_>>(), 0.0);
+    expect_close(
         "add",
         &get(&ops, &ops.add(&ta, &tb).unwrap()),
         &a.iter().zip(&b).map(|(x, y)| x + y).collect::<Vec<_>>(),
@@ -244,7 +209,7 @@ fn elementwise_relu_add_select_mean() {
     let keep: Vec<f32> = (0..12).map(|i| (i % 3 == 0) as u8 as f32).collect();
     let s = ops.select(&t(&ops, &keep, &[3, 4, 1]), &ta, &tb).unwrap();
     let want: Vec<f32> = (0..60).map(|i| if keep[i / 5] > 0.5 { a[i] } else { b[i] }).collect();
-    close("select", &get(&ops, &s), &want, 0.0);
+    expect_close("select", &get(&ops, &s), &want, 0.0);
     for axis in 0..3 {
         let m = ops.mean_keepdim(&ta, axis).unwrap();
         let mut mshape = shape.to_vec();
@@ -257,7 +222,7 @@ fn elementwise_relu_add_select_mean() {
             let o: usize = (0..3).map(|k| if k == axis { 0 } else { i / st[k] % shape[k] * mst[k] }).sum();
             want[o] += v as f64 / shape[axis] as f64;
         }
-        close("mean_keepdim", &get(&ops, &m), &want.iter().map(|&v| v as f32).collect::<Vec<_>>(), RTOL);
+        expect_close("mean_keepdim", &get(&ops, &m), &want.iter().map(|&v| v as f32).collect::<Vec<_>>(), RTOL);
     }
 }
 
@@ -271,15 +236,15 @@ fn shape_ops() {
     // reshape keeps row-major order
     let r = ops.reshape(&tx, &[6, 20]).unwrap();
     assert_eq!(ops.shape(&r), vec![6, 20]);
-    close("reshape", &get(&ops, &r), &x, 0.0);
+    expect_close("reshape", &get(&ops, &r), &x, 0.0);
     // permute, and reshape of a permuted view
     for axes in [[0, 2, 1, 3], [3, 1, 0, 2], [1, 0, 3, 2]] {
         let p = ops.permute(&tx, &axes).unwrap();
         let (want, wshape) = host_permute(&x, &shape, &axes);
         assert_eq!(ops.shape(&p), wshape);
-        close("permute", &get(&ops, &p), &want, 0.0);
+        expect_close("permute", &get(&ops, &p), &want, 0.0);
         let flat = ops.reshape(&p, &[wshape[0] * wshape[1], wshape[2] * wshape[3]]).unwrap();
-        close("reshape(permute)", &get(&ops, &flat), &want, 0.0);
+        expect_close("reshape(permute)", &get(&ops, &flat), &want, 0.0);
     }
     // narrow on every axis
     for axis in 0..4 {
@@ -298,16 +263,16 @@ fn shape_ops() {
         let mut wshape = shape.to_vec();
         wshape[axis] = len;
         assert_eq!(ops.shape(&n), wshape);
-        close("narrow", &get(&ops, &n), &want, 0.0);
+        expect_close("narrow", &get(&ops, &n), &want, 0.0);
     }
     // concat of narrowed pieces restores the input, along every axis
     for axis in 0..4 {
         let k = shape[axis];
         let parts = [ops.narrow(&tx, axis, 0, 1).unwrap(), ops.narrow(&tx, axis, 1, k - 1).unwrap()];
-        close("concat", &get(&ops, &ops.concat(&parts, axis).unwrap()), &x, 0.0);
+        expect_close("concat", &get(&ops, &ops.concat(&parts, axis).unwrap()), &x, 0.0);
     }
     let c3 = ops.concat(&[t(&ops, &x[..40], &[2, 20]), t(&ops, &x[40..], &[4, 20])], 0).unwrap();
-    close("concat rows", &get(&ops, &c3), &x, 0.0);
+    expect_close("concat rows", &get(&ops, &c3), &x, 0.0);
     // take_rows: permutation, repeats
     let rows = t(&ops, &x, &[6, 20]);
     for idx in [vec![5, 0, 3, 1, 4, 2], vec![2, 2, 0], vec![]] {
@@ -315,16 +280,16 @@ fn shape_ops() {
         assert_eq!(ops.shape(&g), vec![idx.len(), 20]);
         let want: Vec<f32> = idx.iter().flat_map(|&i| x[i * 20..(i + 1) * 20].to_vec()).collect();
         if !idx.is_empty() {
-            close("take_rows", &get(&ops, &g), &want, 0.0);
+            expect_close("take_rows", &get(&ops, &g), &want, 0.0);
         }
     }
     // broadcast_to
     let small = rng.vec(4);
     let b = ops.broadcast_to(&t(&ops, &small, &[1, 1, 4]), &[3, 2, 4]).unwrap();
-    close("broadcast_to", &get(&ops, &b), &host_broadcast(&small, &[1, 1, 4], &[3, 2, 4]), 0.0);
+    expect_close("broadcast_to", &get(&ops, &b), &host_broadcast(&small, &[1, 1, 4], &[3, 2, 4]), 0.0);
     let col = rng.vec(3);
     let b = ops.broadcast_to(&t(&ops, &col, &[3, 1]), &[3, 5]).unwrap();
-    close("broadcast_to col", &get(&ops, &b), &host_broadcast(&col, &[3, 1], &[3, 5]), 0.0);
+    expect_close("broadcast_to col", &get(&ops, &b), &host_broadcast(&col, &[3, 1], &[3, 5]), 0.0);
 }
 
 #[test]
@@ -357,12 +322,12 @@ fn rope_rotate_half_from_tables() {
                 want[row * d + half + j] = x2 * c + x1 * s;
             }
         }
-        close("rope", &get(&ops, &y), &want, RTOL);
+        expect_close("rope", &get(&ops, &y), &want, RTOL);
         // on a permuted view, as the graph calls it: (n, seq, heads, d) -> (n, heads, seq, d)
         let (xs, _) = host_permute(&x, &[n, heads, seq, d], &[0, 2, 1, 3]);
         let view = ops.permute(&t(&ops, &xs, &[n, seq, heads, d]), &[0, 2, 1, 3]).unwrap();
         let y = ops.rope(&view, &t(&ops, &cos, &[seq, half]), &t(&ops, &sin, &[seq, half])).unwrap();
-        close("rope (view)", &get(&ops, &y), &want, RTOL);
+        expect_close("rope (view)", &get(&ops, &y), &want, RTOL);
     }
 }
 
@@ -399,7 +364,7 @@ fn attention_with_masks() {
             .unwrap();
         assert_eq!(ops.shape(&out), shape.to_vec());
         let got = get(&ops, &out);
-        close("attention", &got, &host_attention(&q, &k, &v, &mask, n, heads, len, len, d), RTOL);
+        expect_close("attention", &got, &host_attention(&q, &k, &v, &mask, n, heads, len, len, d), RTOL);
         if n > 1 {
             // fully masked rows: uniform softmax = mean of v over keys, no NaN
             for h in 0..heads {
@@ -449,5 +414,5 @@ fn attention_on_permuted_views_as_in_group_attention() {
         size,
         d,
     );
-    close("group attention", &get(&ops, &out), &want, RTOL);
+    expect_close("group attention", &get(&ops, &out), &want, RTOL);
 }

@@ -3,8 +3,7 @@
 
 use std::collections::HashMap;
 
-use chronos2::frame::ColumnData;
-use chronos2::freq::infer_freq_zoned;
+use chronos2::data::{infer_freq_zoned, ColumnData};
 use numpy::PyArray1;
 use pyo3::prelude::*;
 

@@ -299,7 +299,7 @@ impl NativeModel {
         let warnings = self.model.warnings(&options);
         let (prepared, forecasts, route, prepare_s, model_s) = interruptible(py, || {
             let start = Instant::now();
-            let prepared = chronos2::dataframe::prepare_predict_for(
+            let prepared = chronos2::data::prepare_predict_for(
                 Caller::Python,
                 &frame,
                 future.as_ref(),
@@ -374,7 +374,7 @@ impl NativeModel {
         };
         let route = self.route(&[], &self.predict_options(None, None, batch_size, context_length, false))?;
         let embedded = interruptible(py, || {
-            let prepared = chronos2::dataframe::prepare_embed_for(Caller::Python, &frame, &options.columns)?;
+            let prepared = chronos2::data::prepare_embed_for(Caller::Python, &frame, &options.columns)?;
             self.model.embed_prepared(&prepared, &options, &mut |_, _| {})
         })?;
         let first_rows = embedded

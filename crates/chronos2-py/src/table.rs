@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime};
-use chronos2::frame::{parse_timestamp, ColumnData, Frame, Zone};
+use chronos2::data::{parse_timestamp, ColumnData, Frame, Zone};
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;

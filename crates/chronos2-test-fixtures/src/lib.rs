@@ -8,6 +8,9 @@
 
 pub mod dropout;
 pub mod finetune;
+mod rng;
+
+pub use rng::Rng;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -100,6 +103,14 @@ pub fn dims(value: &Value) -> Vec<usize> {
         }
     }
     dims
+}
+
+/// [`assert_close`] with `atol` 0 that panics with its message (op tests); prints the largest
+/// difference.
+pub fn expect_close(what: &str, actual: &[f32], expected: &[f32], rtol: f32) {
+    assert_close(what, actual, expected, rtol, 0.0).unwrap_or_else(|e| panic!("{e}"));
+    let worst = actual.iter().zip(expected).map(|(a, e)| (a - e).abs()).fold(0f32, f32::max);
+    eprintln!("{what}: max |diff| {worst:.3e}");
 }
 
 /// Checks `actual` against `expected` with `max|a - e| <= max(rtol * max|e|, atol) + 1e-6`;

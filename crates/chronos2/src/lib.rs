@@ -3,7 +3,7 @@
 //! `Chronos2Pipeline.predict_df` of the reference `chronos-forecasting` package.
 //!
 //! ```no_run
-//! use chronos2::{Backend, Chronos2, PredictDfOptions, frame::Frame};
+//! use chronos2::{Backend, Chronos2, PredictDfOptions, data::Frame};
 //!
 //! let model = Chronos2::load(None, Backend::Auto)?; // the bundled chronos2-mini
 //! let df = Frame::read("examples/airpassengers.csv".as_ref())?;
@@ -15,13 +15,10 @@
 pub mod backend;
 pub mod bundled;
 pub mod calibrate;
-pub mod caller;
-pub mod dataframe;
+pub mod data;
 pub mod engine;
 pub mod error;
 pub mod finetune;
-pub mod frame;
-pub mod freq;
 pub mod hub;
 pub mod kind;
 pub mod machine;
@@ -41,111 +38,17 @@ use chronos2_core::weights::ModelSource;
 use chronos2_core::ModelConfig;
 
 pub use backend::{Backend, BackendKind, Route};
-pub use caller::Caller;
 pub use chronos2_core;
 pub use chronos2_core::Precision;
-pub use dataframe::{Columns, EmbeddingEntry, PreparedFrame};
+pub use data::{
+    parse_quantile_levels, pooling_name, Caller, Columns, EmbedDfOptions, EmbeddingEntry, EmbeddingTable, Freq,
+    PredictDfOptions, PreparedFrame, DEFAULT_QUANTILE_LEVELS,
+};
 use engine::Engines;
 pub use engine::{Decision, LoadOptions};
 pub use error::{Error, Result};
-pub use freq::Freq;
 
-use frame::{ColumnData, Frame};
-
-/// The reference's default quantile levels of `predict_df`.
-pub const DEFAULT_QUANTILE_LEVELS: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
-
-/// Options of [`Chronos2::predict_df`] (defaults as the reference's `predict_df`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PredictDfOptions {
-    pub columns: Columns,
-    pub prediction_length: usize,
-    /// Output quantile levels; column headers are `str(level)` as Python prints the float.
-    pub quantile_levels: Vec<f64>,
-    pub batch_size: usize,
-    pub context_length: Option<usize>,
-    pub cross_learning: bool,
-    /// Frequency of the forecast timestamps; `None` = inferred (`pandas.infer_freq`).
-    pub freq: Option<Freq>,
-}
-
-impl PredictDfOptions {
-    pub fn new(prediction_length: usize) -> Self {
-        PredictDfOptions {
-            columns: Columns::default(),
-            prediction_length,
-            quantile_levels: DEFAULT_QUANTILE_LEVELS.to_vec(),
-            batch_size: 256,
-            context_length: None,
-            cross_learning: false,
-            freq: None,
-        }
-    }
-}
-
-impl PredictDfOptions {
-    /// The pipeline options these stand for.
-    pub fn predict_options(&self) -> PredictOptions {
-        PredictOptions {
-            prediction_length: Some(self.prediction_length),
-            quantile_levels: self.quantile_levels.iter().map(|&q| q as f32).collect(),
-            batch_size: self.batch_size,
-            context_length: self.context_length,
-            cross_learning: self.cross_learning,
-            ..PredictOptions::default()
-        }
-    }
-}
-
-/// Options of [`Chronos2::embed_df`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmbedDfOptions {
-    pub columns: Columns,
-    pub pooling: Pooling,
-    pub batch_size: usize,
-    pub context_length: Option<usize>,
-}
-
-impl Default for EmbedDfOptions {
-    fn default() -> Self {
-        EmbedDfOptions {
-            columns: Columns::default(),
-            pooling: Pooling::RegToken,
-            batch_size: 256,
-            context_length: None,
-        }
-    }
-}
-
-/// The CLI name of a pooling mode.
-pub fn pooling_name(p: Pooling) -> &'static str {
-    match p {
-        Pooling::RegToken => "reg_token",
-        Pooling::MeanContext => "mean_context",
-        Pooling::LastContextPatch => "last_context_patch",
-        Pooling::All => "all",
-    }
-}
-
-/// Parses `0.1,0.5,0.9` (or `all` = the model's levels, given as `model_levels`).
-pub fn parse_quantile_levels(s: &str, model_levels: &[f64]) -> Result<Vec<f64>> {
-    if s.trim().eq_ignore_ascii_case("all") {
-        return Ok(model_levels.to_vec());
-    }
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let q: f64 =
-            part.parse().map_err(|_| Error::InvalidArgument(format!("quantile level '{part}' is not a number")))?;
-        if !(0.0..=1.0).contains(&q) || q.is_nan() {
-            return Err(Error::InvalidArgument(format!("quantile level {part} must be between 0 and 1")));
-        }
-        out.push(q);
-    }
-    if out.is_empty() {
-        return Err(Error::InvalidArgument("no quantile levels given".into()));
-    }
-    Ok(out)
-}
+use data::Frame;
 
 /// A loaded Chronos-2 model: one backend when forced, or a per-call choice among the backends
 /// of this build ([`Backend::Auto`], see [`engine`]).
@@ -307,13 +210,12 @@ impl Chronos2 {
         options: &PredictDfOptions,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Frame> {
-        let prepared =
-            dataframe::prepare_predict(df, future, &options.columns, options.prediction_length, options.freq)?;
+        let prepared = data::prepare_predict(df, future, &options.columns, options.prediction_length, options.freq)?;
         let forecasts = self.predict_prepared(&prepared, options, progress)?;
-        dataframe::forecast_frame(&prepared, &forecasts, &options.quantile_levels)
+        data::forecast_frame(&prepared, &forecasts, &options.quantile_levels)
     }
 
-    /// Runs the model on items prepared by [`dataframe::prepare_predict`].
+    /// Runs the model on items prepared by [`data::prepare_predict`].
     pub fn predict_prepared(
         &self,
         prepared: &PreparedFrame,
@@ -342,11 +244,11 @@ impl Chronos2 {
         if options.batch_size == 0 {
             return Err(Error::InvalidArgument("batch size must be at least 1".into()));
         }
-        let prepared = dataframe::prepare_embed(df, &options.columns)?;
+        let prepared = data::prepare_embed(df, &options.columns)?;
         self.embed_prepared(&prepared, options, progress)
     }
 
-    /// Embeds items prepared by [`dataframe::prepare_embed`].
+    /// Embeds items prepared by [`data::prepare_embed`].
     pub fn embed_prepared(
         &self,
         prepared: &PreparedFrame,
@@ -358,103 +260,8 @@ impl Chronos2 {
         }
         let embeddings =
             self.embed(&prepared.inputs, options.batch_size, options.context_length, options.pooling, progress)?;
-        let entries = dataframe::embedding_entries(prepared, &embeddings)?;
+        let entries = data::embedding_entries(prepared, &embeddings)?;
         let rows: Vec<usize> = entries.iter().map(|e| e.item).collect();
         Ok(EmbeddingTable { pooling: options.pooling, item_ids: prepared.item_ids.take(&rows), entries })
-    }
-}
-
-/// The JSON layout of [`EmbeddingTable::to_json`] (serde writes f32 in shortest form, NaN as
-/// `null`).
-#[derive(serde::Serialize)]
-struct EmbeddingsJson<'a> {
-    pooling: &'static str,
-    embeddings: Vec<EntryJson<'a>>,
-}
-
-#[derive(serde::Serialize)]
-struct EntryJson<'a> {
-    item_id: serde_json::Value,
-    target_name: &'a str,
-    loc: f32,
-    scale: f32,
-    embedding: VectorsJson<'a>,
-}
-
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum VectorsJson<'a> {
-    One(&'a [f32]),
-    All(&'a [Vec<f32>]),
-}
-
-/// Embeddings of a table: one entry per (item, target).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmbeddingTable {
-    pub pooling: Pooling,
-    /// The item id of each entry (keeps the id column's type).
-    pub item_ids: ColumnData,
-    pub entries: Vec<EmbeddingEntry>,
-}
-
-impl EmbeddingTable {
-    /// `{"pooling": "...", "embeddings": [{"item_id", "target_name", "loc", "scale", "embedding"}]}`;
-    /// `embedding` is a vector, or a list of vectors for pooling `all`. NaN is `null`.
-    pub fn to_json(&self) -> Result<String> {
-        let embeddings = self
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| EntryJson {
-                item_id: match &self.item_ids {
-                    ColumnData::Int(v) => serde_json::Value::from(v[i]),
-                    other => other.label_at(i).map_or(serde_json::Value::Null, serde_json::Value::from),
-                },
-                target_name: &e.target_name,
-                loc: e.loc,
-                scale: e.scale,
-                embedding: if self.pooling == Pooling::All {
-                    VectorsJson::All(&e.vectors)
-                } else {
-                    VectorsJson::One(e.vectors.first().map(Vec::as_slice).unwrap_or(&[]))
-                },
-            })
-            .collect();
-        let table = EmbeddingsJson { pooling: pooling_name(self.pooling), embeddings };
-        serde_json::to_string(&table).map_err(|e| Error::InvalidData(format!("cannot encode embeddings as JSON: {e}")))
-    }
-
-    /// Parquet bytes: one row per entry, columns `item_id`, `target_name`, `loc`, `scale`,
-    /// `embedding` (`list<float>`, or `list<list<float>>` for pooling `all`).
-    pub fn to_parquet(&self) -> Result<Vec<u8>> {
-        let names: Vec<String> = self.entries.iter().map(|e| e.target_name.clone()).collect();
-        let loc: Vec<f32> = self.entries.iter().map(|e| e.loc).collect();
-        let scale: Vec<f32> = self.entries.iter().map(|e| e.scale).collect();
-        let vectors: Vec<Vec<Vec<f32>>> = self.entries.iter().map(|e| e.vectors.clone()).collect();
-        frame::embeddings_to_parquet(
-            "item_id",
-            &self.item_ids,
-            &names,
-            &loc,
-            &scale,
-            &vectors,
-            self.pooling == Pooling::All,
-        )
-        .map_err(|m| Error::InvalidData(format!("cannot encode embeddings as Parquet: {m}")))
-    }
-
-    /// Writes `.json` or `.parquet` atomically.
-    pub fn write(&self, path: &Path) -> Result<()> {
-        let bytes = match frame::Format::from_path(path) {
-            Some(frame::Format::Json) => self.to_json()?.into_bytes(),
-            Some(frame::Format::Parquet) => self.to_parquet()?,
-            _ => {
-                return Err(Error::Write {
-                    path: path.to_path_buf(),
-                    message: "unsupported output type for embeddings (expected .json or .parquet)".into(),
-                })
-            }
-        };
-        frame::write_atomic(path, &bytes)
     }
 }

@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use chrono::{Datelike, NaiveDateTime};
 use chronos2_core::pipeline::{Covariate, CovariateValues, FutureValues, ItemEmbedding, ItemForecast, SeriesInput};
 
-use crate::caller::Caller;
-use crate::error::{invalid, Error, Result};
-use crate::frame::{
+use super::caller::Caller;
+use super::frame::{
     offset_text, parse_timestamp, python_float_str, zoned_text, Column, ColumnData, Frame, TzOffset, Zone,
 };
-use crate::freq::{infer_freq_zoned, Freq};
+use super::freq::{infer_freq_zoned, Freq};
+use crate::error::{invalid, Error, Result};
 
 /// The last year a forecast timestamp may fall in (four-digit ISO-8601 years).
 const MAX_YEAR: i32 = 9999;
@@ -830,7 +830,7 @@ pub fn embedding_entries(prepared: &PreparedFrame, embeddings: &[ItemEmbedding])
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::format_timestamp;
+    use crate::data::format_timestamp;
 
     fn csv(text: &str) -> Frame {
         Frame::from_csv_str(text, "test.csv").unwrap()

@@ -18,7 +18,7 @@ use chrono::NaiveDateTime;
 use crate::error::{Error, Result};
 
 pub(crate) use parquet_io::embeddings_to_parquet;
-pub use timestamp::{format_timestamp, format_timestamp_with, fraction_digits, parse_timestamp, TzOffset};
+pub use timestamp::{format_timestamp, fraction_digits, parse_timestamp, TzOffset};
 pub use zone::{offset_text, zoned_text, Zone};
 
 /// Values of one column. Missing values are `None` (NaN for floats).

@@ -4,7 +4,7 @@
 //! The CLI also refuses an item whose target is all missing (its forecast would be the model's
 //! guess for no history), where the Python package forecasts it, as the reference's `predict_df`.
 
-/// The caller of [`crate::dataframe`]'s table preparation.
+/// The caller of [`crate::data`]'s table preparation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Caller {
     /// The `chronos2` command line (the default).
