@@ -558,20 +558,26 @@ fn tile_portable(t: &Tile, out: &mut [[f32; STRIP]; MR]) {
     }
 }
 
+/// `$kernel::<R>($t, $out)` with `R = $t.mr` (1 to [`MR`]; an x86 kernel's rows are a const generic).
+#[cfg(target_arch = "x86_64")]
+macro_rules! dispatch_rows {
+    ($kernel:ident, $t:expr, $out:expr) => {
+        match $t.mr {
+            1 => $kernel::<1>($t, $out),
+            2 => $kernel::<2>($t, $out),
+            3 => $kernel::<3>($t, $out),
+            4 => $kernel::<4>($t, $out),
+            5 => $kernel::<5>($t, $out),
+            _ => $kernel::<6>($t, $out),
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 fn tile_vnni(t: &Tile, out: &mut [[f32; STRIP]; MR]) {
     // SAFETY: the kernel set was checked available when the weight was built; the slices of
     // `t` hold `mr` rows of `k` codes and the strip's `k / 4` blocks of 128 codes.
-    unsafe {
-        match t.mr {
-            1 => vnni::<1>(t, out),
-            2 => vnni::<2>(t, out),
-            3 => vnni::<3>(t, out),
-            4 => vnni::<4>(t, out),
-            5 => vnni::<5>(t, out),
-            _ => vnni::<6>(t, out),
-        }
-    }
+    unsafe { dispatch_rows!(vnni, t, out) }
 }
 
 /// # Safety

@@ -101,16 +101,7 @@ unsafe fn reduce_add(v: __m256i) -> i32 {
 pub(super) fn tile(t: &Tile<i16>, out: &mut [[f32; STRIP]; MR]) {
     // SAFETY: AVX2 and FMA were checked available when the weight was built; the slices of `t`
     // hold `mr` rows of `k` codes and the strip's `32 × k` codes.
-    unsafe {
-        match t.mr {
-            1 => half_tiles::<1>(t, out),
-            2 => half_tiles::<2>(t, out),
-            3 => half_tiles::<3>(t, out),
-            4 => half_tiles::<4>(t, out),
-            5 => half_tiles::<5>(t, out),
-            _ => half_tiles::<6>(t, out),
-        }
-    }
+    unsafe { dispatch_rows!(half_tiles, t, out) }
 }
 
 /// # Safety
@@ -128,7 +119,8 @@ unsafe fn half_tiles<const R: usize>(t: &Tile<i16>, out: &mut [[f32; STRIP]; MR]
                 // SAFETY: the half holds `k / 2` blocks of 32 codes; each row `k` activations.
                 unsafe {
                     let w = qp.add(p * 2 * HALF) as *const __m128i;
-                    let (w0, w1) = (_mm256_cvtepi8_epi16(_mm_loadu_si128(w)), _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(1))));
+                    let (w0, w1) =
+                        (_mm256_cvtepi8_epi16(_mm_loadu_si128(w)), _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(1))));
                     for i in 0..R {
                         let xv = _mm256_set1_epi32((xp.add(i * t.k + 2 * p) as *const i32).read_unaligned());
                         d0[i] = _mm256_add_epi32(d0[i], _mm256_madd_epi16(xv, w0));
