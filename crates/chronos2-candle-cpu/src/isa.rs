@@ -201,6 +201,8 @@ pub fn kernel_description() -> String {
     let w8a8 = match W8a8Isa::detect() {
         W8a8Isa::Portable => "portable".to_string(),
         #[cfg(target_arch = "x86_64")]
+        W8a8Isa::Avx2 => "AVX2 vpmaddwd (codes widened to i16, exact), 6x16 tiles".to_string(),
+        #[cfg(target_arch = "x86_64")]
         W8a8Isa::Vnni => "AVX512-VNNI vpdpbusd, 6x32 tiles".to_string(),
         #[cfg(target_arch = "x86_64")]
         W8a8Isa::Amx => format!(

@@ -25,7 +25,8 @@
 //! group for blocks of 32 rows × 32 outputs (the activation codes are read as tiles straight
 //! from their row-major buffer, the weight codes from the same `[k / 4][32][4]` layout) and the
 //! same float operations as the VNNI kernel turn them into the output, so AMX gives the same
-//! numbers too.
+//! numbers too. CPUs with AVX2 + FMA but no VNNI run [`avx2`] (i16 products summed by
+//! `vpmaddwd`, exact; its own weight layout), with the same numbers again.
 
 use std::mem::MaybeUninit;
 
@@ -46,6 +47,9 @@ const SB: usize = 3 * STRIP;
 pub enum W8a8Isa {
     /// Plain Rust (same numbers as VNNI).
     Portable,
+    /// AVX2 + FMA (`vpmaddwd` on codes widened to i16, see [`avx2`]).
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
     /// AVX512-VNNI (`vpdpbusd`).
     #[cfg(target_arch = "x86_64")]
     Vnni,
@@ -56,7 +60,7 @@ pub enum W8a8Isa {
 
 impl W8a8Isa {
     /// The best kernel this CPU runs (VNNI only where [`crate::Isa::detect`], capped by
-    /// `CHRONOS2_CPU_ISA`, is AVX-512).
+    /// `CHRONOS2_CPU_ISA`, is AVX-512; AVX2 where it is AVX2 or AVX-512 without VNNI).
     pub fn detect() -> W8a8Isa {
         #[cfg(target_arch = "x86_64")]
         if crate::isa::amx_allowed() && W8a8Isa::Amx.available() {
@@ -66,12 +70,18 @@ impl W8a8Isa {
         if crate::Isa::detect() == crate::Isa::Avx512 && W8a8Isa::Vnni.available() {
             return W8a8Isa::Vnni;
         }
+        #[cfg(target_arch = "x86_64")]
+        if matches!(crate::Isa::detect(), crate::Isa::Avx2 | crate::Isa::Avx512) && W8a8Isa::Avx2.available() {
+            return W8a8Isa::Avx2;
+        }
         W8a8Isa::Portable
     }
 
     pub fn available(self) -> bool {
         match self {
             W8a8Isa::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            W8a8Isa::Avx2 => crate::Isa::Avx2.available(),
             #[cfg(target_arch = "x86_64")]
             W8a8Isa::Vnni => {
                 is_x86_feature_detected!("avx512f")
@@ -88,7 +98,7 @@ impl W8a8Isa {
         #[allow(unused_mut)]
         let mut v = vec![W8a8Isa::Portable];
         #[cfg(target_arch = "x86_64")]
-        v.extend([W8a8Isa::Vnni, W8a8Isa::Amx].into_iter().filter(|i| i.available()));
+        v.extend([W8a8Isa::Avx2, W8a8Isa::Vnni, W8a8Isa::Amx].into_iter().filter(|i| i.available()));
         v
     }
 }
@@ -98,17 +108,18 @@ impl W8a8Isa {
 pub struct W8a8Matmul {
     out_dim: usize,
     in_dim: usize,
-    /// Signed codes `q - 128`, `strips × (in_dim / 4) × 32 × 4` bytes.
+    /// Signed codes `q - 128`, `strips × (in_dim / 4) × 32 × 4` bytes (for AVX2 in
+    /// [`avx2::code_offset`]'s order within a strip).
     q: Vec<i8>,
     /// Per strip and group: 32 scales, 32 offsets `b + 128·s`, 32 weight sums (see [`SB`]).
     sb: Vec<f32>,
     isa: W8a8Isa,
 }
 
-/// Activations quantized per row and group.
-struct QuantizedRows {
-    /// `(m, k)` unsigned codes (zero rows after them up to a multiple of 32 for AMX).
-    q: Vec<u8>,
+/// Activations quantized per row and group, codes of type `C` (`u8`; `i16` for [`avx2`]).
+struct QuantizedRows<C = u8> {
+    /// `(m, k)` codes in `0..=255` (zero rows after them up to a multiple of 32 for AMX).
+    q: Vec<C>,
     /// `(m, groups)` per group: `[sx, sx · Σ qx, mn]`.
     params: Vec<[f32; 3]>,
 }
@@ -189,25 +200,21 @@ unsafe fn quantize_rows_avx512(x: &[f32], q: &mut [MaybeUninit<u8>], params: &mu
 }
 
 /// Rows of `x`, their codes and their group parameters (written by the quantizer).
-type RowChunk<'a> = ((&'a [f32], &'a mut [MaybeUninit<u8>]), &'a mut [MaybeUninit<[f32; 3]>]);
+type RowChunk<'a, C> = ((&'a [f32], &'a mut [MaybeUninit<C>]), &'a mut [MaybeUninit<[f32; 3]>]);
 
-/// Quantizes `x (m, k)` per row and group of [`GROUP`] (see the module docs), in parallel for
-/// large inputs; for AMX the codes are followed by zero rows up to a multiple of 32 rows.
-fn quantize_rows(x: &[f32], m: usize, k: usize, isa: W8a8Isa) -> QuantizedRows {
+/// Quantizes `x (m, k)` per row and group of [`GROUP`] (see the module docs) with `run`, which
+/// must write every code and group parameter of its rows, in parallel for large inputs; the
+/// codes are followed by zero rows up to `padded_rows` (a multiple of 32 for AMX).
+fn quantize_rows<C: Copy + Send + Sync + From<u8>>(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    padded_rows: usize,
+    run: impl Fn(RowChunk<C>) + Send + Sync,
+) -> QuantizedRows<C> {
     let groups = k / GROUP;
-    let padded_rows = match isa {
-        #[cfg(target_arch = "x86_64")]
-        W8a8Isa::Amx => m.next_multiple_of(crate::amx::BLOCK),
-        _ => m,
-    };
     let (mut q, mut params) = (Vec::with_capacity(padded_rows * k), Vec::with_capacity(m * groups));
     let (q_out, p_out) = (&mut q.spare_capacity_mut()[..m * k], &mut params.spare_capacity_mut()[..m * groups]);
-    let run = |((x, q), p): RowChunk| match isa {
-        W8a8Isa::Portable => quantize_rows_plain(x, q, p),
-        // SAFETY: the kernel set was checked available when the weight was built.
-        #[cfg(target_arch = "x86_64")]
-        W8a8Isa::Vnni | W8a8Isa::Amx => unsafe { quantize_rows_avx512(x, q, p) },
-    };
     if m * k >= 1 << 15 {
         // Chunks of whole rows, a few per thread.
         let rows = m.div_ceil(rayon::current_num_threads().max(1) * 4);
@@ -219,9 +226,9 @@ fn quantize_rows(x: &[f32], m: usize, k: usize, isa: W8a8Isa) -> QuantizedRows {
         run(((x, q_out), p_out));
     }
     for pad in &mut q.spare_capacity_mut()[m * k..padded_rows * k] {
-        pad.write(0);
+        pad.write(C::from(0));
     }
-    // SAFETY: the quantizers wrote every code (`k` per row, a multiple of GROUP) and every
+    // SAFETY: `run` wrote every code (`k` per row, a multiple of GROUP) and every
     // group's parameters; the loop above the padding rows.
     unsafe {
         q.set_len(padded_rows * k);
@@ -260,6 +267,11 @@ impl W8a8Matmul {
         let mut q = vec![0i8; strips * k * STRIP];
         let mut sb = vec![0f32; strips * groups * SB];
         let wpr = w.words_per_row();
+        let code_offset = |j: usize, col: usize| match isa {
+            #[cfg(target_arch = "x86_64")]
+            W8a8Isa::Avx2 => avx2::code_offset(k, j, col),
+            _ => (col / 4) * STRIP * 4 + j * 4 + col % 4,
+        };
         for row in 0..n {
             let (s, j) = (row / STRIP, row % STRIP);
             let words = &w.packed[row * wpr..(row + 1) * wpr];
@@ -267,7 +279,7 @@ impl W8a8Matmul {
             let mut code_sums = vec![0i64; groups];
             for col in 0..k {
                 let code = ((words[col / 4] >> ((col % 4) * 8)) & 0xFF) as i64;
-                dst[(col / 4) * STRIP * 4 + j * 4 + col % 4] = (code - 128) as i8;
+                dst[code_offset(j, col)] = (code - 128) as i8;
                 code_sums[col / GROUP] += code;
             }
             for (g, &code_sum) in code_sums.iter().enumerate() {
@@ -313,33 +325,65 @@ impl W8a8Matmul {
         if m == 0 {
             return Ok(());
         }
-        let xq = quantize_rows(x, m, k, self.isa);
-        #[cfg(target_arch = "x86_64")]
-        if self.isa == W8a8Isa::Amx {
-            let yp = crate::gemm::SendPtr(y.as_mut_ptr() as *mut f32);
-            crate::amx::for_block_tasks(m, n, k, k * STRIP, |rows, strips| {
-                // SAFETY: each task writes only the outputs of its own row blocks and strips.
-                unsafe { self.run_blocks_amx(&xq, m, bias, yp, rows, strips) }
-            });
-            return Ok(());
+        match self.isa {
+            W8a8Isa::Portable => {
+                let xq = quantize_rows(x, m, k, m, |((x, q), p)| quantize_rows_plain(x, q, p));
+                self.strips(&xq, m, bias, y, tile_portable);
+            }
+            #[cfg(target_arch = "x86_64")]
+            W8a8Isa::Avx2 => {
+                // SAFETY: the kernel set was checked available when the weight was built.
+                let xq = quantize_rows(x, m, k, m, |((x, q), p)| unsafe { avx2::quantize_rows(x, q, p) });
+                self.strips(&xq, m, bias, y, avx2::tile);
+            }
+            #[cfg(target_arch = "x86_64")]
+            W8a8Isa::Vnni => {
+                // SAFETY: the kernel set was checked available when the weight was built.
+                let xq = quantize_rows(x, m, k, m, |((x, q), p)| unsafe { quantize_rows_avx512(x, q, p) });
+                self.strips(&xq, m, bias, y, tile_vnni);
+            }
+            #[cfg(target_arch = "x86_64")]
+            W8a8Isa::Amx => {
+                let padded_rows = m.next_multiple_of(crate::amx::BLOCK);
+                // SAFETY: the kernel set was checked available when the weight was built.
+                let xq = quantize_rows(x, m, k, padded_rows, |((x, q), p)| unsafe { quantize_rows_avx512(x, q, p) });
+                let yp = crate::gemm::SendPtr(y.as_mut_ptr() as *mut f32);
+                crate::amx::for_block_tasks(m, n, k, k * STRIP, |rows, strips| {
+                    // SAFETY: each task writes only the outputs of its own row blocks and strips.
+                    unsafe { self.run_blocks_amx(&xq, m, bias, yp, rows, strips) }
+                });
+            }
         }
-        crate::gemm::for_strip_tasks(m, n, k, y, |first, last, yp| {
-            // SAFETY: each task writes only the columns of its own strips.
-            unsafe { self.run_strips(&xq, m, bias, yp, first, last) }
-        });
         Ok(())
+    }
+
+    /// The product of the quantized rows `xq` by every strip, `tile` computing each row block × strip.
+    fn strips<C: Sync>(
+        &self,
+        xq: &QuantizedRows<C>,
+        m: usize,
+        bias: Option<&[f32]>,
+        y: &mut [MaybeUninit<f32>],
+        tile: fn(&Tile<C>, &mut [[f32; STRIP]; MR]),
+    ) {
+        crate::gemm::for_strip_tasks(m, self.out_dim, self.in_dim, y, |first, last, yp| {
+            // SAFETY: each task writes only the columns of its own strips.
+            unsafe { self.run_strips(xq, m, bias, yp, first, last, tile) }
+        });
     }
 
     /// # Safety
     /// `y` points to `m × out_dim` floats whose columns of strips `first..last` no one else touches.
-    unsafe fn run_strips(
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_strips<C>(
         &self,
-        xq: &QuantizedRows,
+        xq: &QuantizedRows<C>,
         m: usize,
         bias: Option<&[f32]>,
         y: crate::gemm::SendPtr,
         first: usize,
         last: usize,
+        tile_fn: fn(&Tile<C>, &mut [[f32; STRIP]; MR]),
     ) {
         // SAFETY: the caller upholds this function's `# Safety` contract.
         unsafe {
@@ -362,13 +406,7 @@ impl W8a8Matmul {
                         k,
                         mr,
                     };
-                    match self.isa {
-                        W8a8Isa::Portable => tile_portable(&t, &mut tile),
-                        #[cfg(target_arch = "x86_64")]
-                        W8a8Isa::Vnni => tile_vnni(&t, &mut tile),
-                        #[cfg(target_arch = "x86_64")]
-                        W8a8Isa::Amx => unreachable!("AMX runs blocks (run_blocks_amx)"),
-                    }
+                    tile_fn(&t, &mut tile);
                     crate::gemm::store_tile(y, n, r0, n0, cols, &tile[..mr], bias);
                     r0 += mr;
                 }
@@ -478,12 +516,12 @@ unsafe fn group_epilogue(
 }
 
 /// One row block times one strip.
-struct Tile<'a> {
-    /// `mr` rows of `k` unsigned codes.
-    x: &'a [u8],
+struct Tile<'a, C = u8> {
+    /// `mr` rows of `k` activation codes.
+    x: &'a [C],
     /// `(mr, groups)`: `[sx, sx · Σ qx, mn]`.
     params: &'a [[f32; 3]],
-    /// The strip's signed codes `[k / 4][32][4]`.
+    /// The strip's signed codes `[k / 4][32][4]` (AVX2: [`avx2::code_offset`]).
     q: &'a [i8],
     /// The strip's scales, offsets and weight sums per group.
     sb: &'a [f32],
@@ -520,20 +558,26 @@ fn tile_portable(t: &Tile, out: &mut [[f32; STRIP]; MR]) {
     }
 }
 
+/// `$kernel::<R>($t, $out)` with `R = $t.mr` (1 to [`MR`]; an x86 kernel's rows are a const generic).
+#[cfg(target_arch = "x86_64")]
+macro_rules! dispatch_rows {
+    ($kernel:ident, $t:expr, $out:expr) => {
+        match $t.mr {
+            1 => $kernel::<1>($t, $out),
+            2 => $kernel::<2>($t, $out),
+            3 => $kernel::<3>($t, $out),
+            4 => $kernel::<4>($t, $out),
+            5 => $kernel::<5>($t, $out),
+            _ => $kernel::<6>($t, $out),
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 fn tile_vnni(t: &Tile, out: &mut [[f32; STRIP]; MR]) {
     // SAFETY: the kernel set was checked available when the weight was built; the slices of
     // `t` hold `mr` rows of `k` codes and the strip's `k / 4` blocks of 128 codes.
-    unsafe {
-        match t.mr {
-            1 => vnni::<1>(t, out),
-            2 => vnni::<2>(t, out),
-            3 => vnni::<3>(t, out),
-            4 => vnni::<4>(t, out),
-            5 => vnni::<5>(t, out),
-            _ => vnni::<6>(t, out),
-        }
-    }
+    unsafe { dispatch_rows!(vnni, t, out) }
 }
 
 /// # Safety
@@ -583,5 +627,7 @@ unsafe fn vnni<const R: usize>(t: &Tile, out: &mut [[f32; STRIP]; MR]) {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(test)]
 mod tests;

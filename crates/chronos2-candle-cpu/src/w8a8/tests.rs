@@ -146,3 +146,49 @@ fn amx_gives_the_vnni_numbers() {
     }
     println!("AMX-INT8 kernel tested");
 }
+
+/// The AVX2 kernel gives the portable kernel's numbers bit for bit on shapes that are not
+/// multiples of its tiles (rows not of 6, outputs not of 16 or 32, an odd number of groups),
+/// with constant, one-sided, large, tiny and tie-rounding groups, and on a product large
+/// enough for parallel quantization and strip tasks.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_gives_the_portable_numbers_on_odd_shapes() {
+    if !W8a8Isa::Avx2.available() {
+        println!("SKIPPED: no AVX2 + FMA (avx2_gives_the_portable_numbers_on_odd_shapes)");
+        return;
+    }
+    for (n, k) in [(1, 64), (17, 64), (47, 320), (100, 576), (300, 768)] {
+        let w = weight(n, k, 7 + n as u64);
+        let bias = values(n, 5, 0.5);
+        let (avx2, plain) =
+            (W8a8Matmul::with_isa(&w, W8a8Isa::Avx2).unwrap(), W8a8Matmul::with_isa(&w, W8a8Isa::Portable).unwrap());
+        for m in [1, 2, 5, 7, 13, 50] {
+            let mut x = values(m * k, 30 + m as u64, 1.0);
+            let groups: Vec<&mut [f32]> = x.chunks_mut(GROUP).collect();
+            for (g, group) in groups.into_iter().enumerate() {
+                match g % 6 {
+                    0 => group.fill(-2.5),
+                    1 => group.iter_mut().for_each(|v| *v = v.max(0.0)),
+                    2 => group.iter_mut().for_each(|v| *v *= 3.0e4),
+                    3 => group.iter_mut().for_each(|v| *v *= 1.0e-6),
+                    // Range 127.5 (codes `2 (v - min)`): 0.25 + j / 2 lies half-way between codes.
+                    4 => {
+                        for (j, v) in group.iter_mut().enumerate() {
+                            *v = 0.25 + 0.5 * j as f32;
+                        }
+                        group[0] = 0.0;
+                        group[1] = 127.5;
+                    }
+                    _ => {}
+                }
+            }
+            let (mut ya, mut yp) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+            avx2.matmul(&x, m, Some(&bias), &mut ya).unwrap();
+            plain.matmul(&x, m, Some(&bias), &mut yp).unwrap();
+            assert!(ya.iter().all(|v| v.is_finite()), "({m}x{k})x({k}x{n})");
+            assert_eq!(ya, yp, "AVX2 vs portable ({m}x{k})x({k}x{n})");
+        }
+    }
+    println!("AVX2 kernel tested");
+}
