@@ -4,7 +4,7 @@
 //! every input error (non-zero exit, a clear message, no output file).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use chronos2::data::{ColumnData, Frame};
 use serde_json::Value;
@@ -424,10 +424,8 @@ fn explain_backend_says_what_runs_and_why() {
         serde_json::from_str(include_str!("../../chronos2/profiles/linux-x86_64.json")).unwrap();
     profile["entries"].as_array_mut().unwrap().retain(|e| e["precision"] != "int4");
     let path = write(&dir, "profile.json", &profile.to_string());
-    let out = Command::new(env!("CARGO_BIN_EXE_chronos2"))
-        .args(["predict", "--input", "examples/airpassengers.csv", "--prediction-length", "3", "--explain-backend"])
-        .args(["--backend", "auto", "--quantize", "int4"])
-        .current_dir(root())
+    let out = common::command(["predict", "--input", "examples/airpassengers.csv", "--prediction-length", "3"])
+        .args(["--explain-backend", "--backend", "auto", "--quantize", "int4"])
         .env("CHRONOS2_PROFILE", &path)
         .output()
         .unwrap();
@@ -448,9 +446,8 @@ fn profile_with_unknown_route_is_an_error() {
         r#"{"source": "typo", "entries": [{"shape": {"rows": 1, "context": 128, "prediction_length": 24},
             "precision": "fp32", "timings": [{"route": "mxl", "median_ms": 5.0}]}]}"#,
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_chronos2"))
-        .args(["predict", "--model", TINY, "--prediction-length", "2", "--input", "examples/airpassengers.csv"])
-        .current_dir(root())
+    let out = common::command(["predict", "--model", TINY, "--prediction-length", "2"])
+        .args(["--input", "examples/airpassengers.csv"])
         .env("CHRONOS2_PROFILE", &profile)
         .output()
         .unwrap();
@@ -702,16 +699,29 @@ fn backend_env_is_read_and_flag_wins() {
     let dir = tmpdir("backend-env");
     let good = write(&dir, "good.csv", GOOD);
     let run = |env: &str, flag: Option<&str>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronos2"));
-        cmd.args(["predict", "--model", TINY, "--prediction-length", "2", "--input", good.as_str()]);
+        let mut cmd =
+            common::command(["predict", "--model", TINY, "--prediction-length", "2", "--input", good.as_str()]);
         if let Some(f) = flag {
             cmd.args(["--backend", f]);
         }
-        cmd.current_dir(root()).env("CHRONOS2_BACKEND", env).output().unwrap()
+        cmd.env("CHRONOS2_BACKEND", env).output().unwrap()
     };
     let out = run("bogus", None);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("CHRONOS2_BACKEND"), "{}", stderr(&out));
     assert_success(&run("bogus", Some("cpu")));
     assert_success(&run("cpu", None));
+}
+
+/// Every run of the binary goes through tests/common, isolated from the user's environment.
+#[test]
+fn every_test_runs_the_binary_through_common() {
+    let binary = concat!("CARGO_BIN_EXE", "_chronos2");
+    for entry in std::fs::read_dir(root().join("crates/chronos2-cli/tests")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(!text.contains(binary), "{} runs the binary itself: use common::command", path.display());
+        }
+    }
 }

@@ -5,7 +5,7 @@
 //! `--backend mlx` trains every mode on MLX when it is compiled in.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 mod common;
 use common::root;
@@ -348,13 +348,7 @@ fn an_unwritable_output_fails_before_training() {
     }
     for (out, message) in cases {
         let args = finetune_args("lora", &out, &["--steps", "1000000"]);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chronos2"))
-            .args(&args)
-            .current_dir(root())
-            .env_remove("CHRONOS2_BACKEND")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = common::command(&args).stderr(std::process::Stdio::piped()).spawn().unwrap();
         let start = std::time::Instant::now();
         while child.try_wait().unwrap().is_none() {
             if start.elapsed() > std::time::Duration::from_secs(120) {

@@ -9,12 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod common;
+use common::root;
+
 const TINY: &str = "tests/fixtures/models/tiny";
 const INPUT: &str = "examples/airpassengers.csv";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
 
 fn tmpdir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chronos2-cli-interrupt").join(name);
@@ -23,17 +22,9 @@ fn tmpdir(name: &str) -> PathBuf {
     dir
 }
 
-/// `chronos2 args` with a private TMPDIR.
+/// The isolated `chronos2 args` (tests/common) with a private TMPDIR, spawned to be signalled.
 fn spawn(args: &[&str], tmp: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_chronos2"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("CHRONOS2_BACKEND")
-        .env("TMPDIR", tmp)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    common::command(args).env("TMPDIR", tmp).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
 fn signal(child: &Child, name: &str) {
