@@ -3,15 +3,16 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::LazyLock;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValue, PossibleValuesParser};
+use clap::{Args, Parser, Subcommand};
 
 use chronos2::backend::{Backend, BackendKind, BACKEND_ENV};
 use chronos2::bundled::{bundled_model_cache_dir, BUNDLED_MODEL_NAME};
-use chronos2::chronos2_core::pipeline::Pooling;
 use chronos2::data::{self, Format, Frame};
-use chronos2::{Chronos2, Columns, EmbedDfOptions, Precision, PredictDfOptions};
+use chronos2::{load_args, Caller, Chronos2, Columns, EmbedDfOptions, PredictDfOptions};
 
 /// The largest --batch-size used: memory grows with the rows of one model call, and results
 /// without --cross-learning do not depend on the batch size.
@@ -192,73 +193,27 @@ struct CommonArgs {
     speed: SpeedArgs,
 }
 
-/// `--quantize`.
-#[derive(ValueEnum, Debug, Clone, Copy)]
-enum QuantizeArg {
-    /// Weight-only int8 (group 64, MLX's affine scheme).
-    #[value(alias = "8")]
-    Int8,
-    /// Weight-only int4 (group 64, MLX's affine scheme).
-    #[value(alias = "4")]
-    Int4,
-    /// int8 weights and int8 activations (per token and group of 64).
-    W8a8,
+/// Values of `--quantize`, `--dtype` or `--pooling`: the library's names, each with its aliases.
+fn named_arg<T: 'static>(names: &'static [(&'static str, &'static [&'static str], T)]) -> PossibleValuesParser {
+    PossibleValuesParser::new(names.iter().map(|(name, aliases, _)| PossibleValue::new(*name).aliases(aliases.iter())))
 }
 
-impl From<QuantizeArg> for Precision {
-    fn from(q: QuantizeArg) -> Precision {
-        match q {
-            QuantizeArg::Int8 => Precision::Int8,
-            QuantizeArg::Int4 => Precision::Int4,
-            QuantizeArg::W8a8 => Precision::W8a8,
-        }
-    }
-}
-
-/// `--dtype`.
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-enum DtypeArg {
-    Fp32,
-    Bf16,
-}
-
-/// `--pooling`.
-#[derive(ValueEnum, Debug, Clone, Copy)]
-#[value(rename_all = "snake_case")]
-enum PoolingArg {
-    #[value(alias = "reg")]
-    RegToken,
-    #[value(alias = "mean")]
-    MeanContext,
-    #[value(alias = "last")]
-    LastContextPatch,
-    #[value(alias = "none")]
-    All,
-}
-
-impl From<PoolingArg> for Pooling {
-    fn from(p: PoolingArg) -> Pooling {
-        match p {
-            PoolingArg::RegToken => Pooling::RegToken,
-            PoolingArg::MeanContext => Pooling::MeanContext,
-            PoolingArg::LastContextPatch => Pooling::LastContextPatch,
-            PoolingArg::All => Pooling::All,
-        }
-    }
-}
+/// The default of `--quantiles`: the reference's levels.
+static DEFAULT_QUANTILES: LazyLock<String> =
+    LazyLock::new(|| chronos2::DEFAULT_QUANTILE_LEVELS.map(|q| q.to_string()).join(","));
 
 #[derive(Args, Debug)]
 struct SpeedArgs {
     /// Quantization of the linear layers: int8 or int4 (weight-only, group size 64, MLX's affine
     /// scheme; smaller and faster for small batches, see docs/accuracy.md for the accuracy cost),
     /// or w8a8 (int8 weights and activations). A backend that cannot run it is an error.
-    #[arg(long, value_enum, ignore_case = true)]
-    quantize: Option<QuantizeArg>,
+    #[arg(long, value_parser = named_arg(&load_args::QUANTIZE_NAMES), ignore_case = true)]
+    quantize: Option<String>,
 
     /// Float type of the linear layers: fp32 (default) or bf16 (weights in bf16, fp32
     /// accumulation). Not combined with --quantize.
-    #[arg(long, value_enum, ignore_case = true)]
-    dtype: Option<DtypeArg>,
+    #[arg(long, value_parser = named_arg(&load_args::DTYPE_NAMES), ignore_case = true)]
+    dtype: Option<String>,
 
     /// Compile the forward graph (cached per input shape), on backends that compile their forward
     /// (`chronos2 info`).
@@ -268,15 +223,7 @@ struct SpeedArgs {
 
 impl SpeedArgs {
     fn load_options(&self) -> Result<chronos2::LoadOptions> {
-        let precision = match (self.dtype, self.quantize) {
-            (Some(DtypeArg::Bf16), Some(q)) => bail!(
-                "--dtype bf16 and --quantize {} both set the precision of the linear layers: pass one of them",
-                q.to_possible_value().expect("no skipped variants").get_name()
-            ),
-            (Some(DtypeArg::Bf16), None) => Precision::Bf16,
-            (_, Some(q)) => q.into(),
-            (_, None) => Precision::Fp32,
-        };
+        let precision = load_args::load_precision(Caller::Cli, self.quantize.as_deref(), self.dtype.as_deref())?;
         Ok(chronos2::LoadOptions { precision, compile: self.compile })
     }
 }
@@ -300,7 +247,7 @@ struct PredictArgs {
     #[arg(
         long,
         value_name = "0.1,0.2,...|all",
-        default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
+        default_value = DEFAULT_QUANTILES.as_str(),
         allow_hyphen_values = true
     )]
     quantiles: String,
@@ -331,8 +278,9 @@ struct EmbedArgs {
 
     /// How the hidden states of a series are reduced: reg_token (the [REG] token), mean_context
     /// (mean over observed context patches), last_context_patch, or all (no pooling).
-    #[arg(long, value_enum, ignore_case = true, default_value = "reg_token")]
-    pooling: PoolingArg,
+    #[arg(long, value_parser = named_arg(&data::POOLING_NAMES), ignore_case = true,
+          default_value = data::pooling_name(data::DEFAULT_POOLING))]
+    pooling: String,
 
     /// Output file (.json or .parquet). How an existing file is replaced: see "Output files" in --help.
     #[arg(long, value_name = "FILE")]
@@ -654,7 +602,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
     check_output(&args.output, &[Format::Json, Format::Parquet], "--output")?;
     let batch_size = args.common.batch_size()?;
     let context_length = args.common.context_length()?;
-    let pooling = Pooling::from(args.pooling);
+    let pooling = data::parse_pooling(&args.pooling)?;
     let cols = columns(&args.common)?;
     let df = read_table(&args.common.input, "input")?;
     let prepared = data::prepare_embed(&df, &cols)?;

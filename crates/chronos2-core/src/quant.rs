@@ -233,11 +233,6 @@ impl QuantizedWeight {
     pub fn footprint_bytes(&self) -> usize {
         4 * (self.packed.len() + self.scales.len() + self.biases.len())
     }
-
-    /// Bytes of the same weight in `f32`.
-    pub fn f32_bytes(&self) -> usize {
-        4 * self.out_dim * self.in_dim
-    }
 }
 
 /// Reconstructs the `(out_dim, in_dim)` float weight: `scale · q + bias` per element

@@ -51,20 +51,6 @@ pub fn interpolate_quantiles(query: &[f32], levels: &[f32], values: &[f32]) -> R
     interpolate(query, Levels::Shared(levels), values, levels.len())
 }
 
-/// [`interpolate_quantiles`] with one set of `n` original levels per row (`levels` has the same
-/// shape as `values`, `(rows, n)`). As in the reference, whether level 0 / level 1 padding is
-/// added is decided by the minimum / maximum over *all* rows.
-pub fn interpolate_quantiles_per_row(query: &[f32], levels: &[f32], values: &[f32], n: usize) -> Result<Vec<f32>> {
-    if n == 0 || levels.len() != values.len() || !values.len().is_multiple_of(n) {
-        return Err(Error::InvalidInput(format!(
-            "interpolate_quantiles: levels ({}) and values ({}) must both be (rows, {n})",
-            levels.len(),
-            values.len()
-        )));
-    }
-    interpolate(query, Levels::PerRow(levels), values, n)
-}
-
 fn interpolate(query: &[f32], levels: Levels<'_>, values: &[f32], n: usize) -> Result<Vec<f32>> {
     check_unit_interval("query quantile levels", query)?;
     let all_levels = match levels {

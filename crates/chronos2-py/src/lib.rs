@@ -7,7 +7,6 @@ mod fit;
 mod frequencies;
 mod interrupt;
 mod items;
-mod load;
 mod model;
 mod table;
 
@@ -16,6 +15,10 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::NativeModel>()?;
+    // The library's defaults and the forecast table's layout, so that the package has no copy.
+    m.add("DEFAULT_QUANTILE_LEVELS", chronos2::DEFAULT_QUANTILE_LEVELS.to_vec())?;
+    m.add("TARGET_NAME_COLUMN", chronos2::data::TARGET_NAME_COLUMN)?;
+    m.add("PREDICTIONS_COLUMN", chronos2::data::PREDICTIONS_COLUMN)?;
     m.add_function(wrap_pyfunction!(frequencies::item_frequencies, m)?)?;
     m.add_function(wrap_pyfunction!(calibrate::calibrate, m)?)?;
     Ok(())

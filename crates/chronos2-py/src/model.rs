@@ -8,7 +8,10 @@ use std::time::Instant;
 
 use chronos2::chronos2_core::pipeline::{Pooling, PredictOptions, SeriesInput};
 use chronos2::chronos2_core::train::LoraConfig;
-use chronos2::{pooling_name, Backend, Caller, Chronos2, Columns, EmbedDfOptions, Freq, PredictDfOptions};
+use chronos2::{
+    data::parse_pooling, load_args, Backend, Caller, Chronos2, Columns, EmbedDfOptions, Freq, LoadOptions,
+    PredictDfOptions,
+};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -17,7 +20,6 @@ use crate::errors::{guarded, to_py, value_error};
 use crate::fit::{fit, FitRequest};
 use crate::interrupt::interruptible;
 use crate::items::series_inputs;
-use crate::load::load_options;
 use crate::table::{ns_from_naive, table, Table};
 
 type RawColumns<'py> = Vec<crate::table::RawColumn<'py>>;
@@ -81,7 +83,9 @@ impl NativeModel {
         dtype: Option<String>,
     ) -> PyResult<Self> {
         let backend: Backend = backend.parse().map_err(|e| value_error(format!("{e}")))?;
-        let options = load_options(quantize.as_deref(), dtype.as_deref()).map_err(value_error)?;
+        let precision =
+            load_args::load_precision(Caller::Python, quantize.as_deref(), dtype.as_deref()).map_err(to_py)?;
+        let options = LoadOptions { precision, compile: false };
         let model = py.allow_threads(|| guarded(|| Chronos2::load_with(model.as_deref(), backend, options)))?;
         Ok(NativeModel { model, backend })
     }
@@ -260,7 +264,7 @@ impl NativeModel {
 
     /// `predict_df` on column buffers. Returns a dict: `first_rows` (row of each item's first
     /// appearance), `timestamps` (int64 ns, item-major), `median` `(rows,)` and `quantiles`
-    /// `(rows, Q)` in (item, target, step) order, `n_targets`, `freq`, `route`, `warnings`, and
+    /// `(rows, Q)` in (item, target, step) order, `level_columns` (the quantiles' column names), `n_targets`, `freq`, `route`, `warnings`, and
     /// the seconds spent preparing the items (`prepare_s`) and running the model (`model_s`).
     #[pyo3(signature = (columns, future_columns, id_column, timestamp_column, targets, prediction_length,
                         quantile_levels, batch_size, context_length, cross_learning, freq))]
@@ -338,6 +342,9 @@ impl NativeModel {
         out.set_item("timestamps", PyArray1::from_vec(py, timestamps))?;
         out.set_item("median", PyArray1::from_vec(py, median))?;
         out.set_item("quantiles", array_from(py, quantiles, &[rows, n_levels])?)?;
+        let level_columns: Vec<String> =
+            options.quantile_levels.iter().map(|&q| chronos2::data::level_column(q)).collect();
+        out.set_item("level_columns", level_columns)?;
         out.set_item("n_targets", options.columns.targets.len())?;
         out.set_item("freq", prepared.freq.map(|f| f.to_string()))?;
         out.set_item("route", route)?;
@@ -364,7 +371,7 @@ impl NativeModel {
         pooling: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
         check_batch_size(batch_size)?;
-        let pooling = parse_pooling(pooling)?;
+        let pooling = parse_pooling(pooling).map_err(to_py)?;
         let Table { frame, id_first_rows } = table(columns, &timestamp_column, Some(&id_column))?;
         let options = EmbedDfOptions {
             columns: Columns { id: id_column, timestamp: timestamp_column, targets },
@@ -405,17 +412,4 @@ impl NativeModel {
         out.set_item("route", route)?;
         Ok(out)
     }
-}
-
-/// `reg_token`, `mean_context`, `last_context_patch` or `all` (the CLI's `--pooling` names).
-fn parse_pooling(name: &str) -> PyResult<Pooling> {
-    let wanted = name.trim().to_ascii_lowercase().replace('-', "_");
-    [Pooling::RegToken, Pooling::MeanContext, Pooling::LastContextPatch, Pooling::All]
-        .into_iter()
-        .find(|&p| pooling_name(p) == wanted)
-        .ok_or_else(|| {
-            value_error(format!(
-                "unknown pooling '{name}' (expected reg_token, mean_context, last_context_patch or all)"
-            ))
-        })
 }

@@ -152,8 +152,8 @@ def test_bad_options_and_loading(tiny):
         tiny.predict_df(good, prediction_length=0)
     with pytest.raises(ValueError, match="unknown pooling 'max'"):
         tiny.embed_df(good, pooling="max")
-    with pytest.raises(ValueError, match="unknown backend 'cuda'"):
-        Chronos2Pipeline.from_pretrained(TINY, backend="cuda")
+    with pytest.raises(ValueError, match="unknown backend 'tpu'"):
+        Chronos2Pipeline.from_pretrained(TINY, backend="tpu")
     with pytest.raises(ValueError, match="backend 'mlx' is not available"):
         Chronos2Pipeline.from_pretrained(TINY, backend="mlx")
     with pytest.raises(FileNotFoundError, match="/no/such/model"):

@@ -161,7 +161,6 @@ mod tests {
         BackendKind::from_name("cpu").unwrap()
     }
 
-    #[allow(dead_code)]
     fn mlx() -> BackendKind {
         BackendKind::from_name("mlx").unwrap()
     }

@@ -21,6 +21,7 @@ pub mod error;
 pub mod finetune;
 pub mod hub;
 pub mod kind;
+pub mod load_args;
 pub mod machine;
 pub mod models;
 pub mod profile;

@@ -62,11 +62,6 @@ impl AdamW {
         }
     }
 
-    /// Steps taken so far.
-    pub fn steps_done(&self) -> usize {
-        self.step
-    }
-
     /// Learning rate of the next step.
     pub fn current_lr(&self) -> f32 {
         let total = self.config.total_steps;

@@ -14,6 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._native import PREDICTIONS_COLUMN, TARGET_NAME_COLUMN
+
 
 def _is_polars(df: Any) -> bool:
     return type(df).__module__.split(".")[0] == "polars"
@@ -148,7 +150,7 @@ def forecast_dtypes(df: pd.DataFrame, id_column: str, timestamp_column: str, tar
     return {
         id_column: pd.DataFrame({"x": df[id_column].iloc[:1].to_numpy()})["x"].dtype,
         timestamp_column: pd.Series(ts).dtype,
-        "target_name": pd.DataFrame({"x": np.array(targets)})["x"].dtype,
+        TARGET_NAME_COLUMN: pd.DataFrame({"x": np.array(targets)})["x"].dtype,
     }
 
 
@@ -160,10 +162,9 @@ def forecast_frame(
     timestamp_column: str,
     targets: list[str],
     prediction_length: int,
-    quantile_levels: list[float],
 ) -> pd.DataFrame:
     """The reference's predict_df result: ``[id, timestamp, target_name, predictions, str(q)...]``,
-    rows ordered (item, target, step)."""
+    rows ordered (item, target, step); the names after the timestamp are the library's."""
     n_items = len(result["first_rows"])
     n_targets = len(targets)
     ids = item_ids(df, table, id_column, result["first_rows"])
@@ -176,11 +177,11 @@ def forecast_frame(
             timestamp_column: _timestamps(ts, unit, tz),
         }
     )
-    out["target_name"] = np.tile(np.repeat(targets, prediction_length), n_items)
-    out["predictions"] = result["median"]
+    out[TARGET_NAME_COLUMN] = np.tile(np.repeat(targets, prediction_length), n_items)
+    out[PREDICTIONS_COLUMN] = result["median"]
     quantiles = result["quantiles"]
-    for k, level in enumerate(quantile_levels):
-        out[str(level)] = quantiles[:, k]
+    for k, name in enumerate(result["level_columns"]):
+        out[name] = quantiles[:, k]
     return out
 
 

@@ -16,9 +16,7 @@ import pandas as pd
 
 from . import _finetune, _frames, _inputs, _pickling
 from ._args import count, optional_count, positive_float
-from ._native import NativeModel
-
-DEFAULT_QUANTILE_LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+from ._native import DEFAULT_QUANTILE_LEVELS, NativeModel
 
 
 def _quantize_name(quantize: Any) -> Optional[str]:
@@ -421,7 +419,7 @@ class Chronos2Pipeline:
         converted = time.perf_counter()
         self._last_backend = result["route"]
         _warn(result["warnings"])
-        out = _frames.forecast_frame(df, table, result, id_column, timestamp_column, targets, prediction_length, levels)
+        out = _frames.forecast_frame(df, table, result, id_column, timestamp_column, targets, prediction_length)
         end = time.perf_counter()
         self.last_timings = {
             "prepare_s": converted - start - result["model_s"],

@@ -746,6 +746,17 @@ pub fn prepare_embed_for(caller: Caller, df: &Frame, cols: &Columns) -> Result<P
     })
 }
 
+/// The forecast table's column naming each row's target (after the id and timestamp columns).
+pub const TARGET_NAME_COLUMN: &str = "target_name";
+/// The forecast table's column of the median (after [`TARGET_NAME_COLUMN`]).
+pub const PREDICTIONS_COLUMN: &str = "predictions";
+
+/// The forecast table's column of a quantile level: `str(level)` as Python prints the float
+/// (`0.1`, `0.05`, `1e-05`); these follow [`PREDICTIONS_COLUMN`], in the order asked.
+pub fn level_column(level: f64) -> String {
+    python_float_str(level)
+}
+
 /// The forecast table: `<id>, <timestamp>, target_name, predictions, <str(level)>...`, rows
 /// ordered (item, target, step); `predictions` is the median.
 pub fn forecast_frame(prepared: &PreparedFrame, forecasts: &[ItemForecast], levels: &[f64]) -> Result<Frame> {
@@ -780,12 +791,12 @@ pub fn forecast_frame(prepared: &PreparedFrame, forecasts: &[ItemForecast], leve
     frame.push(prepared.columns.id.clone(), prepared.item_ids.take(&id_rows));
     let zone = prepared.zone.as_ref().map(|z| z.take(&id_rows));
     frame.push(prepared.columns.timestamp.clone(), ColumnData::Timestamp(timestamps, zone));
-    frame.push("target_name", ColumnData::Str(target_names));
-    frame.push("predictions", ColumnData::Float32(median));
+    frame.push(TARGET_NAME_COLUMN, ColumnData::Str(target_names));
+    frame.push(PREDICTIONS_COLUMN, ColumnData::Float32(median));
     for (k, (level, col)) in levels.iter().zip(quantiles).enumerate() {
         // A level given twice is one column, at its first place (as the reference's DataFrame).
         if !levels[..k].contains(level) {
-            frame.push(python_float_str(*level), ColumnData::Float32(col));
+            frame.push(level_column(*level), ColumnData::Float32(col));
         }
     }
     Ok(frame)

@@ -22,10 +22,13 @@ mod options;
 
 pub use caller::Caller;
 pub use dataframe::{
-    embedding_entries, forecast_frame, prepare_embed, prepare_embed_for, prepare_predict, prepare_predict_for, Columns,
-    EmbeddingEntry, PreparedFrame,
+    embedding_entries, forecast_frame, level_column, prepare_embed, prepare_embed_for, prepare_predict,
+    prepare_predict_for, Columns, EmbeddingEntry, PreparedFrame, PREDICTIONS_COLUMN, TARGET_NAME_COLUMN,
 };
 pub use embeddings::EmbeddingTable;
 pub use frame::{check_writable, format_timestamp, parse_timestamp, Column, ColumnData, Format, Frame, TzOffset, Zone};
 pub use freq::{infer_freq, infer_freq_zoned, Freq, FreqParseError, MonthDay, OffsetKind};
-pub use options::{parse_quantile_levels, pooling_name, EmbedDfOptions, PredictDfOptions, DEFAULT_QUANTILE_LEVELS};
+pub use options::{
+    parse_pooling, parse_quantile_levels, pooling_name, EmbedDfOptions, PredictDfOptions, DEFAULT_POOLING,
+    DEFAULT_QUANTILE_LEVELS, POOLING_NAMES,
+};

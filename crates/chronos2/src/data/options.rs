@@ -62,23 +62,40 @@ pub struct EmbedDfOptions {
 
 impl Default for EmbedDfOptions {
     fn default() -> Self {
-        EmbedDfOptions {
-            columns: Columns::default(),
-            pooling: Pooling::RegToken,
-            batch_size: 256,
-            context_length: None,
-        }
+        EmbedDfOptions { columns: Columns::default(), pooling: DEFAULT_POOLING, batch_size: 256, context_length: None }
     }
 }
 
-/// The CLI name of a pooling mode.
-pub fn pooling_name(p: Pooling) -> &'static str {
+/// The pooling of embeddings unless asked otherwise (the reference's `embed`: the [REG] token).
+pub const DEFAULT_POOLING: Pooling = Pooling::RegToken;
+
+/// The name of a pooling mode (the CLI's `--pooling`, Python's `pooling=`).
+pub const fn pooling_name(p: Pooling) -> &'static str {
     match p {
         Pooling::RegToken => "reg_token",
         Pooling::MeanContext => "mean_context",
         Pooling::LastContextPatch => "last_context_patch",
         Pooling::All => "all",
     }
+}
+
+/// The pooling modes of embeddings: the name, its aliases, the mode.
+pub const POOLING_NAMES: [(&str, &[&str], Pooling); 4] = [
+    (pooling_name(Pooling::RegToken), &["reg"], Pooling::RegToken),
+    (pooling_name(Pooling::MeanContext), &["mean"], Pooling::MeanContext),
+    (pooling_name(Pooling::LastContextPatch), &["last"], Pooling::LastContextPatch),
+    (pooling_name(Pooling::All), &["none"], Pooling::All),
+];
+
+/// The pooling mode of a name or alias (any case, `-` for `_`).
+pub fn parse_pooling(name: &str) -> Result<Pooling> {
+    let wanted = name.trim().to_ascii_lowercase().replace('-', "_");
+    let found = POOLING_NAMES.iter().find(|(n, aliases, _)| *n == wanted || aliases.contains(&wanted.as_str()));
+    found.map(|n| n.2).ok_or_else(|| {
+        let names: Vec<&str> = POOLING_NAMES.iter().map(|n| n.0).collect();
+        let (last, first) = names.split_last().expect("pooling modes");
+        Error::InvalidArgument(format!("unknown pooling '{name}' (expected {} or {last})", first.join(", ")))
+    })
 }
 
 /// Parses `0.1,0.5,0.9` (or `all` = the model's levels, given as `model_levels`).
@@ -99,4 +116,22 @@ pub fn parse_quantile_levels(s: &str, model_levels: &[f64]) -> Result<Vec<f64>> 
         return Err(Error::InvalidArgument("no quantile levels given".into()));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooling_names_and_aliases_parse() {
+        for (name, aliases, p) in POOLING_NAMES {
+            assert_eq!(parse_pooling(name).unwrap(), p);
+            assert_eq!(parse_pooling(&name.to_ascii_uppercase().replace('_', "-")).unwrap(), p);
+            for alias in aliases {
+                assert_eq!(parse_pooling(alias).unwrap(), p);
+            }
+        }
+        let err = parse_pooling("max").unwrap_err().to_string();
+        assert_eq!(err, "unknown pooling 'max' (expected reg_token, mean_context, last_context_patch or all)");
+    }
 }

@@ -160,8 +160,9 @@ pub fn compiling_names() -> String {
 }
 
 /// The error of loading on a backend this build does not contain (the
-/// registry checks [`BackendKind::usable`] first; an entry returns this rather than panic).
-#[cfg_attr(feature = "mlx", allow(dead_code))]
+/// registry checks [`BackendKind::usable`] first; an entry returns this rather than panic). Unused
+/// when every optional backend is compiled in.
+#[cfg_attr(all(feature = "mlx", feature = "cuda"), allow(dead_code))]
 fn not_compiled(provider: &dyn Provider) -> Error {
     let backend = BackendKind::from_name(provider.name()).expect("a provider of the list");
     Error::BackendUnavailable {

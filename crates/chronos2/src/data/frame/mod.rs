@@ -62,11 +62,6 @@ impl ColumnData {
         }
     }
 
-    /// Bools count as numeric for targets (pandas) but as categories for covariates.
-    pub fn is_bool(&self) -> bool {
-        matches!(self, ColumnData::Bool(_))
-    }
-
     /// A short type name for messages.
     pub fn type_name(&self) -> &'static str {
         match self {
