@@ -17,7 +17,8 @@
 //! output-major (`[k / 4][32][4]`), which is what `vpdpbusd` (AVX512-VNNI: 16 lanes, each the
 //! dot product of 4 unsigned bytes, the activations, with 4 signed bytes, the weights) reads.
 //! The activation quantizer is plain arithmetic (rounding by the `2^23` trick), compiled for
-//! AVX-512 and portably with the same operations in the same order; the portable kernel does
+//! AVX-512, AVX2 and portably with the same operations in the same order (no fused
+//! multiply-add); the portable kernel does
 //! the same integer sums and the same float operations (`mul_add` where the VNNI kernel uses
 //! FMA), so both paths give identical numbers.
 //!
@@ -205,7 +206,7 @@ type RowChunk<'a, C> = ((&'a [f32], &'a mut [MaybeUninit<C>]), &'a mut [MaybeUni
 /// Quantizes `x (m, k)` per row and group of [`GROUP`] (see the module docs) with `run`, which
 /// must write every code and group parameter of its rows, in parallel for large inputs; the
 /// codes are followed by zero rows up to `padded_rows` (a multiple of 32 for AMX).
-fn quantize_rows<C: Copy + Send + Sync + From<u8>>(
+fn quantize_rows<C: Send + Sync + From<u8>>(
     x: &[f32],
     m: usize,
     k: usize,
