@@ -1,4 +1,4 @@
-//! The per-call route choice ([`Backend::Auto`]) over the models of the [`Registry`].
+//! The per-call route choice ([`Backend::Auto`]) over the models of the [registry](crate::registry).
 //!
 //! A forced backend is loaded at once. With `auto`, every call asks the profile arithmetic
 //! ([`chronos2_core::dispatch::choose`]) which usable route is expected to be fastest for its

@@ -66,7 +66,7 @@ impl Default for EmbedDfOptions {
     }
 }
 
-/// The pooling of embeddings unless asked otherwise (the reference's `embed`: the [REG] token).
+/// The pooling of embeddings unless asked otherwise (the reference's `embed`: the `[REG]` token).
 pub const DEFAULT_POOLING: Pooling = Pooling::RegToken;
 
 /// The name of a pooling mode (the CLI's `--pooling`, Python's `pooling=`).

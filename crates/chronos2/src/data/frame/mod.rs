@@ -355,7 +355,7 @@ pub fn output_target(path: &Path) -> Result<std::path::PathBuf> {
     Ok(target)
 }
 
-/// Checks, before any work, that `path` can be written: [`output_target`] accepts it and its
+/// Checks, before any work, that `path` can be written: `output_target` accepts it and its
 /// directory exists and lets us create files (a probe file is created and removed).
 pub fn check_writable(path: &Path) -> Result<()> {
     let target = output_target(path)?;
