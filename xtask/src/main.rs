@@ -5,7 +5,6 @@ mod backend_builds;
 mod bench_matrix;
 mod bench_python;
 mod finetune_eval;
-mod gpu;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,7 +58,7 @@ enum Task {
     FinetuneEval(finetune_eval::Args),
     /// Build what a GPU machine runs for the CUDA backend (test binaries, CLI, bench, the PyTorch
     /// side) into one folder to carry there; `scripts/gpu-run.sh` runs it.
-    GpuBundle(gpu::Args),
+    GpuBundle(backend_builds::cuda_bundle::Args),
     /// fp32 / int8 / int4 accuracy of models/chronos2-mini on eval/real-series (markdown report).
     Accuracy(accuracy::Args),
 }
@@ -79,7 +78,7 @@ fn main() -> Result<()> {
         Task::BenchMatrix(args) => bench_matrix::run(&args),
         Task::BenchPython(args) => bench_python::run(&args),
         Task::Accuracy(args) => accuracy::run(&args),
-        Task::GpuBundle(args) => gpu::bundle(&args),
+        Task::GpuBundle(args) => backend_builds::cuda_bundle::bundle(&args),
         Task::FinetuneEval(args) => finetune_eval::run(&args),
     }
 }

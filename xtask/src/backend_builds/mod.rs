@@ -4,6 +4,7 @@
 //! cargo configuration. `test`, `build-cli` and `bench-matrix` loop over these and name none.
 
 mod cuda;
+pub mod cuda_bundle;
 mod mlx;
 
 use std::path::PathBuf;
