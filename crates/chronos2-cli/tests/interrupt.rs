@@ -23,6 +23,24 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 /// The isolated `chronos2 args` (tests/common) with a private TMPDIR, spawned to be signalled.
+/// The arguments of `predict --adapter` on the tiny model, writing `out`.
+fn predict_with_adapter<'a>(adapter: &'a Path, out: &'a Path) -> [&'a str; 11] {
+    let path = |p: &'a Path| p.to_str().unwrap();
+    [
+        "predict",
+        "--model",
+        TINY,
+        "--adapter",
+        path(adapter),
+        "--input",
+        INPUT,
+        "--prediction-length",
+        "12",
+        "--output",
+        path(out),
+    ]
+}
+
 fn spawn(args: &[&str], tmp: &Path) -> Child {
     common::command(args).env("TMPDIR", tmp).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
 }
@@ -95,19 +113,7 @@ fn an_interrupted_fuse_or_predict_with_an_adapter_leaves_nothing() {
 
         let (dir, tmp) = (tmpdir(&format!("predict-{delay_ms}")), tmpdir(&format!("predict-{delay_ms}-tmp")));
         let out = dir.join("p.csv");
-        let args = [
-            "predict",
-            "--model",
-            TINY,
-            "--adapter",
-            adapter.to_str().unwrap(),
-            "--input",
-            INPUT,
-            "--prediction-length",
-            "12",
-            "--output",
-            out.to_str().unwrap(),
-        ];
+        let args = predict_with_adapter(&adapter, &out);
         let child = spawn(&args, &tmp);
         std::thread::sleep(Duration::from_millis(delay_ms));
         signal(&child, "INT");
@@ -124,19 +130,7 @@ fn predict_with_an_adapter_writes_nothing_but_its_output() {
     let tmp = dir.join("tmpdir-is-a-file");
     std::fs::write(&tmp, b"").unwrap();
     let out = dir.join("p.csv");
-    let args = [
-        "predict",
-        "--model",
-        TINY,
-        "--adapter",
-        adapter.to_str().unwrap(),
-        "--input",
-        INPUT,
-        "--prediction-length",
-        "12",
-        "--output",
-        out.to_str().unwrap(),
-    ];
+    let args = predict_with_adapter(&adapter, &out);
     let output = spawn(&args, &tmp).wait_with_output().unwrap();
     assert!(output.status.success(), "predict --adapter failed: {}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(entries(&dir), ["p.csv", "tmpdir-is-a-file"]);
